@@ -1,0 +1,115 @@
+/// An Ed25519 public key that verifies archive signatures: what an auditor holds.
+public struct SigningPublicKey: Sendable, Equatable, Hashable {
+    public let bytes: [UInt8]
+
+    init(bytes: [UInt8]) throws {
+        guard bytes.count == Sodium.signPublicKeyBytes else {
+            throw KeyError.malformedKey(what: "signing public key", reason: "it has \(bytes.count) bytes, not 32")
+        }
+        self.bytes = bytes
+    }
+
+    /// BLAKE2b-128 of the key, in hex: how keys are named in messages and reports.
+    public var fingerprint: String { Sodium.blake2b(bytes, outputBytes: 16).hex }
+}
+
+/// The site's Ed25519 signing key pair.
+public final class SigningKey: Sendable {
+    let secret: SecretBytes
+    public let publicKey: SigningPublicKey
+
+    init(secret: SecretBytes) throws {
+        guard let pk = Sodium.signPublicKey(of: secret) else {
+            throw KeyError.malformedKey(what: "signing secret key", reason: "it has the wrong length")
+        }
+        self.secret = secret
+        self.publicKey = try SigningPublicKey(bytes: pk)
+    }
+
+    static func generate() -> SigningKey {
+        let (_, sk) = Sodium.signKeyPair()
+        guard let key = try? SigningKey(secret: sk) else { preconditionFailure("libsodium generated a malformed signing key") }
+        return key
+    }
+
+    func sign(_ message: [UInt8]) -> [UInt8] { Sodium.sign(message, secretKey: secret) }
+}
+
+/// An X25519 public key that archives are encrypted to.
+public struct EncryptionPublicKey: Sendable, Equatable, Hashable {
+    public let bytes: [UInt8]
+
+    init(bytes: [UInt8]) throws {
+        guard bytes.count == Sodium.boxPublicKeyBytes else {
+            throw KeyError.malformedKey(what: "encryption public key", reason: "it has \(bytes.count) bytes, not 32")
+        }
+        self.bytes = bytes
+    }
+
+    /// `key_id`: BLAKE2b-128 of the public key, as stored in an archive's recipient block.
+    public var keyID: [UInt8] { Sodium.blake2b(bytes, outputBytes: 16) }
+    public var keyIDHex: String { keyID.hex }
+}
+
+/// An X25519 key pair that can unwrap the file keys of archives sealed to it.
+public final class EncryptionKey: Sendable {
+    let secret: SecretBytes
+    public let publicKey: EncryptionPublicKey
+
+    init(secret: SecretBytes) throws {
+        guard let pk = Sodium.boxPublicKey(of: secret) else {
+            throw KeyError.malformedKey(what: "encryption secret key", reason: "it has the wrong length")
+        }
+        self.secret = secret
+        self.publicKey = try EncryptionPublicKey(bytes: pk)
+    }
+
+    static func generate() -> EncryptionKey {
+        let (_, sk) = Sodium.boxKeyPair()
+        guard let key = try? EncryptionKey(secret: sk) else { preconditionFailure("libsodium generated a malformed encryption key") }
+        return key
+    }
+
+    /// Wraps a file key to this public key (`crypto_box_seal`).
+    static func wrap(_ fileKey: FileKey, to recipient: EncryptionPublicKey) -> Recipient {
+        Recipient(type: Recipient.typeX25519SealedBox, keyID: recipient.keyID,
+                  wrappedKey: Sodium.sealedBox(fileKey.secret, to: recipient.bytes))
+    }
+
+    /// Unwraps a file key sealed to this key pair; nil when it was sealed to another key or altered.
+    func unwrap(_ recipient: Recipient) -> FileKey? {
+        guard recipient.type == Recipient.typeX25519SealedBox,
+              let secret = Sodium.openSealedBox(recipient.wrappedKey, publicKey: publicKey.bytes, secretKey: self.secret)
+        else { return nil }
+        return try? FileKey(secret: secret)
+    }
+}
+
+/// Problems with keys and key files.
+public enum KeyError: ColdArchiveError, Equatable {
+    case malformedKey(what: String, reason: String)
+    case keyFileTampered(path: String)
+    case missingKey(what: String, path: String)
+    case noMatchingKey(keyIDs: [String])
+    case keyringExists(path: String)
+    case insecurePermissions(path: String, mode: UInt32)
+
+    public var kind: FailureKind { .other }
+
+    public var description: String {
+        switch self {
+        case .malformedKey(let what, let reason):
+            return "the \(what) is not usable: \(reason)"
+        case .keyFileTampered(let path):
+            return "key file '\(path)' is damaged or was altered (its checksum or its key pair does not match); restore it from your key backup"
+        case .missingKey(let what, let path):
+            return "no \(what) at '\(path)'; run 'coldarchive keys init' or pass --keyring DIR"
+        case .noMatchingKey(let ids):
+            return "none of this keyring's encryption keys can open the archive; it is encrypted to key id(s) \(ids.joined(separator: ", "))"
+        case .keyringExists(let path):
+            return "a keyring already exists at '\(path)'; refusing to overwrite its keys"
+        case .insecurePermissions(let path, let mode):
+            return "secret key file '\(path)' is readable by others (mode \(String(mode, radix: 8))); run 'chmod 600 \(path)'"
+        }
+    }
+}

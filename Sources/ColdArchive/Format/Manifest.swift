@@ -1,0 +1,116 @@
+/// One entry of the encrypted manifest: what the tar stream holds at the same position, with the
+/// BLAKE2b-256 of each regular file's content so restore and `verify --deep` check data end to end.
+public struct ManifestEntry: Sendable, Equatable, Codable {
+    public enum Kind: UInt8, Sendable, Codable {
+        case file = 1
+        case directory = 2
+        case symlink = 3
+        case hardlink = 4
+
+        public var name: String {
+            switch self {
+            case .file: "file"
+            case .directory: "directory"
+            case .symlink: "symlink"
+            case .hardlink: "hardlink"
+            }
+        }
+    }
+
+    public var kind: Kind
+    /// Relative, '/'-separated, UTF-8, no trailing slash.
+    public var path: String
+    /// Permission bits (0o777 at most).
+    public var mode: UInt16
+    public var mtime: Int64
+    public var mtimeNanoseconds: UInt32
+    /// Content bytes of a regular file; 0 for every other kind.
+    public var size: UInt64
+    /// BLAKE2b-256 of a regular file's content; 32 zero bytes for every other kind.
+    public var contentHash: [UInt8]
+    /// A symlink's target, or the archive path a hardlink points at; empty otherwise.
+    public var linkTarget: String
+
+    static let fixedSize = 1 + 2 + 8 + 4 + 8 + 32 + 2 + 2
+    static let maxEncodedSize = fixedSize + 2 * FormatV1.maxPathBytes
+    static let zeroHash = [UInt8](repeating: 0, count: 32)
+
+    func encode(into w: inout ByteWriter) {
+        let p = Array(path.utf8), l = Array(linkTarget.utf8)
+        w.u32(UInt32(Self.fixedSize + p.count + l.count))
+        w.u8(kind.rawValue)
+        w.u16(mode)
+        w.i64(mtime)
+        w.u32(mtimeNanoseconds)
+        w.u64(size)
+        w.raw(contentHash)
+        w.u16(UInt16(p.count))
+        w.raw(p)
+        w.u16(UInt16(l.count))
+        w.raw(l)
+    }
+
+    static func decode(_ body: [UInt8]) throws -> ManifestEntry {
+        var r = ByteReader(body, what: "manifest entry")
+        guard let kind = Kind(rawValue: try r.u8()) else { throw IntegrityError.malformed(what: "manifest entry (unknown type)") }
+        let mode = try r.u16()
+        guard mode & ~0o777 == 0 else { throw IntegrityError.malformed(what: "manifest entry (mode \(String(mode, radix: 8)))") }
+        let mtime = try r.i64()
+        let nsec = try r.u32()
+        guard nsec < 1_000_000_000 else { throw IntegrityError.malformed(what: "manifest entry (nanoseconds)") }
+        let size = try r.u64()
+        let hash = try r.raw(32)
+        let path = try ArchiveHeader.utf8(try r.raw(Int(try r.u16())), field: "manifest path", limit: FormatV1.maxPathBytes)
+        let link = try ArchiveHeader.utf8(try r.raw(Int(try r.u16())), field: "manifest link target", limit: FormatV1.maxPathBytes)
+        try r.expectEnd()
+        return ManifestEntry(kind: kind, path: path, mode: mode, mtime: mtime, mtimeNanoseconds: nsec, size: size,
+                             contentHash: hash, linkTarget: link)
+    }
+}
+
+/// Turns the manifest section's plaintext, fed in pieces of any size, back into entries, with every
+/// length capped before it is trusted.
+struct ManifestDecoder {
+    private var buffer: [UInt8] = []
+    private var start = 0
+    private var sawMagic = false
+    private(set) var decodedCount: UInt64 = 0
+
+    mutating func feed(_ bytes: [UInt8]) {
+        if start > 0 && start >= buffer.count / 2 {
+            buffer.removeFirst(start)
+            start = 0
+        }
+        buffer.append(contentsOf: bytes)
+    }
+
+    /// The next complete entry, or nil if more bytes are needed.
+    mutating func next() throws -> ManifestEntry? {
+        if !sawMagic {
+            guard buffer.count - start >= 8 else { return nil }
+            guard Array(buffer[start..<start + 8]) == FormatV1.manifestMagic else {
+                throw IntegrityError.malformed(what: "manifest (magic)")
+            }
+            start += 8
+            sawMagic = true
+        }
+        guard buffer.count - start >= 4 else { return nil }
+        var r = ByteReader(Array(buffer[start..<start + 4]), what: "manifest")
+        let length = Int(try r.u32())
+        guard length >= ManifestEntry.fixedSize, length <= ManifestEntry.maxEncodedSize else {
+            throw IntegrityError.lengthOutOfRange(field: "manifest entry_length", value: UInt64(length), limit: UInt64(ManifestEntry.maxEncodedSize))
+        }
+        guard buffer.count - start >= 4 + length else { return nil }
+        let entry = try ManifestEntry.decode(Array(buffer[start + 4..<start + 4 + length]))
+        start += 4 + length
+        decodedCount += 1
+        return entry
+    }
+
+    /// Throws unless the manifest ended exactly after its last entry.
+    func expectEnd() throws {
+        guard sawMagic, start == buffer.count else {
+            throw IntegrityError.malformed(what: "manifest (bytes after the last entry, or no entries)")
+        }
+    }
+}

@@ -1,0 +1,185 @@
+import Foundation
+
+/// What to archive and how.
+public struct CreateOptions: Sendable {
+    /// Directories (or files) to archive; each becomes a top-level entry named after its last component.
+    public var sources: [String]
+    /// The archive file to write. It must not exist yet: archives are never overwritten.
+    public var output: String
+    public var label: String?
+    /// zstd level (1…19 are sensible; 3 is zstd's own default).
+    public var compressionLevel: Int32 = 3
+    public var chunkRawSize: UInt32 = FormatV1.defaultChunkRawSize
+    /// Worker threads that compress and seal; defaults to the number of cores.
+    public var workers: Int = max(1, ProcessInfo.processInfo.activeProcessorCount)
+
+    public init(sources: [String], output: String, label: String? = nil) {
+        self.sources = sources
+        self.output = output
+        self.label = label
+    }
+}
+
+/// What `create` made.
+public struct CreateReport: Sendable {
+    public var summary: ArchiveSummary
+    /// Things the user should know that did not stop the archive: skipped special files,
+    /// files that changed while they were read.
+    public var warnings: [String]
+}
+
+/// Makes an archive: tar (libarchive) → zstd frames → XChaCha20-Poly1305 chunks → one file, written
+/// under a temporary name, fsynced and linked into place only when complete and signed.
+public enum ArchiveCreator {
+    public static let creatorName = "coldarchive 0.1.0"
+
+    public static func create(_ options: CreateOptions, signer: SigningKey, recipients: [EncryptionPublicKey],
+                              now: Date = Date()) throws -> CreateReport {
+        guard !options.sources.isEmpty else { throw OperationError("no source to archive", kind: .usage) }
+        guard !recipients.isEmpty else { throw OperationError("no encryption key to seal the archive to", kind: .other) }
+        guard ZstdFrameEncoder.levelRange.contains(options.compressionLevel) else {
+            throw OperationError("compression level \(options.compressionLevel) is outside zstd's range \(ZstdFrameEncoder.levelRange)", kind: .usage)
+        }
+        guard (FormatV1.minChunkRawSize...FormatV1.maxChunkRawSize).contains(options.chunkRawSize) else {
+            throw OperationError("chunk size \(options.chunkRawSize) is outside \(FormatV1.minChunkRawSize)...\(FormatV1.maxChunkRawSize)", kind: .usage)
+        }
+        let names = try topLevelNames(options.sources)
+        if FileSystem.exists(options.output) {
+            throw OperationError("'\(options.output)' already exists; archives are never overwritten — choose another name")
+        }
+        let directory = FileSystem.parent(of: options.output)
+        guard FileSystem.isDirectory(directory) else {
+            throw OperationError("the directory '\(directory)' for the archive does not exist")
+        }
+        PartialFiles.removeStale(for: options.output)
+
+        // Keys and the header.
+        let fileKey = FileKey.generate()
+        let header = ArchiveHeader(
+            archiveID: Sodium.randomBytes(16), created: Int64(now.timeIntervalSince1970.rounded(.down)),
+            chunkRawSize: options.chunkRawSize, noncePrefix: Sodium.randomBytes(16), payloadSalt: Sodium.randomBytes(32),
+            signerPublicKey: signer.publicKey.bytes, label: options.label, sources: names, creator: creatorName)
+        let headerBytes = header.encoded()
+        let headerDigest = Sodium.blake2b(headerBytes)
+        var block = RecipientBlock(recipients: recipients.map { EncryptionKey.wrap(fileKey, to: $0) }, headerMAC: [])
+        block.headerMAC = RecipientBlock.mac(headerDigest: headerDigest, entries: block.entriesEncoded(),
+                                             macKey: fileKey.headerMACKey(salt: header.payloadSalt))
+        let blockBytes = block.encoded()
+        let cipher = ChunkCipher(payloadKey: fileKey.payloadKey(salt: header.payloadSalt), noncePrefix: header.noncePrefix,
+                                 headerDigest: headerDigest)
+
+        let partial = PartialFiles.name(for: options.output)
+        let out = try OpenFile.createNew(partial, mode: 0o644)
+        do {
+            try out.write(headerBytes)
+            try out.write(blockBytes)
+            let payloadOffset = UInt64(headerBytes.count + blockBytes.count)
+
+            // The payload: the tar stream, then the manifest, through the sealing pipeline.
+            var records: [ChunkRecord] = []
+            var payloadBytes: UInt64 = 0
+            var rawBytes: [FormatV1.Section: UInt64] = [.data: 0, .manifest: 0]
+            let stream = ChunkSealingStream(cipher: cipher, chunkRawSize: options.chunkRawSize, level: options.compressionLevel,
+                                            workers: options.workers) { chunk in
+                try out.write(chunk.sealed.bytes)
+                records.append(chunk.record)
+                payloadBytes += UInt64(chunk.record.sealedLength)
+                rawBytes[chunk.section, default: 0] += UInt64(chunk.record.rawLength)
+            }
+            let spool = try ManifestSpool(directory: directory)
+            let tar = try TarWriter { try stream.write($0) }
+            let walker = SourceWalker(tar: tar) { try spool.append($0) }
+            for (source, name) in zip(options.sources, names) {
+                try walker.add(source: source, as: name)
+            }
+            try tar.finish()
+            let manifestFirstChunk = try stream.startManifestSection()
+            try spool.replay { try stream.write($0) }
+            try stream.finish()
+
+            // The trailer, signed, and the footer.
+            let totals = TrailerTotals(headerDigest: headerDigest, chunkCount: UInt64(records.count),
+                                       manifestFirstChunk: manifestFirstChunk, tarBytes: rawBytes[.data] ?? 0,
+                                       manifestBytes: rawBytes[.manifest] ?? 0, entryCount: walker.entryCount,
+                                       contentBytes: walker.contentBytes, payloadBytes: payloadBytes)
+            var table = ByteWriter(capacity: records.count * FormatV1.chunkRecordSize)
+            for record in records { record.encode(into: &table) }
+            let digest = Sodium.Blake2bState(outputBytes: 32)
+            let totalsBytes = totals.encoded()
+            digest.update(totalsBytes)
+            digest.update(table.bytes)
+            let archiveDigest = digest.finalize()
+            let signature = signer.sign(FormatV1.signatureContext + archiveDigest)
+            try out.write(totalsBytes)
+            try out.write(table.bytes)
+            try out.write(signature)
+            let footer = Footer(payloadOffset: payloadOffset, trailerOffset: payloadOffset + payloadBytes,
+                                trailerLength: totals.trailerLength)
+            try out.write(footer.encoded())
+            try out.sync()
+            try PartialFiles.publish(partial, as: options.output)
+
+            let summary = ArchiveSummary(header: header, headerDigest: headerDigest, recipients: block.recipients,
+                                         totals: totals, archiveDigest: archiveDigest,
+                                         fileSize: footer.trailerOffset + footer.trailerLength + UInt64(FormatV1.footerSize))
+            return CreateReport(summary: summary, warnings: walker.warnings)
+        } catch {
+            FileSystem.remove(partial)
+            throw error
+        }
+    }
+
+    /// The top-level name of each source: its last path component, which must be unique.
+    static func topLevelNames(_ sources: [String]) throws -> [String] {
+        var seen = Set<String>()
+        return try sources.map { source in
+            guard FileSystem.exists(source) else { throw SourceError.missing(path: source) }
+            var name = FileSystem.baseName(of: source)
+            if name == "." || name == ".." || name == "/" || name.isEmpty {
+                let resolved = URL(fileURLWithPath: source).standardizedFileURL.resolvingSymlinksInPath().lastPathComponent
+                name = resolved
+            }
+            guard !name.isEmpty, name != "/", name != ".", name != ".." else {
+                throw OperationError("cannot name source '\(source)'; pass a directory below the root", kind: .usage)
+            }
+            guard seen.insert(name).inserted else { throw SourceError.duplicateName(name: name) }
+            return name
+        }
+    }
+}
+
+/// The temporary files an archive is written to before it is complete.
+enum PartialFiles {
+    /// `DIR/.NAME.partial-PID-RANDOM`: hidden, and never mistaken for an archive by name.
+    static func name(for output: String) -> String {
+        "\(FileSystem.parent(of: output))/.\(FileSystem.baseName(of: output)).partial-\(getpid())-\(Sodium.randomBytes(4).hex)"
+    }
+
+    /// Makes the finished file visible under its final name without ever replacing an existing
+    /// file (`link` fails if the name is taken), then syncs the directory.
+    static func publish(_ partial: String, as output: String) throws {
+        guard link(partial, output) == 0 else {
+            let code = errno
+            if code == EEXIST {
+                throw OperationError("'\(output)' appeared while the archive was written; the new archive was discarded")
+            }
+            throw SystemError(operation: "link", path: output, errno: code)
+        }
+        FileSystem.remove(partial)
+        try FileSystem.syncDirectory(FileSystem.parent(of: output))
+    }
+
+    /// Removes partial files for `output` left by runs that were killed (their process is gone).
+    static func removeStale(for output: String) {
+        let directory = FileSystem.parent(of: output)
+        let prefix = ".\(FileSystem.baseName(of: output)).partial-"
+        guard let names = try? FileSystem.directoryEntries(directory) else { return }
+        for name in names where name.hasPrefix(prefix) {
+            let rest = name.dropFirst(prefix.count)
+            guard let pid = rest.split(separator: "-").first.flatMap({ Int32($0) }) else { continue }
+            if kill(pid, 0) != 0 && errno == ESRCH {
+                FileSystem.remove("\(directory)/\(name)")
+            }
+        }
+    }
+}

@@ -1,0 +1,237 @@
+import Foundation
+
+/// The plaintext facts of an archive: what `inspect` prints and what create and verify report.
+public struct ArchiveSummary: Sendable, Codable, Equatable {
+    public var formatVersion: Int
+    public var suite: Int
+    public var archiveID: String
+    public var created: String
+    public var label: String?
+    public var sources: [String]
+    public var creator: String?
+    public var chunkRawSize: Int
+    public var signerFingerprint: String
+    public var recipientKeyIDs: [String]
+    public var headerDigest: String
+    public var archiveDigest: String
+    public var chunkCount: UInt64
+    public var manifestFirstChunk: UInt64
+    public var entryCount: UInt64
+    public var contentBytes: UInt64
+    public var tarBytes: UInt64
+    public var manifestBytes: UInt64
+    public var payloadBytes: UInt64
+    public var fileSize: UInt64
+
+    init(header: ArchiveHeader, headerDigest: [UInt8], recipients: [Recipient], totals: TrailerTotals,
+         archiveDigest: [UInt8], fileSize: UInt64) {
+        formatVersion = Int(FormatV1.formatVersion)
+        suite = Int(header.suite)
+        archiveID = header.archiveID.hex
+        created = ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: TimeInterval(header.created)))
+        label = header.label
+        sources = header.sources
+        creator = header.creator
+        chunkRawSize = Int(header.chunkRawSize)
+        signerFingerprint = Sodium.blake2b(header.signerPublicKey, outputBytes: 16).hex
+        recipientKeyIDs = recipients.map { $0.keyID.hex }
+        self.headerDigest = headerDigest.hex
+        self.archiveDigest = archiveDigest.hex
+        chunkCount = totals.chunkCount
+        manifestFirstChunk = totals.manifestFirstChunk
+        entryCount = totals.entryCount
+        contentBytes = totals.contentBytes
+        tarBytes = totals.tarBytes
+        manifestBytes = totals.manifestBytes
+        payloadBytes = totals.payloadBytes
+        self.fileSize = fileSize
+    }
+}
+
+/// An archive opened for reading: every structure outside the payload parsed and cross-checked
+/// (lengths capped before anything is allocated), without any key. The payload itself is read
+/// chunk by chunk, never whole.
+public final class ArchiveFile {
+    let file: OpenFile
+    public let path: String
+    public let fileSize: UInt64
+    public let header: ArchiveHeader
+    let headerDigest: [UInt8]
+    let recipientBlock: RecipientBlock
+    let footer: Footer
+    let totals: TrailerTotals
+    let archiveDigest: [UInt8]
+    let signature: [UInt8]
+    /// Where the manifest's first chunk starts.
+    let manifestOffset: UInt64
+
+    public var summary: ArchiveSummary {
+        ArchiveSummary(header: header, headerDigest: headerDigest, recipients: recipientBlock.recipients, totals: totals,
+                       archiveDigest: archiveDigest, fileSize: fileSize)
+    }
+
+    public init(path: String) throws {
+        self.path = path
+        file = try OpenFile.forReading(path)
+        fileSize = try file.size()
+        let minimum = UInt64(FormatV1.preludeSize + FormatV1.footerSize)
+        guard fileSize >= 8 else {
+            throw fileSize == 0 ? IntegrityError.truncated(what: "archive (the file is empty)") : IntegrityError.truncated(what: "prelude")
+        }
+        let magic = try file.readExactly(8, at: 0, what: "prelude")
+        guard magic == FormatV1.magic else {
+            throw IntegrityError.notAnArchive(reason: "the file does not start with the coldarchive magic bytes")
+        }
+        guard fileSize >= minimum else { throw IntegrityError.truncated(what: "archive (shorter than a prelude and a footer)") }
+        let prelude = try file.readExactly(FormatV1.preludeSize, at: 0, what: "prelude")
+        let headerLength = UInt64(try ArchiveHeader.parsePrelude(prelude))
+        footer = try Footer.decode(try file.readExactly(FormatV1.footerSize, at: fileSize - UInt64(FormatV1.footerSize), what: "footer"))
+
+        let space = fileSize - UInt64(FormatV1.footerSize)
+        guard UInt64(FormatV1.preludeSize) + headerLength + 4 <= space else { throw IntegrityError.truncated(what: "header") }
+        let fields = try file.readExactly(Int(headerLength), at: UInt64(FormatV1.preludeSize), what: "header")
+        header = try ArchiveHeader.decode(prelude: prelude, fields: fields)
+        headerDigest = Sodium.blake2b(prelude + fields)
+
+        let blockOffset = UInt64(FormatV1.preludeSize) + headerLength
+        let blockLength = UInt64(try RecipientBlock.parseLength(try file.readExactly(4, at: blockOffset, what: "recipient block")))
+        guard blockOffset + 4 + blockLength <= space else { throw IntegrityError.truncated(what: "recipient block") }
+        recipientBlock = try RecipientBlock.decode(try file.readExactly(Int(4 + blockLength), at: blockOffset, what: "recipient block"))
+        let payloadOffset = blockOffset + 4 + blockLength
+
+        // The footer must describe exactly this file.
+        guard footer.payloadOffset == payloadOffset else {
+            throw IntegrityError.inconsistent(what: "the footer puts the payload at byte \(footer.payloadOffset), the header ends at \(payloadOffset)")
+        }
+        guard footer.trailerOffset >= payloadOffset, footer.trailerOffset <= space,
+              footer.trailerLength == space - footer.trailerOffset else {
+            throw IntegrityError.inconsistent(what: "the footer's trailer position does not match the file's length (\(fileSize) bytes)")
+        }
+        guard footer.trailerLength >= UInt64(FormatV1.trailerFixedSize + FormatV1.signatureSize) else {
+            throw IntegrityError.truncated(what: "trailer")
+        }
+        totals = try TrailerTotals.decode(try file.readExactly(FormatV1.trailerFixedSize, at: footer.trailerOffset, what: "trailer"))
+        guard totals.trailerLength == footer.trailerLength else {
+            throw IntegrityError.inconsistent(what: "the trailer holds \(totals.chunkCount) chunk records but is \(footer.trailerLength) bytes long")
+        }
+        guard totals.headerDigest == headerDigest else {
+            throw IntegrityError.inconsistent(what: "the trailer belongs to another archive (its header digest differs)")
+        }
+        guard totals.payloadBytes == footer.trailerOffset - payloadOffset else {
+            throw IntegrityError.inconsistent(what: "the trailer records \(totals.payloadBytes) payload bytes, the file holds \(footer.trailerOffset - payloadOffset)")
+        }
+
+        // One pass over the chunk table: the archive digest, and every record within its limits.
+        let digest = Sodium.Blake2bState(outputBytes: 32)
+        digest.update(totals.encoded())
+        let maxSealed = UInt64(ZstdFrameEncoder.bound(Int(header.chunkRawSize)) + ChunkCipher.tagSize)
+        var sums: (sealed: UInt64, data: UInt64, manifest: UInt64) = (0, 0, 0)
+        var manifestOffset: UInt64 = 0
+        let table = ChunkTableCursor(file: file, trailerOffset: footer.trailerOffset, totals: totals, payloadOffset: payloadOffset)
+        while let (index, offset, record) = try table.next(rawTable: { digest.update($0) }) {
+            guard UInt64(record.sealedLength) > UInt64(ChunkCipher.tagSize), UInt64(record.sealedLength) <= maxSealed else {
+                throw IntegrityError.lengthOutOfRange(field: "sealed_len of chunk \(index)", value: UInt64(record.sealedLength), limit: maxSealed)
+            }
+            guard record.rawLength >= 1, record.rawLength <= header.chunkRawSize else {
+                throw IntegrityError.lengthOutOfRange(field: "raw_len of chunk \(index)", value: UInt64(record.rawLength), limit: UInt64(header.chunkRawSize))
+            }
+            if index == totals.manifestFirstChunk { manifestOffset = offset }
+            sums.sealed += UInt64(record.sealedLength)
+            if index < totals.manifestFirstChunk { sums.data += UInt64(record.rawLength) } else { sums.manifest += UInt64(record.rawLength) }
+        }
+        guard sums.sealed == totals.payloadBytes else {
+            throw IntegrityError.inconsistent(what: "the chunk table adds up to \(sums.sealed) payload bytes, the trailer says \(totals.payloadBytes)")
+        }
+        guard sums.data == totals.tarBytes, sums.manifest == totals.manifestBytes else {
+            throw IntegrityError.inconsistent(what: "the chunk table's sizes do not add up to the trailer's totals")
+        }
+        self.manifestOffset = manifestOffset
+        archiveDigest = digest.finalize()
+        signature = try file.readExactly(FormatV1.signatureSize, at: fileSize - UInt64(FormatV1.footerSize + FormatV1.signatureSize),
+                                         what: "signature")
+    }
+
+    /// The key that signed the archive, as the header names it.
+    public var signerPublicKey: SigningPublicKey {
+        get throws { try SigningPublicKey(bytes: header.signerPublicKey) }
+    }
+
+    /// Checks that `trusted` signed this archive's header and trailer (and so every chunk hash).
+    public func checkSignature(trusting trusted: SigningPublicKey) throws {
+        let signer = try signerPublicKey
+        guard signer == trusted else {
+            throw IntegrityError.untrustedSigner(fingerprint: signer.fingerprint, trusted: trusted.fingerprint)
+        }
+        guard Sodium.verify(signature: signature, message: FormatV1.signatureContext + archiveDigest, publicKey: trusted.bytes) else {
+            throw IntegrityError.badSignature
+        }
+    }
+
+    /// A cursor over the chunk table, from the first chunk or from the manifest's first chunk.
+    func chunkTable(fromManifest: Bool = false) -> ChunkTableCursor {
+        ChunkTableCursor(file: file, trailerOffset: footer.trailerOffset, totals: totals,
+                         payloadOffset: fromManifest ? manifestOffset : footer.payloadOffset,
+                         firstIndex: fromManifest ? totals.manifestFirstChunk : 0)
+    }
+
+    /// Unwraps the file key with one of `keys`, checks the header MAC with it, and returns the
+    /// cipher that opens the payload.
+    func unlock(with keys: [EncryptionKey]) throws -> ChunkCipher {
+        let byID = Dictionary(keys.map { ($0.publicKey.keyID, $0) }, uniquingKeysWith: { first, _ in first })
+        for recipient in recipientBlock.recipients {
+            guard let key = byID[recipient.keyID] else { continue }
+            guard let fileKey = key.unwrap(recipient) else {
+                throw IntegrityError.inconsistent(what: "the wrapped file key for key id \(recipient.keyID.hex) does not open with that key")
+            }
+            let mac = RecipientBlock.mac(headerDigest: headerDigest, entries: recipientBlock.entriesEncoded(),
+                                         macKey: fileKey.headerMACKey(salt: header.payloadSalt))
+            guard Sodium.constantTimeEqual(mac, recipientBlock.headerMAC) else { throw IntegrityError.headerMACMismatch }
+            return ChunkCipher(payloadKey: fileKey.payloadKey(salt: header.payloadSalt), noncePrefix: header.noncePrefix,
+                               headerDigest: headerDigest)
+        }
+        throw KeyError.noMatchingKey(keyIDs: recipientBlock.recipients.map { $0.keyID.hex })
+    }
+}
+
+/// Reads the chunk table one record at a time (64 KiB at a time from disk), yielding each chunk's
+/// index, its byte offset in the file, and its record.
+final class ChunkTableCursor {
+    private let file: OpenFile
+    private let tableOffset: UInt64
+    private let count: UInt64
+    private var index: UInt64 = 0
+    private var payloadCursor: UInt64
+    private var buffer: [UInt8] = []
+    private var bufferStart: UInt64 = 0
+
+    /// `payloadOffset` is where chunk `firstIndex` starts.
+    init(file: OpenFile, trailerOffset: UInt64, totals: TrailerTotals, payloadOffset: UInt64, firstIndex: UInt64 = 0) {
+        self.file = file
+        self.tableOffset = trailerOffset + UInt64(FormatV1.trailerFixedSize)
+        self.count = totals.chunkCount
+        self.payloadCursor = payloadOffset
+        self.index = firstIndex
+        self.bufferStart = firstIndex * UInt64(FormatV1.chunkRecordSize)
+    }
+
+    /// The next record, or nil after the last. `rawTable` sees every table byte once, in order.
+    func next(rawTable: ([UInt8]) -> Void = { _ in }) throws -> (index: UInt64, offset: UInt64, record: ChunkRecord)? {
+        guard index < count else { return nil }
+        let size = UInt64(FormatV1.chunkRecordSize)
+        let position = index * size
+        if position >= bufferStart + UInt64(buffer.count) {
+            let want = Int(min(UInt64(1638) * size, (count - index) * size))
+            buffer = try file.readExactly(want, at: tableOffset + position, what: "chunk table")
+            bufferStart = position
+            rawTable(buffer)
+        }
+        let local = Int(position - bufferStart)
+        var r = ByteReader(Array(buffer[local..<local + FormatV1.chunkRecordSize]), what: "chunk record")
+        let record = try ChunkRecord.decode(&r)
+        defer {
+            index += 1
+            payloadCursor += UInt64(record.sealedLength)
+        }
+        return (index, payloadCursor, record)
+    }
+}

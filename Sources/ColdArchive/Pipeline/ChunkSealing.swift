@@ -1,0 +1,91 @@
+/// A run of plaintext (tar or manifest bytes) on its way to become one chunk.
+struct RawChunk {
+    var index: UInt64
+    var section: FormatV1.Section
+    var last: Bool
+    var buffer: ByteBuffer
+}
+
+/// A chunk as stored: its ciphertext and the record the trailer keeps for it.
+struct SealedChunk {
+    var index: UInt64
+    var section: FormatV1.Section
+    var sealed: ByteBuffer
+    var record: ChunkRecord
+}
+
+/// Cuts a byte stream into chunks of `chunk_raw_size` bytes and sends them through the pipeline that
+/// compresses, seals and hashes them on the worker threads; sealed chunks come back in order to
+/// `consume`. The newest chunk is held back until the next one starts, so that the very last chunk
+/// of the archive can be sealed with the last-chunk flag.
+final class ChunkSealingStream {
+    private let pipeline: OrderedPipeline<RawChunk, SealedChunk>
+    private let chunkRawSize: Int
+    private let consume: (SealedChunk) throws -> Void
+    private var current: ByteBuffer
+    private var pending: RawChunk?
+    private(set) var chunksCut: UInt64 = 0
+    private var section: FormatV1.Section = .data
+
+    init(cipher: ChunkCipher, chunkRawSize: UInt32, level: Int32, workers: Int,
+         consume: @escaping (SealedChunk) throws -> Void) {
+        let rawSize = Int(chunkRawSize)
+        self.chunkRawSize = rawSize
+        self.consume = consume
+        current = ByteBuffer(capacity: rawSize)
+        pipeline = OrderedPipeline(workers: workers, maxInFlight: workers * 2 + 1) {
+            let encoder = try ZstdFrameEncoder(level: level)
+            let frame = ByteBuffer(capacity: ZstdFrameEncoder.bound(rawSize))
+            return { raw in
+                frame.count = try encoder.compress(raw.buffer.bytes, into: frame.storage)
+                let sealed = ByteBuffer(capacity: frame.count + ChunkCipher.tagSize)
+                sealed.count = cipher.seal(frame.bytes, index: raw.index, last: raw.last, section: raw.section, into: sealed.storage)
+                let hash = Sodium.Blake2bState(outputBytes: 32)
+                hash.update(sealed.bytes)
+                let record = ChunkRecord(sealedLength: UInt32(sealed.count), rawLength: UInt32(raw.buffer.count), hash: hash.finalize())
+                return SealedChunk(index: raw.index, section: raw.section, sealed: sealed, record: record)
+            }
+        }
+    }
+
+    deinit { pipeline.shutdown() }
+
+    /// Appends bytes to the current section.
+    func write(_ bytes: UnsafeRawBufferPointer) throws {
+        var rest = bytes
+        while !rest.isEmpty {
+            let n = current.append(rest)
+            rest = UnsafeRawBufferPointer(rebasing: rest[n...])
+            if current.isFull { try cut() }
+        }
+    }
+
+    func write(_ bytes: [UInt8]) throws {
+        try bytes.withUnsafeBytes { try write($0) }
+    }
+
+    /// Ends the data section; what follows is the manifest. Returns `manifest_first_chunk`.
+    func startManifestSection() throws -> UInt64 {
+        if current.count > 0 { try cut() }
+        section = .manifest
+        return chunksCut
+    }
+
+    /// Seals the last chunk with the last-chunk flag and waits for every chunk to be consumed.
+    func finish() throws {
+        if current.count > 0 { try cut() }
+        guard var last = pending else { throw OperationError("internal error: an archive without chunks") }
+        last.last = true
+        pending = nil
+        try pipeline.submit(last, consume: consume)
+        try pipeline.finish(consume: consume)
+    }
+
+    private func cut() throws {
+        let chunk = RawChunk(index: chunksCut, section: section, last: false, buffer: current)
+        chunksCut += 1
+        current = ByteBuffer(capacity: chunkRawSize)
+        if let previous = pending { try pipeline.submit(previous, consume: consume) }
+        pending = chunk
+    }
+}

@@ -1,0 +1,240 @@
+/// A sealed chunk read from disk, with what the chunk table says of it.
+struct StoredChunk {
+    var index: UInt64
+    var offset: UInt64
+    var record: ChunkRecord
+    var sealed: ByteBuffer
+}
+
+extension ArchiveFile {
+    /// Reads the chunk at the cursor's position into a buffer of exactly its sealed length.
+    func readChunk(_ cursor: ChunkTableCursor) throws -> StoredChunk? {
+        guard let (index, offset, record) = try cursor.next() else { return nil }
+        let sealed = ByteBuffer(capacity: Int(record.sealedLength))
+        sealed.count = try file.read(into: sealed.storage, at: offset)
+        guard sealed.count == Int(record.sealedLength) else { throw IntegrityError.truncated(what: "chunk \(index)") }
+        return StoredChunk(index: index, offset: offset, record: record, sealed: sealed)
+    }
+
+    /// The keyless pass: every chunk's ciphertext hashed (on `workers` threads) and compared with the
+    /// signed chunk table. Returns the number of bytes hashed.
+    func checkChunkHashes(workers: Int) throws -> UInt64 {
+        let cursor = chunkTable()
+        let pipeline = OrderedPipeline<StoredChunk, UInt64>(workers: workers, maxInFlight: workers * 2 + 2) {
+            { chunk in
+                let hash = Sodium.Blake2bState(outputBytes: 32)
+                hash.update(chunk.sealed.bytes)
+                guard hash.finalize() == chunk.record.hash else {
+                    throw IntegrityError.chunkHashMismatch(index: chunk.index, offset: chunk.offset)
+                }
+                return UInt64(chunk.sealed.count)
+            }
+        }
+        defer { pipeline.shutdown() }
+        var hashed: UInt64 = 0
+        while let n = try pipeline.next(refill: { try readChunk(cursor) }) { hashed += n }
+        return hashed
+    }
+}
+
+/// Opens (authenticates and decrypts) one chunk and decompresses its frame into a fresh buffer of
+/// exactly the size the signed chunk table records. One per thread: it owns scratch space.
+final class ChunkOpener {
+    private let cipher: ChunkCipher
+    private let decoder: ZstdFrameDecoder
+    private let frame: ByteBuffer
+    private let lastIndex: UInt64
+    private let manifestFirstChunk: UInt64
+
+    init(cipher: ChunkCipher, chunkRawSize: UInt32, totals: TrailerTotals) throws {
+        self.cipher = cipher
+        decoder = try ZstdFrameDecoder()
+        frame = ByteBuffer(capacity: ZstdFrameEncoder.bound(Int(chunkRawSize)))
+        lastIndex = totals.chunkCount - 1
+        manifestFirstChunk = totals.manifestFirstChunk
+    }
+
+    func open(_ chunk: StoredChunk) throws -> ByteBuffer {
+        let section: FormatV1.Section = chunk.index < manifestFirstChunk ? .data : .manifest
+        guard let n = cipher.open(chunk.sealed.bytes, index: chunk.index, last: chunk.index == lastIndex, section: section,
+                                  into: frame.storage) else {
+            throw IntegrityError.chunkAuthenticationFailed(index: chunk.index, offset: chunk.offset)
+        }
+        frame.count = n
+        let raw = ByteBuffer(capacity: Int(chunk.record.rawLength))
+        do {
+            raw.count = try decoder.decompress(frame.bytes, into: raw.storage, expectedSize: Int(chunk.record.rawLength))
+        } catch let error as ZstdError {
+            throw IntegrityError.chunkDecompressionFailed(index: chunk.index, reason: error.message)
+        }
+        return raw
+    }
+}
+
+/// Reads the manifest section on the calling thread, one entry at a time.
+final class ManifestReader {
+    private let archive: ArchiveFile
+    private let cursor: ChunkTableCursor
+    private let opener: ChunkOpener
+    private var decoder = ManifestDecoder()
+    private var exhausted = false
+
+    init(archive: ArchiveFile, cipher: ChunkCipher) throws {
+        self.archive = archive
+        cursor = archive.chunkTable(fromManifest: true)
+        opener = try ChunkOpener(cipher: cipher, chunkRawSize: archive.header.chunkRawSize, totals: archive.totals)
+    }
+
+    /// The next entry, or nil after the last; checks that the count matches the trailer.
+    func next() throws -> ManifestEntry? {
+        while true {
+            if decoder.decodedCount < archive.totals.entryCount, let entry = try decoder.next() { return entry }
+            if decoder.decodedCount == archive.totals.entryCount && exhausted {
+                try decoder.expectEnd()
+                return nil
+            }
+            guard let chunk = try archive.readChunk(cursor) else {
+                guard decoder.decodedCount == archive.totals.entryCount else {
+                    throw IntegrityError.inconsistent(what: "the manifest holds \(decoder.decodedCount) entries, the trailer says \(archive.totals.entryCount)")
+                }
+                exhausted = true
+                continue
+            }
+            decoder.feed(try opener.open(chunk).toArray())
+        }
+    }
+}
+
+/// Receives the entries of an archive as they are read: the safe extractor for restore, nothing for
+/// `verify --deep`.
+protocol EntrySink: AnyObject {
+    func begin(_ entry: ManifestEntry) throws
+    func write(_ bytes: UnsafeRawBufferPointer) throws
+    func end(_ entry: ManifestEntry) throws
+}
+
+/// What a full read of the payload found.
+public struct PayloadTotals: Sendable, Equatable {
+    public var entries: UInt64 = 0
+    public var contentBytes: UInt64 = 0
+}
+
+extension ArchiveFile {
+    /// The first half of every keyed check: the manifest decrypted and checked against the trailer's
+    /// totals. Returns the top-level names it holds.
+    func checkManifest(cipher: ChunkCipher) throws -> [String] {
+        let reader = try ManifestReader(archive: self, cipher: cipher)
+        var contentBytes: UInt64 = 0
+        var topLevel: [String] = []
+        while let entry = try reader.next() {
+            let parts = try PathRules.components(of: entry.path)
+            if parts.count == 1 { topLevel.append(entry.path) }
+            contentBytes += entry.size
+        }
+        guard contentBytes == totals.contentBytes else {
+            throw IntegrityError.inconsistent(what: "the manifest's files add up to \(contentBytes) bytes, the trailer says \(totals.contentBytes)")
+        }
+        return topLevel
+    }
+
+    /// Decrypts and decompresses the data section on `workers` threads, parses the tar stream, and
+    /// checks every entry against the manifest — name, type, mode, time, size, link and content hash
+    /// — and against the path rules, handing each to `sink` as it goes.
+    func readPayload(cipher: ChunkCipher, workers: Int, sink: EntrySink?) throws -> PayloadTotals {
+        let manifest = try ManifestReader(archive: self, cipher: cipher)
+        let cursor = chunkTable()
+        let dataChunks = totals.manifestFirstChunk
+        let rawSize = header.chunkRawSize
+        let totals = self.totals
+        let pipeline = OrderedPipeline<StoredChunk, ByteBuffer>(workers: workers, maxInFlight: workers * 2 + 2) {
+            let opener = try ChunkOpener(cipher: cipher, chunkRawSize: rawSize, totals: totals)
+            return { try opener.open($0) }
+        }
+        defer { pipeline.shutdown() }
+        var chunksRead: UInt64 = 0
+        let nextRaw: () throws -> ByteBuffer? = {
+            let raw = try pipeline.next(refill: {
+                guard chunksRead < dataChunks else { return nil }
+                chunksRead += 1
+                return try self.readChunk(cursor)
+            })
+            return raw
+        }
+        let tar: TarReader
+        do { tar = try TarReader(source: nextRaw) } catch let error as LibArchiveError {
+            throw IntegrityError.tarStream(reason: error.message)
+        }
+        var found = PayloadTotals()
+        let buffer = ByteBuffer(capacity: 1 << 20)
+        while true {
+            let header: TarEntryHeader?
+            do { header = try tar.nextEntry() } catch let error as LibArchiveError {
+                throw IntegrityError.tarStream(reason: error.message)
+            }
+            guard let header else { break }
+            guard let expected = try manifest.next() else {
+                throw IntegrityError.manifestMismatch(path: header.path, reason: "the tar stream has an entry the manifest does not list")
+            }
+            try Self.check(header, against: expected)
+            try sink?.begin(expected)
+            let hash = Sodium.Blake2bState(outputBytes: 32)
+            var size: UInt64 = 0
+            while true {
+                let n: Int
+                do { n = try tar.readData(into: buffer.storage) } catch let error as LibArchiveError {
+                    throw IntegrityError.tarStream(reason: error.message)
+                }
+                if n == 0 { break }
+                let bytes = UnsafeRawBufferPointer(rebasing: buffer.storage[0..<n])
+                size += UInt64(n)
+                guard size <= expected.size else {
+                    throw IntegrityError.manifestMismatch(path: expected.path, reason: "more content than the manifest's \(expected.size) bytes")
+                }
+                hash.update(bytes)
+                try sink?.write(bytes)
+            }
+            guard size == expected.size else {
+                throw IntegrityError.manifestMismatch(path: expected.path, reason: "\(size) content bytes, the manifest says \(expected.size)")
+            }
+            if expected.kind == .file && hash.finalize() != expected.contentHash {
+                throw IntegrityError.manifestMismatch(path: expected.path, reason: "its content does not match the manifest's BLAKE2b-256")
+            }
+            try sink?.end(expected)
+            found.entries += 1
+            found.contentBytes += size
+        }
+        if let extra = try manifest.next() {
+            throw IntegrityError.manifestMismatch(path: extra.path, reason: "the manifest lists an entry the tar stream does not hold")
+        }
+        // Every data chunk must be read and authenticated, including the tar padding after the last entry.
+        while try nextRaw() != nil {}
+        guard chunksRead == dataChunks else { throw IntegrityError.truncated(what: "data section") }
+        return found
+    }
+
+    private static func check(_ header: TarEntryHeader, against expected: ManifestEntry) throws {
+        func mismatch(_ reason: String) -> IntegrityError { .manifestMismatch(path: header.path, reason: reason) }
+        let parts = try PathRules.components(of: header.path)
+        guard header.path == expected.path else { throw mismatch("the manifest has '\(expected.path)' at this position") }
+        guard header.mode & 0o7000 == 0 else {
+            throw IntegrityError.unsafeEntry(path: header.path, reason: "setuid, setgid or sticky bits are never restored")
+        }
+        guard header.kind == expected.kind else { throw mismatch("it is a \(header.kind.name) in the tar stream, a \(expected.kind.name) in the manifest") }
+        guard header.mode == UInt32(expected.mode) else { throw mismatch("mode \(String(header.mode, radix: 8)) differs from the manifest's") }
+        guard header.mtime == expected.mtime, header.mtimeNanoseconds == expected.mtimeNanoseconds else {
+            throw mismatch("its modification time differs from the manifest's")
+        }
+        guard header.size == expected.size else { throw mismatch("size \(header.size) differs from the manifest's \(expected.size)") }
+        guard header.linkTarget == expected.linkTarget else { throw mismatch("its link target differs from the manifest's") }
+        switch header.kind {
+        case .symlink:
+            if PathRules.symlinkEscapes(linkPath: parts, target: header.linkTarget) {
+                throw IntegrityError.unsafeEntry(path: header.path, reason: "its symlink target '\(header.linkTarget)' points outside the target")
+            }
+        case .hardlink:
+            _ = try PathRules.components(of: header.linkTarget)
+        case .file, .directory:
+            break
+        }
+    }
+}

@@ -1,0 +1,97 @@
+import Foundation
+
+/// What a restore wrote.
+public struct RestoreReport: Sendable, Equatable {
+    public var target: String
+    public var entries: UInt64
+    public var contentBytes: UInt64
+    public var topLevel: [String]
+}
+
+/// Restores an archive into a directory, only after the whole archive has been verified, and
+/// without ever writing outside the target or changing it when anything fails.
+public enum Restorer {
+    static let stagingPrefix = ".coldarchive-restore-"
+
+    /// 1. Verify: signature by the keyring's signing key, every chunk hash, the header MAC, the
+    ///    manifest and its totals. 2. Extract into a staging directory inside the target, checking
+    ///    every entry against the manifest. 3. Move the restored top-level entries into place.
+    /// An existing non-empty target is refused unless `force`; an existing entry is never replaced.
+    public static func restore(archivePath: String, to target: String, keyring: Keyring, force: Bool = false,
+                               workers: Int = Verifier.defaultWorkers) throws -> RestoreReport {
+        // Pass 1: verify everything that can be verified before a byte is written.
+        let archive = try ArchiveFile(path: archivePath)
+        try archive.checkSignature(trusting: try keyring.signingPublicKey())
+        _ = try archive.checkChunkHashes(workers: workers)
+        let cipher = try archive.unlock(with: try keyring.encryptionKeys())
+        let topLevel = try archive.checkManifest(cipher: cipher)
+
+        // The target: created if missing, else it must be empty (or --force) with no name clash.
+        var createdTarget = false
+        if FileSystem.exists(target) {
+            guard FileSystem.isDirectory(target) else {
+                throw OperationError("restore target '\(target)' exists and is not a directory")
+            }
+            let existing = try FileSystem.directoryEntries(target)
+            for stale in existing where stale.hasPrefix(stagingPrefix) {
+                try removeTree("\(target)/\(stale)")
+            }
+            let present = existing.filter { !$0.hasPrefix(stagingPrefix) }
+            if !present.isEmpty && !force {
+                throw OperationError("restore target '\(target)' is not empty; restore into a new directory, or pass --force to add to it")
+            }
+            let clashes = topLevel.filter { present.contains($0) }
+            guard clashes.isEmpty else {
+                throw OperationError("restore target '\(target)' already holds \(clashes.map { "'\($0)'" }.joined(separator: ", ")); restore never replaces existing data — move it away first")
+            }
+        } else {
+            try FileSystem.makeDirectory(target, mode: 0o755)
+            createdTarget = true
+        }
+
+        // Pass 2: extract into staging, then move into place.
+        let staging = "\(target)/\(stagingPrefix)\(Sodium.randomBytes(8).hex)"
+        var moved: [String] = []
+        do {
+            try FileSystem.makeDirectory(staging, mode: 0o700)
+            let extractor = try SafeExtractor(root: staging)
+            let found = try archive.readPayload(cipher: cipher, workers: workers, sink: extractor)
+            try extractor.finish()
+            for name in topLevel {
+                try renameNoReplace("\(staging)/\(name)", "\(target)/\(name)")
+                moved.append(name)
+            }
+            try removeTree(staging)
+            try FileSystem.syncDirectory(target)
+            return RestoreReport(target: target, entries: found.entries, contentBytes: found.contentBytes, topLevel: topLevel)
+        } catch {
+            for name in moved.reversed() { try? renameNoReplace("\(target)/\(name)", "\(staging)/\(name)") }
+            try? removeTree(staging)
+            if createdTarget { _ = rmdir(target) }
+            throw error
+        }
+    }
+
+    /// Moves an entry into place, refusing to replace an existing one. (`renameat2` with
+    /// `RENAME_NOREPLACE` is not visible to Swift here; the check-then-rename window is only open to
+    /// another process writing into the target during the restore.)
+    static func renameNoReplace(_ from: String, _ to: String) throws {
+        guard !FileSystem.exists(to) else {
+            throw OperationError("'\(to)' appeared during the restore; restore never replaces existing data")
+        }
+        try FileSystem.rename(from, to)
+    }
+
+    /// Deletes a directory tree without following any symlink in it.
+    static func removeTree(_ path: String) throws {
+        var st = stat()
+        guard lstat(path, &st) == 0 else { return }
+        if UInt32(st.st_mode) & 0o170000 == FileTypeBits.directory {
+            _ = chmod(path, 0o700)
+            for name in try FileSystem.directoryEntries(path) { try removeTree("\(path)/\(name)") }
+            guard rmdir(path) == 0 else { throw SystemError(operation: "remove directory", path: path, errno: errno) }
+        } else {
+            guard unlink(path) == 0 else { throw SystemError(operation: "remove", path: path, errno: errno) }
+        }
+    }
+}

@@ -1,0 +1,45 @@
+import Foundation
+
+/// What a verification checked.
+public struct VerificationReport: Sendable, Codable, Equatable {
+    public var archive: String
+    public var valid: Bool
+    public var signer: String
+    public var chunksChecked: UInt64
+    public var bytesHashed: UInt64
+    /// Set by `verify --deep`: entries and content bytes decrypted, decompressed and hashed.
+    public var entriesChecked: UInt64?
+    public var contentBytesChecked: UInt64?
+    public var summary: ArchiveSummary
+}
+
+/// Checks archives without writing anything.
+public enum Verifier {
+    /// One worker per core.
+    public static var defaultWorkers: Int { max(1, ProcessInfo.processInfo.activeProcessorCount) }
+
+    /// The auditor's check, with no secret key: the structure, the signature by `trusted` over the
+    /// header and trailer, the recipient block's checksum, and every chunk's BLAKE2b hash.
+    public static func verify(path: String, trusting trusted: SigningPublicKey, workers: Int = defaultWorkers) throws -> VerificationReport {
+        let archive = try ArchiveFile(path: path)
+        try archive.checkSignature(trusting: trusted)
+        let hashed = try archive.checkChunkHashes(workers: workers)
+        return VerificationReport(archive: path, valid: true, signer: trusted.fingerprint, chunksChecked: archive.totals.chunkCount,
+                                  bytesHashed: hashed, entriesChecked: nil, contentBytesChecked: nil, summary: archive.summary)
+    }
+
+    /// The keyholder's check: everything `verify` checks, then every chunk decrypted and decompressed,
+    /// the tar stream parsed and every entry compared with the manifest, content hashes included.
+    public static func verifyDeep(path: String, keyring: Keyring, workers: Int = defaultWorkers) throws -> VerificationReport {
+        let trusted = try keyring.signingPublicKey()
+        var report = try verify(path: path, trusting: trusted, workers: workers)
+        let archive = try ArchiveFile(path: path)
+        try archive.checkSignature(trusting: trusted)
+        let cipher = try archive.unlock(with: try keyring.encryptionKeys())
+        _ = try archive.checkManifest(cipher: cipher)
+        let found = try archive.readPayload(cipher: cipher, workers: workers, sink: nil)
+        report.entriesChecked = found.entries
+        report.contentBytesChecked = found.contentBytes
+        return report
+    }
+}

@@ -1,0 +1,193 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// An open POSIX file descriptor. Every call retries `EINTR` here and nowhere else, and failures
+/// become a `SystemError` that names the operation and the path.
+final class OpenFile {
+    let fd: Int32
+    let path: String
+
+    private init(fd: Int32, path: String) {
+        self.fd = fd
+        self.path = path
+    }
+
+    deinit { close(fd) }
+
+    /// `open(path, O_RDONLY)`.
+    static func forReading(_ path: String) throws -> OpenFile {
+        OpenFile(fd: try retrying("open", path) { open(path, O_RDONLY | O_CLOEXEC) }, path: path)
+    }
+
+    /// `open(path, O_WRONLY|O_CREAT|O_EXCL)`: a new file that must not exist yet.
+    static func createNew(_ path: String, mode: mode_t = 0o644, readWrite: Bool = false) throws -> OpenFile {
+        let access = readWrite ? O_RDWR : O_WRONLY
+        return OpenFile(fd: try retrying("create", path) { open(path, access | O_CREAT | O_EXCL | O_CLOEXEC, mode) }, path: path)
+    }
+
+    /// `fstat(2)`'s size.
+    func size() throws -> UInt64 {
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw SystemError(operation: "stat", path: path, errno: errno) }
+        return UInt64(st.st_size)
+    }
+
+    /// `pread(2)` until `buffer` is full or the file ends; returns the bytes read.
+    func read(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws -> Int {
+        var done = 0
+        while done < buffer.count {
+            let n = pread(fd, buffer.baseAddress! + done, buffer.count - done, off_t(offset) + off_t(done))
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw SystemError(operation: "read", path: path, errno: errno)
+            }
+            if n == 0 { break }
+            done += n
+        }
+        return done
+    }
+
+    /// Reads exactly `count` bytes at `offset`; a short read means the named structure is truncated.
+    func readExactly(_ count: Int, at offset: UInt64, what: String) throws -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: count)
+        let n = try out.withUnsafeMutableBytes { try read(into: $0, at: offset) }
+        guard n == count else { throw IntegrityError.truncated(what: what) }
+        return out
+    }
+
+    /// `read(2)` at the current position until `buffer` is full or end of file.
+    func readSequential(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        var done = 0
+        while done < buffer.count {
+            let n = Glibc.read(fd, buffer.baseAddress! + done, buffer.count - done)
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw SystemError(operation: "read", path: path, errno: errno)
+            }
+            if n == 0 { break }
+            done += n
+        }
+        return done
+    }
+
+    /// `write(2)` until every byte is written.
+    func write(_ buffer: UnsafeRawBufferPointer) throws {
+        var done = 0
+        while done < buffer.count {
+            let n = Glibc.write(fd, buffer.baseAddress! + done, buffer.count - done)
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw SystemError(operation: "write", path: path, errno: errno)
+            }
+            done += n
+        }
+    }
+
+    func write(_ bytes: [UInt8]) throws {
+        try bytes.withUnsafeBytes { try write($0) }
+    }
+
+    /// `fsync(2)`.
+    func sync() throws {
+        guard fsync(fd) == 0 else { throw SystemError(operation: "fsync", path: path, errno: errno) }
+    }
+
+    private static func retrying(_ operation: String, _ path: String, _ call: () -> Int32) throws -> Int32 {
+        while true {
+            let fd = call()
+            if fd >= 0 { return fd }
+            if errno != EINTR { throw SystemError(operation: operation, path: path, errno: errno) }
+        }
+    }
+}
+
+/// Small file-system operations used by the key store and the archive writer.
+enum FileSystem {
+    static func exists(_ path: String) -> Bool {
+        var st = stat()
+        return lstat(path, &st) == 0
+    }
+
+    static func isDirectory(_ path: String) -> Bool {
+        var st = stat()
+        return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
+    }
+
+    static func makeDirectory(_ path: String, mode: mode_t = 0o755) throws {
+        if mkdir(path, mode) != 0 && errno != EEXIST {
+            throw SystemError(operation: "create directory", path: path, errno: errno)
+        }
+    }
+
+    static func rename(_ from: String, _ to: String) throws {
+        guard Glibc.rename(from, to) == 0 else { throw SystemError(operation: "rename to '\(to)'", path: from, errno: errno) }
+    }
+
+    static func remove(_ path: String) {
+        _ = unlink(path)
+    }
+
+    /// `fsync` on a directory, so that a rename in it survives a crash.
+    static func syncDirectory(_ path: String) throws {
+        let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { throw SystemError(operation: "open directory", path: path, errno: errno) }
+        defer { close(fd) }
+        guard fsync(fd) == 0 else { throw SystemError(operation: "fsync directory", path: path, errno: errno) }
+    }
+
+    static func directoryEntries(_ path: String) throws -> [String] {
+        guard let dir = opendir(path) else { throw SystemError(operation: "list directory", path: path, errno: errno) }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names.sorted()
+    }
+
+    static func parent(of path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return "." }
+        if slash == path.startIndex { return "/" }
+        return String(path[..<slash])
+    }
+
+    static func baseName(of path: String) -> String {
+        var trimmed = path
+        while trimmed.count > 1 && trimmed.hasSuffix("/") { trimmed.removeLast() }
+        guard let slash = trimmed.lastIndex(of: "/") else { return trimmed }
+        return String(trimmed[trimmed.index(after: slash)...])
+    }
+
+    /// Writes `bytes` to `path` atomically: a temporary file in the same directory, fsynced, then
+    /// renamed over `path`, then the directory fsynced.
+    static func writeAtomically(_ bytes: [UInt8], to path: String, mode: mode_t) throws {
+        let temp = "\(parent(of: path))/.\(baseName(of: path)).tmp-\(getpid())-\(Sodium.randomBytes(4).hex)"
+        do {
+            let file = try OpenFile.createNew(temp, mode: mode)
+            guard fchmod(file.fd, mode) == 0 else { throw SystemError(operation: "chmod", path: temp, errno: errno) }
+            try file.write(bytes)
+            try file.sync()
+            try rename(temp, path)
+            try syncDirectory(parent(of: path))
+        } catch {
+            remove(temp)
+            throw error
+        }
+    }
+
+    /// Reads a small file whole, refusing anything larger than `limit` bytes.
+    static func readSmallFile(_ path: String, limit: Int) throws -> [UInt8] {
+        let file = try OpenFile.forReading(path)
+        let size = try file.size()
+        guard size <= UInt64(limit) else {
+            throw OperationError("'\(path)' is \(size) bytes, larger than the \(limit) bytes such a file may have")
+        }
+        return try file.readExactly(Int(size), at: 0, what: path)
+    }
+}

@@ -1,0 +1,38 @@
+/// The rules every archive path and link target obey, shared by the writer (which refuses to store
+/// what a restore would refuse) and the safe extractor (which refuses what a hostile writer stored).
+enum PathRules {
+    static let maxComponentBytes = 255
+
+    /// Splits a relative archive path into its components, or says why it is unsafe.
+    static func components(of path: String) throws -> [String] {
+        func unsafe(_ reason: String) -> IntegrityError { .unsafeEntry(path: path, reason: reason) }
+        guard !path.isEmpty else { throw unsafe("the name is empty") }
+        guard path.utf8.count <= FormatV1.maxPathBytes else { throw unsafe("the name is longer than \(FormatV1.maxPathBytes) bytes") }
+        guard !path.utf8.contains(0) else { throw unsafe("the name contains a NUL byte") }
+        guard !path.hasPrefix("/") else { throw unsafe("absolute paths are never restored") }
+        let parts = path.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+        for part in parts {
+            if part.isEmpty || part == "." { throw unsafe("the name has an empty or '.' component") }
+            if part == ".." { throw unsafe("'..' components could write outside the target") }
+            if part.utf8.count > maxComponentBytes { throw unsafe("a component is longer than \(maxComponentBytes) bytes") }
+        }
+        return parts
+    }
+
+    /// True when a symlink at `linkPath` with this `target` would point outside the archive's root
+    /// (absolute targets always do).
+    static func symlinkEscapes(linkPath: [String], target: String) -> Bool {
+        if target.isEmpty || target.hasPrefix("/") || target.utf8.contains(0) { return true }
+        var depth = linkPath.count - 1
+        for part in target.split(separator: "/", omittingEmptySubsequences: true) {
+            if part == "." { continue }
+            if part == ".." {
+                depth -= 1
+                if depth < 0 { return true }
+            } else {
+                depth += 1
+            }
+        }
+        return false
+    }
+}

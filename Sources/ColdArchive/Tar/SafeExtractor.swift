@@ -1,0 +1,131 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Writes entries below one root directory and nowhere else. Every path is walked component by
+/// component with `openat(…, O_NOFOLLOW)`, so a symlink — planted earlier in the same archive or
+/// already there — is never followed; nothing is ever replaced (`O_EXCL`, `mkdirat`, `symlinkat`
+/// and `linkat` all fail on an existing name); device nodes, FIFOs and setuid bits never get here.
+/// Directory modes and times are applied at the end, deepest first, so read-only directories can
+/// still be filled.
+final class SafeExtractor: EntrySink {
+    private let rootFD: Int32
+    private let rootPath: String
+    private var currentFile: Int32 = -1
+    private var directories: [ManifestEntry] = []
+
+    init(root: String) throws {
+        rootPath = root
+        rootFD = open(root, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard rootFD >= 0 else { throw SystemError(operation: "open", path: root, errno: errno) }
+    }
+
+    deinit {
+        if currentFile >= 0 { close(currentFile) }
+        close(rootFD)
+    }
+
+    func begin(_ entry: ManifestEntry) throws {
+        let parts = try PathRules.components(of: entry.path)
+        let name = parts[parts.count - 1]
+        let parent = try openParent(of: parts, path: entry.path)
+        defer { if parent != rootFD { close(parent) } }
+        switch entry.kind {
+        case .directory:
+            guard mkdirat(parent, name, 0o700) == 0 else { throw failure("create directory", entry.path) }
+            directories.append(entry)
+        case .file:
+            let fd = openat(parent, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+            guard fd >= 0 else { throw failure("create file", entry.path) }
+            currentFile = fd
+        case .symlink:
+            guard symlinkat(entry.linkTarget, parent, name) == 0 else { throw failure("create symlink", entry.path) }
+            _ = utimensat(parent, name, Self.times(entry), AT_SYMLINK_NOFOLLOW)
+        case .hardlink:
+            let targetParts = try PathRules.components(of: entry.linkTarget)
+            let targetParent = try openParent(of: targetParts, path: entry.linkTarget)
+            defer { if targetParent != rootFD { close(targetParent) } }
+            let targetName = targetParts[targetParts.count - 1]
+            var st = stat()
+            guard fstatat(targetParent, targetName, &st, AT_SYMLINK_NOFOLLOW) == 0,
+                  UInt32(st.st_mode) & 0o170000 == FileTypeBits.regular else {
+                throw IntegrityError.unsafeEntry(path: entry.path, reason: "a hardlink may only point at a regular file restored earlier from the same archive")
+            }
+            guard linkat(targetParent, targetName, parent, name, 0) == 0 else { throw failure("create hardlink", entry.path) }
+        }
+    }
+
+    func write(_ bytes: UnsafeRawBufferPointer) throws {
+        guard currentFile >= 0 else {
+            throw IntegrityError.unsafeEntry(path: "?", reason: "content for an entry that is not a regular file")
+        }
+        var done = 0
+        while done < bytes.count {
+            let n = Glibc.write(currentFile, bytes.baseAddress! + done, bytes.count - done)
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw failure("write", "a restored file")
+            }
+            done += n
+        }
+    }
+
+    func end(_ entry: ManifestEntry) throws {
+        guard entry.kind == .file else { return }
+        defer {
+            close(currentFile)
+            currentFile = -1
+        }
+        guard fchmod(currentFile, mode_t(entry.mode)) == 0 else { throw failure("chmod", entry.path) }
+        guard futimens(currentFile, Self.times(entry)) == 0 else { throw failure("set times of", entry.path) }
+    }
+
+    /// Applies directory modes and times, deepest first, then flushes everything written to disk.
+    func finish() throws {
+        for entry in directories.reversed() {
+            let parts = try PathRules.components(of: entry.path)
+            let parent = try openParent(of: parts, path: entry.path)
+            defer { if parent != rootFD { close(parent) } }
+            let fd = openat(parent, parts[parts.count - 1], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+            guard fd >= 0 else { throw failure("open directory", entry.path) }
+            defer { close(fd) }
+            guard fchmod(fd, mode_t(entry.mode)) == 0, futimens(fd, Self.times(entry)) == 0 else { throw failure("set mode and times of", entry.path) }
+        }
+        sync()
+    }
+
+    /// Opens the directory that will hold the last component, refusing symlinks on the way.
+    private func openParent(of parts: [String], path: String) throws -> Int32 {
+        var fd = rootFD
+        for component in parts.dropLast() {
+            let next = openat(fd, component, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+            let code = errno
+            if fd != rootFD { close(fd) }
+            guard next >= 0 else {
+                if code == ELOOP || code == ENOTDIR {
+                    throw IntegrityError.unsafeEntry(path: path, reason: "a component of its path is a symlink or not a directory")
+                }
+                if code == ENOENT {
+                    throw IntegrityError.unsafeEntry(path: path, reason: "its parent directory is not in the archive before it")
+                }
+                throw SystemError(operation: "open directory", path: path, errno: code)
+            }
+            fd = next
+        }
+        return fd
+    }
+
+    private func failure(_ operation: String, _ path: String) -> Error {
+        let code = errno
+        if code == EEXIST {
+            return IntegrityError.unsafeEntry(path: path, reason: "it appears twice in the archive or replaces an entry restored before it")
+        }
+        return SystemError(operation: operation, path: "\(rootPath)/\(path)", errno: code)
+    }
+
+    /// Access and modification time for `utimensat`/`futimens`: both the archived mtime.
+    private static func times(_ entry: ManifestEntry) -> [timespec] {
+        let t = timespec(tv_sec: Int(entry.mtime), tv_nsec: Int(entry.mtimeNanoseconds))
+        return [t, t]
+    }
+}

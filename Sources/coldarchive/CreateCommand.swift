@@ -1,0 +1,44 @@
+import ArgumentParser
+import ColdArchive
+
+struct CreateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "create",
+        abstract: "Archive source directories into one encrypted, signed archive file.",
+        discussion: "The file is written under a temporary name and appears under --out only when it is complete.")
+
+    @Option(name: .long, help: "The archive file to write; it must not exist.")
+    var out: String
+
+    @OptionGroup var keyring: KeyringOption
+
+    @Option(name: .long, help: "A label stored in the plaintext header (visible without a key).")
+    var label: String?
+
+    @Option(name: .long, help: "zstd compression level.")
+    var level: Int32 = 3
+
+    @Flag(name: .long, help: "Print the summary as JSON.")
+    var json = false
+
+    @Argument(help: "Directories or files to archive.")
+    var sources: [String] = []
+
+    func validate() throws {
+        if sources.isEmpty { throw ValidationError("name at least one SOURCE to archive") }
+    }
+
+    func run() throws {
+        let ring = try keyring.open()
+        var options = CreateOptions(sources: sources, output: out, label: label)
+        options.compressionLevel = level
+        let report = try ArchiveCreator.create(options, signer: try ring.signingKey(), recipients: try ring.recipientPublicKeys())
+        for warning in report.warnings { Output.warning(warning) }
+        if json {
+            try Output.json(report.summary)
+        } else {
+            print("created \(out)")
+            Output.summary(report.summary)
+        }
+    }
+}

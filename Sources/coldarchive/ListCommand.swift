@@ -1,0 +1,51 @@
+import ArgumentParser
+import ColdArchive
+import Foundation
+
+struct ListCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "list", abstract: "List the archive's manifest: every entry with type, mode, size, time and content hash.")
+
+    @Argument(help: "The archive file.")
+    var file: String
+
+    @OptionGroup var keyring: KeyringOption
+
+    @Flag(name: .long, help: "Print one JSON object per line.")
+    var json = false
+
+    struct Row: Encodable {
+        var type: String
+        var path: String
+        var mode: String
+        var size: UInt64
+        var mtime: String
+        var blake2b: String?
+        var link: String?
+    }
+
+    func run() throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        try Lister.list(path: file, keyring: try keyring.open()) { entry in
+            let time = formatter.string(from: Date(timeIntervalSince1970: TimeInterval(entry.mtime) + TimeInterval(entry.mtimeNanoseconds) / 1e9))
+            let hash = entry.kind == .file ? entry.contentHash.map { String(format: "%02x", $0) }.joined() : nil
+            let link = entry.linkTarget.isEmpty ? nil : entry.linkTarget
+            let mode = String(entry.mode, radix: 8)
+            if json {
+                let row = Row(type: entry.kind.name, path: entry.path, mode: mode, size: entry.size, mtime: time, blake2b: hash, link: link)
+                print(String(decoding: try encoder.encode(row), as: UTF8.self))
+            } else {
+                let type = ["file": "-", "directory": "d", "symlink": "l", "hardlink": "h"][entry.kind.name] ?? "?"
+                let suffix = link.map { entry.kind == .symlink ? " -> \($0)" : " => \($0)" } ?? ""
+                print("\(type) \(mode.leftPad(4)) \(String(entry.size).leftPad(12)) \(time) \(entry.path)\(suffix)")
+            }
+        }
+    }
+}
+
+extension String {
+    func leftPad(_ width: Int) -> String { count >= width ? self : String(repeating: " ", count: width - count) + self }
+}

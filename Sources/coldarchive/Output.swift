@@ -1,0 +1,51 @@
+import ColdArchive
+import Foundation
+
+/// Printing for the commands: results on stdout, messages on stderr, JSON on request.
+enum Output {
+    static func error(_ message: String) {
+        FileHandle.standardError.write(Data("coldarchive: error: \(message)\n".utf8))
+    }
+
+    static func warning(_ message: String) {
+        FileHandle.standardError.write(Data("coldarchive: warning: \(message)\n".utf8))
+    }
+
+    static func json<T: Encodable>(_ value: T) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        print(String(decoding: try encoder.encode(value), as: UTF8.self))
+    }
+
+    static func bytes(_ n: UInt64) -> String {
+        let units = ["B", "KiB", "MiB", "GiB", "TiB"]
+        var value = Double(n)
+        var unit = 0
+        while value >= 1024 && unit < units.count - 1 {
+            value /= 1024
+            unit += 1
+        }
+        return unit == 0 ? "\(n) B" : String(format: "%.1f %@ (%llu bytes)", value, units[unit], n)
+    }
+
+    static func summary(_ s: ArchiveSummary) {
+        let rows: [(String, String)] = [
+            ("format", "coldarchive v\(s.formatVersion), suite \(s.suite) (X25519 sealed box, XChaCha20-Poly1305, BLAKE2b, zstd, Ed25519, pax tar)"),
+            ("archive id", s.archiveID),
+            ("created", s.created),
+            ("label", s.label ?? "-"),
+            ("sources", s.sources.isEmpty ? "-" : s.sources.joined(separator: ", ")),
+            ("creator", s.creator ?? "-"),
+            ("signed by", s.signerFingerprint),
+            ("recipients", s.recipientKeyIDs.joined(separator: ", ")),
+            ("entries", "\(s.entryCount) (\(bytes(s.contentBytes)) of file content)"),
+            ("chunks", "\(s.chunkCount) (\(s.manifestFirstChunk) data, \(s.chunkCount - s.manifestFirstChunk) manifest), up to \(bytes(UInt64(s.chunkRawSize))) each"),
+            ("tar stream", bytes(s.tarBytes)),
+            ("payload", bytes(s.payloadBytes)),
+            ("file size", bytes(s.fileSize)),
+            ("header digest", s.headerDigest),
+            ("archive digest", s.archiveDigest),
+        ]
+        for (name, value) in rows { print("\(name.padding(toLength: 15, withPad: " ", startingAt: 0)) \(value)") }
+    }
+}

@@ -1,0 +1,29 @@
+import ArgumentParser
+import ColdArchive
+
+struct RestoreCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "restore",
+        abstract: "Verify the whole archive, then restore it into a directory.",
+        discussion: """
+        Nothing is written until the signature, every chunk hash and the manifest have been checked. \
+        Entries are extracted into a staging directory inside the target and moved into place at the end; \
+        if anything fails the target is left as it was. Existing entries are never replaced.
+        """)
+
+    @Argument(help: "The archive file.")
+    var file: String
+
+    @Option(name: .long, help: "Directory to restore into (created if missing; must be empty unless --force).")
+    var to: String
+
+    @OptionGroup var keyring: KeyringOption
+
+    @Flag(name: .long, help: "Restore into a non-empty directory (existing entries are still never replaced).")
+    var force = false
+
+    func run() throws {
+        let report = try Restorer.restore(archivePath: file, to: to, keyring: try keyring.open(), force: force)
+        print("restored \(report.entries) entries (\(Output.bytes(report.contentBytes)) of content) into \(report.target): \(report.topLevel.joined(separator: ", "))")
+    }
+}
