@@ -28,9 +28,10 @@ struct ListCommand: ParsableCommand {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
         try Lister.list(path: file, keyring: try keyring.open()) { entry in
-            let time = formatter.string(from: Date(timeIntervalSince1970: TimeInterval(entry.mtime) + TimeInterval(entry.mtimeNanoseconds) / 1e9))
+            // Full precision: seconds from the formatter, then all nine digits of nanoseconds.
+            let seconds = formatter.string(from: Date(timeIntervalSince1970: TimeInterval(entry.mtime)))
+            let time = seconds.dropLast() + "." + String(format: "%09u", entry.mtimeNanoseconds) + "Z"
             let hash = entry.kind == .file ? entry.contentHash.map { String(format: "%02x", $0) }.joined() : nil
             let link = entry.linkTarget.isEmpty ? nil : entry.linkTarget
             let mode = String(entry.mode, radix: 8)

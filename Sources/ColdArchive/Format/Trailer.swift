@@ -87,7 +87,7 @@ public struct Footer: Sendable, Equatable {
     static func decode(_ bytes: [UInt8]) throws -> Footer {
         guard bytes.count == FormatV1.footerSize else { throw IntegrityError.truncated(what: "footer") }
         guard Array(bytes[0..<8]) == FormatV1.footerMagic else {
-            throw IntegrityError.truncated(what: "archive (no footer at the end of the file: it was cut short or has bytes appended)")
+            throw IntegrityError.truncatedFile(reason: "there is no footer at the end of the file (it was cut short, or bytes were appended)")
         }
         guard Sodium.blake2b(Array(bytes[0..<40]), outputBytes: 16) == Array(bytes[40..<56]) else {
             throw IntegrityError.checksumMismatch(what: "footer")

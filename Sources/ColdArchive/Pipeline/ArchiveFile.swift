@@ -76,13 +76,13 @@ public final class ArchiveFile {
         fileSize = try file.size()
         let minimum = UInt64(FormatV1.preludeSize + FormatV1.footerSize)
         guard fileSize >= 8 else {
-            throw fileSize == 0 ? IntegrityError.truncated(what: "archive (the file is empty)") : IntegrityError.truncated(what: "prelude")
+            throw IntegrityError.truncatedFile(reason: fileSize == 0 ? "the file is empty" : "the file is only \(fileSize) bytes long")
         }
         let magic = try file.readExactly(8, at: 0, what: "prelude")
         guard magic == FormatV1.magic else {
             throw IntegrityError.notAnArchive(reason: "the file does not start with the coldarchive magic bytes")
         }
-        guard fileSize >= minimum else { throw IntegrityError.truncated(what: "archive (shorter than a prelude and a footer)") }
+        guard fileSize >= minimum else { throw IntegrityError.truncatedFile(reason: "the file is only \(fileSize) bytes long") }
         let prelude = try file.readExactly(FormatV1.preludeSize, at: 0, what: "prelude")
         let headerLength = UInt64(try ArchiveHeader.parsePrelude(prelude))
         footer = try Footer.decode(try file.readExactly(FormatV1.footerSize, at: fileSize - UInt64(FormatV1.footerSize), what: "footer"))

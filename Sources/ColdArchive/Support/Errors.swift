@@ -21,6 +21,7 @@ public enum IntegrityError: ColdArchiveError, Equatable {
     case unknownCriticalField(tag: Int)
     case malformed(what: String)
     case truncated(what: String)
+    case truncatedFile(reason: String)
     case lengthOutOfRange(field: String, value: UInt64, limit: UInt64)
     case inconsistent(what: String)
     case checksumMismatch(what: String)
@@ -50,6 +51,8 @@ public enum IntegrityError: ColdArchiveError, Equatable {
             return "archive is damaged: \(what) is malformed"
         case .truncated(let what):
             return "archive is truncated: \(what) ends early"
+        case .truncatedFile(let reason):
+            return "archive is truncated: \(reason)"
         case .lengthOutOfRange(let field, let value, let limit):
             return "archive is damaged: \(field) is \(value), beyond the limit of \(limit)"
         case .inconsistent(let what):

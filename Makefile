@@ -1,0 +1,74 @@
+# coldarchive — build, test, demo. Run as root or with sudo available: `deps` installs Debian packages.
+SHELL := /bin/bash
+SWIFT ?= swift
+APT_PACKAGES := libsodium-dev libzstd-dev libarchive-dev pkg-config python3 python3-nacl python3-zstandard zstd diffutils
+# Debian's own python3, which sees the python3-* packages above (a pyenv python on PATH would not).
+PYTHON := /usr/bin/python3
+DEMO := .build-demo
+VECTORS := Tests/ColdArchiveTests/Vectors
+
+.PHONY: all deps build release test demo bench vectors clean
+
+all: build
+
+deps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  if [ "$$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+build: deps
+	$(SWIFT) build
+
+release: deps
+	$(SWIFT) build -c release
+
+# The Swift Testing suite (library and CLI), then the independent Python decoder against the test vectors.
+test: deps
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build
+	$(PYTHON) Tests/Interop/decode_v1.py --check $(VECTORS)
+
+# A sample CRM data set, a keyring in keys/, an archive, an auditor's verify, a restore and a comparison.
+demo: release
+	@set -euo pipefail; bin=$$($(SWIFT) build -c release --show-bin-path)/coldarchive; \
+	rm -rf $(DEMO); mkdir -p $(DEMO); \
+	echo "== 1. a sample CRM data set"; \
+	$(PYTHON) Tests/Fixtures/crm_sample.py --out $(DEMO)/crm --size 20MB; \
+	du -sh $(DEMO)/crm; \
+	echo "== 2. the keyring in keys/"; \
+	if [ -f keys/keyring.json ]; then echo "keys/ already holds a keyring; using it"; else $$bin keys init --keyring keys; fi; \
+	echo "== 3. create the monthly archive"; \
+	$$bin create --keyring keys --label "CRM monthly archive (demo)" --out $(DEMO)/crm-demo.car $(DEMO)/crm; \
+	echo "== 4. an auditor verifies it with the signing public key only"; \
+	mkdir -p $(DEMO)/auditor && cp keys/signing.pub $(DEMO)/auditor/; \
+	$$bin verify $(DEMO)/crm-demo.car --trust $(DEMO)/auditor/signing.pub; \
+	echo "== 5. restore (verifies everything first)"; \
+	$$bin restore $(DEMO)/crm-demo.car --keyring keys --to $(DEMO)/restored; \
+	echo "== 6. compare the restored tree with the original"; \
+	diff -r $(DEMO)/crm $(DEMO)/restored/crm && echo "identical: every file, directory and link restored"; \
+	echo "demo files are in $(DEMO)/"
+
+bench:
+	@echo "make bench: not yet — the benchmark harness comes with the performance issue (see docs/BENCHMARKS.md)."
+
+# Regenerates the committed test vectors (only when the format changes: old vectors must keep passing).
+vectors: build
+	@set -euo pipefail; bin=$$($(SWIFT) build --show-bin-path)/coldarchive; v=$(VECTORS); \
+	rm -rf $$v && mkdir -p $$v && t=$$(mktemp -d); \
+	mkdir -p $$t/crm/tickets $$t/crm/attachments $$t/crm/empty; \
+	printf 'id,name,email\n1,Ada Lovelace,ada@example.com\n2,Grace Hopper,grace@example.com\n' > $$t/crm/customers.csv; \
+	printf '{"id":"T-1","status":"open","subject":"Invoice missing"}\n' > $$t/crm/tickets/T-1.json; \
+	printf '{"id":"T-2","status":"closed","subject":"Zürich office – Straße"}\n' > "$$t/crm/tickets/T-2 Zürich.json"; \
+	head -c 3000 /dev/urandom > $$t/crm/attachments/scan.bin; : > $$t/crm/empty.txt; \
+	ln -s ../customers.csv $$t/crm/tickets/customers-link.csv; ln $$t/crm/customers.csv $$t/crm/customers-hardlink.csv; \
+	chmod 600 $$t/crm/attachments/scan.bin; touch -d '2026-01-31 23:59:59.123456789' $$t/crm/customers.csv; \
+	$$bin keys init --keyring $$v/keys >/dev/null; \
+	$$bin create --keyring $$v/keys --label "test vector v1" --out $$v/vector-v1.car --json $$t/crm > $$v/vector-v1.summary.json; \
+	$$bin list --keyring $$v/keys --json $$v/vector-v1.car > $$v/vector-v1.listing.json; \
+	rm -rf $$t; ls -la $$v
+
+clean:
+	rm -rf .build $(DEMO)
