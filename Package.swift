@@ -24,6 +24,6 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "ColdArchiveTests", dependencies: ["ColdArchive", "coldarchive"],
-                    resources: [.copy("Vectors")]),
+                    exclude: ["Vectors"]),
     ]
 )

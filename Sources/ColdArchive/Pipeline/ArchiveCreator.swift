@@ -26,6 +26,8 @@ public struct CreateReport: Sendable {
     /// Things the user should know that did not stop the archive: skipped special files,
     /// files that changed while they were read.
     public var warnings: [String]
+    /// The most chunks that were ever read but not yet written: the streaming design's memory bound.
+    public var peakChunksInFlight: Int
 }
 
 /// Makes an archive: tar (libarchive) → zstd frames → XChaCha20-Poly1305 chunks → one file, written
@@ -43,22 +45,56 @@ public enum ArchiveCreator {
         guard (FormatV1.minChunkRawSize...FormatV1.maxChunkRawSize).contains(options.chunkRawSize) else {
             throw OperationError("chunk size \(options.chunkRawSize) is outside \(FormatV1.minChunkRawSize)...\(FormatV1.maxChunkRawSize)", kind: .usage)
         }
-        let names = try topLevelNames(options.sources)
-        if FileSystem.exists(options.output) {
-            throw OperationError("'\(options.output)' already exists; archives are never overwritten — choose another name")
+        // Sources are archived in bytewise order of their names: the format's canonical entry order.
+        let ordered = try zip(topLevelNames(options.sources), options.sources)
+            .sorted { Array($0.0.utf8).lexicographicallyPrecedes(Array($1.0.utf8)) }
+        let names = ordered.map(\.0)
+        var warnings: [String] = []
+        let summary = try write(to: options.output, signer: signer, recipients: recipients, label: options.label, sources: names,
+                                compressionLevel: options.compressionLevel, chunkRawSize: options.chunkRawSize,
+                                workers: options.workers, now: now) { content in
+            let walker = SourceWalker(tar: content.tar) { try content.record($0) }
+            for (name, source) in ordered {
+                try walker.add(source: source, as: name)
+            }
+            warnings = walker.warnings
+            return (walker.entryCount, walker.contentBytes)
         }
-        let directory = FileSystem.parent(of: options.output)
+        return CreateReport(summary: summary.summary, warnings: warnings, peakChunksInFlight: summary.peakChunksInFlight)
+    }
+
+    /// Where the archive's content goes: the tar stream, and the manifest entry for each tar entry,
+    /// in the same order.
+    struct ContentWriter {
+        let tar: TarWriter
+        let record: (ManifestEntry) throws -> Void
+        /// Bytes that go straight into the data section, bypassing libarchive: for an already-formed
+        /// tar stream (and for tests that craft hostile ones). Not to be mixed with `tar`.
+        let raw: (UnsafeRawBufferPointer) throws -> Void
+    }
+
+    /// Writes one archive whose content `fill` produces, returning its summary. `fill` returns the
+    /// entry count and the content bytes it recorded. Everything around the content — keys, header,
+    /// chunking, sealing, trailer, signature, atomic publication — happens here and only here.
+    static func write(to output: String, signer: SigningKey, recipients: [EncryptionPublicKey], label: String?, sources: [String],
+                      compressionLevel: Int32, chunkRawSize: UInt32, workers: Int, now: Date,
+                      fill: (ContentWriter) throws -> (entries: UInt64, contentBytes: UInt64)) throws
+        -> (summary: ArchiveSummary, peakChunksInFlight: Int) {
+        if FileSystem.exists(output) {
+            throw OperationError("'\(output)' already exists; archives are never overwritten — choose another name")
+        }
+        let directory = FileSystem.parent(of: output)
         guard FileSystem.isDirectory(directory) else {
             throw OperationError("the directory '\(directory)' for the archive does not exist")
         }
-        PartialFiles.removeStale(for: options.output)
+        PartialFiles.removeStale(for: output)
 
         // Keys and the header.
         let fileKey = FileKey.generate()
         let header = ArchiveHeader(
             archiveID: Sodium.randomBytes(16), created: Int64(now.timeIntervalSince1970.rounded(.down)),
-            chunkRawSize: options.chunkRawSize, noncePrefix: Sodium.randomBytes(16), payloadSalt: Sodium.randomBytes(32),
-            signerPublicKey: signer.publicKey.bytes, label: options.label, sources: names, creator: creatorName)
+            chunkRawSize: chunkRawSize, noncePrefix: Sodium.randomBytes(16), payloadSalt: Sodium.randomBytes(32),
+            signerPublicKey: signer.publicKey.bytes, label: label, sources: sources, creator: creatorName)
         let headerBytes = header.encoded()
         let headerDigest = Sodium.blake2b(headerBytes)
         var block = RecipientBlock(recipients: recipients.map { EncryptionKey.wrap(fileKey, to: $0) }, headerMAC: [])
@@ -68,7 +104,7 @@ public enum ArchiveCreator {
         let cipher = ChunkCipher(payloadKey: fileKey.payloadKey(salt: header.payloadSalt), noncePrefix: header.noncePrefix,
                                  headerDigest: headerDigest)
 
-        let partial = PartialFiles.name(for: options.output)
+        let partial = PartialFiles.name(for: output)
         let out = try OpenFile.createNew(partial, mode: 0o644)
         do {
             try out.write(headerBytes)
@@ -79,8 +115,8 @@ public enum ArchiveCreator {
             var records: [ChunkRecord] = []
             var payloadBytes: UInt64 = 0
             var rawBytes: [FormatV1.Section: UInt64] = [.data: 0, .manifest: 0]
-            let stream = ChunkSealingStream(cipher: cipher, chunkRawSize: options.chunkRawSize, level: options.compressionLevel,
-                                            workers: options.workers) { chunk in
+            let stream = ChunkSealingStream(cipher: cipher, chunkRawSize: chunkRawSize, level: compressionLevel,
+                                            workers: workers) { chunk in
                 try out.write(chunk.sealed.bytes)
                 records.append(chunk.record)
                 payloadBytes += UInt64(chunk.record.sealedLength)
@@ -88,10 +124,7 @@ public enum ArchiveCreator {
             }
             let spool = try ManifestSpool(directory: directory)
             let tar = try TarWriter { try stream.write($0) }
-            let walker = SourceWalker(tar: tar) { try spool.append($0) }
-            for (source, name) in zip(options.sources, names) {
-                try walker.add(source: source, as: name)
-            }
+            let (entryCount, contentBytes) = try fill(ContentWriter(tar: tar, record: { try spool.append($0) }, raw: { try stream.write($0) }))
             try tar.finish()
             let manifestFirstChunk = try stream.startManifestSection()
             try spool.replay { try stream.write($0) }
@@ -100,8 +133,8 @@ public enum ArchiveCreator {
             // The trailer, signed, and the footer.
             let totals = TrailerTotals(headerDigest: headerDigest, chunkCount: UInt64(records.count),
                                        manifestFirstChunk: manifestFirstChunk, tarBytes: rawBytes[.data] ?? 0,
-                                       manifestBytes: rawBytes[.manifest] ?? 0, entryCount: walker.entryCount,
-                                       contentBytes: walker.contentBytes, payloadBytes: payloadBytes)
+                                       manifestBytes: rawBytes[.manifest] ?? 0, entryCount: entryCount,
+                                       contentBytes: contentBytes, payloadBytes: payloadBytes)
             var table = ByteWriter(capacity: records.count * FormatV1.chunkRecordSize)
             for record in records { record.encode(into: &table) }
             let digest = Sodium.Blake2bState(outputBytes: 32)
@@ -117,12 +150,12 @@ public enum ArchiveCreator {
                                 trailerLength: totals.trailerLength)
             try out.write(footer.encoded())
             try out.sync()
-            try PartialFiles.publish(partial, as: options.output)
+            try PartialFiles.publish(partial, as: output)
 
             let summary = ArchiveSummary(header: header, headerDigest: headerDigest, recipients: block.recipients,
                                          totals: totals, archiveDigest: archiveDigest,
                                          fileSize: footer.trailerOffset + footer.trailerLength + UInt64(FormatV1.footerSize))
-            return CreateReport(summary: summary, warnings: walker.warnings)
+            return (summary, stream.peakChunksInFlight)
         } catch {
             FileSystem.remove(partial)
             throw error

@@ -50,6 +50,9 @@ final class ChunkSealingStream {
 
     deinit { pipeline.shutdown() }
 
+    /// The most chunks in the pipeline at once, plus the one held back and the one being filled.
+    var peakChunksInFlight: Int { pipeline.peakInFlight + 2 }
+
     /// Appends bytes to the current section.
     func write(_ bytes: UnsafeRawBufferPointer) throws {
         var rest = bytes

@@ -17,6 +17,14 @@ final class OrderedPipeline<Input, Output>: @unchecked Sendable {
     private var closed = false
     private var failure: Error?
     private let maxInFlight: Int
+    private var peak = 0
+
+    /// The most inputs that were ever submitted but not yet consumed (never above `maxInFlight`).
+    var peakInFlight: Int {
+        condition.lock()
+        defer { condition.unlock() }
+        return peak
+    }
 
     struct Cancelled: Error {}
 
@@ -133,6 +141,7 @@ final class OrderedPipeline<Input, Output>: @unchecked Sendable {
     private func enqueueLocked(_ input: Input) {
         queue.append((submitted, input))
         submitted += 1
+        peak = max(peak, submitted - delivered)
         condition.broadcast()
     }
 

@@ -117,18 +117,21 @@ protocol EntrySink: AnyObject {
 public struct PayloadTotals: Sendable, Equatable {
     public var entries: UInt64 = 0
     public var contentBytes: UInt64 = 0
+    /// The most chunks that were ever read but not yet consumed by the tar reader.
+    public var peakChunksInFlight: Int = 0
 }
 
 extension ArchiveFile {
     /// The first half of every keyed check: the manifest decrypted and checked against the trailer's
-    /// totals. Returns the top-level names it holds.
+    /// totals and the canonical entry order (no repeats, parents first). Returns the top-level names.
     func checkManifest(cipher: ChunkCipher) throws -> [String] {
         let reader = try ManifestReader(archive: self, cipher: cipher)
         var contentBytes: UInt64 = 0
         var topLevel: [String] = []
+        var order = EntryOrderCheck()
         while let entry = try reader.next() {
-            let parts = try PathRules.components(of: entry.path)
-            if parts.count == 1 { topLevel.append(entry.path) }
+            try order.check(entry)
+            if !entry.path.contains("/") { topLevel.append(entry.path) }
             contentBytes += entry.size
         }
         guard contentBytes == totals.contentBytes else {
@@ -209,6 +212,7 @@ extension ArchiveFile {
         // Every data chunk must be read and authenticated, including the tar padding after the last entry.
         while try nextRaw() != nil {}
         guard chunksRead == dataChunks else { throw IntegrityError.truncated(what: "data section") }
+        found.peakChunksInFlight = pipeline.peakInFlight
         return found
     }
 

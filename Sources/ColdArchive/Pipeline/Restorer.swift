@@ -6,6 +6,8 @@ public struct RestoreReport: Sendable, Equatable {
     public var entries: UInt64
     public var contentBytes: UInt64
     public var topLevel: [String]
+    /// The most chunks held in memory at once during extraction.
+    public var peakChunksInFlight: Int
 }
 
 /// Restores an archive into a directory, only after the whole archive has been verified, and
@@ -63,7 +65,8 @@ public enum Restorer {
             }
             try removeTree(staging)
             try FileSystem.syncDirectory(target)
-            return RestoreReport(target: target, entries: found.entries, contentBytes: found.contentBytes, topLevel: topLevel)
+            return RestoreReport(target: target, entries: found.entries, contentBytes: found.contentBytes, topLevel: topLevel,
+                                 peakChunksInFlight: found.peakChunksInFlight)
         } catch {
             for name in moved.reversed() { try? renameNoReplace("\(target)/\(name)", "\(staging)/\(name)") }
             try? removeTree(staging)

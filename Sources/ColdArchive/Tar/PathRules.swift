@@ -35,4 +35,36 @@ enum PathRules {
         }
         return false
     }
+
+    /// The canonical entry order: paths compared component by component, each component bytewise
+    /// (a pre-order walk with children in bytewise name order). Strictly increasing order means no
+    /// path can appear twice.
+    static func precedes(_ a: [String], _ b: [String]) -> Bool {
+        for (x, y) in zip(a, b) where x != y {
+            return Array(x.utf8).lexicographicallyPrecedes(Array(y.utf8))
+        }
+        return a.count < b.count
+    }
+}
+
+/// Checks, in O(depth) memory, that a sequence of entries is in canonical order, that no path
+/// repeats, and that every entry's parent is a directory listed before it.
+struct EntryOrderCheck {
+    private var previous: [String] = []
+    private var directories: [[String]] = []
+
+    mutating func check(_ entry: ManifestEntry) throws {
+        let parts = try PathRules.components(of: entry.path)
+        guard previous.isEmpty || PathRules.precedes(previous, parts) else {
+            throw IntegrityError.unsafeEntry(path: entry.path, reason: "it is out of order or appears twice")
+        }
+        while let top = directories.last, !(top.count < parts.count && Array(parts.prefix(top.count)) == top) {
+            directories.removeLast()
+        }
+        if parts.count > 1 && directories.last != Array(parts.dropLast()) {
+            throw IntegrityError.unsafeEntry(path: entry.path, reason: "its parent directory is not in the archive before it")
+        }
+        if entry.kind == .directory { directories.append(parts) }
+        previous = parts
+    }
 }

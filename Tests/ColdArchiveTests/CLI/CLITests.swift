@@ -1,0 +1,113 @@
+import Foundation
+import Testing
+@testable import ColdArchive
+
+/// The built binary, driven as a user drives it; exit codes are part of the interface.
+@Suite struct CLITests {
+    func setUp() throws -> (Scratch, String, String) {
+        let scratch = try Scratch()
+        let keyring = scratch.sub("keys")
+        let initResult = try CLI.run(["keys", "init", "--keyring", keyring])
+        #expect(initResult.status == 0, "\(initResult.stderr)")
+        let source = try TreeBuilder.crmTree(at: scratch.sub("src"))
+        return (scratch, keyring, source)
+    }
+
+    @Test func theWholeLifecycleThroughTheBinary() throws {
+        let (scratch, keyring, source) = try setUp()
+        let archive = scratch.sub("2026-11.car")
+        let create = try CLI.run(["create", "--keyring", keyring, "--label", "CRM 2026-11", "--out", archive, source])
+        #expect(create.status == 0, "\(create.stderr)")
+        #expect(create.stdout.contains("archive digest"))
+
+        let inspect = try CLI.run(["inspect", archive, "--json"])
+        #expect(inspect.status == 0)
+        let summary = try JSONDecoder().decode(ArchiveSummary.self, from: Data(inspect.stdout.utf8))
+        #expect(summary.label == "CRM 2026-11")
+        #expect(summary.entryCount == 12)
+
+        let verify = try CLI.run(["verify", archive, "--trust", "\(keyring)/signing.pub", "--json"])
+        #expect(verify.status == 0, "\(verify.stderr)")
+        let report = try JSONDecoder().decode(VerificationReport.self, from: Data(verify.stdout.utf8))
+        #expect(report.valid && report.chunksChecked == summary.chunkCount)
+
+        let deep = try CLI.run(["verify", archive, "--deep", "--keyring", keyring])
+        #expect(deep.status == 0, "\(deep.stderr)")
+        #expect(deep.stdout.contains("12 entries decrypted"))
+
+        let list = try CLI.run(["list", archive, "--keyring", keyring, "--json"])
+        #expect(list.status == 0)
+        #expect(list.stdout.split(separator: "\n").count == 12)
+        #expect(list.stdout.contains("\"path\":\"crm/tickets/Zürich–Straße.json\""))
+
+        let restore = try CLI.run(["restore", archive, "--keyring", keyring, "--to", scratch.sub("out")])
+        #expect(restore.status == 0, "\(restore.stderr)")
+        #expect(try TreeSnapshot(source) == TreeSnapshot(scratch.sub("out/crm")))
+    }
+
+    @Test func theKeyringComesFromTheEnvironment() throws {
+        let (scratch, keyring, source) = try setUp()
+        let result = try CLI.run(["create", "--out", scratch.sub("a.car"), source], environment: ["COLDARCHIVE_KEYRING": keyring])
+        #expect(result.status == 0, "\(result.stderr)")
+    }
+
+    @Test func damageExitsOneWithAPlainMessage() throws {
+        let (scratch, keyring, source) = try setUp()
+        let archive = scratch.sub("a.car")
+        #expect(try CLI.run(["create", "--keyring", keyring, "--out", archive, source]).status == 0)
+        try flipBit(archive, at: fileSize(archive) / 2)
+        let verify = try CLI.run(["verify", archive, "--trust", "\(keyring)/signing.pub"])
+        #expect(verify.status == 1)
+        #expect(verify.stderr.contains("archive is damaged: chunk"))
+        let restore = try CLI.run(["restore", archive, "--keyring", keyring, "--to", scratch.sub("out")])
+        #expect(restore.status == 1)
+        #expect(!FileManager.default.fileExists(atPath: scratch.sub("out")))
+    }
+
+    @Test func anotherSignersKeyExitsOne() throws {
+        let (scratch, keyring, source) = try setUp()
+        #expect(try CLI.run(["keys", "init", "--keyring", scratch.sub("other")]).status == 0)
+        #expect(try CLI.run(["create", "--keyring", keyring, "--out", scratch.sub("a.car"), source]).status == 0)
+        let verify = try CLI.run(["verify", scratch.sub("a.car"), "--trust", scratch.sub("other/signing.pub")])
+        #expect(verify.status == 1)
+        #expect(verify.stderr.contains("not by the trusted key"))
+    }
+
+    @Test(arguments: [
+        ["create", "--keyring", "k"],                    // no --out, no source
+        ["verify", "x.car"],                             // neither --trust nor --deep
+        ["restore", "x.car"],                            // no --to
+        ["frobnicate"],                                  // no such command
+        ["create", "--out", "a.car", "--level", "many", "src"],
+    ])
+    func usageErrorsExitTwo(arguments: [String]) throws {
+        let result = try CLI.run(arguments)
+        #expect(result.status == 2, "\(arguments): \(result.stderr)")
+        #expect(!result.stderr.isEmpty)
+    }
+
+    @Test func otherFailuresExitThree() throws {
+        let (scratch, keyring, source) = try setUp()
+        // A missing keyring.
+        let noKeys = try CLI.run(["create", "--keyring", scratch.sub("nowhere"), "--out", scratch.sub("a.car"), source])
+        #expect(noKeys.status == 3)
+        #expect(noKeys.stderr.contains("keys init"))
+        // A restore target that is not empty.
+        #expect(try CLI.run(["create", "--keyring", keyring, "--out", scratch.sub("a.car"), source]).status == 0)
+        try FileManager.default.createDirectory(atPath: scratch.sub("busy"), withIntermediateDirectories: true)
+        try TreeBuilder.write(scratch.sub("busy/x"), "x")
+        let busy = try CLI.run(["restore", scratch.sub("a.car"), "--keyring", keyring, "--to", scratch.sub("busy")])
+        #expect(busy.status == 3)
+        #expect(busy.stderr.contains("not empty"))
+        // keys init over an existing keyring.
+        #expect(try CLI.run(["keys", "init", "--keyring", keyring]).status == 3)
+        // A missing archive.
+        #expect(try CLI.run(["inspect", scratch.sub("missing.car")]).status == 3)
+    }
+
+    @Test func helpExitsZero() throws {
+        let result = try CLI.run(["--help"])
+        #expect(result.status == 0)
+        #expect(result.stdout.contains("Exit codes"))
+    }
+}

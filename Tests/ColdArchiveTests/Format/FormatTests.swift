@@ -1,0 +1,166 @@
+import Testing
+@testable import ColdArchive
+
+@Suite struct HeaderEncodingTests {
+    func sampleHeader() -> ArchiveHeader {
+        ArchiveHeader(archiveID: [UInt8](repeating: 1, count: 16), created: 1_767_225_600, chunkRawSize: FormatV1.defaultChunkRawSize,
+                      noncePrefix: [UInt8](repeating: 2, count: 16), payloadSalt: [UInt8](repeating: 3, count: 32),
+                      signerPublicKey: [UInt8](repeating: 4, count: 32), label: "März 2026", sources: ["crm", "tickets"],
+                      creator: "test")
+    }
+
+    func split(_ bytes: [UInt8]) -> ([UInt8], [UInt8]) { (Array(bytes[0..<16]), Array(bytes[16...])) }
+
+    /// Builds a header from raw fields, with a correct prelude.
+    func rawHeader(_ fields: [(UInt16, [UInt8])], version: UInt16 = 1) -> ([UInt8], [UInt8]) {
+        var body = ByteWriter()
+        for (tag, value) in fields { body.u16(tag); body.u32(UInt32(value.count)); body.raw(value) }
+        var prelude = ByteWriter()
+        prelude.raw(FormatV1.magic); prelude.u16(version); prelude.u16(0); prelude.u32(UInt32(body.bytes.count))
+        return (prelude.bytes, body.bytes)
+    }
+
+    func requiredFields() -> [(UInt16, [UInt8])] {
+        let (_, body) = split(sampleHeader().encoded())
+        var r = ByteReader(body, what: "test")
+        var out: [(UInt16, [UInt8])] = []
+        while !r.isAtEnd {
+            let tag = try! r.u16(); let len = try! r.u32(); let value = try! r.raw(Int(len))
+            if tag & 0x8000 == 0 { out.append((tag, value)) }
+        }
+        return out
+    }
+
+    @Test func headerRoundTrips() throws {
+        let header = sampleHeader()
+        let (prelude, body) = split(header.encoded())
+        let decoded = try ArchiveHeader.decode(prelude: prelude, fields: body)
+        #expect(decoded == header)
+        #expect(decoded.label == "März 2026")
+        #expect(decoded.sources == ["crm", "tickets"])
+    }
+
+    @Test func unknownOptionalFieldIsSkippedAndKept() throws {
+        let (prelude, body) = rawHeader(requiredFields() + [(0x8F00, [9, 9, 9])])
+        let decoded = try ArchiveHeader.decode(prelude: prelude, fields: body)
+        #expect(decoded.encoded() == prelude + body)
+    }
+
+    @Test func unknownCriticalFieldIsRefused() {
+        let (prelude, body) = rawHeader(requiredFields() + [(0x0010, [1])])
+        #expect(throws: IntegrityError.unknownCriticalField(tag: 0x10)) { try ArchiveHeader.decode(prelude: prelude, fields: body) }
+    }
+
+    @Test func fieldsOutOfOrderAreRefused() {
+        let (prelude, body) = rawHeader(Array(requiredFields().reversed()))
+        #expect(throws: IntegrityError.self) { try ArchiveHeader.decode(prelude: prelude, fields: body) }
+    }
+
+    @Test func repeatedFieldIsRefused() {
+        let fields = requiredFields()
+        let (prelude, body) = rawHeader(fields + [fields.last!])
+        #expect(throws: IntegrityError.self) { try ArchiveHeader.decode(prelude: prelude, fields: body) }
+    }
+
+    @Test func missingRequiredFieldIsRefused() {
+        let (prelude, body) = rawHeader(Array(requiredFields().dropFirst()))
+        #expect(throws: IntegrityError.self) { try ArchiveHeader.decode(prelude: prelude, fields: body) }
+    }
+
+    @Test func unknownVersionIsRefusedClearly() {
+        let (prelude, body) = rawHeader(requiredFields(), version: 2)
+        #expect(throws: IntegrityError.unsupportedVersion(2)) { try ArchiveHeader.decode(prelude: prelude, fields: body) }
+    }
+
+    @Test func unknownSuiteIsRefused() {
+        var fields = requiredFields()
+        fields[0] = (0x0001, [7, 0])
+        let (prelude, body) = rawHeader(fields)
+        #expect(throws: IntegrityError.unsupportedSuite(7)) { try ArchiveHeader.decode(prelude: prelude, fields: body) }
+    }
+
+    @Test(arguments: [UInt32(0), FormatV1.maxHeaderLength + 1, UInt32.max])
+    func headerLengthIsCappedBeforeAllocation(length: UInt32) {
+        var prelude = ByteWriter()
+        prelude.raw(FormatV1.magic); prelude.u16(1); prelude.u16(0); prelude.u32(length)
+        #expect(throws: IntegrityError.self) { try ArchiveHeader.parsePrelude(prelude.bytes) }
+    }
+
+    @Test func chunkRawSizeOutOfRangeIsRefused() {
+        var fields = requiredFields()
+        let index = fields.firstIndex { $0.0 == 0x0004 }!
+        var w = ByteWriter(); w.u32(FormatV1.maxChunkRawSize + 1)
+        fields[index] = (0x0004, w.bytes)
+        let (prelude, body) = rawHeader(fields)
+        #expect(throws: IntegrityError.self) { try ArchiveHeader.decode(prelude: prelude, fields: body) }
+    }
+}
+
+@Suite struct TrailerAndFooterTests {
+    @Test func footerRoundTripsAndDetectsDamage() throws {
+        let footer = Footer(payloadOffset: 400, trailerOffset: 10_000, trailerLength: 240)
+        var bytes = footer.encoded()
+        #expect(bytes.count == FormatV1.footerSize)
+        #expect(try Footer.decode(bytes) == footer)
+        bytes[20] ^= 1
+        #expect(throws: IntegrityError.checksumMismatch(what: "footer")) { try Footer.decode(bytes) }
+    }
+
+    @Test func recipientBlockChecksumDetectsBitRot() throws {
+        let block = RecipientBlock(recipients: [Recipient(type: 1, keyID: [UInt8](repeating: 5, count: 16),
+                                                          wrappedKey: [UInt8](repeating: 6, count: 80))],
+                                   headerMAC: [UInt8](repeating: 7, count: 32))
+        var bytes = block.encoded()
+        #expect(try RecipientBlock.decode(bytes) == block)
+        bytes[10] ^= 1
+        #expect(throws: IntegrityError.checksumMismatch(what: "recipient block")) { try RecipientBlock.decode(bytes) }
+    }
+
+    @Test func trailerTotalsRejectImpossibleCounts() {
+        let totals = TrailerTotals(headerDigest: [UInt8](repeating: 0, count: 32), chunkCount: 5, manifestFirstChunk: 5,
+                                   tarBytes: 1, manifestBytes: 1, entryCount: 1, contentBytes: 0, payloadBytes: 100)
+        #expect(throws: IntegrityError.self) { try TrailerTotals.decode(totals.encoded()) }
+    }
+}
+
+@Suite struct ManifestEncodingTests {
+    let entries = [
+        ManifestEntry(kind: .directory, path: "crm", mode: 0o755, mtime: 1, mtimeNanoseconds: 2, size: 0,
+                      contentHash: ManifestEntry.zeroHash, linkTarget: ""),
+        ManifestEntry(kind: .file, path: "crm/ü.csv", mode: 0o640, mtime: -5, mtimeNanoseconds: 999_999_999, size: 12,
+                      contentHash: [UInt8](repeating: 0xAB, count: 32), linkTarget: ""),
+        ManifestEntry(kind: .symlink, path: "crm/l", mode: 0o777, mtime: 3, mtimeNanoseconds: 0, size: 0,
+                      contentHash: ManifestEntry.zeroHash, linkTarget: "ü.csv"),
+    ]
+
+    @Test func decoderAcceptsAnySplitOfTheStream() throws {
+        var w = ByteWriter()
+        w.raw(FormatV1.manifestMagic)
+        for e in entries { e.encode(into: &w) }
+        var decoder = ManifestDecoder()
+        var decoded: [ManifestEntry] = []
+        for byte in w.bytes {
+            decoder.feed([byte])
+            while let e = try decoder.next() { decoded.append(e) }
+        }
+        try decoder.expectEnd()
+        #expect(decoded == entries)
+    }
+
+    @Test func oversizedEntryLengthIsRefusedBeforeBuffering() {
+        var w = ByteWriter()
+        w.raw(FormatV1.manifestMagic)
+        w.u32(UInt32.max)
+        var decoder = ManifestDecoder()
+        decoder.feed(w.bytes)
+        #expect(throws: IntegrityError.self) { _ = try decoder.next() }
+    }
+
+    @Test func modeWithSetuidBitIsRefused() {
+        var w = ByteWriter()
+        var bad = entries[1]
+        bad.mode = 0o4755
+        bad.encode(into: &w)
+        #expect(throws: IntegrityError.self) { try ManifestEntry.decode(Array(w.bytes[4...])) }
+    }
+}

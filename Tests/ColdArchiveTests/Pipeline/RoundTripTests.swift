@@ -1,0 +1,132 @@
+import Foundation
+import Testing
+@testable import ColdArchive
+
+@Suite struct RoundTripTests {
+    @Test func restoreReproducesTheTreeWithFullFidelity() throws {
+        let scratch = try Scratch()
+        let keys = try TestKeys(in: scratch)
+        let source = try TreeBuilder.crmTree(at: scratch.sub("src"))
+        let report = try ArchiveCreator.create(CreateOptions(sources: [source], output: scratch.sub("a.car"), label: "monthly"),
+                                               signer: keys.signer, recipients: keys.recipients)
+        #expect(report.summary.entryCount == 12)
+        #expect(report.warnings.isEmpty)
+
+        let restored = try Restorer.restore(archivePath: scratch.sub("a.car"), to: scratch.sub("out"), keyring: keys.keyring)
+        #expect(restored.entries == 12)
+        #expect(restored.topLevel == ["crm"])
+        let before = try TreeSnapshot(source)
+        let after = try TreeSnapshot(scratch.sub("out/crm"))
+        #expect(before == after)
+        #expect(after.nodes["exports/customers.csv"]?.mtimeNanoseconds == 123_456_789)
+        #expect(after.nodes["tickets/Zürich–Straße.json"]?.mode == 0o600)
+        #expect(after.nodes["tickets/latest.json"]?.link == "T-1001.json")
+        #expect(after.nodes["exports/customers-copy.csv"]?.inodeGroup != nil)
+        #expect(after.nodes["empty-dir"]?.type == "dir")
+        // Nothing but the restored tree is left in the target: no staging directory.
+        #expect(try FileManager.default.contentsOfDirectory(atPath: scratch.sub("out")) == ["crm"])
+    }
+
+    @Test func manySmallChunksRoundTrip() throws {
+        let scratch = try Scratch()
+        let keys = try TestKeys(in: scratch)
+        let archive = try makeArchive(scratch, keys: keys, chunkRawSize: 4096)
+        let file = try ArchiveFile(path: archive)
+        #expect(file.summary.chunkCount > 50)
+        let report = try Verifier.verifyDeep(path: archive, keyring: keys.keyring)
+        #expect(report.entriesChecked == 12)
+        _ = try Restorer.restore(archivePath: archive, to: scratch.sub("out"), keyring: keys.keyring)
+        #expect(try TreeSnapshot(scratch.sub("src-a.car/crm")) == TreeSnapshot(scratch.sub("out/crm")))
+    }
+
+    @Test func severalSourcesBecomeTopLevelEntries() throws {
+        let scratch = try Scratch()
+        let keys = try TestKeys(in: scratch)
+        let crm = try TreeBuilder.crmTree(at: scratch.sub("one"))
+        try FileManager.default.createDirectory(atPath: scratch.sub("two/dumps"), withIntermediateDirectories: true)
+        try TreeBuilder.write(scratch.sub("two/dumps/db.sql"), "CREATE TABLE t(x);\n")
+        let report = try ArchiveCreator.create(CreateOptions(sources: [scratch.sub("two/dumps"), crm], output: scratch.sub("a.car")),
+                                               signer: keys.signer, recipients: keys.recipients)
+        #expect(report.summary.sources == ["crm", "dumps"])  // in canonical (bytewise) order
+        let restored = try Restorer.restore(archivePath: scratch.sub("a.car"), to: scratch.sub("out"), keyring: keys.keyring)
+        #expect(restored.topLevel == ["crm", "dumps"])
+        #expect(try String(contentsOfFile: scratch.sub("out/dumps/db.sql"), encoding: .utf8) == "CREATE TABLE t(x);\n")
+    }
+
+    @Test func listingShowsEveryEntryWithItsHash() throws {
+        let scratch = try Scratch()
+        let keys = try TestKeys(in: scratch)
+        let archive = try makeArchive(scratch, keys: keys)
+        var entries: [ManifestEntry] = []
+        try Lister.list(path: archive, keyring: keys.keyring) { entries.append($0) }
+        #expect(entries.map(\.path).first == "crm")
+        // The two names of the hardlinked export: the first in archive order holds the content.
+        let csv = try #require(entries.first { $0.path == "crm/exports/customers-copy.csv" })
+        let content = try Data(contentsOf: URL(fileURLWithPath: scratch.sub("src-a.car/crm/exports/customers.csv")))
+        #expect(csv.kind == .file)
+        #expect(csv.contentHash == Sodium.blake2b(Array(content)))
+        let link = try #require(entries.first { $0.path == "crm/exports/customers.csv" })
+        #expect(link.kind == .hardlink && link.linkTarget == "crm/exports/customers-copy.csv")
+    }
+
+    @Test func createNeverOverwritesAnExistingFile() throws {
+        let scratch = try Scratch()
+        let keys = try TestKeys(in: scratch)
+        let source = try TreeBuilder.crmTree(at: scratch.sub("src"))
+        try TreeBuilder.write(scratch.sub("a.car"), "precious")
+        #expect(throws: OperationError.self) {
+            try ArchiveCreator.create(CreateOptions(sources: [source], output: scratch.sub("a.car")), signer: keys.signer, recipients: keys.recipients)
+        }
+        #expect(try String(contentsOfFile: scratch.sub("a.car"), encoding: .utf8) == "precious")
+    }
+
+    @Test func createRefusesSymlinksThatLeaveTheTree() throws {
+        let scratch = try Scratch()
+        let keys = try TestKeys(in: scratch)
+        let source = try TreeBuilder.crmTree(at: scratch.sub("src"))
+        try FileManager.default.createSymbolicLink(atPath: "\(source)/passwd", withDestinationPath: "/etc/passwd")
+        #expect(throws: SourceError.symlinkEscapes(path: "\(source)/passwd", target: "/etc/passwd")) {
+            try ArchiveCreator.create(CreateOptions(sources: [source], output: scratch.sub("a.car")), signer: keys.signer, recipients: keys.recipients)
+        }
+        // A failed create leaves nothing under the final name and no partial file.
+        #expect(try FileManager.default.contentsOfDirectory(atPath: scratch.path).filter { $0.contains("a.car") }.isEmpty)
+    }
+
+    @Test func restoreRefusesANonEmptyTargetUnlessForced() throws {
+        let scratch = try Scratch()
+        let keys = try TestKeys(in: scratch)
+        let archive = try makeArchive(scratch, keys: keys)
+        try FileManager.default.createDirectory(atPath: scratch.sub("out"), withIntermediateDirectories: true)
+        try TreeBuilder.write(scratch.sub("out/other.txt"), "keep me")
+        #expect(throws: OperationError.self) { try Restorer.restore(archivePath: archive, to: scratch.sub("out"), keyring: keys.keyring) }
+        _ = try Restorer.restore(archivePath: archive, to: scratch.sub("out"), keyring: keys.keyring, force: true)
+        #expect(try String(contentsOfFile: scratch.sub("out/other.txt"), encoding: .utf8) == "keep me")
+        #expect(FileManager.default.fileExists(atPath: scratch.sub("out/crm/exports/customers.csv")))
+        // Even forced, an existing entry is never replaced.
+        #expect(throws: OperationError.self) {
+            try Restorer.restore(archivePath: archive, to: scratch.sub("out"), keyring: keys.keyring, force: true)
+        }
+    }
+
+    @Test func restoreCleansUpAStagingDirectoryLeftByAKilledRestore() throws {
+        let scratch = try Scratch()
+        let keys = try TestKeys(in: scratch)
+        let archive = try makeArchive(scratch, keys: keys)
+        try FileManager.default.createDirectory(atPath: scratch.sub("out/.coldarchive-restore-dead/crm"), withIntermediateDirectories: true)
+        try TreeBuilder.write(scratch.sub("out/.coldarchive-restore-dead/crm/half.csv"), "half")
+        _ = try Restorer.restore(archivePath: archive, to: scratch.sub("out"), keyring: keys.keyring)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: scratch.sub("out")) == ["crm"])
+    }
+
+    @Test func restoreWithAKeyringThatHoldsNoRecipientKeyFailsClearly() throws {
+        let scratch = try Scratch()
+        let keys = try TestKeys(in: scratch)
+        let archive = try makeArchive(scratch, keys: keys)
+        // Same signing key, but the encryption key is gone (a host that only archives).
+        try FileManager.default.removeItem(atPath: "\(keys.directory)/encryption/\(keys.recipients[0].keyIDHex).key")
+        #expect(throws: KeyError.noMatchingKey(keyIDs: [keys.recipients[0].keyIDHex])) {
+            try Restorer.restore(archivePath: archive, to: scratch.sub("out"), keyring: keys.keyring)
+        }
+        #expect(!FileManager.default.fileExists(atPath: scratch.sub("out")))
+    }
+}
