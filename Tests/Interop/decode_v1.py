@@ -300,8 +300,11 @@ def read_public(path):                   # §14: "coldarchive-signing-ed25519 BA
     lines = [l.split() for l in open(path, encoding="utf-8") if l.strip() and not l.startswith("#")]
     need(len(lines) == 1 and len(lines[0]) == 2 and lines[0][0] == "coldarchive-signing-ed25519",
          f"§14: {path}: not a signing public key file")
-    key = base64.b64decode(lines[0][1], validate=True)
-    need(len(key) == 32, f"§14: {path}: the key is not 32 bytes")
+    try:
+        key = base64.b64decode(lines[0][1], validate=True)
+    except ValueError:
+        key = b""
+    need(len(key) == 32, f"§14: {path}: the key is not 32 bytes of base64")
     return key
 
 def read_keyring(keydir):
@@ -330,7 +333,8 @@ def open_archive(buf, trusted_pk, keys, ok=lambda msg: None):
     return a, key, entries
 
 def load(path):
-    need(os.path.getsize(path) <= MAX_FILE, f"{path}: over {MAX_FILE} bytes; this decoder reads archives whole")
+    if os.path.getsize(path) > MAX_FILE:
+        raise OSError(f"{path}: over {MAX_FILE} bytes; this decoder reads archives whole and refuses it")
     return open(path, "rb").read()
 
 def iso(sec, nsec=None):                 # the UTC timestamps of the listing and summary JSON
@@ -342,9 +346,9 @@ def check(vdir):
     def line(good, msg):
         counts[not good] += 1
         print(("PASS " if good else "FAIL ") + msg)
-    buf, trusted = load(os.path.join(vdir, "vector-v1.car")), read_public(os.path.join(vdir, "keys", "signing.pub"))
-    keys = read_keyring(os.path.join(vdir, "keys"))
+    buf = load(os.path.join(vdir, "vector-v1.car"))
     try:                                 # (1) §11 and (2) §12
+        trusted, keys = read_public(os.path.join(vdir, "keys", "signing.pub")), read_keyring(os.path.join(vdir, "keys"))
         a, key, entries = open_archive(buf, trusted, keys, lambda msg: line(True, msg))
     except FormatError as e:
         line(False, str(e))
@@ -353,9 +357,9 @@ def check(vdir):
     listing = [json.loads(l) for l in open(os.path.join(vdir, "vector-v1.listing.json"), encoding="utf-8") if l.strip()]
     line(len(listing) == len(entries), f"listing has {len(listing)} lines for {len(entries)} manifest entries")
     for e, want in zip(entries, listing):
-        have = {"type": e.type, "path": e.path, "mode": e.mode, "size": e.size, "mtime": iso(e.mtime, e.nsec)}
+        have = {"type": e.type, "path": e.path, "mode": f"{e.mode:o}", "size": e.size, "mtime": iso(e.mtime, e.nsec)}
         have.update({"blake2b": e.hash.hex()} if e.type == "file" else {}, **({"link": e.link} if e.link else {}))
-        want = dict(want, mode=int(want.get("mode", "-1"), 8))
+        want = dict(want, mode=f"{int(want.get('mode', '-1'), 8):o}")   # "0755" and "755" alike
         diff = [f"{f} {have.get(f)!r} != {want.get(f)!r}" for f in sorted(set(have) | set(want)) if have.get(f) != want.get(f)]
         line(not diff, f"listing {e.path}: " + (", ".join(diff) or "all fields equal"))
     # (3) computed values against vector-v1.summary.json

@@ -37,17 +37,9 @@ final class OpenFile {
 
     /// `pread(2)` until `buffer` is full or the file ends; returns the bytes read.
     func read(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws -> Int {
-        var done = 0
-        while done < buffer.count {
-            let n = pread(fd, buffer.baseAddress! + done, buffer.count - done, off_t(offset) + off_t(done))
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw SystemError(operation: "read", path: path, errno: errno)
-            }
-            if n == 0 { break }
-            done += n
+        try transfer("read", count: buffer.count) { done in
+            pread(fd, buffer.baseAddress! + done, buffer.count - done, off_t(offset) + off_t(done))
         }
-        return done
     }
 
     /// Reads exactly `count` bytes at `offset`; a short read means the named structure is truncated.
@@ -60,30 +52,33 @@ final class OpenFile {
 
     /// `read(2)` at the current position until `buffer` is full or end of file.
     func readSequential(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        try transfer("read", count: buffer.count) { done in
+            Glibc.read(fd, buffer.baseAddress! + done, buffer.count - done)
+        }
+    }
+
+    /// `write(2)` until every byte is written.
+    func write(_ buffer: UnsafeRawBufferPointer) throws {
+        let written = try transfer("write", count: buffer.count) { done in
+            Glibc.write(fd, buffer.baseAddress! + done, buffer.count - done)
+        }
+        guard written == buffer.count else { throw SystemError(operation: "write", path: path, errno: EIO) }
+    }
+
+    /// Repeats `call` (given the bytes done so far) until `count` bytes are done or it returns 0
+    /// (end of file), retrying `EINTR`; returns the bytes done.
+    private func transfer(_ operation: String, count: Int, _ call: (Int) -> Int) throws -> Int {
         var done = 0
-        while done < buffer.count {
-            let n = Glibc.read(fd, buffer.baseAddress! + done, buffer.count - done)
+        while done < count {
+            let n = call(done)
             if n < 0 {
                 if errno == EINTR { continue }
-                throw SystemError(operation: "read", path: path, errno: errno)
+                throw SystemError(operation: operation, path: path, errno: errno)
             }
             if n == 0 { break }
             done += n
         }
         return done
-    }
-
-    /// `write(2)` until every byte is written.
-    func write(_ buffer: UnsafeRawBufferPointer) throws {
-        var done = 0
-        while done < buffer.count {
-            let n = Glibc.write(fd, buffer.baseAddress! + done, buffer.count - done)
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw SystemError(operation: "write", path: path, errno: errno)
-            }
-            done += n
-        }
     }
 
     func write(_ bytes: [UInt8]) throws {
