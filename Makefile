@@ -65,7 +65,7 @@ vectors: build
 	head -c 3000 /dev/urandom > $$t/crm/attachments/scan.bin; : > $$t/crm/empty.txt; \
 	ln -s ../customers.csv $$t/crm/tickets/customers-link.csv; ln $$t/crm/customers.csv $$t/crm/customers-hardlink.csv; \
 	chmod 600 $$t/crm/attachments/scan.bin; touch -d '2026-01-31 23:59:59.123456789' $$t/crm/customers.csv; \
-	$$bin keys init --keyring $$v/keys >/dev/null; \
+	$$bin keys init --no-passphrase --keyring $$v/keys >/dev/null; \
 	$$bin create --keyring $$v/keys --label "test vector v1" --out $$v/vector-v1.car --json $$t/crm > $$v/vector-v1.summary.json; \
 	$$bin list --keyring $$v/keys --json $$v/vector-v1.car > $$v/vector-v1.listing.json; \
 	rm -rf $$t; ls -la $$v

@@ -7,19 +7,51 @@ struct ColdArchiveCommand: ParsableCommand {
         abstract: "Encrypted, signed, verifiable cold archives of CRM data.",
         discussion: """
         Exit codes: 0 ok; 1 integrity failure (damaged, truncated, forged, or signed by an untrusted key); \
-        2 usage; 3 any other error (I/O, missing key, target not empty).
-        The archive format is specified in docs/FORMAT.md.
+        2 usage; 3 any other error (I/O, missing key, wrong passphrase, target not empty).
+        The archive format is specified in docs/FORMAT.md; keys and custody in docs/KEYS.md.
         """,
         subcommands: [KeysCommand.self, CreateCommand.self, InspectCommand.self, VerifyCommand.self,
-                      ListCommand.self, RestoreCommand.self])
+                      ListCommand.self, RestoreCommand.self, RewrapCommand.self])
 }
 
-/// `--keyring DIR`, shared by every command that needs keys.
+/// `--keyring DIR` and `--passphrase-file FILE`, shared by every command that needs keys.
 struct KeyringOption: ParsableArguments {
     @Option(name: .long, help: "Keyring directory (default: $COLDARCHIVE_KEYRING, else ./keys).")
     var keyring: String?
 
+    @Option(name: .long, help: "File whose first line is the keyring's passphrase (else $COLDARCHIVE_PASSPHRASE, else a prompt on the terminal).")
+    var passphraseFile: String?
+
     var directory: String { keyring ?? Keyring.defaultDirectory }
 
-    func open() throws -> Keyring { try Keyring(directory: directory) }
+    /// The passphrase, from the file, the environment or the terminal, in that order; asked only
+    /// when a protected secret key is actually needed.
+    var passphraseSource: PassphraseSource {
+        let file = passphraseFile
+        let directory = self.directory
+        return PassphraseSource {
+            if let file { return try Passphrase.fromFile(file) }
+            if let passphrase = try Passphrase.fromEnvironment() { return passphrase }
+            return try Terminal.askPassphrase("Passphrase for keyring \(directory): ")
+        }
+    }
+
+    func open() throws -> Keyring { try Keyring(directory: directory, passphrase: passphraseSource) }
+}
+
+/// `--trust FILE [--chain DIR]`: which signing keys an archive must be signed by.
+struct TrustOption: ParsableArguments {
+    @Option(name: .long, help: "Signing public key file (e.g. KEYRING/signing.pub) that must have signed the archive.")
+    var trust: String?
+
+    @Option(name: .long, help: "Directory of signing key rotation statements (KEYRING/signing-chain) to follow from --trust.")
+    var chain: String?
+
+    /// The trusted keys, or nil when --trust was not given.
+    func keys() throws -> [SigningPublicKey]? {
+        guard let trust else { return nil }
+        let first = try SigningPublicKey(contentsOf: trust)
+        guard let chain else { return [first] }
+        return try SigningKeyStatement.follow(from: first, statementsIn: chain)
+    }
 }

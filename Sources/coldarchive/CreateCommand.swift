@@ -30,6 +30,7 @@ struct CreateCommand: ParsableCommand {
 
     func run() throws {
         let ring = try keyring.open()
+        for warning in ring.overdueWarnings() { Output.warning(warning) }
         var options = CreateOptions(sources: sources, output: out, label: label)
         options.compressionLevel = level
         let report = try ArchiveCreator.create(options, signer: try ring.signingKey(), recipients: try ring.recipientPublicKeys())

@@ -1,24 +1,221 @@
 import ArgumentParser
 import ColdArchive
+import Foundation
 
 struct KeysCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "keys", abstract: "Manage the keyring.", subcommands: [Init.self])
+        commandName: "keys", abstract: "Manage the keyring: create, rotate, list, escrow, export, retire, change passphrase.",
+        discussion: "docs/KEYS.md describes the custody model and the procedures.",
+        subcommands: [Init.self, Rotate.self, List.self, Status.self, AddRecipient.self, ExportPublic.self, Retire.self, Passwd.self])
 
     struct Init: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Create a keyring: the site signing key (Ed25519) and a first encryption key (X25519).",
-            discussion: "Secret key files are written with mode 0600, atomically. Give auditors KEYRING/signing.pub only.")
+            discussion: """
+            Secret key files are protected by a passphrase (Argon2id) and written with mode 0600, atomically. \
+            The passphrase comes from --passphrase-file, $COLDARCHIVE_PASSPHRASE, or the terminal (asked twice). \
+            Give auditors KEYRING/signing.pub only.
+            """)
+
+        @OptionGroup var keyring: KeyringOption
+
+        @Flag(name: .long, help: "Store the secret keys unprotected (for unattended hosts whose disk is protected otherwise).")
+        var noPassphrase = false
+
+        @Option(name: .long, help: "Days an encryption key stays active before 'keys status' and 'create' warn.")
+        var cryptoperiodDays = Keyring.defaultCryptoperiodDays
+
+        func run() throws {
+            let passphrase: Passphrase?
+            if noPassphrase {
+                passphrase = nil
+                Output.warning("""
+                    --no-passphrase: the secret keys in \(keyring.directory) are stored UNENCRYPTED. Anyone who can read \
+                    that directory can decrypt every archive and sign in the site's name. Use this only on hosts whose \
+                    disks and backups are protected otherwise.
+                    """)
+            } else if let file = keyring.passphraseFile {
+                passphrase = try Passphrase.fromFile(file)
+            } else if let env = try Passphrase.fromEnvironment() {
+                passphrase = env
+            } else if let asked = try Terminal.askNewPassphrase() {
+                passphrase = asked
+            } else {
+                throw ValidationFailure("keys init needs a passphrase: give --passphrase-file FILE or COLDARCHIVE_PASSPHRASE, run it on a terminal, or pass --no-passphrase")
+            }
+            let ring = try Keyring.initialize(at: keyring.directory, passphrase: passphrase, cryptoperiodDays: cryptoperiodDays)
+            let signing = try ring.signingPublicKey()
+            print("created keyring in \(ring.directory)\(passphrase == nil ? " (secret keys NOT passphrase-protected)" : "")")
+            print("  signing key      \(signing.fingerprint)  (\(ring.signingPublicKeyPath): give this file to auditors)")
+            print("  encryption key   \(ring.activeEncryptionKeyID)  (active, cryptoperiod \(cryptoperiodDays) days)")
+            print("back up \(ring.directory) to offline media: without its .key files no archive can be restored.")
+        }
+    }
+
+    struct Rotate: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Make a new encryption key the active one (older keys stay, decrypt-only); --signing rotates the signing key.",
+            discussion: "A signing rotation writes KEYRING/signing-chain/NNNN-FPR.statement, signed by the old key, for auditors to follow.")
+
+        @OptionGroup var keyring: KeyringOption
+
+        @Flag(name: .long, help: "Rotate the site signing key instead of the encryption key.")
+        var signing = false
+
+        func run() throws {
+            let ring = try keyring.open()
+            if signing {
+                let statement = try ring.rotateSigningKey()
+                print("new signing key \(statement.next.fingerprint) replaces \(statement.previous.fingerprint)")
+                print("give auditors the new \(ring.signingPublicKeyPath) or the statement in \(ring.signingChainDirectory)/")
+            } else {
+                let id = try ring.rotateEncryptionKey()
+                print("new active encryption key \(id); earlier keys stay decrypt-only. Run 'coldarchive rewrap' to move old archives to it.")
+            }
+        }
+    }
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List every key: id, role, status, created, due date, whether its secret is here.")
+
+        @OptionGroup var keyring: KeyringOption
+
+        @Flag(name: .long, help: "Print as JSON.")
+        var json = false
+
+        func run() throws {
+            let keys = try keyring.open().keys()
+            if json { return try Output.json(keys) }
+            print("ID                                ROLE        STATUS        CREATED               DUE                   SECRET")
+            for k in keys {
+                let cols = [k.id.padding(toLength: 33, withPad: " ", startingAt: 0), k.role.padding(toLength: 11, withPad: " ", startingAt: 0),
+                            k.status.padding(toLength: 13, withPad: " ", startingAt: 0), k.created.padding(toLength: 21, withPad: " ", startingAt: 0),
+                            (k.due ?? "-").padding(toLength: 21, withPad: " ", startingAt: 0), k.holdsSecret ? "yes" : "no"]
+                print(cols.joined(separator: " ") + (k.label.map { "  \($0)" } ?? ""))
+            }
+        }
+    }
+
+    struct Status: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Check the keys against their cryptoperiods: exit 0 when all is well, 1 when a key is overdue for rotation.")
 
         @OptionGroup var keyring: KeyringOption
 
         func run() throws {
-            let ring = try Keyring.initialize(at: keyring.directory)
-            let signing = try ring.signingPublicKey()
-            print("created keyring in \(ring.directory)")
-            print("  signing key      \(signing.fingerprint)  (\(ring.signingPublicKeyPath): give this file to auditors)")
-            print("  encryption key   \(ring.activeEncryptionKeyID)  (active)")
-            print("back up \(ring.directory) to offline media: without its .key files no archive can be restored.")
+            let ring = try keyring.open()
+            let warnings = ring.overdueWarnings()
+            for warning in warnings { Output.warning(warning) }
+            if !warnings.isEmpty { throw ExitCode(1) }
+            let active = ring.keys().filter { $0.status == "active" }
+            for key in active { print("ok: \(key.role) key \(key.id) is within its cryptoperiod (due \(key.due ?? "-"))") }
+        }
+    }
+
+    struct AddRecipient: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "add-recipient",
+            abstract: "Add a standing recipient (escrow or break-glass public key): every new or re-wrapped archive is sealed to it too.")
+
+        @Argument(help: "An encryption public key file (e.g. ESCROW_KEYRING/encryption/KEYID.pub).")
+        var file: String
+
+        @Option(name: .long, help: "What this recipient is, e.g. 'escrow: legal department safe'.")
+        var label = "escrow"
+
+        @OptionGroup var keyring: KeyringOption
+
+        func run() throws {
+            let id = try keyring.open().addRecipient(publicKeyFile: file, label: label)
+            print("added standing recipient \(id) (\(label)); new archives are sealed to it as well")
+        }
+    }
+
+    struct ExportPublic: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "export-public",
+            abstract: "Write the keyring's public keys to a new directory: for an archiving host (with --include-signing-key) or auditors.",
+            discussion: "An archiving host with this export can create and sign archives but never decrypt them.")
+
+        @Option(name: .long, help: "The directory to create.")
+        var out: String
+
+        @Flag(name: .long, help: "Also copy the signing secret key, so the export can create archives.")
+        var includeSigningKey = false
+
+        @OptionGroup var keyring: KeyringOption
+
+        func run() throws {
+            try keyring.open().exportPublic(to: out, includeSigningKey: includeSigningKey)
+            print("exported public keys\(includeSigningKey ? " and the signing key" : "") to \(out): it holds no encryption secret key")
+        }
+    }
+
+    struct Retire: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Destroy the secret half of an encryption key (crypto-shredding), after a typed confirmation.",
+            discussion: "Every archive wrapped only to this key becomes unrecoverable. With --archives DIR, the archives that depend on it are listed first.")
+
+        @Argument(help: "The key id (see 'keys list').")
+        var keyID: String
+
+        @Option(name: .long, help: "A directory of archives to check for dependence on the key.")
+        var archives: String?
+
+        @Option(name: .long, help: "The key id again, to confirm without a terminal (for scripts).")
+        var confirm: String?
+
+        @OptionGroup var keyring: KeyringOption
+
+        func run() throws {
+            let ring = try keyring.open()
+            if let archives {
+                let dependents = try KeyDependencies.archives(in: archives, wrappedTo: keyID, keyring: ring)
+                if dependents.isEmpty { print("no archive in \(archives) is wrapped to \(keyID)") }
+                for d in dependents {
+                    let note = d.becomesUnreadable
+                        ? (d.escrowKeys.isEmpty ? "UNRECOVERABLE after retirement" : "unreadable here; escrow \(d.escrowKeys.joined(separator: ", ")) can still open it")
+                        : "still opens with \(d.otherHeldKeys.joined(separator: ", "))"
+                    print("  \(d.archive): \(note)")
+                }
+            }
+            let typed = confirm ?? Terminal.ask("Type the key id \(keyID) to destroy its secret key for good: ")
+            guard let typed else { throw ValidationFailure("no terminal to confirm on; pass --confirm \(keyID)") }
+            guard typed.trimmingCharacters(in: .whitespaces) == keyID else {
+                throw ValidationFailure("confirmation did not match; key \(keyID) was not retired")
+            }
+            try ring.retire(keyID: keyID)
+            print("retired \(keyID): its secret key is destroyed; archives wrapped only to it can no longer be opened")
+        }
+    }
+
+    struct Passwd: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Change the passphrase that protects the keyring's secret key files.")
+
+        @OptionGroup var keyring: KeyringOption
+
+        @Option(name: .long, help: "File whose first line is the new passphrase (else $COLDARCHIVE_NEW_PASSPHRASE, else the terminal).")
+        var newPassphraseFile: String?
+
+        @Flag(name: .long, help: "Remove the passphrase protection (unattended hosts only).")
+        var noPassphrase = false
+
+        func run() throws {
+            let ring = try keyring.open()
+            var newPassphrase: Passphrase?
+            if noPassphrase {
+                Output.warning("--no-passphrase: the secret keys in \(keyring.directory) will be stored UNENCRYPTED")
+            } else if let file = newPassphraseFile {
+                newPassphrase = try Passphrase.fromFile(file)
+            } else if var env = ProcessInfo.processInfo.environment["COLDARCHIVE_NEW_PASSPHRASE"].map({ Array($0.utf8) }), !env.isEmpty {
+                newPassphrase = try Passphrase(bytes: &env)
+            } else if let asked = try Terminal.askNewPassphrase() {
+                newPassphrase = asked
+            } else {
+                throw ValidationFailure("give the new passphrase with --new-passphrase-file or COLDARCHIVE_NEW_PASSPHRASE, or run on a terminal")
+            }
+            try ring.changePassphrase(to: newPassphrase)
+            print(newPassphrase == nil ? "passphrase removed" : "passphrase changed for every secret key in \(keyring.directory)")
         }
     }
 }

@@ -11,6 +11,8 @@ struct ListCommand: ParsableCommand {
 
     @OptionGroup var keyring: KeyringOption
 
+    @OptionGroup var trust: TrustOption
+
     @Flag(name: .long, help: "Print one JSON object per line.")
     var json = false
 
@@ -28,7 +30,7 @@ struct ListCommand: ParsableCommand {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         let formatter = ISO8601DateFormatter()
-        try Lister.list(path: file, keyring: try keyring.open()) { entry in
+        try Lister.list(path: file, keyring: try keyring.open(), trusting: try trust.keys()) { entry in
             // Full precision: seconds from the formatter, then all nine digits of nanoseconds.
             let seconds = formatter.string(from: Date(timeIntervalSince1970: TimeInterval(entry.mtime)))
             let time = seconds.dropLast() + "." + String(format: "%09u", entry.mtimeNanoseconds) + "Z"

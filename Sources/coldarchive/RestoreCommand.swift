@@ -8,7 +8,8 @@ struct RestoreCommand: ParsableCommand {
         discussion: """
         Nothing is written until the signature, every chunk hash and the manifest have been checked. \
         Entries are extracted into a staging directory inside the target and moved into place at the end; \
-        if anything fails the target is left as it was. Existing entries are never replaced.
+        if anything fails the target is left as it was. Existing entries are never replaced. \
+        The archive must be signed by one of the keyring's signing keys, or by --trust (e.g. when an escrow holder restores).
         """)
 
     @Argument(help: "The archive file.")
@@ -19,11 +20,14 @@ struct RestoreCommand: ParsableCommand {
 
     @OptionGroup var keyring: KeyringOption
 
+    @OptionGroup var trust: TrustOption
+
     @Flag(name: .long, help: "Restore into a non-empty directory (existing entries are still never replaced).")
     var force = false
 
     func run() throws {
-        let report = try Restorer.restore(archivePath: file, to: to, keyring: try keyring.open(), force: force)
+        let report = try Restorer.restore(archivePath: file, to: to, keyring: try keyring.open(),
+                                          trusting: try trust.keys(), force: force)
         print("restored \(report.entries) entries (\(Output.bytes(report.contentBytes)) of content) into \(report.target): \(report.topLevel.joined(separator: ", "))")
     }
 }

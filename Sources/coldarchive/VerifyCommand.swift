@@ -8,6 +8,7 @@ struct VerifyCommand: ParsableCommand {
         discussion: """
         With --trust (auditors): needs only the signing public key; checks the structure, the signature over \
         header and trailer, and every chunk's hash, and reads no customer data.
+        With --chain DIR, signing key rotation statements are followed from the --trust key. \
         With --deep (key holders): additionally decrypts and decompresses everything and checks every entry \
         against the manifest; writes nothing.
         """)
@@ -15,8 +16,7 @@ struct VerifyCommand: ParsableCommand {
     @Argument(help: "The archive file.")
     var file: String
 
-    @Option(name: .long, help: "Signing public key file (e.g. KEYRING/signing.pub) that must have signed the archive.")
-    var trust: String?
+    @OptionGroup var trust: TrustOption
 
     @Flag(name: .long, help: "Decrypt and check every entry (needs the keyring's secret keys).")
     var deep = false
@@ -27,16 +27,16 @@ struct VerifyCommand: ParsableCommand {
     var json = false
 
     func validate() throws {
-        if trust == nil && !deep { throw ValidationError("pass --trust SIGNING_PUBLIC_KEY_FILE, or --deep to check with the keyring") }
-        if trust != nil && deep { throw ValidationError("--deep checks against the keyring's own signing key; do not combine it with --trust") }
+        if trust.trust == nil && !deep { throw ValidationError("pass --trust SIGNING_PUBLIC_KEY_FILE, or --deep to check with the keyring") }
+        if trust.chain != nil && trust.trust == nil { throw ValidationError("--chain follows statements from the key given with --trust") }
     }
 
     func run() throws {
         let report: VerificationReport
-        if let trust {
-            report = try Verifier.verify(path: file, trusting: try SigningPublicKey(contentsOf: trust))
+        if deep {
+            report = try Verifier.verifyDeep(path: file, keyring: try keyring.open(), trusting: try trust.keys())
         } else {
-            report = try Verifier.verifyDeep(path: file, keyring: try keyring.open())
+            report = try Verifier.verify(path: file, trusting: try trust.keys() ?? [])
         }
         if json {
             try Output.json(report)

@@ -93,6 +93,11 @@ public enum KeyError: ColdArchiveError, Equatable {
     case noMatchingKey(keyIDs: [String])
     case keyringExists(path: String)
     case insecurePermissions(path: String, mode: UInt32)
+    case emptyPassphrase
+    case passphraseRequired(path: String)
+    case wrongPassphrase(path: String)
+    case unknownKey(id: String)
+    case refused(reason: String)
 
     public var kind: FailureKind { .other }
 
@@ -110,6 +115,16 @@ public enum KeyError: ColdArchiveError, Equatable {
             return "a keyring already exists at '\(path)'; refusing to overwrite its keys"
         case .insecurePermissions(let path, let mode):
             return "secret key file '\(path)' is readable by others (mode \(String(mode, radix: 8))); run 'chmod 600 \(path)'"
+        case .emptyPassphrase:
+            return "the passphrase is empty; choose a passphrase, or use 'keys init --no-passphrase' for unattended hosts"
+        case .passphraseRequired(let path):
+            return "'\(path)' is protected by a passphrase; give it on the terminal, with --passphrase-file FILE, or in COLDARCHIVE_PASSPHRASE"
+        case .wrongPassphrase(let path):
+            return "the passphrase is wrong for '\(path)' (or the file was altered); try again"
+        case .unknownKey(let id):
+            return "this keyring has no key with id '\(id)'; run 'coldarchive keys list'"
+        case .refused(let reason):
+            return reason
         }
     }
 }

@@ -267,4 +267,33 @@ enum Sodium {
         }
         return rc == 0 ? pk : nil
     }
+
+    // MARK: Argon2id
+
+    static let pwhashSaltBytes = 16
+    /// libsodium's MODERATE limits (3 passes, 256 MiB): the least a key file may use.
+    static let pwhashOpsModerate: UInt64 = 3
+    static let pwhashMemModerate: UInt64 = 256 << 20
+    /// libsodium's SENSITIVE limits (4 passes, 1 GiB): the most a key file may ask for, so a crafted
+    /// file cannot make a reader spend unbounded memory or time.
+    static let pwhashOpsSensitive: UInt64 = 4
+    static let pwhashMemSensitive: UInt64 = 1 << 30
+
+    /// `crypto_pwhash` with Argon2id 1.3: a 32-byte key from a passphrase; nil if libsodium refuses
+    /// (out of memory, limits out of range).
+    static func argon2id(passphrase: SecretBytes, salt: [UInt8], opsLimit: UInt64, memLimit: UInt64) -> SecretBytes? {
+        guard salt.count == pwhashSaltBytes else { return nil }
+        ensureInitialized()
+        let key = SecretBytes(count: 32)
+        let rc = key.withUnsafeMutableBytes { k in
+            passphrase.withUnsafeBytes { p in
+                salt.withUnsafeBufferPointer { s in
+                    crypto_pwhash(k.baseAddress!.assumingMemoryBound(to: UInt8.self), UInt64(k.count),
+                                  p.baseAddress!.assumingMemoryBound(to: CChar.self), UInt64(p.count), s.baseAddress!,
+                                  opsLimit, Int(memLimit), crypto_pwhash_ALG_ARGON2ID13)
+                }
+            }
+        }
+        return rc == 0 ? key : nil
+    }
 }

@@ -27,32 +27,75 @@ enum KeyFiles {
 
     // MARK: secret key files
 
-    static func encodeSecret(kind: Kind, secret: SecretBytes, publicKey: [UInt8], created: Date) -> [UInt8] {
-        var w = ByteWriter(capacity: 160)
+    enum Protection: UInt8 {
+        case none = 0
+        /// Argon2id (parameters and salt in the file) derives a key that seals the secret with
+        /// XChaCha20-Poly1305; the associated data is every byte of the file before the ciphertext.
+        case passphrase = 1
+    }
+
+    static func encodeSecret(kind: Kind, secret: SecretBytes, publicKey: [UInt8], created: Date,
+                             passphrase: Passphrase?, limits: (ops: UInt64, mem: UInt64)) throws -> [UInt8] {
+        var w = ByteWriter(capacity: 256)
         w.raw(secretMagic)
         w.u8(1)
         w.u8(kind.rawValue)
-        w.u8(0)  // protection: none (a passphrase-protected form is a later version of this file)
+        w.u8(passphrase == nil ? Protection.none.rawValue : Protection.passphrase.rawValue)
         w.u8(0)
         w.i64(Int64(created.timeIntervalSince1970))
         w.raw(publicKey)
-        w.u16(UInt16(secret.count))
-        var bytes = w.bytes
-        secret.withUnsafeBytes { bytes.append(contentsOf: $0) }
+        var bytes: [UInt8]
+        if let passphrase {
+            let salt = Sodium.randomBytes(Sodium.pwhashSaltBytes)
+            let nonce = Sodium.randomBytes(Sodium.aeadNonceBytes)
+            w.u64(limits.ops)
+            w.u64(limits.mem)
+            w.raw(salt)
+            w.raw(nonce)
+            w.u16(UInt16(secret.count))
+            guard let key = Sodium.argon2id(passphrase: passphrase.secret, salt: salt, opsLimit: limits.ops, memLimit: limits.mem) else {
+                throw KeyError.malformedKey(what: "passphrase key", reason: "Argon2id could not run with \(limits.mem >> 20) MiB")
+            }
+            bytes = w.bytes
+            var sealed = [UInt8](repeating: 0, count: secret.count + Sodium.aeadTagBytes)
+            let n = secret.withUnsafeBytes { plain in
+                sealed.withUnsafeMutableBytes {
+                    Sodium.aeadSeal(plaintext: plain, output: $0, additionalData: bytes, nonce: nonce, key: key)
+                }
+            }
+            bytes += sealed[0..<n]
+        } else {
+            w.u16(UInt16(secret.count))
+            bytes = w.bytes
+            secret.withUnsafeBytes { bytes.append(contentsOf: $0) }
+        }
         bytes += Sodium.blake2b(bytes)
         return bytes
     }
 
     /// Writes a secret key file atomically with mode 0600, zeroing the encoded copy afterwards.
-    static func writeSecret(kind: Kind, secret: SecretBytes, publicKey: [UInt8], created: Date, to path: String) throws {
-        var bytes = encodeSecret(kind: kind, secret: secret, publicKey: publicKey, created: created)
+    static func writeSecret(kind: Kind, secret: SecretBytes, publicKey: [UInt8], created: Date, to path: String,
+                            passphrase: Passphrase?, limits: (ops: UInt64, mem: UInt64) = defaultLimits) throws {
+        var bytes = try encodeSecret(kind: kind, secret: secret, publicKey: publicKey, created: created,
+                                     passphrase: passphrase, limits: limits)
         defer { bytes.withUnsafeMutableBytes { Sodium.memzero($0) } }
         try FileSystem.writeAtomically(bytes, to: path, mode: 0o600)
     }
 
-    /// Reads a secret key file: refuses one others can read, one whose checksum fails, and one whose
-    /// public half does not belong to its secret half.
-    static func readSecret(kind: Kind, from path: String) throws -> (secret: SecretBytes, publicKey: [UInt8]) {
+    /// Argon2id cost for new key files: libsodium's MODERATE.
+    static let defaultLimits = (ops: Sodium.pwhashOpsModerate, mem: Sodium.pwhashMemModerate)
+
+    /// What a secret key file says about itself without being opened.
+    struct SecretFileInfo {
+        var protection: Protection
+        var created: Date
+        var publicKey: [UInt8]
+    }
+
+    /// Reads a secret key file: refuses one others can read, one whose checksum fails, one whose
+    /// Argon2id limits are out of bounds, and (in the callers) one whose public half does not belong
+    /// to its secret half. Asks `passphrase` only if the file is protected.
+    static func readSecret(kind: Kind, from path: String, passphrase: PassphraseSource) throws -> (secret: SecretBytes, info: SecretFileInfo) {
         var st = stat()
         guard stat(path, &st) == 0 else {
             if errno == ENOENT { throw KeyError.missingKey(what: kind == .signing ? "signing secret key" : "encryption secret key", path: path) }
@@ -62,27 +105,53 @@ enum KeyFiles {
         var bytes = try FileSystem.readSmallFile(path, limit: maxKeyFileBytes)
         defer { bytes.withUnsafeMutableBytes { Sodium.memzero($0) } }
         guard bytes.count > 32 + 8 else { throw KeyError.keyFileTampered(path: path) }
-        let body = Array(bytes[0..<(bytes.count - 32)])
-        var bodyCopy = body
-        defer { bodyCopy.withUnsafeMutableBytes { Sodium.memzero($0) } }
-        guard Sodium.blake2b(body) == Array(bytes[(bytes.count - 32)...]) else { throw KeyError.keyFileTampered(path: path) }
-        var r = ByteReader(body, what: "key file")
+        guard Sodium.blake2b(Array(bytes[0..<(bytes.count - 32)])) == Array(bytes[(bytes.count - 32)...]) else {
+            throw KeyError.keyFileTampered(path: path)
+        }
+        let bodyEnd = bytes.count - 32
+        var r = ByteReader(Array(bytes[0..<min(bodyEnd, 48 + 8 + 8 + 16 + 24 + 2)]), what: "key file")
         guard try r.raw(8) == secretMagic, try r.u8() == 1 else { throw KeyError.keyFileTampered(path: path) }
         guard try r.u8() == kind.rawValue else {
             throw KeyError.malformedKey(what: "key in '\(path)'", reason: "it is not a \(kind == .signing ? "signing" : "encryption") key")
         }
-        let protection = try r.u8()
-        guard protection == 0 else {
-            throw KeyError.malformedKey(what: "key in '\(path)'", reason: "it is protected in a way this coldarchive does not know (\(protection))")
+        guard let protection = Protection(rawValue: try r.u8()) else {
+            throw KeyError.malformedKey(what: "key in '\(path)'", reason: "it is protected in a way this coldarchive does not know")
         }
         _ = try r.u8()
-        _ = try r.i64()
-        let publicKey = try r.raw(32)
-        let length = Int(try r.u16())
-        guard length == kind.secretLength, r.remaining == length else { throw KeyError.keyFileTampered(path: path) }
-        let start = r.offset
-        let secret = bytes.withUnsafeBytes { SecretBytes(copying: UnsafeRawBufferPointer(rebasing: $0[start..<start + length])) }
-        return (secret, publicKey)
+        let created = Date(timeIntervalSince1970: TimeInterval(try r.i64()))
+        let info = SecretFileInfo(protection: protection, created: created, publicKey: try r.raw(32))
+        switch protection {
+        case .none:
+            let length = Int(try r.u16())
+            let start = r.offset
+            guard length == kind.secretLength, bodyEnd - start == length else { throw KeyError.keyFileTampered(path: path) }
+            let secret = bytes.withUnsafeBytes { SecretBytes(copying: UnsafeRawBufferPointer(rebasing: $0[start..<start + length])) }
+            return (secret, info)
+        case .passphrase:
+            let ops = try r.u64(), mem = try r.u64()
+            guard (Sodium.pwhashOpsModerate...Sodium.pwhashOpsSensitive).contains(ops),
+                  (Sodium.pwhashMemModerate...Sodium.pwhashMemSensitive).contains(mem) else {
+                throw KeyError.malformedKey(what: "key file '\(path)'", reason: "its Argon2id limits (\(ops) passes, \(mem >> 20) MiB) are outside MODERATE…SENSITIVE")
+            }
+            let salt = try r.raw(Sodium.pwhashSaltBytes)
+            let nonce = try r.raw(Sodium.aeadNonceBytes)
+            let length = Int(try r.u16())
+            let start = r.offset
+            guard length == kind.secretLength, bodyEnd - start == length + Sodium.aeadTagBytes else { throw KeyError.keyFileTampered(path: path) }
+            guard let passphrase = try passphrase.passphrase() else { throw KeyError.passphraseRequired(path: path) }
+            guard let key = Sodium.argon2id(passphrase: passphrase.secret, salt: salt, opsLimit: ops, memLimit: mem) else {
+                throw KeyError.malformedKey(what: "key file '\(path)'", reason: "Argon2id could not run with \(mem >> 20) MiB of memory")
+            }
+            let secret = SecretBytes(count: length)
+            let opened = bytes.withUnsafeBytes { all in
+                secret.withUnsafeMutableBytes { out in
+                    Sodium.aeadOpen(ciphertext: UnsafeRawBufferPointer(rebasing: all[start..<bodyEnd]), output: out,
+                                    additionalData: Array(all[0..<start]), nonce: nonce, key: key)
+                }
+            }
+            guard opened == length else { throw KeyError.wrongPassphrase(path: path) }
+            return (secret, info)
+        }
     }
 
     // MARK: public key files

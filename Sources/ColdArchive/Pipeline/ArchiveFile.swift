@@ -156,15 +156,18 @@ public final class ArchiveFile {
         get throws { try SigningPublicKey(bytes: header.signerPublicKey) }
     }
 
-    /// Checks that `trusted` signed this archive's header and trailer (and so every chunk hash).
-    public func checkSignature(trusting trusted: SigningPublicKey) throws {
+    /// Checks that one of `trusted` signed this archive's header and trailer (and so every chunk
+    /// hash). Returns the key that did.
+    @discardableResult
+    public func checkSignature(trusting trusted: [SigningPublicKey]) throws -> SigningPublicKey {
         let signer = try signerPublicKey
-        guard signer == trusted else {
-            throw IntegrityError.untrustedSigner(fingerprint: signer.fingerprint, trusted: trusted.fingerprint)
+        guard trusted.contains(signer) else {
+            throw IntegrityError.untrustedSigner(fingerprint: signer.fingerprint, trusted: trusted.map(\.fingerprint).joined(separator: ", "))
         }
-        guard Sodium.verify(signature: signature, message: FormatV1.signatureContext + archiveDigest, publicKey: trusted.bytes) else {
+        guard Sodium.verify(signature: signature, message: FormatV1.signatureContext + archiveDigest, publicKey: signer.bytes) else {
             throw IntegrityError.badSignature
         }
+        return signer
     }
 
     /// A cursor over the chunk table, from the first chunk or from the manifest's first chunk.
@@ -174,23 +177,34 @@ public final class ArchiveFile {
                          firstIndex: fromManifest ? totals.manifestFirstChunk : 0)
     }
 
-    /// Unwraps the file key with one of `keys`, checks the header MAC with it, and returns the
-    /// cipher that opens the payload.
-    func unlock(with keys: [EncryptionKey]) throws -> ChunkCipher {
-        let byID = Dictionary(keys.map { ($0.publicKey.keyID, $0) }, uniquingKeysWith: { first, _ in first })
+    /// Unwraps the file key with the first recipient entry `keyFor` holds a key for, and checks the
+    /// header MAC with it.
+    func unwrapFileKey(_ keyFor: ([UInt8]) throws -> EncryptionKey?) throws -> FileKey {
         for recipient in recipientBlock.recipients {
-            guard let key = byID[recipient.keyID] else { continue }
+            guard let key = try keyFor(recipient.keyID) else { continue }
             guard let fileKey = key.unwrap(recipient) else {
                 throw IntegrityError.inconsistent(what: "the wrapped file key for key id \(recipient.keyID.hex) does not open with that key")
             }
             let mac = RecipientBlock.mac(headerDigest: headerDigest, entries: recipientBlock.entriesEncoded(),
                                          macKey: fileKey.headerMACKey(salt: header.payloadSalt))
             guard Sodium.constantTimeEqual(mac, recipientBlock.headerMAC) else { throw IntegrityError.headerMACMismatch }
-            return ChunkCipher(payloadKey: fileKey.payloadKey(salt: header.payloadSalt), noncePrefix: header.noncePrefix,
-                               headerDigest: headerDigest)
+            return fileKey
         }
         throw KeyError.noMatchingKey(keyIDs: recipientBlock.recipients.map { $0.keyID.hex })
     }
+
+    /// The cipher that opens the payload, for a file key already unwrapped.
+    func cipher(for fileKey: FileKey) -> ChunkCipher {
+        ChunkCipher(payloadKey: fileKey.payloadKey(salt: header.payloadSalt), noncePrefix: header.noncePrefix, headerDigest: headerDigest)
+    }
+
+    /// Unwraps the file key with one of the keyring's encryption keys and returns the payload cipher.
+    func unlock(with keyring: Keyring) throws -> ChunkCipher {
+        cipher(for: try unwrapFileKey { try keyring.encryptionKey(id: $0) })
+    }
+
+    /// The key ids this archive's file key is wrapped to.
+    public var recipientKeyIDs: [String] { recipientBlock.recipients.map { $0.keyID.hex } }
 }
 
 /// Reads the chunk table one record at a time (64 KiB at a time from disk), yielding each chunk's

@@ -19,13 +19,14 @@ public enum Restorer {
     ///    manifest and its totals. 2. Extract into a staging directory inside the target, checking
     ///    every entry against the manifest. 3. Move the restored top-level entries into place.
     /// An existing non-empty target is refused unless `force`; an existing entry is never replaced.
-    public static func restore(archivePath: String, to target: String, keyring: Keyring, force: Bool = false,
-                               workers: Int = Verifier.defaultWorkers) throws -> RestoreReport {
+    /// `trusted` overrides the keyring's own signing keys (an escrow holder restoring a site's archive).
+    public static func restore(archivePath: String, to target: String, keyring: Keyring, trusting trusted: [SigningPublicKey]? = nil,
+                               force: Bool = false, workers: Int = Verifier.defaultWorkers) throws -> RestoreReport {
         // Pass 1: verify everything that can be verified before a byte is written.
         let archive = try ArchiveFile(path: archivePath)
-        try archive.checkSignature(trusting: try keyring.signingPublicKey())
+        try archive.checkSignature(trusting: try trusted ?? keyring.trustedSigningKeys())
         _ = try archive.checkChunkHashes(workers: workers)
-        let cipher = try archive.unlock(with: try keyring.encryptionKeys())
+        let cipher = try archive.unlock(with: keyring)
         let topLevel = try archive.checkManifest(cipher: cipher)
 
         // The target: created if missing, else it must be empty (or --force) with no name clash.

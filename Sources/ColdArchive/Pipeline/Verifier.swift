@@ -18,24 +18,30 @@ public enum Verifier {
     /// One worker per core.
     public static var defaultWorkers: Int { max(1, ProcessInfo.processInfo.activeProcessorCount) }
 
-    /// The auditor's check, with no secret key: the structure, the signature by `trusted` over the
-    /// header and trailer, the recipient block's checksum, and every chunk's BLAKE2b hash.
-    public static func verify(path: String, trusting trusted: SigningPublicKey, workers: Int = defaultWorkers) throws -> VerificationReport {
+    /// The auditor's check, with no secret key: the structure, the signature by one of `trusted` over
+    /// the header and trailer, the recipient block's checksum, and every chunk's BLAKE2b hash.
+    public static func verify(path: String, trusting trusted: [SigningPublicKey], workers: Int = defaultWorkers) throws -> VerificationReport {
         let archive = try ArchiveFile(path: path)
-        try archive.checkSignature(trusting: trusted)
+        let signer = try archive.checkSignature(trusting: trusted)
         let hashed = try archive.checkChunkHashes(workers: workers)
-        return VerificationReport(archive: path, valid: true, signer: trusted.fingerprint, chunksChecked: archive.totals.chunkCount,
+        return VerificationReport(archive: path, valid: true, signer: signer.fingerprint, chunksChecked: archive.totals.chunkCount,
                                   bytesHashed: hashed, entriesChecked: nil, contentBytesChecked: nil, summary: archive.summary)
     }
 
-    /// The keyholder's check: everything `verify` checks, then every chunk decrypted and decompressed,
-    /// the tar stream parsed and every entry compared with the manifest, content hashes included.
-    public static func verifyDeep(path: String, keyring: Keyring, workers: Int = defaultWorkers) throws -> VerificationReport {
-        let trusted = try keyring.signingPublicKey()
+    public static func verify(path: String, trusting trusted: SigningPublicKey, workers: Int = defaultWorkers) throws -> VerificationReport {
+        try verify(path: path, trusting: [trusted], workers: workers)
+    }
+
+    /// The keyholder's check: everything `verify` checks (trusting the keyring's signing keys), then
+    /// every chunk decrypted and decompressed, the tar stream parsed and every entry compared with the
+    /// manifest, content hashes included.
+    public static func verifyDeep(path: String, keyring: Keyring, trusting trusted: [SigningPublicKey]? = nil,
+                                  workers: Int = defaultWorkers) throws -> VerificationReport {
+        let trusted = try trusted ?? keyring.trustedSigningKeys()
         var report = try verify(path: path, trusting: trusted, workers: workers)
         let archive = try ArchiveFile(path: path)
         try archive.checkSignature(trusting: trusted)
-        let cipher = try archive.unlock(with: try keyring.encryptionKeys())
+        let cipher = try archive.unlock(with: keyring)
         _ = try archive.checkManifest(cipher: cipher)
         let found = try archive.readPayload(cipher: cipher, workers: workers, sink: nil)
         report.entriesChecked = found.entries

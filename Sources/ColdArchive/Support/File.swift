@@ -176,6 +176,21 @@ enum FileSystem {
         }
     }
 
+    /// Overwrites a small file with zeros, syncs it, and unlinks it. (On copy-on-write or journalled
+    /// file systems and SSDs the old blocks may survive; docs/KEYS.md says what that means.)
+    static func shred(_ path: String) throws {
+        let file = try OpenFile.forReading(path)
+        let size = try file.size()
+        let fd = open(path, O_WRONLY | O_CLOEXEC)
+        if fd >= 0 {
+            let zeros = [UInt8](repeating: 0, count: Int(min(size, 1 << 20)))
+            _ = zeros.withUnsafeBytes { Glibc.write(fd, $0.baseAddress!, $0.count) }
+            fsync(fd)
+            close(fd)
+        }
+        guard unlink(path) == 0 else { throw SystemError(operation: "remove", path: path, errno: errno) }
+    }
+
     /// Reads a small file whole, refusing anything larger than `limit` bytes.
     static func readSmallFile(_ path: String, limit: Int) throws -> [UInt8] {
         let file = try OpenFile.forReading(path)

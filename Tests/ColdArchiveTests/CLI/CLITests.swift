@@ -7,7 +7,7 @@ import Testing
     func setUp() throws -> (Scratch, String, String) {
         let scratch = try Scratch()
         let keyring = scratch.sub("keys")
-        let initResult = try CLI.run(["keys", "init", "--keyring", keyring])
+        let initResult = try CLI.run(["keys", "init", "--no-passphrase", "--keyring", keyring])
         #expect(initResult.status == 0, "\(initResult.stderr)")
         let source = try TreeBuilder.crmTree(at: scratch.sub("src"))
         return (scratch, keyring, source)
@@ -66,7 +66,7 @@ import Testing
 
     @Test func anotherSignersKeyExitsOne() throws {
         let (scratch, keyring, source) = try setUp()
-        #expect(try CLI.run(["keys", "init", "--keyring", scratch.sub("other")]).status == 0)
+        #expect(try CLI.run(["keys", "init", "--no-passphrase", "--keyring", scratch.sub("other")]).status == 0)
         #expect(try CLI.run(["create", "--keyring", keyring, "--out", scratch.sub("a.car"), source]).status == 0)
         let verify = try CLI.run(["verify", scratch.sub("a.car"), "--trust", scratch.sub("other/signing.pub")])
         #expect(verify.status == 1)
@@ -100,7 +100,7 @@ import Testing
         #expect(busy.status == 3)
         #expect(busy.stderr.contains("not empty"))
         // keys init over an existing keyring.
-        #expect(try CLI.run(["keys", "init", "--keyring", keyring]).status == 3)
+        #expect(try CLI.run(["keys", "init", "--no-passphrase", "--keyring", keyring]).status == 3)
         // A missing archive.
         #expect(try CLI.run(["inspect", scratch.sub("missing.car")]).status == 3)
     }

@@ -21,7 +21,7 @@ import Testing
         let scratch = try Scratch()
         let keys = try TestKeys(in: scratch)
         let before = try Data(contentsOf: URL(fileURLWithPath: "\(keys.directory)/signing.key"))
-        #expect(throws: KeyError.keyringExists(path: keys.directory)) { try Keyring.initialize(at: keys.directory) }
+        #expect(throws: KeyError.keyringExists(path: keys.directory)) { try Keyring.initialize(at: keys.directory, passphrase: nil) }
         #expect(try Data(contentsOf: URL(fileURLWithPath: "\(keys.directory)/signing.key")) == before)
     }
 
@@ -37,7 +37,7 @@ import Testing
         let keys = try TestKeys(in: scratch)
         let path = "\(keys.directory)/encryption/\(keys.recipients[0].keyIDHex).key"
         try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: path)
-        #expect(throws: KeyError.insecurePermissions(path: path, mode: 0o644)) { try keys.keyring.encryptionKeys() }
+        #expect(throws: KeyError.insecurePermissions(path: path, mode: 0o644)) { try keys.keyring.encryptionKey(id: keys.recipients[0].keyID) }
     }
 
     @Test func aMismatchedPublicKeyFileIsRefused() throws {

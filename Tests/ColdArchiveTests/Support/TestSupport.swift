@@ -26,7 +26,7 @@ struct TestKeys {
 
     init(in scratch: Scratch, name: String = "keys") throws {
         directory = scratch.sub(name)
-        keyring = try Keyring.initialize(at: directory)
+        keyring = try Keyring.initialize(at: directory, passphrase: nil)
         signer = try keyring.signingKey()
         recipients = try keyring.recipientPublicKeys()
     }

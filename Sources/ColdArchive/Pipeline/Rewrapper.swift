@@ -1,0 +1,109 @@
+import Foundation
+
+/// What a re-wrap changed.
+public struct RewrapReport: Sendable, Equatable {
+    public var archive: String
+    public var previousRecipients: [String]
+    public var recipients: [String]
+    /// Unchanged by a re-wrap: the archive's identity and signature still hold.
+    public var headerDigest: String
+    public var archiveDigest: String
+}
+
+/// Re-wraps an archive's file key to the keyring's current recipients (the active encryption key and
+/// every standing recipient) without touching its payload, trailer or signature.
+public enum Rewrapper {
+    public static func rewrap(path: String, keyring: Keyring, workers: Int = Verifier.defaultWorkers) throws -> RewrapReport {
+        let archive = try ArchiveFile(path: path)
+        try archive.checkSignature(trusting: try keyring.trustedSigningKeys())
+        let fileKey = try archive.unwrapFileKey { try keyring.encryptionKey(id: $0) }
+
+        let recipients = try keyring.recipientPublicKeys()
+        var block = RecipientBlock(recipients: recipients.map { EncryptionKey.wrap(fileKey, to: $0) }, headerMAC: [])
+        block.headerMAC = RecipientBlock.mac(headerDigest: archive.headerDigest, entries: block.entriesEncoded(),
+                                             macKey: fileKey.headerMACKey(salt: archive.header.payloadSalt))
+        let blockBytes = block.encoded()
+        let headerBytes = archive.header.encoded()
+        let oldFooter = archive.footer
+        let newPayloadOffset = UInt64(headerBytes.count + blockBytes.count)
+
+        let partial = PartialFiles.name(for: path)
+        do {
+            let out = try OpenFile.createNew(partial, mode: 0o644)
+            try out.write(headerBytes)
+            try out.write(blockBytes)
+            // The payload and the trailer, byte for byte.
+            let buffer = ByteBuffer(capacity: 4 << 20)
+            var offset = oldFooter.payloadOffset
+            let end = oldFooter.trailerOffset + oldFooter.trailerLength
+            while offset < end {
+                let want = Int(min(UInt64(buffer.capacity), end - offset))
+                buffer.count = try archive.file.read(into: UnsafeMutableRawBufferPointer(rebasing: buffer.storage[0..<want]), at: offset)
+                guard buffer.count == want else { throw IntegrityError.truncated(what: "payload") }
+                try out.write(buffer.bytes)
+                offset += UInt64(want)
+            }
+            let delta = Int64(newPayloadOffset) - Int64(oldFooter.payloadOffset)
+            let footer = Footer(payloadOffset: newPayloadOffset, trailerOffset: UInt64(Int64(oldFooter.trailerOffset) + delta),
+                                trailerLength: oldFooter.trailerLength)
+            try out.write(footer.encoded())
+            try out.sync()
+
+            // Prove the new file before it replaces the old one: structure, signature, every chunk,
+            // and that the new recipient block opens to the same file key.
+            let rewrapped = try ArchiveFile(path: partial)
+            try rewrapped.checkSignature(trusting: try keyring.trustedSigningKeys())
+            _ = try rewrapped.checkChunkHashes(workers: workers)
+            guard rewrapped.headerDigest == archive.headerDigest, rewrapped.archiveDigest == archive.archiveDigest else {
+                throw IntegrityError.inconsistent(what: "the re-wrapped archive's identity differs from the original's")
+            }
+            let held = keyring.secretKeyIDs()
+            if rewrapped.recipientKeyIDs.contains(where: held.contains) {
+                _ = try rewrapped.checkManifest(cipher: rewrapped.unlock(with: keyring))
+            } else {
+                let mac = RecipientBlock.mac(headerDigest: rewrapped.headerDigest, entries: rewrapped.recipientBlock.entriesEncoded(),
+                                             macKey: fileKey.headerMACKey(salt: rewrapped.header.payloadSalt))
+                guard Sodium.constantTimeEqual(mac, rewrapped.recipientBlock.headerMAC) else { throw IntegrityError.headerMACMismatch }
+            }
+            try FileSystem.rename(partial, path)
+            try FileSystem.syncDirectory(FileSystem.parent(of: path))
+        } catch {
+            FileSystem.remove(partial)
+            throw error
+        }
+        return RewrapReport(archive: path, previousRecipients: archive.recipientKeyIDs, recipients: recipients.map(\.keyIDHex),
+                            headerDigest: archive.headerDigest.hex, archiveDigest: archive.archiveDigest.hex)
+    }
+}
+
+/// Which archives depend on an encryption key: for `keys retire`, before it destroys the key.
+public enum KeyDependencies {
+    public struct Dependency: Sendable, Equatable {
+        public var archive: String
+        /// Other recipients of the archive whose secret this keyring still holds.
+        public var otherHeldKeys: [String]
+        /// Standing recipients (escrow) the archive is also wrapped to.
+        public var escrowKeys: [String]
+        /// True when, after retiring the key, this keyring can no longer open the archive.
+        public var becomesUnreadable: Bool { otherHeldKeys.isEmpty }
+    }
+
+    /// Every archive in `directory` (recursively; files that are not archives are skipped) whose file
+    /// key is wrapped to `keyID`.
+    public static func archives(in directory: String, wrappedTo keyID: String, keyring: Keyring) throws -> [Dependency] {
+        var found: [Dependency] = []
+        let held = keyring.secretKeyIDs().subtracting([keyID])
+        let escrow = Set(keyring.standingRecipientIDs)
+        guard let walker = FileManager.default.enumerator(atPath: directory) else {
+            throw OperationError("cannot read the directory '\(directory)'")
+        }
+        while let relative = walker.nextObject() as? String {
+            let path = "\(directory)/\(relative)"
+            guard !FileSystem.isDirectory(path), let archive = try? ArchiveFile(path: path) else { continue }
+            let ids = archive.recipientKeyIDs
+            guard ids.contains(keyID) else { continue }
+            found.append(Dependency(archive: path, otherHeldKeys: ids.filter(held.contains), escrowKeys: ids.filter(escrow.contains)))
+        }
+        return found.sorted { $0.archive < $1.archive }
+    }
+}
