@@ -109,7 +109,16 @@ enum KeyFiles {
             throw KeyError.keyFileTampered(path: path)
         }
         let bodyEnd = bytes.count - 32
-        var r = ByteReader(Array(bytes[0..<min(bodyEnd, 48 + 8 + 8 + 16 + 24 + 2)]), what: "key file")
+        do {
+            return try decodeSecret(bytes, bodyEnd: bodyEnd, kind: kind, path: path, passphrase: passphrase)
+        } catch is IntegrityError {
+            throw KeyError.keyFileTampered(path: path)
+        }
+    }
+
+    private static func decodeSecret(_ bytes: [UInt8], bodyEnd: Int, kind: Kind, path: String,
+                                     passphrase: PassphraseSource) throws -> (secret: SecretBytes, info: SecretFileInfo) {
+        var r = ByteReader(Array(bytes[0..<bodyEnd]), what: "key file")
         guard try r.raw(8) == secretMagic, try r.u8() == 1 else { throw KeyError.keyFileTampered(path: path) }
         guard try r.u8() == kind.rawValue else {
             throw KeyError.malformedKey(what: "key in '\(path)'", reason: "it is not a \(kind == .signing ? "signing" : "encryption") key")

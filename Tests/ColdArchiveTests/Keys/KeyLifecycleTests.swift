@@ -1,0 +1,270 @@
+import Foundation
+import Testing
+@testable import ColdArchive
+
+@Suite struct KeyLifecycleTests {
+    func archive(_ scratch: Scratch, _ keyring: Keyring, name: String, signer: SigningKey? = nil) throws -> String {
+        let source = try TreeBuilder.crmTree(at: scratch.sub("src-\(name)"), attachmentBytes: 20_000)
+        _ = try ArchiveCreator.create(CreateOptions(sources: [source], output: scratch.sub(name)),
+                                      signer: try signer ?? keyring.signingKey(), recipients: try keyring.recipientPublicKeys())
+        return scratch.sub(name)
+    }
+
+    func restores(_ path: String, _ keyring: Keyring, _ scratch: Scratch, trusting: [SigningPublicKey]? = nil) throws -> Bool {
+        let target = scratch.sub("out-\(UUID().uuidString.prefix(6))")
+        let report = try Restorer.restore(archivePath: path, to: target, keyring: keyring, trusting: trusting)
+        return report.entries == 12
+    }
+
+    @Test func rotationKeepsArchivesOfEveryKeyVersionRestorable() throws {
+        let scratch = try Scratch()
+        let keys = try TestKeys(in: scratch)
+        var archives: [(String, String)] = []
+        for version in 1...3 {
+            let id = keys.keyring.activeEncryptionKeyID
+            archives.append((try archive(scratch, keys.keyring, name: "v\(version).car"), id))
+            try keys.keyring.rotateEncryptionKey()
+        }
+        #expect(Set(archives.map(\.1)).count == 3)
+        for (path, id) in archives {
+            #expect(try ArchiveFile(path: path).recipientKeyIDs == [id])
+            #expect(try restores(path, keys.keyring, scratch))
+        }
+        let statuses = keys.keyring.keys().filter { $0.role == "encryption" }.map(\.status)
+        #expect(statuses == ["decrypt-only", "decrypt-only", "decrypt-only", "active"])
+    }
+
+    @Test func rewrapThenRetireTheOldKeyThenRestore() throws {
+        let scratch = try Scratch()
+        let keys = try TestKeys(in: scratch)
+        let oldID = keys.keyring.activeEncryptionKeyID
+        let kept = try archive(scratch, keys.keyring, name: "kept.car")
+        let shredded = try archive(scratch, keys.keyring, name: "shredded.car")
+        let before = try ArchiveFile(path: kept).summary
+        let newID = try keys.keyring.rotateEncryptionKey()
+
+        let report = try Rewrapper.rewrap(path: kept, keyring: keys.keyring)
+        #expect(report.previousRecipients == [oldID] && report.recipients == [newID])
+        let after = try ArchiveFile(path: kept).summary
+        // The archive's identity, totals and signature are untouched; only the recipients changed.
+        #expect(after.headerDigest == before.headerDigest && after.archiveDigest == before.archiveDigest)
+        #expect(after.recipientKeyIDs == [newID])
+        _ = try Verifier.verify(path: kept, trusting: keys.signer.publicKey)
+
+        let dependents = try KeyDependencies.archives(in: scratch.path, wrappedTo: oldID, keyring: keys.keyring)
+        #expect(dependents.map(\.archive) == [shredded])
+        #expect(dependents[0].becomesUnreadable)
+
+        try keys.keyring.retire(keyID: oldID)
+        #expect(!FileManager.default.fileExists(atPath: "\(keys.directory)/encryption/\(oldID).key"))
+        #expect(try restores(kept, keys.keyring, scratch))
+        // Crypto-shredding: the archive wrapped only to the retired key can no longer be opened.
+        #expect(throws: KeyError.noMatchingKey(keyIDs: [oldID])) { _ = try restores(shredded, keys.keyring, scratch) }
+        // But it is still intact and verifiable for the auditor.
+        _ = try Verifier.verify(path: shredded, trusting: keys.signer.publicKey)
+    }
+
+    @Test func theActiveKeyCannotBeRetired() throws {
+        let scratch = try Scratch()
+        let keys = try TestKeys(in: scratch)
+        #expect(throws: KeyError.self) { try keys.keyring.retire(keyID: keys.keyring.activeEncryptionKeyID) }
+        #expect(throws: KeyError.unknownKey(id: "00")) { try keys.keyring.retire(keyID: "00") }
+    }
+
+    @Test func theEscrowKeyAloneRestores() throws {
+        let scratch = try Scratch()
+        let site = try TestKeys(in: scratch, name: "site")
+        let escrow = try TestKeys(in: scratch, name: "escrow")
+        let escrowID = escrow.keyring.activeEncryptionKeyID
+        try site.keyring.addRecipient(publicKeyFile: "\(escrow.directory)/encryption/\(escrowID).pub", label: "escrow: legal safe")
+        let path = try archive(scratch, site.keyring, name: "a.car")
+        #expect(try ArchiveFile(path: path).recipientKeyIDs == [site.keyring.activeEncryptionKeyID, escrowID])
+        // The escrow holder trusts the site's signing key, and holds only the escrow secret.
+        #expect(try restores(path, escrow.keyring, scratch, trusting: [site.signer.publicKey]))
+        // Without that trust, the escrow keyring refuses an archive signed by someone else.
+        #expect(throws: IntegrityError.self) { _ = try restores(path, escrow.keyring, scratch) }
+    }
+
+    @Test func aHostWithOnlyPublicKeysCreatesButCannotRestore() throws {
+        let scratch = try Scratch()
+        let keys = try TestKeys(in: scratch)
+        try keys.keyring.exportPublic(to: scratch.sub("host"), includeSigningKey: true)
+        let host = try Keyring(directory: scratch.sub("host"))
+        #expect(host.secretKeyIDs().isEmpty)
+        let path = try archive(scratch, host, name: "a.car")
+        #expect(throws: KeyError.self) { _ = try restores(path, host, scratch) }
+        #expect(try restores(path, keys.keyring, scratch))
+        let secrets = try FileManager.default.subpathsOfDirectory(atPath: scratch.sub("host")).filter { $0.hasSuffix(".key") }
+        #expect(secrets == ["signing.key"])
+    }
+
+    @Test func passphraseProtectedKeysOpenOnlyWithThePassphrase() throws {
+        let scratch = try Scratch()
+        var right = Array("correct horse battery staple".utf8)
+        var wrong = Array("Tr0ub4dor&3".utf8)
+        let directory = scratch.sub("keys")
+        try Keyring.initialize(at: directory, passphrase: try Passphrase(bytes: &right))
+        // The secret key bytes are not in the file in the clear.
+        let keyfile = try Data(contentsOf: URL(fileURLWithPath: "\(directory)/signing.key"))
+        #expect(keyfile[10] == 1)  // protection: passphrase
+        #expect(throws: KeyError.wrongPassphrase(path: "\(directory)/signing.key")) {
+            try Keyring(directory: directory, passphrase: .fixed(try Passphrase(bytes: &wrong))).signingKey()
+        }
+        #expect(throws: KeyError.passphraseRequired(path: "\(directory)/signing.key")) { try Keyring(directory: directory).signingKey() }
+        var again = Array("correct horse battery staple".utf8)
+        let ring = try Keyring(directory: directory, passphrase: .fixed(try Passphrase(bytes: &again)))
+        let path = try archive(scratch, ring, name: "a.car")
+        #expect(try restores(path, ring, scratch))
+
+        // passwd: the new passphrase opens the keys, the old one no longer does.
+        var newer = Array("a new passphrase for 2027".utf8)
+        try ring.changePassphrase(to: try Passphrase(bytes: &newer))
+        var old = Array("correct horse battery staple".utf8)
+        #expect(throws: KeyError.self) { try Keyring(directory: directory, passphrase: .fixed(try Passphrase(bytes: &old))).signingKey() }
+        var current = Array("a new passphrase for 2027".utf8)
+        let reopened = try Keyring(directory: directory, passphrase: .fixed(try Passphrase(bytes: &current)))
+        _ = try reopened.signingKey()
+        #expect(try restores(path, reopened, scratch))
+    }
+
+    @Test func aKeyFileAskingForAbsurdArgon2MemoryIsRefusedBeforeRunning() throws {
+        let scratch = try Scratch()
+        var passphrase = Array("pass".utf8)
+        let directory = scratch.sub("keys")
+        try Keyring.initialize(at: directory, passphrase: try Passphrase(bytes: &passphrase))
+        let path = "\(directory)/signing.key"
+        var bytes = Array(try Data(contentsOf: URL(fileURLWithPath: path)))
+        // memlimit (u64 at offset 64) set to 1 TiB, checksum recomputed: a well-formed but hostile file.
+        withUnsafeBytes(of: UInt64(1 << 40).littleEndian) { for (i, b) in $0.enumerated() { bytes[64 + i] = b } }
+        bytes.replaceSubrange((bytes.count - 32)..., with: Sodium.blake2b(Array(bytes[..<(bytes.count - 32)])))
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        var again = Array("pass".utf8)
+        #expect(throws: KeyError.self) { try Keyring(directory: directory, passphrase: .fixed(try Passphrase(bytes: &again))).signingKey() }
+    }
+
+    @Test func everySecretKeyFileStaysPrivate() throws {
+        let scratch = try Scratch()
+        let old = umask(0)
+        defer { umask(old) }
+        let keys = try TestKeys(in: scratch)
+        try keys.keyring.rotateEncryptionKey()
+        try keys.keyring.rotateSigningKey()
+        try keys.keyring.changePassphrase(to: nil)
+        try keys.keyring.exportPublic(to: scratch.sub("host"), includeSigningKey: true)
+        for root in [keys.directory, scratch.sub("host")] {
+            for sub in try FileManager.default.subpathsOfDirectory(atPath: root) where sub.hasSuffix(".key") {
+                let mode = try FileManager.default.attributesOfItem(atPath: "\(root)/\(sub)")[.posixPermissions] as? Int
+                #expect(mode == 0o600, "\(root)/\(sub)")
+            }
+        }
+    }
+
+    @Test func anAuditorFollowsTheSigningChainFromTheFirstKey() throws {
+        let scratch = try Scratch()
+        let keys = try TestKeys(in: scratch)
+        let first = keys.signer.publicKey
+        let oldArchive = try archive(scratch, keys.keyring, name: "old.car")
+        try keys.keyring.rotateSigningKey()
+        try keys.keyring.rotateSigningKey()
+        let newArchive = try archive(scratch, keys.keyring, name: "new.car")
+        #expect(try ArchiveFile(path: newArchive).summary.signerFingerprint != first.fingerprint)
+
+        // Trusting only the first key fails; following the chain from it succeeds.
+        #expect(throws: IntegrityError.self) { try Verifier.verify(path: newArchive, trusting: first) }
+        let chain = try SigningKeyStatement.follow(from: first, statementsIn: keys.keyring.signingChainDirectory)
+        #expect(chain.count == 3)
+        _ = try Verifier.verify(path: newArchive, trusting: chain)
+        // The keyring still trusts the archives its earlier keys signed.
+        #expect(try restores(oldArchive, keys.keyring, scratch))
+
+        // A statement altered after the fact breaks the chain.
+        let dir = keys.keyring.signingChainDirectory
+        let name = try FileManager.default.contentsOfDirectory(atPath: dir).sorted()[0]
+        var text = try String(contentsOfFile: "\(dir)/\(name)", encoding: .utf8)
+        text = text.replacingOccurrences(of: "date: 20", with: "date: 19")
+        try text.write(toFile: "\(dir)/\(name)", atomically: true, encoding: .utf8)
+        #expect(throws: IntegrityError.self) { _ = try SigningKeyStatement.follow(from: first, statementsIn: dir) }
+    }
+
+    @Test func anOverdueKeyIsReported() throws {
+        let scratch = try Scratch()
+        let ring = try Keyring.initialize(at: scratch.sub("keys"), passphrase: nil, now: Date().addingTimeInterval(-100 * 86_400))
+        let warnings = ring.overdueWarnings()
+        #expect(warnings.count == 1)
+        #expect(warnings[0].contains("active encryption key") && warnings[0].contains("keys rotate"))
+        try ring.rotateEncryptionKey()
+        #expect(ring.overdueWarnings().isEmpty)
+    }
+}
+
+@Suite struct KeyLifecycleCLITests {
+    @Test func aWrongPassphraseExitsThreeAndSaysSo() throws {
+        let scratch = try Scratch()
+        let keyring = scratch.sub("keys")
+        let source = try TreeBuilder.crmTree(at: scratch.sub("src"), attachmentBytes: 1000)
+        let right = ["COLDARCHIVE_PASSPHRASE": "right passphrase"]
+        #expect(try CLI.run(["keys", "init", "--keyring", keyring], environment: right).status == 0)
+        let wrong = try CLI.run(["create", "--keyring", keyring, "--out", scratch.sub("a.car"), source],
+                                environment: ["COLDARCHIVE_PASSPHRASE": "wrong passphrase"])
+        #expect(wrong.status == 3)
+        #expect(wrong.stderr.contains("passphrase is wrong"))
+        #expect(!FileManager.default.fileExists(atPath: scratch.sub("a.car")))
+        try "right passphrase\n".write(toFile: scratch.sub("pass.txt"), atomically: true, encoding: .utf8)
+        let ok = try CLI.run(["create", "--keyring", keyring, "--passphrase-file", scratch.sub("pass.txt"), "--out", scratch.sub("a.car"), source])
+        #expect(ok.status == 0, "\(ok.stderr)")
+    }
+
+    @Test func keysInitWithoutAnyPassphraseSourceIsAUsageError() throws {
+        let scratch = try Scratch()
+        let result = try CLI.run(["keys", "init", "--keyring", scratch.sub("keys")])
+        #expect(result.status == 2)
+        #expect(result.stderr.contains("--no-passphrase"))
+        let loud = try CLI.run(["keys", "init", "--no-passphrase", "--keyring", scratch.sub("keys")])
+        #expect(loud.status == 0)
+        #expect(loud.stderr.contains("UNENCRYPTED"))
+    }
+
+    @Test func statusListRotateRetireAndRewrapThroughTheBinary() throws {
+        let scratch = try Scratch()
+        let keyring = scratch.sub("keys")
+        let source = try TreeBuilder.crmTree(at: scratch.sub("src"), attachmentBytes: 1000)
+        #expect(try CLI.run(["keys", "init", "--no-passphrase", "--keyring", keyring]).status == 0)
+        #expect(try CLI.run(["keys", "status", "--keyring", keyring]).status == 0)
+        try FileManager.default.createDirectory(atPath: scratch.sub("vault"), withIntermediateDirectories: true)
+        #expect(try CLI.run(["create", "--keyring", keyring, "--out", scratch.sub("vault/a.car"), source]).status == 0)
+        let oldID = try Keyring(directory: keyring).activeEncryptionKeyID
+        #expect(try CLI.run(["keys", "rotate", "--keyring", keyring]).status == 0)
+        let list = try CLI.run(["keys", "list", "--keyring", keyring, "--json"])
+        let keys = try JSONDecoder().decode([Keyring.KeyInfo].self, from: Data(list.stdout.utf8))
+        #expect(keys.filter { $0.role == "encryption" }.map(\.status) == ["decrypt-only", "active"])
+        // A mistyped confirmation retires nothing.
+        let mistyped = try CLI.run(["keys", "retire", oldID, "--keyring", keyring, "--confirm", "nope"])
+        #expect(mistyped.status == 2)
+        #expect(FileManager.default.fileExists(atPath: "\(keyring)/encryption/\(oldID).key"))
+        // Rewrap, then retire: the listing says the archive no longer depends on the old key.
+        #expect(try CLI.run(["rewrap", scratch.sub("vault/a.car"), "--keyring", keyring]).status == 0)
+        let retire = try CLI.run(["keys", "retire", oldID, "--keyring", keyring, "--archives", scratch.sub("vault"), "--confirm", oldID])
+        #expect(retire.status == 0, "\(retire.stderr)")
+        #expect(retire.stdout.contains("no archive"))
+        #expect(try CLI.run(["restore", scratch.sub("vault/a.car"), "--keyring", keyring, "--to", scratch.sub("out")]).status == 0)
+        // An export without encryption secrets cannot restore (exit 3), but can create.
+        #expect(try CLI.run(["keys", "export-public", "--keyring", keyring, "--out", scratch.sub("host"), "--include-signing-key"]).status == 0)
+        #expect(try CLI.run(["create", "--keyring", scratch.sub("host"), "--out", scratch.sub("b.car"), source]).status == 0)
+        let denied = try CLI.run(["restore", scratch.sub("b.car"), "--keyring", scratch.sub("host"), "--to", scratch.sub("out2")])
+        #expect(denied.status == 3)
+        #expect(denied.stderr.contains("none of this keyring's encryption keys"))
+    }
+
+    @Test func anAuditorFollowsTheChainThroughTheBinary() throws {
+        let scratch = try Scratch()
+        let keyring = scratch.sub("keys")
+        let source = try TreeBuilder.crmTree(at: scratch.sub("src"), attachmentBytes: 1000)
+        #expect(try CLI.run(["keys", "init", "--no-passphrase", "--keyring", keyring]).status == 0)
+        try copyFile("\(keyring)/signing.pub", scratch.sub("first.pub"))
+        #expect(try CLI.run(["keys", "rotate", "--signing", "--keyring", keyring]).status == 0)
+        #expect(try CLI.run(["create", "--keyring", keyring, "--out", scratch.sub("a.car"), source]).status == 0)
+        #expect(try CLI.run(["verify", scratch.sub("a.car"), "--trust", scratch.sub("first.pub")]).status == 1)
+        let chained = try CLI.run(["verify", scratch.sub("a.car"), "--trust", scratch.sub("first.pub"), "--chain", "\(keyring)/signing-chain"])
+        #expect(chained.status == 0, "\(chained.stderr)")
+    }
+}
