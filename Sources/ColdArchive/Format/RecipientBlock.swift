@@ -52,7 +52,7 @@ public struct RecipientBlock: Sendable, Equatable {
     static func parseLength(_ bytes: [UInt8]) throws -> UInt32 {
         var r = ByteReader(bytes, what: "recipient block")
         let length = try r.u32()
-        guard length >= 2 + 64, length <= FormatV1.maxRecipientsLength else {
+        guard length >= 2 + 19 + 64, length <= FormatV1.maxRecipientsLength else {
             throw IntegrityError.lengthOutOfRange(field: "recipients_length", value: UInt64(length), limit: UInt64(FormatV1.maxRecipientsLength))
         }
         return length

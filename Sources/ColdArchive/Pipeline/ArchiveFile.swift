@@ -136,11 +136,18 @@ public final class ArchiveFile {
                 throw IntegrityError.lengthOutOfRange(field: "raw_len of chunk \(index)", value: UInt64(record.rawLength), limit: UInt64(header.chunkRawSize))
             }
             if index == totals.manifestFirstChunk { manifestOffset = offset }
+            let lastOfSection = index == totals.manifestFirstChunk - 1 || index == totals.chunkCount - 1
+            guard record.rawLength == header.chunkRawSize || lastOfSection else {
+                throw IntegrityError.inconsistent(what: "chunk \(index) is shorter than chunk_raw_size but is not the last of its section")
+            }
             sums.sealed += UInt64(record.sealedLength)
             if index < totals.manifestFirstChunk { sums.data += UInt64(record.rawLength) } else { sums.manifest += UInt64(record.rawLength) }
         }
         guard sums.sealed == totals.payloadBytes else {
             throw IntegrityError.inconsistent(what: "the chunk table adds up to \(sums.sealed) payload bytes, the trailer says \(totals.payloadBytes)")
+        }
+        guard totals.tarBytes % 512 == 0 else {
+            throw IntegrityError.inconsistent(what: "the tar stream is \(totals.tarBytes) bytes, not a whole number of 512-byte blocks")
         }
         guard sums.data == totals.tarBytes, sums.manifest == totals.manifestBytes else {
             throw IntegrityError.inconsistent(what: "the chunk table's sizes do not add up to the trailer's totals")

@@ -155,12 +155,14 @@ extension ArchiveFile {
         }
         defer { pipeline.shutdown() }
         var chunksRead: UInt64 = 0
+        var delivered: UInt64 = 0
         let nextRaw: () throws -> ByteBuffer? = {
             let raw = try pipeline.next(refill: {
                 guard chunksRead < dataChunks else { return nil }
                 chunksRead += 1
                 return try self.readChunk(cursor)
             })
+            delivered += UInt64(raw?.count ?? 0)
             return raw
         }
         let tar: TarReader
@@ -209,8 +211,17 @@ extension ArchiveFile {
         if let extra = try manifest.next() {
             throw IntegrityError.manifestMismatch(path: extra.path, reason: "the manifest lists an entry the tar stream does not hold")
         }
-        // Every data chunk must be read and authenticated, including the tar padding after the last entry.
-        while try nextRaw() != nil {}
+        // After the end-of-archive marker only zero bytes may follow (FORMAT.md §10), and every data
+        // chunk must be read and authenticated, padding included.
+        func requireZeros(_ bytes: UnsafeRawBufferPointer) throws {
+            guard !bytes.contains(where: { $0 != 0 }) else {
+                throw IntegrityError.tarStream(reason: "bytes other than zeros follow the end-of-archive marker")
+            }
+        }
+        if let (buffer, start) = tar.unconsumedTail(totalDelivered: delivered) {
+            try requireZeros(UnsafeRawBufferPointer(rebasing: buffer.bytes[start...]))
+        }
+        while let raw = try nextRaw() { try requireZeros(raw.bytes) }
         guard chunksRead == dataChunks else { throw IntegrityError.truncated(what: "data section") }
         found.peakChunksInFlight = pipeline.peakInFlight
         return found

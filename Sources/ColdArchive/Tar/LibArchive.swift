@@ -230,6 +230,19 @@ final class TarReader {
                               size: UInt64(size), linkTarget: link)
     }
 
+    /// `archive_filter_bytes(a, 0)`: how many bytes of the stream the tar reader has consumed —
+    /// after the end-of-archive marker, where the marker ends.
+    var bytesConsumed: UInt64 { UInt64(max(0, archive_filter_bytes(archive, 0))) }
+
+    /// The bytes handed to libarchive so far but not consumed by it, as (buffer, offset of first
+    /// unconsumed byte) — for checking what follows the end-of-archive marker.
+    func unconsumedTail(totalDelivered: UInt64) -> (ByteBuffer, Int)? {
+        guard let current = context.current else { return nil }
+        let bufferStart = totalDelivered - UInt64(current.count)
+        guard bytesConsumed >= bufferStart, bytesConsumed <= totalDelivered else { return nil }
+        return (current, Int(bytesConsumed - bufferStart))
+    }
+
     /// `archive_read_data`: the next bytes of the current entry's content; 0 at its end.
     func readData(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
         let n = archive_read_data(archive, buffer.baseAddress, buffer.count)

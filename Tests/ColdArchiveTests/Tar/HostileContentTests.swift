@@ -173,7 +173,12 @@ func craftArchive(_ scratch: Scratch, keys: TestKeys, tar: [UInt8], manifest: [M
     }
 
     @Test func aPayloadThatIsNotTarIsRefused() throws {
-        try expectRefused(tar: Array("this is not a tar stream at all".utf8) + [UInt8](repeating: 0x41, count: 2000),
-                          manifest: [.directory("crm")], outside: ["crm"])
+        let junk = Array("this is not a tar stream at all".utf8)
+        try expectRefused(tar: junk + [UInt8](repeating: 0x41, count: 2048 - junk.count), manifest: [.directory("crm")], outside: ["crm"])
+    }
+
+    @Test func bytesAfterTheEndOfArchiveMarkerAreRefused() throws {
+        try expectRefused(tar: HandTar.entry("crm/", .directory, mode: 0o755) + HandTar.end + [UInt8](repeating: 0x58, count: 512),
+                          manifest: [.directory("crm")])
     }
 }
