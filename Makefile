@@ -38,8 +38,10 @@ demo: release
 	echo "== 1. a sample CRM data set"; \
 	$(PYTHON) Tests/Fixtures/crm_sample.py --out $(DEMO)/crm --size 20MB; \
 	du -sh $(DEMO)/crm; \
-	echo "== 2. the keyring in keys/"; \
+	echo "== 2. the keyring in keys/ (secret keys protected by a demo passphrase)"; \
+	export COLDARCHIVE_PASSPHRASE="demo passphrase - choose your own"; \
 	if [ -f keys/keyring.json ]; then echo "keys/ already holds a keyring; using it"; else $$bin keys init --keyring keys; fi; \
+	$$bin keys list --keyring keys; \
 	echo "== 3. create the monthly archive"; \
 	$$bin create --keyring keys --label "CRM monthly archive (demo)" --out $(DEMO)/crm-demo.car $(DEMO)/crm; \
 	echo "== 4. an auditor verifies it with the signing public key only"; \
