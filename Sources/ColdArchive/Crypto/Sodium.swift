@@ -258,14 +258,23 @@ enum Sodium {
         }
     }
 
-    /// `crypto_sign_ed25519_sk_to_pk`: the public half stored inside an Ed25519 secret key.
+    /// The public key of an Ed25519 secret key, derived again from its seed
+    /// (`crypto_sign_seed_keypair`), and nil unless it equals the public half stored in the secret key:
+    /// a secret whose two halves disagree would sign archives that never verify.
     static func signPublicKey(of secretKey: SecretBytes) -> [UInt8]? {
         guard secretKey.count == signSecretKeyBytes else { return nil }
         var pk = [UInt8](repeating: 0, count: signPublicKeyBytes)
+        let scratch = SecretBytes(count: signSecretKeyBytes)
         let rc = secretKey.withUnsafeBytes { sk in
-            pk.withUnsafeMutableBufferPointer { crypto_sign_ed25519_sk_to_pk($0.baseAddress!, sk.baseAddress!.assumingMemoryBound(to: UInt8.self)) }
+            scratch.withUnsafeMutableBytes { out in
+                pk.withUnsafeMutableBufferPointer {
+                    crypto_sign_seed_keypair($0.baseAddress!, out.baseAddress!.assumingMemoryBound(to: UInt8.self),
+                                             sk.baseAddress!.assumingMemoryBound(to: UInt8.self))
+                }
+            }
         }
-        return rc == 0 ? pk : nil
+        let stored = secretKey.withUnsafeBytes { Array($0[32..<64]) }
+        return rc == 0 && stored == pk ? pk : nil
     }
 
     // MARK: Argon2id

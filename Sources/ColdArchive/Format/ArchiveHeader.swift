@@ -102,7 +102,7 @@ public struct ArchiveHeader: Sendable, Equatable {
         guard flags == 0 else { throw IntegrityError.malformed(what: "prelude (reserved flags are set)") }
         let length = try r.u32()
         guard length >= 1, length <= FormatV1.maxHeaderLength else {
-            throw IntegrityError.lengthOutOfRange(field: "header_length", value: UInt64(length), limit: UInt64(FormatV1.maxHeaderLength))
+            throw IntegrityError.outOfRange(field: "header_length", value: UInt64(length), min: 1, max: UInt64(FormatV1.maxHeaderLength))
         }
         return length
     }
@@ -146,7 +146,7 @@ public struct ArchiveHeader: Sendable, Equatable {
         var kr = ByteReader(try required(.chunkRawSize, size: 4), what: "chunk_raw_size")
         let chunkRawSize = try kr.u32()
         guard chunkRawSize >= FormatV1.minChunkRawSize, chunkRawSize <= FormatV1.maxChunkRawSize else {
-            throw IntegrityError.lengthOutOfRange(field: "chunk_raw_size", value: UInt64(chunkRawSize), limit: UInt64(FormatV1.maxChunkRawSize))
+            throw IntegrityError.outOfRange(field: "chunk_raw_size", value: UInt64(chunkRawSize), min: UInt64(FormatV1.minChunkRawSize), max: UInt64(FormatV1.maxChunkRawSize))
         }
         var header = ArchiveHeader(
             archiveID: try required(.archiveID, size: 16), created: created, chunkRawSize: chunkRawSize,
@@ -166,7 +166,7 @@ public struct ArchiveHeader: Sendable, Equatable {
         var r = ByteReader(bytes, what: "sources field")
         let count = Int(try r.u16())
         guard count <= FormatV1.maxSources else {
-            throw IntegrityError.lengthOutOfRange(field: "sources count", value: UInt64(count), limit: UInt64(FormatV1.maxSources))
+            throw IntegrityError.outOfRange(field: "sources count", value: UInt64(count), min: 0, max: UInt64(FormatV1.maxSources))
         }
         var out: [String] = []
         for _ in 0..<count {
@@ -179,7 +179,7 @@ public struct ArchiveHeader: Sendable, Equatable {
 
     static func utf8(_ bytes: [UInt8], field: String, limit: Int) throws -> String {
         guard bytes.count <= limit else {
-            throw IntegrityError.lengthOutOfRange(field: field, value: UInt64(bytes.count), limit: UInt64(limit))
+            throw IntegrityError.outOfRange(field: "length of \(field)", value: UInt64(bytes.count), min: 0, max: UInt64(limit))
         }
         guard let s = String(validating: bytes, as: UTF8.self), !s.utf8.contains(0) else {
             throw IntegrityError.malformed(what: "\(field) (not valid UTF-8)")

@@ -63,6 +63,9 @@ public struct ManifestEntry: Sendable, Equatable, Codable {
         let path = try ArchiveHeader.utf8(try r.raw(Int(try r.u16())), field: "manifest path", limit: FormatV1.maxPathBytes)
         let link = try ArchiveHeader.utf8(try r.raw(Int(try r.u16())), field: "manifest link target", limit: FormatV1.maxPathBytes)
         try r.expectEnd()
+        guard kind == .file || (size == 0 && hash == zeroHash) else {
+            throw IntegrityError.malformed(what: "manifest entry '\(path)' (a \(kind.name) with a size or content hash)")
+        }
         return ManifestEntry(kind: kind, path: path, mode: mode, mtime: mtime, mtimeNanoseconds: nsec, size: size,
                              contentHash: hash, linkTarget: link)
     }
@@ -84,21 +87,26 @@ struct ManifestDecoder {
         buffer.append(contentsOf: bytes)
     }
 
+    /// Consumes the manifest's magic once enough bytes are there; false while more are needed.
+    private mutating func consumeMagic() throws -> Bool {
+        if sawMagic { return true }
+        guard buffer.count - start >= 8 else { return false }
+        guard Array(buffer[start..<start + 8]) == FormatV1.manifestMagic else {
+            throw IntegrityError.malformed(what: "manifest (magic)")
+        }
+        start += 8
+        sawMagic = true
+        return true
+    }
+
     /// The next complete entry, or nil if more bytes are needed.
     mutating func next() throws -> ManifestEntry? {
-        if !sawMagic {
-            guard buffer.count - start >= 8 else { return nil }
-            guard Array(buffer[start..<start + 8]) == FormatV1.manifestMagic else {
-                throw IntegrityError.malformed(what: "manifest (magic)")
-            }
-            start += 8
-            sawMagic = true
-        }
+        guard try consumeMagic() else { return nil }
         guard buffer.count - start >= 4 else { return nil }
         var r = ByteReader(Array(buffer[start..<start + 4]), what: "manifest")
         let length = Int(try r.u32())
         guard length >= ManifestEntry.fixedSize, length <= ManifestEntry.maxEncodedSize else {
-            throw IntegrityError.lengthOutOfRange(field: "manifest entry_length", value: UInt64(length), limit: UInt64(ManifestEntry.maxEncodedSize))
+            throw IntegrityError.outOfRange(field: "manifest entry_length", value: UInt64(length), min: UInt64(ManifestEntry.fixedSize), max: UInt64(ManifestEntry.maxEncodedSize))
         }
         guard buffer.count - start >= 4 + length else { return nil }
         let entry = try ManifestEntry.decode(Array(buffer[start + 4..<start + 4 + length]))
@@ -107,9 +115,9 @@ struct ManifestDecoder {
         return entry
     }
 
-    /// Throws unless the manifest ended exactly after its last entry.
-    func expectEnd() throws {
-        guard sawMagic, start == buffer.count else {
+    /// Throws unless the manifest ended exactly after its last entry (or its magic, when it has none).
+    mutating func expectEnd() throws {
+        guard try consumeMagic(), start == buffer.count else {
             throw IntegrityError.malformed(what: "manifest (bytes after the last entry, or no entries)")
         }
     }

@@ -52,8 +52,8 @@ public struct RecipientBlock: Sendable, Equatable {
     static func parseLength(_ bytes: [UInt8]) throws -> UInt32 {
         var r = ByteReader(bytes, what: "recipient block")
         let length = try r.u32()
-        guard length >= 2 + 19 + 64, length <= FormatV1.maxRecipientsLength else {
-            throw IntegrityError.lengthOutOfRange(field: "recipients_length", value: UInt64(length), limit: UInt64(FormatV1.maxRecipientsLength))
+        guard length >= 85, length <= FormatV1.maxRecipientsLength else {
+            throw IntegrityError.outOfRange(field: "recipients_length", value: UInt64(length), min: 85, max: UInt64(FormatV1.maxRecipientsLength))
         }
         return length
     }
@@ -70,7 +70,7 @@ public struct RecipientBlock: Sendable, Equatable {
         var r = ByteReader(Array(block[4..<(block.count - 32)]), what: "recipient block")
         let count = Int(try r.u16())
         guard count >= 1, count <= FormatV1.maxRecipientCount else {
-            throw IntegrityError.lengthOutOfRange(field: "recipient_count", value: UInt64(count), limit: UInt64(FormatV1.maxRecipientCount))
+            throw IntegrityError.outOfRange(field: "recipient_count", value: UInt64(count), min: 1, max: UInt64(FormatV1.maxRecipientCount))
         }
         var recipients: [Recipient] = []
         for _ in 0..<count {

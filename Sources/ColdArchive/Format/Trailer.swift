@@ -51,7 +51,7 @@ public struct TrailerTotals: Sendable, Equatable {
                               contentBytes: try r.u64(), payloadBytes: try r.u64())
         try r.expectEnd()
         guard t.chunkCount >= 2, t.chunkCount <= FormatV1.maxChunkCount else {
-            throw IntegrityError.lengthOutOfRange(field: "chunk_count", value: t.chunkCount, limit: FormatV1.maxChunkCount)
+            throw IntegrityError.outOfRange(field: "chunk_count", value: t.chunkCount, min: 2, max: FormatV1.maxChunkCount)
         }
         guard t.manifestFirstChunk >= 1, t.manifestFirstChunk < t.chunkCount else {
             throw IntegrityError.inconsistent(what: "manifest_first_chunk \(t.manifestFirstChunk) is outside 1..<\(t.chunkCount)")

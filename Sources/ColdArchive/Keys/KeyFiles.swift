@@ -67,6 +67,8 @@ enum KeyFiles {
         } else {
             w.u16(UInt16(secret.count))
             bytes = w.bytes
+            // Room for everything up front, so no reallocation leaves a copy of the secret behind.
+            bytes.reserveCapacity(bytes.count + secret.count + 32)
             secret.withUnsafeBytes { bytes.append(contentsOf: $0) }
         }
         bytes += Sodium.blake2b(bytes)
@@ -104,11 +106,13 @@ enum KeyFiles {
         guard UInt32(st.st_mode) & 0o077 == 0 else { throw KeyError.insecurePermissions(path: path, mode: UInt32(st.st_mode) & 0o777) }
         var bytes = try FileSystem.readSmallFile(path, limit: maxKeyFileBytes)
         defer { bytes.withUnsafeMutableBytes { Sodium.memzero($0) } }
-        guard bytes.count > 32 + 8 else { throw KeyError.keyFileTampered(path: path) }
-        guard Sodium.blake2b(Array(bytes[0..<(bytes.count - 32)])) == Array(bytes[(bytes.count - 32)...]) else {
-            throw KeyError.keyFileTampered(path: path)
-        }
+        // Only `bytes` ever holds the secret in the clear, and it is zeroed on the way out: the
+        // checksum is computed in place and only the non-secret prefix is copied for parsing.
+        guard bytes.count > 32 + 52 else { throw KeyError.keyFileTampered(path: path) }
         let bodyEnd = bytes.count - 32
+        let checksum = Sodium.Blake2bState(outputBytes: 32)
+        bytes.withUnsafeBytes { checksum.update(UnsafeRawBufferPointer(rebasing: $0[0..<bodyEnd])) }
+        guard checksum.finalize() == Array(bytes[bodyEnd...]) else { throw KeyError.keyFileTampered(path: path) }
         do {
             return try decodeSecret(bytes, bodyEnd: bodyEnd, kind: kind, path: path, passphrase: passphrase)
         } catch is IntegrityError {
@@ -116,9 +120,14 @@ enum KeyFiles {
         }
     }
 
+    /// The fixed prefix of a secret key file: magic, version, kind, protection, created, public key.
+    private static let prefixSize = 52
+    /// What follows the prefix when the key is passphrase-protected: limits, salt, nonce, length.
+    private static let passphraseFieldsSize = 8 + 8 + 16 + 24 + 2
+
     private static func decodeSecret(_ bytes: [UInt8], bodyEnd: Int, kind: Kind, path: String,
                                      passphrase: PassphraseSource) throws -> (secret: SecretBytes, info: SecretFileInfo) {
-        var r = ByteReader(Array(bytes[0..<bodyEnd]), what: "key file")
+        var r = ByteReader(Array(bytes[0..<prefixSize]), what: "key file")
         guard try r.raw(8) == secretMagic, try r.u8() == 1 else { throw KeyError.keyFileTampered(path: path) }
         guard try r.u8() == kind.rawValue else {
             throw KeyError.malformedKey(what: "key in '\(path)'", reason: "it is not a \(kind == .signing ? "signing" : "encryption") key")
@@ -131,21 +140,25 @@ enum KeyFiles {
         let info = SecretFileInfo(protection: protection, created: created, publicKey: try r.raw(32))
         switch protection {
         case .none:
-            let length = Int(try r.u16())
-            let start = r.offset
+            guard bodyEnd >= prefixSize + 2 else { throw KeyError.keyFileTampered(path: path) }
+            var lr = ByteReader(Array(bytes[prefixSize..<prefixSize + 2]), what: "key file")
+            let length = Int(try lr.u16())
+            let start = prefixSize + 2
             guard length == kind.secretLength, bodyEnd - start == length else { throw KeyError.keyFileTampered(path: path) }
             let secret = bytes.withUnsafeBytes { SecretBytes(copying: UnsafeRawBufferPointer(rebasing: $0[start..<start + length])) }
             return (secret, info)
         case .passphrase:
-            let ops = try r.u64(), mem = try r.u64()
+            let start = prefixSize + passphraseFieldsSize
+            guard bodyEnd >= start else { throw KeyError.keyFileTampered(path: path) }
+            var pr = ByteReader(Array(bytes[prefixSize..<start]), what: "key file")
+            let ops = try pr.u64(), mem = try pr.u64()
             guard (Sodium.pwhashOpsModerate...Sodium.pwhashOpsSensitive).contains(ops),
                   (Sodium.pwhashMemModerate...Sodium.pwhashMemSensitive).contains(mem) else {
                 throw KeyError.malformedKey(what: "key file '\(path)'", reason: "its Argon2id limits (\(ops) passes, \(mem >> 20) MiB) are outside MODERATE…SENSITIVE")
             }
-            let salt = try r.raw(Sodium.pwhashSaltBytes)
-            let nonce = try r.raw(Sodium.aeadNonceBytes)
-            let length = Int(try r.u16())
-            let start = r.offset
+            let salt = try pr.raw(Sodium.pwhashSaltBytes)
+            let nonce = try pr.raw(Sodium.aeadNonceBytes)
+            let length = Int(try pr.u16())
             guard length == kind.secretLength, bodyEnd - start == length + Sodium.aeadTagBytes else { throw KeyError.keyFileTampered(path: path) }
             guard let passphrase = try passphrase.passphrase() else { throw KeyError.passphraseRequired(path: path) }
             guard let key = Sodium.argon2id(passphrase: passphrase.secret, salt: salt, opsLimit: ops, memLimit: mem) else {

@@ -38,6 +38,14 @@ public enum ArchiveCreator {
     public static func create(_ options: CreateOptions, signer: SigningKey, recipients: [EncryptionPublicKey],
                               now: Date = Date()) throws -> CreateReport {
         guard !options.sources.isEmpty else { throw OperationError("no source to archive", kind: .usage) }
+        guard options.sources.count <= FormatV1.maxSources else {
+            throw OperationError("\(options.sources.count) sources; an archive holds at most \(FormatV1.maxSources) — archive their parent directory instead", kind: .usage)
+        }
+        if let label = options.label {
+            guard label.utf8.count <= FormatV1.maxLabelBytes, !label.utf8.contains(0) else {
+                throw OperationError("the label must be at most \(FormatV1.maxLabelBytes) bytes of text", kind: .usage)
+            }
+        }
         guard !recipients.isEmpty else { throw OperationError("no encryption key to seal the archive to", kind: .other) }
         guard ZstdFrameEncoder.levelRange.contains(options.compressionLevel) else {
             throw OperationError("compression level \(options.compressionLevel) is outside zstd's range \(ZstdFrameEncoder.levelRange)", kind: .usage)
@@ -60,7 +68,7 @@ public enum ArchiveCreator {
             warnings = walker.warnings
             return (walker.entryCount, walker.contentBytes)
         }
-        return CreateReport(summary: summary.summary, warnings: warnings, peakChunksInFlight: summary.peakChunksInFlight)
+        return CreateReport(summary: summary.summary, warnings: warnings + summary.warnings, peakChunksInFlight: summary.peakChunksInFlight)
     }
 
     /// Where the archive's content goes: the tar stream, and the manifest entry for each tar entry,
@@ -79,7 +87,7 @@ public enum ArchiveCreator {
     static func write(to output: String, signer: SigningKey, recipients: [EncryptionPublicKey], label: String?, sources: [String],
                       compressionLevel: Int32, chunkRawSize: UInt32, workers: Int, now: Date,
                       fill: (ContentWriter) throws -> (entries: UInt64, contentBytes: UInt64)) throws
-        -> (summary: ArchiveSummary, peakChunksInFlight: Int) {
+        -> (summary: ArchiveSummary, peakChunksInFlight: Int, warnings: [String]) {
         if FileSystem.exists(output) {
             throw OperationError("'\(output)' already exists; archives are never overwritten — choose another name")
         }
@@ -96,7 +104,13 @@ public enum ArchiveCreator {
             chunkRawSize: chunkRawSize, noncePrefix: Sodium.randomBytes(16), payloadSalt: Sodium.randomBytes(32),
             signerPublicKey: signer.publicKey.bytes, label: label, sources: sources, creator: creatorName)
         let headerBytes = header.encoded()
+        guard headerBytes.count - FormatV1.preludeSize <= Int(FormatV1.maxHeaderLength) else {
+            throw OperationError("the header would exceed \(FormatV1.maxHeaderLength) bytes; use fewer sources or shorter names", kind: .usage)
+        }
         let headerDigest = Sodium.blake2b(headerBytes)
+        guard recipients.count <= FormatV1.maxRecipientCount else {
+            throw OperationError("\(recipients.count) recipients; an archive holds at most \(FormatV1.maxRecipientCount)")
+        }
         var block = RecipientBlock(recipients: recipients.map { EncryptionKey.wrap(fileKey, to: $0) }, headerMAC: [])
         block.headerMAC = RecipientBlock.mac(headerDigest: headerDigest, entries: block.entriesEncoded(),
                                              macKey: fileKey.headerMACKey(salt: header.payloadSalt))
@@ -150,12 +164,19 @@ public enum ArchiveCreator {
                                 trailerLength: totals.trailerLength)
             try out.write(footer.encoded())
             try out.sync()
-            try PartialFiles.publish(partial, as: output)
+            // Read back what was written, as a reader would, before it gets its final name: every
+            // structure, the totals, and the signature.
+            let written = try ArchiveFile(path: partial)
+            try written.checkSignature(trusting: [signer.publicKey])
+            guard written.archiveDigest == archiveDigest else {
+                throw OperationError("internal error: the archive read back differs from the one written; nothing was published")
+            }
+            let published = try PartialFiles.publish(partial, as: output)
 
             let summary = ArchiveSummary(header: header, headerDigest: headerDigest, recipients: block.recipients,
                                          totals: totals, archiveDigest: archiveDigest,
                                          fileSize: footer.trailerOffset + footer.trailerLength + UInt64(FormatV1.footerSize))
-            return (summary, stream.peakChunksInFlight)
+            return (summary, stream.peakChunksInFlight, published)
         } catch {
             FileSystem.remove(partial)
             throw error
@@ -189,17 +210,32 @@ enum PartialFiles {
     }
 
     /// Makes the finished file visible under its final name without ever replacing an existing
-    /// file (`link` fails if the name is taken), then syncs the directory.
-    static func publish(_ partial: String, as output: String) throws {
-        guard link(partial, output) == 0 else {
+    /// file, then syncs the directory. `link(2)` fails if the name is taken; where the file system has
+    /// no hard links (vfat, exFAT, some network mounts) the name is checked and the file renamed.
+    /// Returns warnings: once the archive is in place, a failed directory sync is not a failed create.
+    static func publish(_ partial: String, as output: String) throws -> [String] {
+        if link(partial, output) == 0 {
+            FileSystem.remove(partial)
+        } else {
             let code = errno
-            if code == EEXIST {
+            switch code {
+            case EEXIST:
                 throw OperationError("'\(output)' appeared while the archive was written; the new archive was discarded")
+            case EPERM, ENOTSUP, EOPNOTSUPP, EMLINK, ENOSYS:
+                guard !FileSystem.exists(output) else {
+                    throw OperationError("'\(output)' appeared while the archive was written; the new archive was discarded")
+                }
+                try FileSystem.rename(partial, output)
+            default:
+                throw SystemError(operation: "link", path: output, errno: code)
             }
-            throw SystemError(operation: "link", path: output, errno: code)
         }
-        FileSystem.remove(partial)
-        try FileSystem.syncDirectory(FileSystem.parent(of: output))
+        do {
+            try FileSystem.syncDirectory(FileSystem.parent(of: output))
+            return []
+        } catch {
+            return ["the archive is complete, but its directory could not be synced (\(error)); run 'sync' before removing the media"]
+        }
     }
 
     /// Removes partial files for `output` left by runs that were killed (their process is gone).

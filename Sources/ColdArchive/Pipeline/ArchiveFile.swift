@@ -64,6 +64,29 @@ public final class ArchiveFile {
     let signature: [UInt8]
     /// Where the manifest's first chunk starts.
     let manifestOffset: UInt64
+    /// The file as it was when opened; any write to it changes the ctime, which users cannot set back.
+    private let snapshot: FileSnapshot
+
+    private struct FileSnapshot: Equatable {
+        var device: UInt64, inode: UInt64, size: Int64
+        var mtime: Int, mtimeNanoseconds: Int, ctime: Int, ctimeNanoseconds: Int
+
+        init(_ file: OpenFile) throws {
+            var st = stat()
+            guard fstat(file.fd, &st) == 0 else { throw SystemError(operation: "stat", path: file.path, errno: errno) }
+            device = UInt64(st.st_dev); inode = UInt64(st.st_ino); size = Int64(st.st_size)
+            mtime = st.st_mtim.tv_sec; mtimeNanoseconds = st.st_mtim.tv_nsec
+            ctime = st.st_ctim.tv_sec; ctimeNanoseconds = st.st_ctim.tv_nsec
+        }
+    }
+
+    /// Every later pass reads the same open file again; this refuses to go on (or to publish a
+    /// restore) if the file was written to since it was opened and verified.
+    func checkUnchanged() throws {
+        guard try FileSnapshot(file) == snapshot else {
+            throw IntegrityError.inconsistent(what: "the archive file was modified while it was being read; nothing was restored — check who writes to it")
+        }
+    }
 
     public var summary: ArchiveSummary {
         ArchiveSummary(header: header, headerDigest: headerDigest, recipients: recipientBlock.recipients, totals: totals,
@@ -73,6 +96,7 @@ public final class ArchiveFile {
     public init(path: String) throws {
         self.path = path
         file = try OpenFile.forReading(path)
+        snapshot = try FileSnapshot(file)
         fileSize = try file.size()
         let minimum = UInt64(FormatV1.preludeSize + FormatV1.footerSize)
         guard fileSize >= 8 else {
@@ -124,17 +148,11 @@ public final class ArchiveFile {
         // One pass over the chunk table: the archive digest, and every record within its limits.
         let digest = Sodium.Blake2bState(outputBytes: 32)
         digest.update(totals.encoded())
-        let maxSealed = UInt64(ZstdFrameEncoder.bound(Int(header.chunkRawSize)) + ChunkCipher.tagSize)
         var sums: (sealed: UInt64, data: UInt64, manifest: UInt64) = (0, 0, 0)
         var manifestOffset: UInt64 = 0
-        let table = ChunkTableCursor(file: file, trailerOffset: footer.trailerOffset, totals: totals, payloadOffset: payloadOffset)
+        let table = ChunkTableCursor(file: file, trailerOffset: footer.trailerOffset, totals: totals, payloadOffset: payloadOffset,
+                                     chunkRawSize: header.chunkRawSize)
         while let (index, offset, record) = try table.next(rawTable: { digest.update($0) }) {
-            guard UInt64(record.sealedLength) > UInt64(ChunkCipher.tagSize), UInt64(record.sealedLength) <= maxSealed else {
-                throw IntegrityError.lengthOutOfRange(field: "sealed_len of chunk \(index)", value: UInt64(record.sealedLength), limit: maxSealed)
-            }
-            guard record.rawLength >= 1, record.rawLength <= header.chunkRawSize else {
-                throw IntegrityError.lengthOutOfRange(field: "raw_len of chunk \(index)", value: UInt64(record.rawLength), limit: UInt64(header.chunkRawSize))
-            }
             if index == totals.manifestFirstChunk { manifestOffset = offset }
             let lastOfSection = index == totals.manifestFirstChunk - 1 || index == totals.chunkCount - 1
             guard record.rawLength == header.chunkRawSize || lastOfSection else {
@@ -180,22 +198,28 @@ public final class ArchiveFile {
     /// A cursor over the chunk table, from the first chunk or from the manifest's first chunk.
     func chunkTable(fromManifest: Bool = false) -> ChunkTableCursor {
         ChunkTableCursor(file: file, trailerOffset: footer.trailerOffset, totals: totals,
-                         payloadOffset: fromManifest ? manifestOffset : footer.payloadOffset,
+                         payloadOffset: fromManifest ? manifestOffset : footer.payloadOffset, chunkRawSize: header.chunkRawSize,
                          firstIndex: fromManifest ? totals.manifestFirstChunk : 0)
     }
 
-    /// Unwraps the file key with the first recipient entry `keyFor` holds a key for, and checks the
-    /// header MAC with it.
+    /// Unwraps the file key with a recipient entry `keyFor` holds a key for (entries of unknown types
+    /// are skipped; an entry that does not open is passed over for the next), then checks the header
+    /// MAC with it — which covers every entry, so an altered block is refused either way.
     func unwrapFileKey(_ keyFor: ([UInt8]) throws -> EncryptionKey?) throws -> FileKey {
-        for recipient in recipientBlock.recipients {
+        var failed: [String] = []
+        for recipient in recipientBlock.recipients where recipient.type == Recipient.typeX25519SealedBox {
             guard let key = try keyFor(recipient.keyID) else { continue }
             guard let fileKey = key.unwrap(recipient) else {
-                throw IntegrityError.inconsistent(what: "the wrapped file key for key id \(recipient.keyID.hex) does not open with that key")
+                failed.append(recipient.keyID.hex)
+                continue
             }
             let mac = RecipientBlock.mac(headerDigest: headerDigest, entries: recipientBlock.entriesEncoded(),
                                          macKey: fileKey.headerMACKey(salt: header.payloadSalt))
             guard Sodium.constantTimeEqual(mac, recipientBlock.headerMAC) else { throw IntegrityError.headerMACMismatch }
             return fileKey
+        }
+        if !failed.isEmpty {
+            throw IntegrityError.inconsistent(what: "the wrapped file key for key id \(failed.joined(separator: ", ")) does not open with that key: the recipient block was altered")
         }
         throw KeyError.noMatchingKey(keyIDs: recipientBlock.recipients.map { $0.keyID.hex })
     }
@@ -215,9 +239,12 @@ public final class ArchiveFile {
 }
 
 /// Reads the chunk table one record at a time (64 KiB at a time from disk), yielding each chunk's
-/// index, its byte offset in the file, and its record.
+/// index, its byte offset in the file, and its record — each record checked against its limits every
+/// time it is read, so no pass allocates on the word of an unchecked length.
 final class ChunkTableCursor {
     private let file: OpenFile
+    private let chunkRawSize: UInt32
+    private let maxSealed: UInt64
     private let tableOffset: UInt64
     private let count: UInt64
     private var index: UInt64 = 0
@@ -226,8 +253,11 @@ final class ChunkTableCursor {
     private var bufferStart: UInt64 = 0
 
     /// `payloadOffset` is where chunk `firstIndex` starts.
-    init(file: OpenFile, trailerOffset: UInt64, totals: TrailerTotals, payloadOffset: UInt64, firstIndex: UInt64 = 0) {
+    init(file: OpenFile, trailerOffset: UInt64, totals: TrailerTotals, payloadOffset: UInt64, chunkRawSize: UInt32,
+         firstIndex: UInt64 = 0) {
         self.file = file
+        self.chunkRawSize = chunkRawSize
+        self.maxSealed = UInt64(ZstdFrameEncoder.bound(Int(chunkRawSize)) + ChunkCipher.tagSize)
         self.tableOffset = trailerOffset + UInt64(FormatV1.trailerFixedSize)
         self.count = totals.chunkCount
         self.payloadCursor = payloadOffset
@@ -249,6 +279,12 @@ final class ChunkTableCursor {
         let local = Int(position - bufferStart)
         var r = ByteReader(Array(buffer[local..<local + FormatV1.chunkRecordSize]), what: "chunk record")
         let record = try ChunkRecord.decode(&r)
+        guard UInt64(record.sealedLength) > UInt64(ChunkCipher.tagSize), UInt64(record.sealedLength) <= maxSealed else {
+            throw IntegrityError.outOfRange(field: "sealed_len of chunk \(index)", value: UInt64(record.sealedLength), min: 17, max: maxSealed)
+        }
+        guard record.rawLength >= 1, record.rawLength <= chunkRawSize else {
+            throw IntegrityError.outOfRange(field: "raw_len of chunk \(index)", value: UInt64(record.rawLength), min: 1, max: UInt64(chunkRawSize))
+        }
         defer {
             index += 1
             payloadCursor += UInt64(record.sealedLength)

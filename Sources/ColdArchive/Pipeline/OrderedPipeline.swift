@@ -6,8 +6,9 @@ import Foundation
 /// every stage.
 ///
 /// The driver either pushes (`submit` then `finish`, consuming outputs as they come) or pulls
-/// (`next(refill:)`, producing inputs on demand). All mutable state is guarded by `condition`;
-/// that lock is why the class may be shared with its worker threads.
+/// (`next(refill:)`, producing inputs on demand), and calls `shutdown()` when done (the worker
+/// threads hold the pipeline, so it cannot stop them from `deinit`). All mutable state is guarded
+/// by `condition`; that lock is why the class may be shared with its worker threads.
 final class OrderedPipeline<Input, Output>: @unchecked Sendable {
     private let condition = NSCondition()
     private var queue: [(sequence: Int, input: Input)] = []
@@ -39,8 +40,6 @@ final class OrderedPipeline<Input, Output>: @unchecked Sendable {
             thread.start()
         }
     }
-
-    deinit { shutdown() }
 
     // MARK: pushing
 

@@ -33,6 +33,7 @@ extension ArchiveFile {
         defer { pipeline.shutdown() }
         var hashed: UInt64 = 0
         while let n = try pipeline.next(refill: { try readChunk(cursor) }) { hashed += n }
+        try checkUnchanged()
         return hashed
     }
 }
@@ -132,8 +133,11 @@ extension ArchiveFile {
         while let entry = try reader.next() {
             try order.check(entry)
             if !entry.path.contains("/") { topLevel.append(entry.path) }
-            contentBytes += entry.size
+            let (sum, overflow) = contentBytes.addingReportingOverflow(entry.size)
+            guard !overflow else { throw IntegrityError.inconsistent(what: "the manifest's file sizes add up to more than 2^64 bytes") }
+            contentBytes = sum
         }
+        try checkUnchanged()
         guard contentBytes == totals.contentBytes else {
             throw IntegrityError.inconsistent(what: "the manifest's files add up to \(contentBytes) bytes, the trailer says \(totals.contentBytes)")
         }
@@ -224,6 +228,7 @@ extension ArchiveFile {
         while let raw = try nextRaw() { try requireZeros(raw.bytes) }
         guard chunksRead == dataChunks else { throw IntegrityError.truncated(what: "data section") }
         found.peakChunksInFlight = pipeline.peakInFlight
+        try checkUnchanged()
         return found
     }
 

@@ -29,6 +29,10 @@ public enum Restorer {
         let cipher = try archive.unlock(with: keyring)
         let topLevel = try archive.checkManifest(cipher: cipher)
 
+        if let reserved = topLevel.first(where: { $0.hasPrefix(stagingPrefix) }) {
+            throw IntegrityError.unsafeEntry(path: reserved, reason: "names starting with '\(stagingPrefix)' are reserved for restore's staging directory")
+        }
+
         // The target: created if missing, else it must be empty (or --force) with no name clash.
         var createdTarget = false
         if FileSystem.exists(target) {
@@ -36,10 +40,7 @@ public enum Restorer {
                 throw OperationError("restore target '\(target)' exists and is not a directory")
             }
             let existing = try FileSystem.directoryEntries(target)
-            for stale in existing where stale.hasPrefix(stagingPrefix) {
-                try removeTree("\(target)/\(stale)")
-            }
-            let present = existing.filter { !$0.hasPrefix(stagingPrefix) }
+            let present = existing.filter { staleStagingPID($0, in: target) == nil }
             if !present.isEmpty && !force {
                 throw OperationError("restore target '\(target)' is not empty; restore into a new directory, or pass --force to add to it")
             }
@@ -47,24 +48,31 @@ public enum Restorer {
             guard clashes.isEmpty else {
                 throw OperationError("restore target '\(target)' already holds \(clashes.map { "'\($0)'" }.joined(separator: ", ")); restore never replaces existing data — move it away first")
             }
+            // Staging directories left by restores that were killed (their process is gone).
+            for name in existing where staleStagingPID(name, in: target) != nil {
+                try removeTree("\(target)/\(name)")
+            }
         } else {
             try FileSystem.makeDirectory(target, mode: 0o755)
             createdTarget = true
         }
 
         // Pass 2: extract into staging, then move into place.
-        let staging = "\(target)/\(stagingPrefix)\(Sodium.randomBytes(8).hex)"
+        let staging = "\(target)/\(stagingPrefix)\(getpid())-\(Sodium.randomBytes(6).hex)"
         var moved: [String] = []
         do {
             try FileSystem.makeDirectory(staging, mode: 0o700)
             let extractor = try SafeExtractor(root: staging)
             let found = try archive.readPayload(cipher: cipher, workers: workers, sink: extractor)
-            try extractor.finish()
+            // Top-level directories keep a writable mode until they are in place: moving a directory
+            // to a new parent needs write permission on it.
+            let topLevelDirectories = try extractor.finish(exceptTopLevel: true)
             for name in topLevel {
                 try renameNoReplace("\(staging)/\(name)", "\(target)/\(name)")
                 moved.append(name)
             }
             try removeTree(staging)
+            try SafeExtractor.applyModeAndTimes(topLevelDirectories, under: target)
             try FileSystem.syncDirectory(target)
             return RestoreReport(target: target, entries: found.entries, contentBytes: found.contentBytes, topLevel: topLevel,
                                  peakChunksInFlight: found.peakChunksInFlight)
@@ -74,6 +82,17 @@ public enum Restorer {
             if createdTarget { _ = rmdir(target) }
             throw error
         }
+    }
+
+    /// The process id in a staging directory's name (`.coldarchive-restore-PID-RANDOM`) when that
+    /// process no longer runs and the entry is a directory: a leftover that may be removed.
+    static func staleStagingPID(_ name: String, in target: String) -> Int32? {
+        guard name.hasPrefix(stagingPrefix),
+              let pid = name.dropFirst(stagingPrefix.count).split(separator: "-").first.flatMap({ Int32($0) }), pid > 0,
+              kill(pid, 0) != 0 && errno == ESRCH else { return nil }
+        var st = stat()
+        guard lstat("\(target)/\(name)", &st) == 0, UInt32(st.st_mode) & 0o170000 == FileTypeBits.directory else { return nil }
+        return pid
     }
 
     /// Moves an entry into place, refusing to replace an existing one. (`renameat2` with

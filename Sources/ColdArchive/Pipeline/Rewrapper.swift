@@ -43,6 +43,7 @@ public enum Rewrapper {
                 try out.write(buffer.bytes)
                 offset += UInt64(want)
             }
+            try archive.checkUnchanged()
             let delta = Int64(newPayloadOffset) - Int64(oldFooter.payloadOffset)
             let footer = Footer(payloadOffset: newPayloadOffset, trailerOffset: UInt64(Int64(oldFooter.trailerOffset) + delta),
                                 trailerLength: oldFooter.trailerLength)

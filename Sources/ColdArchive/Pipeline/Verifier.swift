@@ -21,7 +21,11 @@ public enum Verifier {
     /// The auditor's check, with no secret key: the structure, the signature by one of `trusted` over
     /// the header and trailer, the recipient block's checksum, and every chunk's BLAKE2b hash.
     public static func verify(path: String, trusting trusted: [SigningPublicKey], workers: Int = defaultWorkers) throws -> VerificationReport {
-        let archive = try ArchiveFile(path: path)
+        try verify(archive: try ArchiveFile(path: path), trusting: trusted, workers: workers)
+    }
+
+    static func verify(archive: ArchiveFile, trusting trusted: [SigningPublicKey], workers: Int) throws -> VerificationReport {
+        let path = archive.path
         let signer = try archive.checkSignature(trusting: trusted)
         let hashed = try archive.checkChunkHashes(workers: workers)
         return VerificationReport(archive: path, valid: true, signer: signer.fingerprint, chunksChecked: archive.totals.chunkCount,
@@ -38,9 +42,8 @@ public enum Verifier {
     public static func verifyDeep(path: String, keyring: Keyring, trusting trusted: [SigningPublicKey]? = nil,
                                   workers: Int = defaultWorkers) throws -> VerificationReport {
         let trusted = try trusted ?? keyring.trustedSigningKeys()
-        var report = try verify(path: path, trusting: trusted, workers: workers)
         let archive = try ArchiveFile(path: path)
-        try archive.checkSignature(trusting: trusted)
+        var report = try verify(archive: archive, trusting: trusted, workers: workers)
         let cipher = try archive.unlock(with: keyring)
         _ = try archive.checkManifest(cipher: cipher)
         let found = try archive.readPayload(cipher: cipher, workers: workers, sink: nil)

@@ -22,7 +22,7 @@ public enum IntegrityError: ColdArchiveError, Equatable {
     case malformed(what: String)
     case truncated(what: String)
     case truncatedFile(reason: String)
-    case lengthOutOfRange(field: String, value: UInt64, limit: UInt64)
+    case outOfRange(field: String, value: UInt64, min: UInt64, max: UInt64)
     case inconsistent(what: String)
     case checksumMismatch(what: String)
     case chunkHashMismatch(index: UInt64, offset: UInt64)
@@ -53,8 +53,8 @@ public enum IntegrityError: ColdArchiveError, Equatable {
             return "archive is truncated: \(what) ends early"
         case .truncatedFile(let reason):
             return "archive is truncated: \(reason)"
-        case .lengthOutOfRange(let field, let value, let limit):
-            return "archive is damaged: \(field) is \(value), beyond the limit of \(limit)"
+        case .outOfRange(let field, let value, let min, let max):
+            return "archive is damaged: \(field) is \(value), outside the allowed \(min)…\(max)"
         case .inconsistent(let what):
             return "archive is damaged: \(what)"
         case .checksumMismatch(let what):

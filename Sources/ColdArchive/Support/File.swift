@@ -17,6 +17,11 @@ final class OpenFile {
 
     deinit { close(fd) }
 
+    /// Takes ownership of a descriptor opened elsewhere.
+    convenience init(adopting fd: Int32, path: String) {
+        self.init(fd: fd, path: path)
+    }
+
     /// `open(path, O_RDONLY)`.
     static func forReading(_ path: String) throws -> OpenFile {
         OpenFile(fd: try retrying("open", path) { open(path, O_RDONLY | O_CLOEXEC) }, path: path)
@@ -118,7 +123,7 @@ enum FileSystem {
     }
 
     static func rename(_ from: String, _ to: String) throws {
-        guard Glibc.rename(from, to) == 0 else { throw SystemError(operation: "rename to '\(to)'", path: from, errno: errno) }
+        guard Glibc.rename(from, to) == 0 else { throw SystemError(operation: "rename", path: "\(from)' to '\(to)", errno: errno) }
     }
 
     static func remove(_ path: String) {

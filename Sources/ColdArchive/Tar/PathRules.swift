@@ -19,18 +19,21 @@ enum PathRules {
         return parts
     }
 
-    /// True when a symlink at `linkPath` with this `target` would point outside the archive's root
-    /// (absolute targets always do).
+    /// True when a symlink at `linkPath` with this `target` could point outside the archive's root.
+    /// Allowed targets are relative, go up (`..`) only before going down (`../../a/b`, never `a/../b`,
+    /// whose `a` might itself be a link), and never go above the root; `.` components are ignored.
+    /// Every link in a tree obeying this resolves inside it, however links chain.
     static func symlinkEscapes(linkPath: [String], target: String) -> Bool {
         if target.isEmpty || target.hasPrefix("/") || target.utf8.contains(0) { return true }
         var depth = linkPath.count - 1
-        for part in target.split(separator: "/", omittingEmptySubsequences: true) {
-            if part == "." { continue }
+        var descending = false
+        for part in target.split(separator: "/", omittingEmptySubsequences: true) where part != "." {
             if part == ".." {
+                if descending { return true }
                 depth -= 1
                 if depth < 0 { return true }
             } else {
-                depth += 1
+                descending = true
             }
         }
         return false
@@ -48,7 +51,8 @@ enum PathRules {
 }
 
 /// Checks, in O(depth) memory, that a sequence of entries is in canonical order, that no path
-/// repeats, and that every entry's parent is a directory listed before it.
+/// repeats, that every entry's parent is a directory listed before it, and that hardlinks point
+/// backwards.
 struct EntryOrderCheck {
     private var previous: [String] = []
     private var directories: [[String]] = []
@@ -63,6 +67,12 @@ struct EntryOrderCheck {
         }
         if parts.count > 1 && directories.last != Array(parts.dropLast()) {
             throw IntegrityError.unsafeEntry(path: entry.path, reason: "its parent directory is not in the archive before it")
+        }
+        if entry.kind == .hardlink {
+            let target = try PathRules.components(of: entry.linkTarget)
+            guard PathRules.precedes(target, parts) else {
+                throw IntegrityError.unsafeEntry(path: entry.path, reason: "a hardlink must point at a file earlier in the archive")
+            }
         }
         if entry.kind == .directory { directories.append(parts) }
         previous = parts

@@ -81,21 +81,48 @@ final class SafeExtractor: EntrySink {
     }
 
     /// Applies directory modes and times, deepest first, then flushes everything written to disk.
-    func finish() throws {
+    /// With `exceptTopLevel`, top-level directories are left writable and returned, for the caller to
+    /// finish once they are moved into place.
+    func finish(exceptTopLevel: Bool = false) throws -> [ManifestEntry] {
+        var deferred: [ManifestEntry] = []
         for entry in directories.reversed() {
-            let parts = try PathRules.components(of: entry.path)
-            let parent = try openParent(of: parts, path: entry.path)
-            defer { if parent != rootFD { close(parent) } }
-            let fd = openat(parent, parts[parts.count - 1], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-            guard fd >= 0 else { throw failure("open directory", entry.path) }
-            defer { close(fd) }
-            guard fchmod(fd, mode_t(entry.mode)) == 0, futimens(fd, Self.times(entry)) == 0 else { throw failure("set mode and times of", entry.path) }
+            if exceptTopLevel && !entry.path.contains("/") {
+                deferred.append(entry)
+                continue
+            }
+            try Self.applyModeAndTimes(entry, rootFD: rootFD, rootPath: rootPath)
         }
         sync()
+        return deferred
+    }
+
+    /// Sets a directory's mode and times, reaching it without following symlinks.
+    static func applyModeAndTimes(_ entries: [ManifestEntry], under root: String) throws {
+        guard !entries.isEmpty else { return }
+        let fd = open(root, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0 else { throw SystemError(operation: "open", path: root, errno: errno) }
+        defer { close(fd) }
+        for entry in entries { try applyModeAndTimes(entry, rootFD: fd, rootPath: root) }
+    }
+
+    private static func applyModeAndTimes(_ entry: ManifestEntry, rootFD: Int32, rootPath: String) throws {
+        let parts = try PathRules.components(of: entry.path)
+        let parent = try openParent(of: parts, path: entry.path, rootFD: rootFD)
+        defer { if parent != rootFD { close(parent) } }
+        let fd = openat(parent, parts[parts.count - 1], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0 else { throw SystemError(operation: "open directory", path: "\(rootPath)/\(entry.path)", errno: errno) }
+        defer { close(fd) }
+        guard fchmod(fd, mode_t(entry.mode)) == 0, futimens(fd, times(entry)) == 0 else {
+            throw SystemError(operation: "set mode and times of", path: "\(rootPath)/\(entry.path)", errno: errno)
+        }
+    }
+
+    private func openParent(of parts: [String], path: String) throws -> Int32 {
+        try Self.openParent(of: parts, path: path, rootFD: rootFD)
     }
 
     /// Opens the directory that will hold the last component, refusing symlinks on the way.
-    private func openParent(of parts: [String], path: String) throws -> Int32 {
+    private static func openParent(of parts: [String], path: String, rootFD: Int32) throws -> Int32 {
         var fd = rootFD
         for component in parts.dropLast() {
             let next = openat(fd, component, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)

@@ -19,7 +19,7 @@ public enum SourceError: ColdArchiveError, Equatable {
         case .nameNotUTF8(let path): return "'\(path)' has a name that is not valid UTF-8; rename it (archives store UTF-8 names only)"
         case .nameTooLong(let path): return "'\(path)' has a name longer than \(FormatV1.maxPathBytes) bytes"
         case .symlinkEscapes(let path, let target):
-            return "symlink '\(path)' points to '\(target)', outside the archived tree; restore would refuse it, so it is not archived — replace it with the file or remove it"
+            return "symlink '\(path)' points to '\(target)', which is absolute, leaves the archived tree, or goes up after going down (a/../b); restore would refuse it, so it is not archived — replace it with the file, a simpler relative link, or remove it"
         }
     }
 }
@@ -52,10 +52,39 @@ final class SourceWalker {
             if errno == ENOENT { throw SourceError.missing(path: diskPath) }
             throw SystemError(operation: "stat", path: diskPath, errno: errno)
         }
-        try visit(diskPath: diskPath, archivePath: [name], status: st)
+        try visit(diskPath: diskPath, archivePath: [name], status: st, followLinks: true)
     }
 
-    private func visit(diskPath: String, archivePath: [String], status st: stat) throws {
+    /// Opens what `lstat` described, without following a symlink that replaced it since (except for a
+    /// top-level source, which may itself be a link), and without blocking on a FIFO that replaced it;
+    /// nil (with a warning) when it is gone or is no longer the same file.
+    private func openSame(_ path: String, _ st: stat, directory: Bool, followLinks: Bool) throws -> Int32? {
+        var flags = O_RDONLY | O_CLOEXEC | O_NONBLOCK
+        if directory { flags |= O_DIRECTORY }
+        if !followLinks { flags |= O_NOFOLLOW }
+        let fd = open(path, flags)
+        guard fd >= 0 else {
+            if [ENOENT, ELOOP, ENOTDIR, ENXIO].contains(errno) {
+                warnings.append("'\(path)' changed or vanished while it was archived; skipped")
+                return nil
+            }
+            throw SystemError(operation: "open", path: path, errno: errno)
+        }
+        var now = stat()
+        guard fstat(fd, &now) == 0, now.st_dev == st.st_dev, now.st_ino == st.st_ino,
+              now.st_mode & S_IFMT == st.st_mode & S_IFMT else {
+            close(fd)
+            warnings.append("'\(path)' was replaced while it was archived; skipped")
+            return nil
+        }
+        if !directory {
+            // Back to blocking reads for a regular file.
+            _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
+        }
+        return fd
+    }
+
+    private func visit(diskPath: String, archivePath: [String], status st: stat, followLinks: Bool = false) throws {
         let path = archivePath.joined(separator: "/")
         guard path.utf8.count <= FormatV1.maxPathBytes else { throw SourceError.nameTooLong(path: diskPath) }
         var mode = UInt32(st.st_mode) & 0o7777
@@ -69,9 +98,11 @@ final class SourceWalker {
                                   size: 0, contentHash: ManifestEntry.zeroHash, linkTarget: "")
         switch UInt32(st.st_mode) & 0o170000 {
         case FileTypeBits.directory:
+            guard let fd = try openSame(diskPath, st, directory: true, followLinks: followLinks) else { return }
+            let children = try childNames(fd, diskPath)
             entry.kind = .directory
             try emit(entry)
-            for child in try childNames(diskPath) {
+            for child in children {
                 let childPath = diskPath.hasSuffix("/") ? diskPath + child : diskPath + "/" + child
                 var cst = stat()
                 guard lstat(childPath, &cst) == 0 else {
@@ -98,8 +129,9 @@ final class SourceWalker {
                 try emit(entry)
                 return
             }
+            guard let fd = try openSame(diskPath, st, directory: false, followLinks: followLinks) else { return }
             if st.st_nlink > 1 { hardlinks[identity] = path }
-            try addFile(diskPath: diskPath, entry: entry, size: UInt64(st.st_size))
+            try addFile(OpenFile(adopting: fd, path: diskPath), entry: entry, size: UInt64(st.st_size))
         default:
             warnings.append("'\(diskPath)' is a device, FIFO or socket; skipped")
         }
@@ -115,8 +147,8 @@ final class SourceWalker {
 
     /// Streams one regular file into the tar stream, hashing what is stored. A file that shrinks while
     /// it is read is padded with zeros, one that grows is cut at the size it had; both are reported.
-    private func addFile(diskPath: String, entry: ManifestEntry, size: UInt64) throws {
-        let file = try OpenFile.forReading(diskPath)
+    private func addFile(_ file: OpenFile, entry: ManifestEntry, size: UInt64) throws {
+        let diskPath = file.path
         var entry = entry
         entry.size = size
         try tar.writeHeader(TarEntryHeader(kind: .file, path: entry.path, mode: UInt32(entry.mode), mtime: entry.mtime,
@@ -163,9 +195,13 @@ final class SourceWalker {
         return target
     }
 
-    /// The names in a directory, sorted bytewise; refuses names that are not UTF-8.
-    private func childNames(_ path: String) throws -> [String] {
-        guard let dir = opendir(path) else { throw SystemError(operation: "list directory", path: path, errno: errno) }
+    /// The names in an open directory (the descriptor is consumed), sorted bytewise; refuses names
+    /// that are not UTF-8.
+    private func childNames(_ fd: Int32, _ path: String) throws -> [String] {
+        guard let dir = fdopendir(fd) else {
+            close(fd)
+            throw SystemError(operation: "list directory", path: path, errno: errno)
+        }
         defer { closedir(dir) }
         var names: [[UInt8]] = []
         while let entry = readdir(dir) {

@@ -112,10 +112,103 @@ import Testing
         let scratch = try Scratch()
         let keys = try TestKeys(in: scratch)
         let archive = try makeArchive(scratch, keys: keys)
-        try FileManager.default.createDirectory(atPath: scratch.sub("out/.coldarchive-restore-dead/crm"), withIntermediateDirectories: true)
-        try TreeBuilder.write(scratch.sub("out/.coldarchive-restore-dead/crm/half.csv"), "half")
+        // A process that has ended: its staging directory is a leftover.
+        let finished = Process()
+        finished.executableURL = URL(fileURLWithPath: "/bin/true")
+        try finished.run()
+        finished.waitUntilExit()
+        let stale = "out/.coldarchive-restore-\(finished.processIdentifier)-0badc0de"
+        try FileManager.default.createDirectory(atPath: scratch.sub("\(stale)/crm"), withIntermediateDirectories: true)
+        try TreeBuilder.write(scratch.sub("\(stale)/crm/half.csv"), "half")
         _ = try Restorer.restore(archivePath: archive, to: scratch.sub("out"), keyring: keys.keyring)
         #expect(try FileManager.default.contentsOfDirectory(atPath: scratch.sub("out")) == ["crm"])
+    }
+
+    @Test func restoreNeverDeletesAUserFileThatLooksLikeStaging() throws {
+        let scratch = try Scratch()
+        let keys = try TestKeys(in: scratch)
+        let archive = try makeArchive(scratch, keys: keys)
+        try FileManager.default.createDirectory(atPath: scratch.sub("out"), withIntermediateDirectories: true)
+        try TreeBuilder.write(scratch.sub("out/.coldarchive-restore-notes"), "mine")
+        // A live process's staging directory (this test's own pid) is not touched either.
+        let live = "out/.coldarchive-restore-\(getpid())-feedface"
+        try FileManager.default.createDirectory(atPath: scratch.sub(live), withIntermediateDirectories: true)
+        #expect(throws: OperationError.self) { try Restorer.restore(archivePath: archive, to: scratch.sub("out"), keyring: keys.keyring) }
+        #expect(FileManager.default.fileExists(atPath: scratch.sub("out/.coldarchive-restore-notes")))
+        _ = try Restorer.restore(archivePath: archive, to: scratch.sub("out"), keyring: keys.keyring, force: true)
+        #expect(FileManager.default.fileExists(atPath: scratch.sub("out/.coldarchive-restore-notes")))
+        #expect(FileManager.default.fileExists(atPath: scratch.sub(live)))
+    }
+
+    @Test func aReadOnlyTopLevelDirectoryIsRestoredWithItsMode() throws {
+        let scratch = try Scratch()
+        let keys = try TestKeys(in: scratch)
+        try FileManager.default.createDirectory(atPath: scratch.sub("src/ro/inner"), withIntermediateDirectories: true)
+        try TreeBuilder.write(scratch.sub("src/ro/inner/a.txt"), "a")
+        try FileManager.default.setAttributes([.posixPermissions: 0o555], ofItemAtPath: scratch.sub("src/ro/inner"))
+        try FileManager.default.setAttributes([.posixPermissions: 0o555], ofItemAtPath: scratch.sub("src/ro"))
+        _ = try ArchiveCreator.create(CreateOptions(sources: [scratch.sub("src/ro")], output: scratch.sub("a.car")),
+                                      signer: keys.signer, recipients: keys.recipients)
+        _ = try Restorer.restore(archivePath: scratch.sub("a.car"), to: scratch.sub("out"), keyring: keys.keyring)
+        #expect(try TreeSnapshot(scratch.sub("src/ro")) == TreeSnapshot(scratch.sub("out/ro")))
+        #expect(try FileManager.default.attributesOfItem(atPath: scratch.sub("out/ro"))[.posixPermissions] as? Int == 0o555)
+        for dir in ["src/ro", "src/ro/inner", "out/ro", "out/ro/inner"] {
+            try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: scratch.sub(dir))
+        }
+    }
+
+    @Test func anArchiveWithNoEntriesVerifiesListsAndRestores() throws {
+        let scratch = try Scratch()
+        let keys = try TestKeys(in: scratch)
+        #expect(mkfifo(scratch.sub("only-a-fifo"), 0o600) == 0)
+        let report = try ArchiveCreator.create(CreateOptions(sources: [scratch.sub("only-a-fifo")], output: scratch.sub("a.car")),
+                                               signer: keys.signer, recipients: keys.recipients)
+        #expect(report.summary.entryCount == 0)
+        #expect(report.warnings.count == 1)
+        #expect(try Verifier.verifyDeep(path: scratch.sub("a.car"), keyring: keys.keyring).entriesChecked == 0)
+        var listed = 0
+        try Lister.list(path: scratch.sub("a.car"), keyring: keys.keyring) { _ in listed += 1 }
+        #expect(listed == 0)
+        #expect(try Restorer.restore(archivePath: scratch.sub("a.car"), to: scratch.sub("out"), keyring: keys.keyring).entries == 0)
+    }
+
+    @Test func createRefusesSymlinksThatGoUpAfterGoingDown() throws {
+        let scratch = try Scratch()
+        let keys = try TestKeys(in: scratch)
+        try FileManager.default.createDirectory(atPath: scratch.sub("top/a/b"), withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(atPath: scratch.sub("top/a/b/s"), withDestinationPath: "../..")
+        try FileManager.default.createSymbolicLink(atPath: scratch.sub("top/a/b/l"), withDestinationPath: "s/../../../etc")
+        #expect(throws: SourceError.self) {
+            try ArchiveCreator.create(CreateOptions(sources: [scratch.sub("top")], output: scratch.sub("a.car")),
+                                      signer: keys.signer, recipients: keys.recipients)
+        }
+    }
+
+    @Test func aLabelTooLongForTheFormatIsRefusedBeforeWriting() throws {
+        let scratch = try Scratch()
+        let keys = try TestKeys(in: scratch)
+        let source = try TreeBuilder.crmTree(at: scratch.sub("src"), attachmentBytes: 10)
+        #expect(throws: OperationError.self) {
+            try ArchiveCreator.create(CreateOptions(sources: [source], output: scratch.sub("a.car"), label: String(repeating: "x", count: 5000)),
+                                      signer: keys.signer, recipients: keys.recipients)
+        }
+        #expect(!FileManager.default.fileExists(atPath: scratch.sub("a.car")))
+    }
+
+    @Test func anArchiveModifiedBetweenThePassesIsRefused() throws {
+        let scratch = try Scratch()
+        let keys = try TestKeys(in: scratch)
+        let path = try makeArchive(scratch, keys: keys)
+        let archive = try ArchiveFile(path: path)
+        try archive.checkSignature(trusting: [keys.signer.publicKey])
+        _ = try archive.checkChunkHashes(workers: 2)
+        // Someone writes to the file after it was verified (same bytes: only its ctime changes).
+        let handle = try FileHandle(forUpdating: URL(fileURLWithPath: path))
+        try handle.seek(toOffset: 0)
+        try handle.write(contentsOf: Data(FormatV1.magic))
+        try handle.close()
+        let cipher = try archive.unlock(with: keys.keyring)
+        expectIntegrityFailure { _ = try archive.checkManifest(cipher: cipher) }
     }
 
     @Test func restoreWithAKeyringThatHoldsNoRecipientKeyFailsClearly() throws {

@@ -134,6 +134,19 @@ func craftArchive(_ scratch: Scratch, keys: TestKeys, tar: [UInt8], manifest: [M
                           manifest: [.directory("crm"), .link(.symlink, "crm/passwd", to: "/etc/passwd")])
     }
 
+    @Test func aSymlinkThatGoesUpAfterGoingDownIsRefused() throws {
+        try expectRefused(tar: HandTar.entry("crm/", .directory, mode: 0o755) + HandTar.entry("crm/a/", .directory, mode: 0o755)
+                            + HandTar.entry("crm/a/s", .symlink, link: "../..") + HandTar.entry("crm/a/t", .symlink, link: "s/../../etc"),
+                          manifest: [.directory("crm"), .directory("crm/a"), .link(.symlink, "crm/a/s", to: "../.."),
+                                     .link(.symlink, "crm/a/t", to: "s/../../etc")])
+    }
+
+    @Test func aHardlinkToALaterEntryIsRefused() throws {
+        try expectRefused(tar: HandTar.entry("crm/", .directory, mode: 0o755) + HandTar.entry("crm/a", .hardlink, link: "crm/b")
+                            + HandTar.entry("crm/b", .file, data: data),
+                          manifest: [.directory("crm"), .link(.hardlink, "crm/a", to: "crm/b"), .file("crm/b", data)], outside: ["crm"])
+    }
+
     @Test func hardlinksToOutsideAreRefused() throws {
         try expectRefused(tar: HandTar.entry("crm/", .directory, mode: 0o755) + HandTar.entry("crm/shadow", .hardlink, link: "../../etc/shadow"),
                           manifest: [.directory("crm"), .link(.hardlink, "crm/shadow", to: "../../etc/shadow")])
