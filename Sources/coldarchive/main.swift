@@ -5,6 +5,10 @@ import Glibc
 #endif
 
 /// Exit codes are part of the interface: 0 ok, 1 integrity failure, 2 usage, 3 any other error.
+
+// A write past a file-size limit (ulimit -f) must fail with EFBIG and a clear message, not kill us.
+signal(SIGXFSZ, SIG_IGN)
+
 do {
     var command = try ColdArchiveCommand.parseAsRoot()
     try command.run()

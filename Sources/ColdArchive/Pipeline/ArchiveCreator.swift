@@ -238,14 +238,16 @@ enum PartialFiles {
         }
     }
 
-    /// Removes partial files for `output` left by runs that were killed (their process is gone).
+    /// Removes what runs that were killed left behind in the output's directory (their process is
+    /// gone): partial archives of this name, and manifest spools killed before they were unlinked.
     static func removeStale(for output: String) {
         let directory = FileSystem.parent(of: output)
-        let prefix = ".\(FileSystem.baseName(of: output)).partial-"
+        let prefixes = [".\(FileSystem.baseName(of: output)).partial-", ManifestSpool.namePrefix]
         guard let names = try? FileSystem.directoryEntries(directory) else { return }
-        for name in names where name.hasPrefix(prefix) {
+        for name in names {
+            guard let prefix = prefixes.first(where: { name.hasPrefix($0) }) else { continue }
             let rest = name.dropFirst(prefix.count)
-            guard let pid = rest.split(separator: "-").first.flatMap({ Int32($0) }) else { continue }
+            guard let pid = rest.split(separator: "-").first.flatMap({ Int32($0) }), pid > 0 else { continue }
             if kill(pid, 0) != 0 && errno == ESRCH {
                 FileSystem.remove("\(directory)/\(name)")
             }

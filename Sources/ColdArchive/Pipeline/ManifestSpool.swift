@@ -10,8 +10,10 @@ final class ManifestSpool {
     private var buffer = ByteWriter(capacity: 1 << 20)
     private(set) var length: UInt64 = 0
 
+    static let namePrefix = ".coldarchive-manifest-"
+
     init(directory: String) throws {
-        let path = "\(directory)/.coldarchive-manifest-\(getpid())-\(Sodium.randomBytes(6).hex)"
+        let path = "\(directory)/\(Self.namePrefix)\(getpid())-\(Sodium.randomBytes(6).hex)"
         file = try OpenFile.createNew(path, mode: 0o600, readWrite: true)
         FileSystem.remove(path)
         buffer.raw(FormatV1.manifestMagic)

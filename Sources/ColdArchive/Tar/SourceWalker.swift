@@ -147,7 +147,7 @@ final class SourceWalker {
 
     /// Streams one regular file into the tar stream, hashing what is stored. A file that shrinks while
     /// it is read is padded with zeros, one that grows is cut at the size it had; both are reported.
-    private func addFile(_ file: OpenFile, entry: ManifestEntry, size: UInt64) throws {
+    func addFile(_ file: OpenFile, entry: ManifestEntry, size: UInt64) throws {
         let diskPath = file.path
         var entry = entry
         entry.size = size

@@ -1,0 +1,172 @@
+import Foundation
+import Testing
+@testable import ColdArchive
+
+/// Crashes, full disks, concurrent runs and files that change under us: nothing is lost, nothing that
+/// looks complete is left behind, and the next run cleans up.
+@Suite(.serialized) struct FaultTests {
+    /// About 24 MiB of incompressible data in a few files, so a create or restore takes long enough
+    /// to be killed in the middle.
+    func bigSource(_ scratch: Scratch) throws -> String {
+        let root = scratch.sub("big/crm")
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        for i in 0..<6 {
+            try TreeBuilder.write("\(root)/attachment-\(i).bin", bytes: TreeBuilder.noise(4 << 20, seed: UInt64(i)))
+        }
+        return root
+    }
+
+    func keyring(_ scratch: Scratch) throws -> String {
+        let keyring = scratch.sub("keys")
+        #expect(try CLI.run(["keys", "init", "--no-passphrase", "--keyring", keyring]).status == 0)
+        return keyring
+    }
+
+    func leftovers(in directory: String) throws -> [String] {
+        try FileManager.default.contentsOfDirectory(atPath: directory)
+            .filter { $0.contains(".partial-") || $0.hasPrefix(ManifestSpool.namePrefix) || $0.hasPrefix(Restorer.stagingPrefix) }
+    }
+
+    func spawn(_ arguments: [String]) throws -> Process {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: CLI.executable)
+        process.arguments = arguments
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        return process
+    }
+
+    @Test func killingCreateAtRandomMomentsNeverLeavesAnArchiveThatLooksComplete() throws {
+        let scratch = try Scratch()
+        let keyring = try keyring(scratch)
+        let source = try bigSource(scratch)
+        let out = scratch.sub("vault")
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        let archive = "\(out)/2026-11.car"
+        let trusted = try SigningPublicKey(contentsOf: "\(keyring)/signing.pub")
+        var completed = 0
+        for round in 0..<20 {
+            let process = try spawn(["create", "--keyring", keyring, "--out", archive, source])
+            usleep(UInt32(5_000 + (round * 37_000) % 400_000))
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+            if FileManager.default.fileExists(atPath: archive) {
+                // Whatever is under the final name is a whole, valid archive.
+                _ = try Verifier.verify(path: archive, trusting: trusted)
+                completed += 1
+                try FileManager.default.removeItem(atPath: archive)
+            }
+        }
+        #expect(completed < 20, "no create was ever interrupted; the test did not test anything")
+        // The next run completes and removes what the killed runs left behind.
+        let result = try CLI.run(["create", "--keyring", keyring, "--out", archive, source])
+        #expect(result.status == 0, "\(result.stderr)")
+        _ = try Verifier.verify(path: archive, trusting: trusted)
+        let left = try leftovers(in: out)
+        #expect(left.isEmpty, "left behind: \(left)")
+    }
+
+    @Test func aKilledRestoreLeavesOnlyItsStagingDirectoryWhichTheNextRestoreRemoves() throws {
+        let scratch = try Scratch()
+        let keyring = try keyring(scratch)
+        let source = try bigSource(scratch)
+        let archive = scratch.sub("a.car")
+        #expect(try CLI.run(["create", "--keyring", keyring, "--out", archive, source]).status == 0)
+        let target = scratch.sub("restore")
+        var interrupted = 0
+        for round in 0..<8 {
+            try? FileManager.default.removeItem(atPath: target)
+            let process = try spawn(["restore", archive, "--keyring", keyring, "--to", target])
+            usleep(UInt32(20_000 + round * 60_000))
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+            let present = (try? FileManager.default.contentsOfDirectory(atPath: target)) ?? []
+            // Either finished (exactly the restored tree), or nothing but a staging directory.
+            if present != ["crm"] {
+                interrupted += 1
+                #expect(present.allSatisfy { $0.hasPrefix(Restorer.stagingPrefix) }, "partial files outside staging: \(present)")
+                let again = try CLI.run(["restore", archive, "--keyring", keyring, "--to", target])
+                #expect(again.status == 0, "\(again.stderr)")
+                #expect(try FileManager.default.contentsOfDirectory(atPath: target) == ["crm"])
+            }
+        }
+        #expect(interrupted > 0, "no restore was ever interrupted; the test did not test anything")
+        #expect(try TreeSnapshot(source) == TreeSnapshot("\(target)/crm"))
+    }
+
+    @Test func aFullDiskDuringCreateFailsClearlyAndLeavesNothing() throws {
+        let scratch = try Scratch()
+        let keyring = try keyring(scratch)
+        let source = try bigSource(scratch)
+        let archive = scratch.sub("a.car")
+        // A 4 MiB file-size limit: the archive cannot be written whole.
+        let result = try CLI.run(["-c", "ulimit -f 4096; exec '\(CLI.executable)' create --keyring '\(keyring)' --out '\(archive)' '\(source)'"],
+                                 executable: "/bin/bash")
+        #expect(result.status == 3, "\(result.stderr)")
+        #expect(result.stderr.contains("File too large"))
+        #expect(!FileManager.default.fileExists(atPath: archive))
+        #expect(try leftovers(in: scratch.path).isEmpty)
+    }
+
+    @Test func aFullDiskDuringRestoreLeavesTheTargetAsItWas() throws {
+        let scratch = try Scratch()
+        let keyring = try keyring(scratch)
+        let source = try bigSource(scratch)
+        let archive = scratch.sub("a.car")
+        #expect(try CLI.run(["create", "--keyring", keyring, "--out", archive, source]).status == 0)
+        let target = scratch.sub("restore")
+        try FileManager.default.createDirectory(atPath: target, withIntermediateDirectories: true)
+        try TreeBuilder.write("\(target)/keep.txt", "keep")
+        let before = try TreeSnapshot(target).ignoringDirectoryTimes
+        let result = try CLI.run(["-c", "ulimit -f 1024; exec '\(CLI.executable)' restore '\(archive)' --keyring '\(keyring)' --to '\(target)' --force"],
+                                 executable: "/bin/bash")
+        #expect(result.status == 3, "\(result.stderr)")
+        #expect(result.stderr.contains("File too large"))
+        #expect(try TreeSnapshot(target).ignoringDirectoryTimes == before)
+    }
+
+    @Test func twoCreatesIntoTheSameOutputNeverCorruptIt() throws {
+        let scratch = try Scratch()
+        let keyring = try keyring(scratch)
+        let source = try bigSource(scratch)
+        let archive = scratch.sub("a.car")
+        let processes = try (0..<2).map { _ in try spawn(["create", "--keyring", keyring, "--out", archive, source]) }
+        for p in processes { p.waitUntilExit() }
+        let statuses = processes.map(\.terminationStatus).sorted()
+        #expect(statuses == [0, 3], "exactly one create wins, the other fails clearly: \(statuses)")
+        _ = try Verifier.verify(path: archive, trusting: try SigningPublicKey(contentsOf: "\(keyring)/signing.pub"))
+        #expect(try leftovers(in: scratch.path).isEmpty)
+    }
+
+    @Test(arguments: [-1000, 1000])
+    func aFileThatChangesSizeWhileReadIsReportedAndTheArchiveStaysConsistent(delta: Int) throws {
+        let scratch = try Scratch()
+        let keys = try TestKeys(in: scratch)
+        let content = TreeBuilder.noise(10_000, seed: 3)
+        try TreeBuilder.write(scratch.sub("orders.csv"), bytes: content)
+        // The size the file had when its header was written differs from what reading finds:
+        // the same code path as a file that shrinks or grows while create reads it.
+        let claimed = UInt64(content.count + delta)
+        var warnings: [String] = []
+        _ = try ArchiveCreator.write(to: scratch.sub("a.car"), signer: keys.signer, recipients: keys.recipients, label: nil, sources: ["crm"],
+                                     compressionLevel: 3, chunkRawSize: FormatV1.defaultChunkRawSize, workers: 2, now: Date()) { content in
+            let walker = SourceWalker(tar: content.tar) { try content.record($0) }
+            let dir = ManifestEntry.directory("crm")
+            try content.tar.writeHeader(TarEntryHeader(kind: .directory, path: "crm", mode: 0o755, mtime: dir.mtime, mtimeNanoseconds: 0,
+                                                       size: 0, linkTarget: ""))
+            try content.record(dir)
+            var entry = ManifestEntry.file("crm/orders.csv", [])
+            entry.contentHash = ManifestEntry.zeroHash
+            try walker.addFile(try OpenFile.forReading(scratch.sub("orders.csv")), entry: entry, size: claimed)
+            warnings = walker.warnings
+            return (walker.entryCount + 1, walker.contentBytes)
+        }
+        #expect(warnings.count == 1)
+        #expect(warnings[0].contains(delta > 0 ? "shrank" : "grew"))
+        _ = try Restorer.restore(archivePath: scratch.sub("a.car"), to: scratch.sub("out"), keyring: keys.keyring)
+        let restored = Array(try Data(contentsOf: URL(fileURLWithPath: scratch.sub("out/crm/orders.csv"))))
+        #expect(restored.count == Int(claimed))
+        #expect(Array(restored.prefix(min(content.count, Int(claimed)))) == Array(content.prefix(Int(claimed))))
+    }
+}
