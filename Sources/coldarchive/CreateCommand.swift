@@ -21,11 +21,14 @@ struct CreateCommand: ParsableCommand {
     @Flag(name: .long, help: "Print the summary as JSON.")
     var json = false
 
+    @Option(name: .customLong("import"), help: "A vendor export (.zip, .tar, .tar.gz, …) to archive as a directory named after it; repeatable. Unsafe entries are refused with a list.")
+    var imports: [String] = []
+
     @Argument(help: "Directories or files to archive.")
     var sources: [String] = []
 
     func validate() throws {
-        if sources.isEmpty { throw ValidationError("name at least one SOURCE to archive") }
+        if sources.isEmpty && imports.isEmpty { throw ValidationError("name at least one SOURCE to archive, or --import FILE") }
     }
 
     func run() throws {
@@ -33,6 +36,7 @@ struct CreateCommand: ParsableCommand {
         for warning in ring.overdueWarnings() { Output.warning(warning) }
         var options = CreateOptions(sources: sources, output: out, label: label)
         options.compressionLevel = level
+        options.imports = imports
         let report = try ArchiveCreator.create(options, signer: try ring.signingKey(), recipients: try ring.recipientPublicKeys())
         for warning in report.warnings { Output.warning(warning) }
         if json {

@@ -6,6 +6,9 @@ public struct CreateOptions: Sendable {
     public var sources: [String]
     /// The archive file to write. It must not exist yet: archives are never overwritten.
     public var output: String
+    /// Vendor exports (.zip, .tar, .tar.gz, …) to archive, each as a top-level directory named after
+    /// the file; they are checked and unpacked into a private directory beside the output first.
+    public var imports: [String] = []
     public var label: String?
     /// zstd level (1…19 are sensible; 3 is zstd's own default).
     public var compressionLevel: Int32 = 3
@@ -37,8 +40,8 @@ public enum ArchiveCreator {
 
     public static func create(_ options: CreateOptions, signer: SigningKey, recipients: [EncryptionPublicKey],
                               now: Date = Date()) throws -> CreateReport {
-        guard !options.sources.isEmpty else { throw OperationError("no source to archive", kind: .usage) }
-        guard options.sources.count <= FormatV1.maxSources else {
+        guard !options.sources.isEmpty || !options.imports.isEmpty else { throw OperationError("no source to archive", kind: .usage) }
+        guard options.sources.count + options.imports.count <= FormatV1.maxSources else {
             throw OperationError("\(options.sources.count) sources; an archive holds at most \(FormatV1.maxSources) — archive their parent directory instead", kind: .usage)
         }
         if let label = options.label {
@@ -53,11 +56,29 @@ public enum ArchiveCreator {
         guard (FormatV1.minChunkRawSize...FormatV1.maxChunkRawSize).contains(options.chunkRawSize) else {
             throw OperationError("chunk size \(options.chunkRawSize) is outside \(FormatV1.minChunkRawSize)...\(FormatV1.maxChunkRawSize)", kind: .usage)
         }
-        // Sources are archived in bytewise order of their names: the format's canonical entry order.
-        let ordered = try zip(topLevelNames(options.sources), options.sources)
-            .sorted { Array($0.0.utf8).lexicographicallyPrecedes(Array($1.0.utf8)) }
-        let names = ordered.map(\.0)
+        var named = try Array(zip(topLevelNames(options.sources), options.sources))
         var warnings: [String] = []
+
+        // Vendor exports: checked whole, then unpacked beside the output, archived, and removed.
+        var workspace: String?
+        defer { if let workspace { try? FileSystem.removeTree(workspace) } }
+        if !options.imports.isEmpty {
+            let directory = FileSystem.parent(of: options.output)
+            PartialFiles.removeStale(for: options.output)
+            let space = "\(directory)/\(ExportImporter.workspacePrefix)\(getpid())-\(Sodium.randomBytes(4).hex)"
+            workspace = space
+            try FileSystem.makeDirectory(space, mode: 0o700)
+            for export in options.imports {
+                let name = ExportImporter.name(of: export)
+                guard !named.contains(where: { $0.0 == name }), !name.isEmpty else { throw SourceError.duplicateName(name: name) }
+                warnings += try ExportImporter.unpack(export, into: "\(space)/\(name)").map { "\(export): \($0)" }
+                named.append((name, "\(space)/\(name)"))
+            }
+        }
+
+        // Sources are archived in bytewise order of their names: the format's canonical entry order.
+        let ordered = named.sorted { Array($0.0.utf8).lexicographicallyPrecedes(Array($1.0.utf8)) }
+        let names = ordered.map(\.0)
         let summary = try write(to: options.output, signer: signer, recipients: recipients, label: options.label, sources: names,
                                 compressionLevel: options.compressionLevel, chunkRawSize: options.chunkRawSize,
                                 workers: options.workers, now: now) { content in
@@ -65,7 +86,7 @@ public enum ArchiveCreator {
             for (name, source) in ordered {
                 try walker.add(source: source, as: name)
             }
-            warnings = walker.warnings
+            warnings += walker.warnings
             return (walker.entryCount, walker.contentBytes)
         }
         return CreateReport(summary: summary.summary, warnings: warnings + summary.warnings, peakChunksInFlight: summary.peakChunksInFlight)
@@ -242,14 +263,14 @@ enum PartialFiles {
     /// gone): partial archives of this name, and manifest spools killed before they were unlinked.
     static func removeStale(for output: String) {
         let directory = FileSystem.parent(of: output)
-        let prefixes = [".\(FileSystem.baseName(of: output)).partial-", ManifestSpool.namePrefix]
+        let prefixes = [".\(FileSystem.baseName(of: output)).partial-", ManifestSpool.namePrefix, ExportImporter.workspacePrefix]
         guard let names = try? FileSystem.directoryEntries(directory) else { return }
         for name in names {
             guard let prefix = prefixes.first(where: { name.hasPrefix($0) }) else { continue }
             let rest = name.dropFirst(prefix.count)
             guard let pid = rest.split(separator: "-").first.flatMap({ Int32($0) }), pid > 0 else { continue }
             if kill(pid, 0) != 0 && errno == ESRCH {
-                FileSystem.remove("\(directory)/\(name)")
+                try? FileSystem.removeTree("\(directory)/\(name)")
             }
         }
     }

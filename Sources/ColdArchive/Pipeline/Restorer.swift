@@ -50,7 +50,7 @@ public enum Restorer {
             }
             // Staging directories left by restores that were killed (their process is gone).
             for name in existing where staleStagingPID(name, in: target) != nil {
-                try removeTree("\(target)/\(name)")
+                try FileSystem.removeTree("\(target)/\(name)")
             }
         } else {
             try FileSystem.makeDirectory(target, mode: 0o755)
@@ -71,14 +71,14 @@ public enum Restorer {
                 try renameNoReplace("\(staging)/\(name)", "\(target)/\(name)")
                 moved.append(name)
             }
-            try removeTree(staging)
+            try FileSystem.removeTree(staging)
             try SafeExtractor.applyModeAndTimes(topLevelDirectories, under: target)
             try FileSystem.syncDirectory(target)
             return RestoreReport(target: target, entries: found.entries, contentBytes: found.contentBytes, topLevel: topLevel,
                                  peakChunksInFlight: found.peakChunksInFlight)
         } catch {
             for name in moved.reversed() { try? renameNoReplace("\(target)/\(name)", "\(staging)/\(name)") }
-            try? removeTree(staging)
+            try? FileSystem.removeTree(staging)
             if createdTarget { _ = rmdir(target) }
             throw error
         }
@@ -103,18 +103,5 @@ public enum Restorer {
             throw OperationError("'\(to)' appeared during the restore; restore never replaces existing data")
         }
         try FileSystem.rename(from, to)
-    }
-
-    /// Deletes a directory tree without following any symlink in it.
-    static func removeTree(_ path: String) throws {
-        var st = stat()
-        guard lstat(path, &st) == 0 else { return }
-        if UInt32(st.st_mode) & 0o170000 == FileTypeBits.directory {
-            _ = chmod(path, 0o700)
-            for name in try FileSystem.directoryEntries(path) { try removeTree("\(path)/\(name)") }
-            guard rmdir(path) == 0 else { throw SystemError(operation: "remove directory", path: path, errno: errno) }
-        } else {
-            guard unlink(path) == 0 else { throw SystemError(operation: "remove", path: path, errno: errno) }
-        }
     }
 }

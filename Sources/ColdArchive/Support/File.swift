@@ -196,6 +196,19 @@ enum FileSystem {
         guard unlink(path) == 0 else { throw SystemError(operation: "remove", path: path, errno: errno) }
     }
 
+    /// Deletes a directory tree without following any symlink in it.
+    static func removeTree(_ path: String) throws {
+        var st = stat()
+        guard lstat(path, &st) == 0 else { return }
+        if UInt32(st.st_mode) & 0o170000 == FileTypeBits.directory {
+            _ = chmod(path, 0o700)
+            for name in try FileSystem.directoryEntries(path) { try removeTree("\(path)/\(name)") }
+            guard rmdir(path) == 0 else { throw SystemError(operation: "remove directory", path: path, errno: errno) }
+        } else {
+            guard unlink(path) == 0 else { throw SystemError(operation: "remove", path: path, errno: errno) }
+        }
+    }
+
     /// Reads a small file whole, refusing anything larger than `limit` bytes.
     static func readSmallFile(_ path: String, limit: Int) throws -> [UInt8] {
         let file = try OpenFile.forReading(path)

@@ -196,38 +196,7 @@ final class TarReader {
         if status == ARCHIVE_EOF { return nil }
         if let error = context.error { throw error }
         guard status >= ARCHIVE_WARN, let e = entryPointer else { throw LibArchiveError.from(archive) }
-        guard let rawPath = archive_entry_pathname_utf8(e) else {
-            throw IntegrityError.unsafeEntry(path: "?", reason: "its name is not valid UTF-8")
-        }
-        var path = String(cString: rawPath)
-        while path.count > 1 && path.hasSuffix("/") { path.removeLast() }
-        let type = archive_entry_filetype(e)
-        let hardlink = archive_entry_hardlink_utf8(e).map { String(cString: $0) }
-        let kind: ManifestEntry.Kind
-        if let hardlink, !hardlink.isEmpty {
-            kind = .hardlink
-        } else {
-            switch UInt32(type) {
-            case FileTypeBits.regular: kind = .file
-            case FileTypeBits.directory: kind = .directory
-            case FileTypeBits.symlink: kind = .symlink
-            case FileTypeBits.characterDevice, FileTypeBits.blockDevice: throw IntegrityError.unsafeEntry(path: path, reason: "device nodes are never restored")
-            case FileTypeBits.fifo: throw IntegrityError.unsafeEntry(path: path, reason: "FIFOs are never restored")
-            case FileTypeBits.socket: throw IntegrityError.unsafeEntry(path: path, reason: "sockets are never restored")
-            default: throw IntegrityError.unsafeEntry(path: path, reason: "unknown entry type \(String(type, radix: 8))")
-            }
-        }
-        let link: String
-        switch kind {
-        case .symlink: link = archive_entry_symlink_utf8(e).map { String(cString: $0) } ?? ""
-        case .hardlink: link = hardlink ?? ""
-        default: link = ""
-        }
-        let size = archive_entry_size_is_set(e) != 0 ? archive_entry_size(e) : 0
-        guard size >= 0 else { throw IntegrityError.unsafeEntry(path: path, reason: "negative size") }
-        return TarEntryHeader(kind: kind, path: path, mode: UInt32(archive_entry_perm(e)),
-                              mtime: Int64(archive_entry_mtime(e)), mtimeNanoseconds: UInt32(clamping: archive_entry_mtime_nsec(e)),
-                              size: UInt64(size), linkTarget: link)
+        return try describeEntry(e)
     }
 
     /// `archive_filter_bytes(a, 0)`: how many bytes of the stream the tar reader has consumed —
@@ -250,4 +219,79 @@ final class TarReader {
         if n < 0 { throw LibArchiveError.from(archive) }
         return n
     }
+}
+
+/// Reads a vendor export — a ZIP, or a tar in any of the usual compressions — with libarchive, for
+/// `create --import`. Encrypted entries are refused.
+final class ExportReader {
+    private let archive: OpaquePointer
+
+    /// `archive_read_open_filename` with the zip and tar formats and every compression filter.
+    init(path: String) throws {
+        ArchiveLocale.useUTF8OnThisThread()
+        guard let a = archive_read_new() else { throw LibArchiveError(message: "out of memory") }
+        archive = a
+        guard archive_read_support_format_zip(a) == ARCHIVE_OK, archive_read_support_format_tar(a) == ARCHIVE_OK,
+              archive_read_support_filter_all(a) >= ARCHIVE_WARN else { throw LibArchiveError.from(a) }
+        guard archive_read_open_filename(a, path, 1 << 20) == ARCHIVE_OK else { throw LibArchiveError.from(a) }
+    }
+
+    deinit { archive_read_free(archive) }
+
+    /// The next entry, or nil at the end. An unsafe or unsupported entry throws
+    /// `IntegrityError.unsafeEntry`, after which reading may go on with the next entry.
+    func nextEntry() throws -> TarEntryHeader? {
+        var entryPointer: OpaquePointer?
+        let status = archive_read_next_header(archive, &entryPointer)
+        if status == ARCHIVE_EOF { return nil }
+        guard status >= ARCHIVE_WARN, let e = entryPointer else { throw LibArchiveError.from(archive) }
+        let header = try describeEntry(e)
+        if archive_entry_is_encrypted(e) != 0 {
+            throw IntegrityError.unsafeEntry(path: header.path, reason: "it is encrypted; export it without a password")
+        }
+        return header
+    }
+
+    /// `archive_read_data`: the next bytes of the current entry; 0 at its end.
+    func readData(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        let n = archive_read_data(archive, buffer.baseAddress, buffer.count)
+        if n < 0 { throw LibArchiveError.from(archive) }
+        return n
+    }
+}
+
+/// What libarchive says about the current entry, refusing types the format does not carry.
+private func describeEntry(_ e: OpaquePointer) throws -> TarEntryHeader {
+    guard let rawPath = archive_entry_pathname_utf8(e) else {
+        throw IntegrityError.unsafeEntry(path: "?", reason: "its name is not valid UTF-8")
+    }
+    var path = String(cString: rawPath)
+    while path.count > 1 && path.hasSuffix("/") { path.removeLast() }
+    let type = archive_entry_filetype(e)
+    let hardlink = archive_entry_hardlink_utf8(e).map { String(cString: $0) }
+    let kind: ManifestEntry.Kind
+    if let hardlink, !hardlink.isEmpty {
+        kind = .hardlink
+    } else {
+        switch UInt32(type) {
+        case FileTypeBits.regular: kind = .file
+        case FileTypeBits.directory: kind = .directory
+        case FileTypeBits.symlink: kind = .symlink
+        case FileTypeBits.characterDevice, FileTypeBits.blockDevice: throw IntegrityError.unsafeEntry(path: path, reason: "device nodes are never restored")
+        case FileTypeBits.fifo: throw IntegrityError.unsafeEntry(path: path, reason: "FIFOs are never restored")
+        case FileTypeBits.socket: throw IntegrityError.unsafeEntry(path: path, reason: "sockets are never restored")
+        default: throw IntegrityError.unsafeEntry(path: path, reason: "unknown entry type \(String(type, radix: 8))")
+        }
+    }
+    let link: String
+    switch kind {
+    case .symlink: link = archive_entry_symlink_utf8(e).map { String(cString: $0) } ?? ""
+    case .hardlink: link = hardlink ?? ""
+    default: link = ""
+    }
+    let size = archive_entry_size_is_set(e) != 0 ? archive_entry_size(e) : 0
+    guard size >= 0 else { throw IntegrityError.unsafeEntry(path: path, reason: "negative size") }
+return TarEntryHeader(kind: kind, path: path, mode: UInt32(archive_entry_perm(e)),
+                      mtime: Int64(archive_entry_mtime(e)), mtimeNanoseconds: UInt32(clamping: archive_entry_mtime_nsec(e)),
+                      size: UInt64(size), linkTarget: link)
 }
