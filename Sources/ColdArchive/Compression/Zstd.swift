@@ -53,11 +53,26 @@ final class ZstdFrameDecoder {
 
     deinit { ZSTD_freeDCtx(context) }
 
+    /// The window a frame declares (RFC 8878 §3.1.1.1.2), or nil for a single-segment frame, whose
+    /// window is its content size.
+    static func windowSize(_ frame: UnsafeRawBufferPointer) -> UInt64? {
+        guard frame.count >= 6, frame[4] & 0x20 == 0 else { return nil }
+        let descriptor = frame[5]
+        let windowLog = 10 + UInt64(descriptor >> 3)
+        let base = UInt64(1) << windowLog
+        return base + (base / 8) * UInt64(descriptor & 7)
+    }
+
     func decompress(_ frame: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer, expectedSize: Int) throws -> Int {
         guard expectedSize <= output.count else { throw ZstdError(message: "declared size \(expectedSize) exceeds the buffer") }
         let declared = ZSTD_getFrameContentSize(frame.baseAddress, frame.count)
         guard declared == UInt64(expectedSize) else {
             throw ZstdError(message: "frame declares \(declared > UInt64(Int64.max) ? "no valid" : String(declared)) content bytes, the trailer records \(expectedSize)")
+        }
+        // Single-shot decompression into a buffer of exactly the signed size needs no window buffer,
+        // but a frame asking for more than coldarchive ever writes is refused all the same.
+        if let window = Self.windowSize(frame), window > UInt64(1) << Self.windowLogMax {
+            throw ZstdError(message: "frame asks for a \(window >> 20) MiB window, more than the \(1 << (Self.windowLogMax - 20)) MiB allowed")
         }
         let frameLength = try ZstdError.check(ZSTD_findFrameCompressedSize(frame.baseAddress, frame.count))
         guard frameLength == frame.count else { throw ZstdError(message: "chunk holds more than one frame") }
