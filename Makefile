@@ -7,7 +7,7 @@ PYTHON := /usr/bin/python3
 DEMO := .build-demo
 VECTORS := Tests/ColdArchiveTests/Vectors
 
-.PHONY: all deps build release test demo bench vectors clean
+.PHONY: all deps build release test demo bench vectors fuzz hostile clean
 
 all: build
 
@@ -53,8 +53,42 @@ demo: release
 	diff -r $(DEMO)/crm $(DEMO)/restored/crm && echo "identical: every file, directory and link restored"; \
 	echo "demo files are in $(DEMO)/"
 
+# The tampering campaign at full size: every bit of every header and trailer byte, every payload byte.
+hostile: deps
+	$(SWIFT) build --build-tests
+	COLDARCHIVE_HOSTILE=full $(SWIFT) test --skip-build --filter 'TamperCampaign|HostileContent|HostileStream|Fault|Import'
+
+# libFuzzer (with AddressSanitizer) over every parser of untrusted bytes: the library and the harness
+# compiled as one module. New inputs go to .build-fuzz/corpus; the committed seeds stay as they are.
+FUZZ_RUNS ?= 200000
+fuzz: deps
+	@mkdir -p .build-fuzz/corpus
+	swiftc -O -g -sanitize=fuzzer,address -parse-as-library -D FUZZ_STANDALONE -module-name ColdArchiveFuzz \
+	  -I Sources/CSodium -I Sources/CZstd -I Sources/CArchive \
+	  $$(find Sources/ColdArchive -name '*.swift' | sort) Tests/ColdArchiveTests/Hostile/FuzzHarness.swift \
+	  -o .build-fuzz/fuzz-coldarchive
+	.build-fuzz/fuzz-coldarchive -runs=$(FUZZ_RUNS) -max_len=65536 -print_final_stats=1 -artifact_prefix=.build-fuzz/ \
+	  .build-fuzz/corpus Tests/Fuzz/corpus
+
 bench:
-	@echo "make bench: not yet — the benchmark harness comes with the performance issue (see docs/BENCHMARKS.md)."
+	@echo "make # The tampering campaign at full size: every bit of every header and trailer byte, every payload byte.
+hostile: deps
+	$(SWIFT) build --build-tests
+	COLDARCHIVE_HOSTILE=full $(SWIFT) test --skip-build --filter 'TamperCampaign|HostileContent|HostileStream|Fault|Import'
+
+# libFuzzer (with AddressSanitizer) over every parser of untrusted bytes: the library and the harness
+# compiled as one module. New inputs go to .build-fuzz/corpus; the committed seeds stay as they are.
+FUZZ_RUNS ?= 200000
+fuzz: deps
+	@mkdir -p .build-fuzz/corpus
+	swiftc -O -g -sanitize=fuzzer,address -parse-as-library -D FUZZ_STANDALONE -module-name ColdArchiveFuzz \
+	  -I Sources/CSodium -I Sources/CZstd -I Sources/CArchive \
+	  $$(find Sources/ColdArchive -name '*.swift' | sort) Tests/ColdArchiveTests/Hostile/FuzzHarness.swift \
+	  -o .build-fuzz/fuzz-coldarchive
+	.build-fuzz/fuzz-coldarchive -runs=$(FUZZ_RUNS) -max_len=65536 -print_final_stats=1 -artifact_prefix=.build-fuzz/ \
+	  .build-fuzz/corpus Tests/Fuzz/corpus
+
+bench: not yet — the benchmark harness comes with the performance issue (see docs/BENCHMARKS.md)."
 
 # Regenerates the committed test vectors (only when the format changes: old vectors must keep passing).
 vectors: build
