@@ -39,18 +39,18 @@ public enum Restorer {
             guard FileSystem.isDirectory(target) else {
                 throw OperationError("restore target '\(target)' exists and is not a directory")
             }
-            let existing = try FileSystem.directoryEntries(target)
-            let present = existing.filter { staleStagingPID($0, in: target) == nil }
+            // First undo what restores that were killed left (their process is gone): entries they had
+            // already moved into place go back into their staging directory, which is then removed.
+            for name in try FileSystem.directoryEntries(target) where staleStagingPID(name, in: target) != nil {
+                try rollBack(staging: "\(target)/\(name)", target: target)
+            }
+            let present = try FileSystem.directoryEntries(target)
             if !present.isEmpty && !force {
                 throw OperationError("restore target '\(target)' is not empty; restore into a new directory, or pass --force to add to it")
             }
             let clashes = topLevel.filter { present.contains($0) }
             guard clashes.isEmpty else {
                 throw OperationError("restore target '\(target)' already holds \(clashes.map { "'\($0)'" }.joined(separator: ", ")); restore never replaces existing data — move it away first")
-            }
-            // Staging directories left by restores that were killed (their process is gone).
-            for name in existing where staleStagingPID(name, in: target) != nil {
-                try FileSystem.removeTree("\(target)/\(name)")
             }
         } else {
             try FileSystem.makeDirectory(target, mode: 0o755)
@@ -67,6 +67,9 @@ public enum Restorer {
             // Top-level directories keep a writable mode until they are in place: moving a directory
             // to a new parent needs write permission on it.
             let topLevelDirectories = try extractor.finish(exceptTopLevel: true)
+            // A journal of what is about to move, so that a restore killed half-way through the moves
+            // can be rolled back by the next one.
+            try FileSystem.writeAtomically(Array(topLevel.joined(separator: "\n").utf8), to: "\(staging)/\(journalName)", mode: 0o600)
             for name in topLevel {
                 try renameNoReplace("\(staging)/\(name)", "\(target)/\(name)")
                 moved.append(name)
@@ -82,6 +85,24 @@ public enum Restorer {
             if createdTarget { _ = rmdir(target) }
             throw error
         }
+    }
+
+    static let journalName = stagingPrefix + "journal"
+
+    /// Moves back into a stale staging directory the entries its journal says were moved out, then
+    /// removes the staging directory: the target is as it was before the killed restore began.
+    static func rollBack(staging: String, target: String) throws {
+        let journal = "\(staging)/\(journalName)"
+        if FileSystem.exists(journal) {
+            let names = String(decoding: try FileSystem.readSmallFile(journal, limit: 16 << 20), as: UTF8.self)
+                .split(separator: "\n").map(String.init)
+            for name in names where !name.isEmpty && !name.contains("/") && name != "." && name != ".." {
+                if !FileSystem.exists("\(staging)/\(name)") && FileSystem.exists("\(target)/\(name)") {
+                    try FileSystem.rename("\(target)/\(name)", "\(staging)/\(name)")
+                }
+            }
+        }
+        try FileSystem.removeTree(staging)
     }
 
     /// The process id in a staging directory's name (`.coldarchive-restore-PID-RANDOM`) when that

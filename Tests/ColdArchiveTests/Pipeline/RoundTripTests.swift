@@ -124,6 +124,25 @@ import Testing
         #expect(try FileManager.default.contentsOfDirectory(atPath: scratch.sub("out")) == ["crm"])
     }
 
+    @Test func aRestoreKilledWhileMovingIntoPlaceIsRolledBackByTheNext() throws {
+        let scratch = try Scratch()
+        let keys = try TestKeys(in: scratch)
+        let archive = try makeArchive(scratch, keys: keys)
+        let finished = Process()
+        finished.executableURL = URL(fileURLWithPath: "/bin/true")
+        try finished.run()
+        finished.waitUntilExit()
+        // The state a kill leaves between two moves: "crm" already in place, "dumps" still staged.
+        let staging = scratch.sub("out/.coldarchive-restore-\(finished.processIdentifier)-0badc0de")
+        try FileManager.default.createDirectory(atPath: "\(staging)/dumps", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: scratch.sub("out/crm/half"), withIntermediateDirectories: true)
+        try "crm\ndumps".write(toFile: "\(staging)/\(Restorer.journalName)", atomically: true, encoding: .utf8)
+        _ = try Restorer.restore(archivePath: archive, to: scratch.sub("out"), keyring: keys.keyring)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: scratch.sub("out")) == ["crm"])
+        #expect(!FileManager.default.fileExists(atPath: scratch.sub("out/crm/half")))
+        #expect(try TreeSnapshot(scratch.sub("src-a.car/crm")) == TreeSnapshot(scratch.sub("out/crm")))
+    }
+
     @Test func restoreNeverDeletesAUserFileThatLooksLikeStaging() throws {
         let scratch = try Scratch()
         let keys = try TestKeys(in: scratch)
