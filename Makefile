@@ -70,25 +70,19 @@ fuzz: deps
 	.build-fuzz/fuzz-coldarchive -runs=$(FUZZ_RUNS) -max_len=65536 -print_final_stats=1 -artifact_prefix=.build-fuzz/ \
 	  .build-fuzz/corpus Tests/Fuzz/corpus
 
-bench:
-	@echo "make # The tampering campaign at full size: every bit of every header and trailer byte, every payload byte.
-hostile: deps
-	$(SWIFT) build --build-tests
-	COLDARCHIVE_HOSTILE=full $(SWIFT) test --skip-build --filter 'TamperCampaign|HostileContent|HostileStream|Fault|Import'
-
-# libFuzzer (with AddressSanitizer) over every parser of untrusted bytes: the library and the harness
-# compiled as one module. New inputs go to .build-fuzz/corpus; the committed seeds stay as they are.
-FUZZ_RUNS ?= 200000
-fuzz: deps
-	@mkdir -p .build-fuzz/corpus
-	swiftc -O -g -sanitize=fuzzer,address -parse-as-library -D FUZZ_STANDALONE -module-name ColdArchiveFuzz \
-	  -I Sources/CSodium -I Sources/CZstd -I Sources/CArchive \
-	  $$(find Sources/ColdArchive -name '*.swift' | sort) Tests/ColdArchiveTests/Hostile/FuzzHarness.swift \
-	  -o .build-fuzz/fuzz-coldarchive
-	.build-fuzz/fuzz-coldarchive -runs=$(FUZZ_RUNS) -max_len=65536 -print_final_stats=1 -artifact_prefix=.build-fuzz/ \
-	  .build-fuzz/corpus Tests/Fuzz/corpus
-
-bench: not yet — the benchmark harness comes with the performance issue (see docs/BENCHMARKS.md)."
+# Side by side with tar|zstd|age, restic and borg (Debian packages, installed here); figures go to
+# .build-bench/results.{md,json,svg}. BENCH_SIZES=10MB,1GB,4GB for the scaling series.
+BENCH_SIZES ?= 1GB
+BENCH_RUNS ?= 3
+BENCH_PACKAGES := age restic borgbackup time
+bench: release
+	@missing=""; for p in $(BENCH_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+	$(PYTHON) Tests/Bench/bench.py --bin $$($(SWIFT) build -c release --show-bin-path)/coldarchive \
+	  --sizes $(BENCH_SIZES) --runs $(BENCH_RUNS)
 
 # Regenerates the committed test vectors (only when the format changes: old vectors must keep passing).
 vectors: build
