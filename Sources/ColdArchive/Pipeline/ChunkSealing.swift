@@ -20,7 +20,8 @@ struct SealedChunk {
 /// of the archive can be sealed with the last-chunk flag.
 final class ChunkSealingStream {
     private let pipeline: OrderedPipeline<RawChunk, SealedChunk>
-    private let chunkRawSize: Int
+    private let rawPool: BufferPool
+    private let sealedPool: BufferPool
     private let consume: (SealedChunk) throws -> Void
     private var current: ByteBuffer
     private var pending: RawChunk?
@@ -30,19 +31,29 @@ final class ChunkSealingStream {
     init(cipher: ChunkCipher, chunkRawSize: UInt32, level: Int32, workers: Int,
          consume: @escaping (SealedChunk) throws -> Void) {
         let rawSize = Int(chunkRawSize)
-        self.chunkRawSize = rawSize
-        self.consume = consume
-        current = ByteBuffer(capacity: rawSize)
-        pipeline = OrderedPipeline(workers: workers, maxInFlight: workers * 2 + 1) {
+        let maxInFlight = workers * 2 + 1
+        let rawPool = BufferPool(capacity: rawSize, keep: maxInFlight + 2)
+        let sealedPool = BufferPool(capacity: ZstdFrameEncoder.bound(rawSize) + ChunkCipher.tagSize, keep: maxInFlight + 1)
+        self.rawPool = rawPool
+        self.sealedPool = sealedPool
+        // Hand each sealed buffer back once the consumer has written it.
+        self.consume = { chunk in
+            try consume(chunk)
+            sealedPool.give(chunk.sealed)
+        }
+        current = rawPool.take()
+        pipeline = OrderedPipeline(workers: workers, maxInFlight: maxInFlight) {
             let encoder = try ZstdFrameEncoder(level: level)
             let frame = ByteBuffer(capacity: ZstdFrameEncoder.bound(rawSize))
             return { raw in
                 frame.count = try encoder.compress(raw.buffer.bytes, into: frame.storage)
-                let sealed = ByteBuffer(capacity: frame.count + ChunkCipher.tagSize)
+                let rawLength = raw.buffer.count
+                rawPool.give(raw.buffer)
+                let sealed = sealedPool.take()
                 sealed.count = cipher.seal(frame.bytes, index: raw.index, last: raw.last, section: raw.section, into: sealed.storage)
                 let hash = Sodium.Blake2bState(outputBytes: 32)
                 hash.update(sealed.bytes)
-                let record = ChunkRecord(sealedLength: UInt32(sealed.count), rawLength: UInt32(raw.buffer.count), hash: hash.finalize())
+                let record = ChunkRecord(sealedLength: UInt32(sealed.count), rawLength: UInt32(rawLength), hash: hash.finalize())
                 return SealedChunk(index: raw.index, section: raw.section, sealed: sealed, record: record)
             }
         }
@@ -87,7 +98,7 @@ final class ChunkSealingStream {
     private func cut() throws {
         let chunk = RawChunk(index: chunksCut, section: section, last: false, buffer: current)
         chunksCut += 1
-        current = ByteBuffer(capacity: chunkRawSize)
+        current = rawPool.take()
         if let previous = pending { try pipeline.submit(previous, consume: consume) }
         pending = chunk
     }

@@ -7,11 +7,16 @@ struct StoredChunk {
 }
 
 extension ArchiveFile {
-    /// Reads the chunk at the cursor's position into a buffer of exactly its sealed length.
-    func readChunk(_ cursor: ChunkTableCursor) throws -> StoredChunk? {
+    /// A pool of buffers large enough for any sealed chunk of this archive.
+    func sealedPool(keep: Int) -> BufferPool {
+        BufferPool(capacity: ZstdFrameEncoder.bound(Int(header.chunkRawSize)) + ChunkCipher.tagSize, keep: keep)
+    }
+
+    /// Reads the chunk at the cursor's position into a buffer from `pool`.
+    func readChunk(_ cursor: ChunkTableCursor, pool: BufferPool) throws -> StoredChunk? {
         guard let (index, offset, record) = try cursor.next() else { return nil }
-        let sealed = ByteBuffer(capacity: Int(record.sealedLength))
-        sealed.count = try file.read(into: sealed.storage, at: offset)
+        let sealed = pool.take()
+        sealed.count = try file.read(into: UnsafeMutableRawBufferPointer(rebasing: sealed.storage[0..<Int(record.sealedLength)]), at: offset)
         guard sealed.count == Int(record.sealedLength) else { throw IntegrityError.truncated(what: "chunk \(index)") }
         return StoredChunk(index: index, offset: offset, record: record, sealed: sealed)
     }
@@ -20,19 +25,22 @@ extension ArchiveFile {
     /// signed chunk table. Returns the number of bytes hashed.
     func checkChunkHashes(workers: Int) throws -> UInt64 {
         let cursor = chunkTable()
-        let pipeline = OrderedPipeline<StoredChunk, UInt64>(workers: workers, maxInFlight: workers * 2 + 2) {
+        let maxInFlight = workers * 2 + 2
+        let pool = sealedPool(keep: maxInFlight)
+        let pipeline = OrderedPipeline<StoredChunk, UInt64>(workers: workers, maxInFlight: maxInFlight) {
             { chunk in
                 let hash = Sodium.Blake2bState(outputBytes: 32)
                 hash.update(chunk.sealed.bytes)
-                guard hash.finalize() == chunk.record.hash else {
-                    throw IntegrityError.chunkHashMismatch(index: chunk.index, offset: chunk.offset)
-                }
-                return UInt64(chunk.sealed.count)
+                let matches = hash.finalize() == chunk.record.hash
+                let count = UInt64(chunk.sealed.count)
+                pool.give(chunk.sealed)
+                guard matches else { throw IntegrityError.chunkHashMismatch(index: chunk.index, offset: chunk.offset) }
+                return count
             }
         }
         defer { pipeline.shutdown() }
         var hashed: UInt64 = 0
-        while let n = try pipeline.next(refill: { try readChunk(cursor) }) { hashed += n }
+        while let n = try pipeline.next(refill: { try readChunk(cursor, pool: pool) }) { hashed += n }
         try checkUnchanged()
         return hashed
     }
@@ -47,7 +55,15 @@ final class ChunkOpener {
     private let lastIndex: UInt64
     private let manifestFirstChunk: UInt64
 
-    init(cipher: ChunkCipher, chunkRawSize: UInt32, totals: TrailerTotals) throws {
+    private let rawPool: BufferPool?
+    private let sealedPool: BufferPool?
+
+    /// Raw buffers come from `rawPool` (the consumer gives them back); opened sealed buffers go back
+    /// to `sealedPool`.
+    init(cipher: ChunkCipher, chunkRawSize: UInt32, totals: TrailerTotals, rawPool: BufferPool? = nil,
+         sealedPool: BufferPool? = nil) throws {
+        self.rawPool = rawPool
+        self.sealedPool = sealedPool
         self.cipher = cipher
         decoder = try ZstdFrameDecoder()
         frame = ByteBuffer(capacity: ZstdFrameEncoder.bound(Int(chunkRawSize)))
@@ -57,15 +73,18 @@ final class ChunkOpener {
 
     func open(_ chunk: StoredChunk) throws -> ByteBuffer {
         let section: FormatV1.Section = chunk.index < manifestFirstChunk ? .data : .manifest
-        guard let n = cipher.open(chunk.sealed.bytes, index: chunk.index, last: chunk.index == lastIndex, section: section,
-                                  into: frame.storage) else {
+        let opened = cipher.open(chunk.sealed.bytes, index: chunk.index, last: chunk.index == lastIndex, section: section,
+                                 into: frame.storage)
+        sealedPool?.give(chunk.sealed)
+        guard let n = opened else {
             throw IntegrityError.chunkAuthenticationFailed(index: chunk.index, offset: chunk.offset)
         }
         frame.count = n
-        let raw = ByteBuffer(capacity: Int(chunk.record.rawLength))
+        let raw = rawPool?.take() ?? ByteBuffer(capacity: Int(chunk.record.rawLength))
         do {
             raw.count = try decoder.decompress(frame.bytes, into: raw.storage, expectedSize: Int(chunk.record.rawLength))
         } catch let error as ZstdError {
+            rawPool?.give(raw)
             throw IntegrityError.chunkDecompressionFailed(index: chunk.index, reason: error.message)
         }
         return raw
@@ -80,10 +99,13 @@ final class ManifestReader {
     private var decoder = ManifestDecoder()
     private var exhausted = false
 
+    private let pool: BufferPool
+
     init(archive: ArchiveFile, cipher: ChunkCipher) throws {
         self.archive = archive
         cursor = archive.chunkTable(fromManifest: true)
-        opener = try ChunkOpener(cipher: cipher, chunkRawSize: archive.header.chunkRawSize, totals: archive.totals)
+        pool = archive.sealedPool(keep: 1)
+        opener = try ChunkOpener(cipher: cipher, chunkRawSize: archive.header.chunkRawSize, totals: archive.totals, sealedPool: pool)
     }
 
     /// The next entry, or nil after the last; checks that the count matches the trailer.
@@ -94,7 +116,7 @@ final class ManifestReader {
                 try decoder.expectEnd()
                 return nil
             }
-            guard let chunk = try archive.readChunk(cursor) else {
+            guard let chunk = try archive.readChunk(cursor, pool: pool) else {
                 guard decoder.decodedCount == archive.totals.entryCount else {
                     throw IntegrityError.inconsistent(what: "the manifest holds \(decoder.decodedCount) entries, the trailer says \(archive.totals.entryCount)")
                 }
@@ -153,19 +175,27 @@ extension ArchiveFile {
         let dataChunks = totals.manifestFirstChunk
         let rawSize = header.chunkRawSize
         let totals = self.totals
-        let pipeline = OrderedPipeline<StoredChunk, ByteBuffer>(workers: workers, maxInFlight: workers * 2 + 2) {
-            let opener = try ChunkOpener(cipher: cipher, chunkRawSize: rawSize, totals: totals)
+        let maxInFlight = workers * 2 + 2
+        let sealedPool = sealedPool(keep: maxInFlight)
+        // The tar reader holds one raw buffer while the pipeline holds the others.
+        let rawPool = BufferPool(capacity: Int(rawSize), keep: maxInFlight + 2)
+        let pipeline = OrderedPipeline<StoredChunk, ByteBuffer>(workers: workers, maxInFlight: maxInFlight) {
+            let opener = try ChunkOpener(cipher: cipher, chunkRawSize: rawSize, totals: totals, rawPool: rawPool, sealedPool: sealedPool)
             return { try opener.open($0) }
         }
         defer { pipeline.shutdown() }
         var chunksRead: UInt64 = 0
         var delivered: UInt64 = 0
+        var previous: ByteBuffer?
         let nextRaw: () throws -> ByteBuffer? = {
+            // libarchive asks for the next piece only once it is done with the previous one.
+            if let previous { rawPool.give(previous) }
             let raw = try pipeline.next(refill: {
                 guard chunksRead < dataChunks else { return nil }
                 chunksRead += 1
-                return try self.readChunk(cursor)
+                return try self.readChunk(cursor, pool: sealedPool)
             })
+            previous = raw
             delivered += UInt64(raw?.count ?? 0)
             return raw
         }

@@ -13,6 +13,8 @@ final class SafeExtractor: EntrySink {
     private let rootPath: String
     private var currentFile: Int32 = -1
     private var directories: [ManifestEntry] = []
+    /// The directory the last entry went into: entries come in tree order, so most share it.
+    private var cachedParent: (parts: [String], fd: Int32)?
 
     init(root: String) throws {
         rootPath = root
@@ -22,14 +24,27 @@ final class SafeExtractor: EntrySink {
 
     deinit {
         if currentFile >= 0 { close(currentFile) }
+        if let cachedParent { close(cachedParent.fd) }
         close(rootFD)
+    }
+
+    /// The open directory that holds the last component of `parts`, owned by the extractor (callers
+    /// do not close it). Reusing it is safe: nothing restored is ever replaced, so a directory opened
+    /// without following links stays the one the path names.
+    private func parentDirectory(_ parts: [String], path: String) throws -> Int32 {
+        let parent = Array(parts.dropLast())
+        if parent.isEmpty { return rootFD }
+        if let cachedParent, cachedParent.parts == parent { return cachedParent.fd }
+        let fd = try Self.openParent(of: parts, path: path, rootFD: rootFD)
+        if let cachedParent { close(cachedParent.fd) }
+        cachedParent = (parent, fd)
+        return fd
     }
 
     func begin(_ entry: ManifestEntry) throws {
         let parts = try PathRules.components(of: entry.path)
         let name = parts[parts.count - 1]
-        let parent = try openParent(of: parts, path: entry.path)
-        defer { if parent != rootFD { close(parent) } }
+        let parent = try parentDirectory(parts, path: entry.path)
         switch entry.kind {
         case .directory:
             guard mkdirat(parent, name, 0o700) == 0 else { throw failure("create directory", entry.path) }
@@ -43,7 +58,7 @@ final class SafeExtractor: EntrySink {
             _ = utimensat(parent, name, Self.times(entry), AT_SYMLINK_NOFOLLOW)
         case .hardlink:
             let targetParts = try PathRules.components(of: entry.linkTarget)
-            let targetParent = try openParent(of: targetParts, path: entry.linkTarget)
+            let targetParent = try Self.openParent(of: targetParts, path: entry.linkTarget, rootFD: rootFD)
             defer { if targetParent != rootFD { close(targetParent) } }
             let targetName = targetParts[targetParts.count - 1]
             var st = stat()
@@ -80,7 +95,7 @@ final class SafeExtractor: EntrySink {
         guard futimens(currentFile, Self.times(entry)) == 0 else { throw failure("set times of", entry.path) }
     }
 
-    /// Applies directory modes and times, deepest first, then flushes everything written to disk.
+    /// Applies directory modes and times, deepest first, then flushes the restored data to disk.
     /// With `exceptTopLevel`, top-level directories are left writable and returned, for the caller to
     /// finish once they are moved into place.
     func finish(exceptTopLevel: Bool = false) throws -> [ManifestEntry] {
@@ -92,7 +107,8 @@ final class SafeExtractor: EntrySink {
             }
             try Self.applyModeAndTimes(entry, rootFD: rootFD, rootPath: rootPath)
         }
-        sync()
+        // Everything written reaches the disk before the restore reports success (this file system only).
+        _ = syncfs(rootFD)
         return deferred
     }
 
@@ -115,10 +131,6 @@ final class SafeExtractor: EntrySink {
         guard fchmod(fd, mode_t(entry.mode)) == 0, futimens(fd, times(entry)) == 0 else {
             throw SystemError(operation: "set mode and times of", path: "\(rootPath)/\(entry.path)", errno: errno)
         }
-    }
-
-    private func openParent(of parts: [String], path: String) throws -> Int32 {
-        try Self.openParent(of: parts, path: path, rootFD: rootFD)
     }
 
     /// Opens the directory that will hold the last component, refusing symlinks on the way.
@@ -156,3 +168,8 @@ final class SafeExtractor: EntrySink {
         return [t, t]
     }
 }
+
+/// `syncfs(2)`: flush one file system (glibc declares it only under _GNU_SOURCE, which Swift's Glibc
+/// module does not set).
+@_silgen_name("syncfs")
+private func syncfs(_ fd: Int32) -> Int32
