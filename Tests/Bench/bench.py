@@ -122,8 +122,8 @@ def tools(s, data, out, restore_root):
             "size": restic,
         },
         "borg": {
-            "prepare": f"rm -rf '{borg}' && borg init -q --encryption=repokey-blake2 '{borg}'",
-            "create": f"borg create -q --compression zstd,3 '{borg}::a' '{data}'",
+            "prepare": f"rm -rf '{borg}' && borg init --encryption=repokey-blake2 '{borg}'",
+            "create": f"borg create --compression zstd,3 '{borg}::a' '{data}'",
             "restore": f"rm -rf '{target}' && mkdir -p '{target}' && cd '{target}' && borg extract '{borg}::a'",
             "size": borg,
         },
@@ -158,12 +158,17 @@ def main():
         sizes = {}
         for r in range(args.runs):
             for name, c in contenders.items():
+                # Every timed command starts with no dirty data of anyone else's waiting to be written:
+                # an fsync on ext4 would otherwise pay for the previous tool's writes.
                 run(c["prepare"], env=s.env)
                 warm(data)
+                run("sync")
                 samples[(name, "create")].append(measure(c["create"], env=s.env))
                 sizes[name] = du(c["size"]) if os.path.isdir(c["size"]) else os.path.getsize(c["size"])
+                run("sync")
                 samples[(name, "restore")].append(measure(c["restore"], env=s.env))
                 if "verify" in c:
+                    run("sync")
                     samples[(name, "verify")].append(measure(c["verify"], env=s.env))
                 print(f"  {size_text} run {r + 1}: {name} done", file=sys.stderr)
         for (name, op), runs in samples.items():
