@@ -67,7 +67,8 @@ def run(command, env=None, cwd=None):
 
 
 def warm(path):
-    run(f"tar -cf - -C '{os.path.dirname(path)}' '{os.path.basename(path)}' > /dev/null")
+    # Through a pipe: GNU tar writing straight to /dev/null skips reading the files at all.
+    run(f"tar -cf - -C '{os.path.dirname(path)}' '{os.path.basename(path)}' | cat > /dev/null")
 
 
 class Setup:
