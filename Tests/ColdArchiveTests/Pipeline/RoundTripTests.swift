@@ -113,11 +113,7 @@ import Testing
         let keys = try TestKeys(in: scratch)
         let archive = try makeArchive(scratch, keys: keys)
         // A process that has ended: its staging directory is a leftover.
-        let finished = Process()
-        finished.executableURL = URL(fileURLWithPath: "/bin/true")
-        try finished.run()
-        finished.waitUntilExit()
-        let stale = "out/.coldarchive-restore-\(finished.processIdentifier)-0badc0de"
+        let stale = "out/.coldarchive-restore-\(try deadProcessID())-0badc0de"
         try FileManager.default.createDirectory(atPath: scratch.sub("\(stale)/crm"), withIntermediateDirectories: true)
         try TreeBuilder.write(scratch.sub("\(stale)/crm/half.csv"), "half")
         _ = try Restorer.restore(archivePath: archive, to: scratch.sub("out"), keyring: keys.keyring)
@@ -128,12 +124,8 @@ import Testing
         let scratch = try Scratch()
         let keys = try TestKeys(in: scratch)
         let archive = try makeArchive(scratch, keys: keys)
-        let finished = Process()
-        finished.executableURL = URL(fileURLWithPath: "/bin/true")
-        try finished.run()
-        finished.waitUntilExit()
         // The state a kill leaves between two moves: "crm" already in place, "dumps" still staged.
-        let staging = scratch.sub("out/.coldarchive-restore-\(finished.processIdentifier)-0badc0de")
+        let staging = scratch.sub("out/.coldarchive-restore-\(try deadProcessID())-0badc0de")
         try FileManager.default.createDirectory(atPath: "\(staging)/dumps", withIntermediateDirectories: true)
         try FileManager.default.createDirectory(atPath: scratch.sub("out/crm/half"), withIntermediateDirectories: true)
         try "crm\ndumps".write(toFile: "\(staging)/\(Restorer.journalName)", atomically: true, encoding: .utf8)

@@ -138,6 +138,15 @@ struct TreeSnapshot: Equatable, CustomStringConvertible {
     }
 }
 
+/// The id of a process that has already ended: what a killed run's leftovers are named after.
+func deadProcessID() throws -> Int32 {
+    let finished = Process()
+    finished.executableURL = URL(fileURLWithPath: "/bin/true")
+    try finished.run()
+    finished.waitUntilExit()
+    return finished.processIdentifier
+}
+
 /// Flips one bit of a file in place.
 func flipBit(_ path: String, at offset: UInt64) throws {
     let handle = try FileHandle(forUpdating: URL(fileURLWithPath: path))
