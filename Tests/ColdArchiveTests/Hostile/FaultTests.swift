@@ -22,6 +22,16 @@ import Testing
         return keyring
     }
 
+    /// A keyring, the big source and an archive of it, made through the binary.
+    func archived() throws -> (Scratch, String, String, String) {
+        let scratch = try Scratch()
+        let keyring = try keyring(scratch)
+        let source = try bigSource(scratch)
+        let archive = scratch.sub("a.car")
+        #expect(try CLI.run(["create", "--keyring", keyring, "--out", archive, source]).status == 0)
+        return (scratch, keyring, source, archive)
+    }
+
     func leftovers(in directory: String) throws -> [String] {
         try FileManager.default.contentsOfDirectory(atPath: directory)
             .filter { $0.contains(".partial-") || $0.hasPrefix(ManifestSpool.namePrefix) || $0.hasPrefix(Restorer.stagingPrefix) }
@@ -68,11 +78,7 @@ import Testing
     }
 
     @Test func aKilledRestoreLeavesOnlyItsStagingDirectoryWhichTheNextRestoreRemoves() throws {
-        let scratch = try Scratch()
-        let keyring = try keyring(scratch)
-        let source = try bigSource(scratch)
-        let archive = scratch.sub("a.car")
-        #expect(try CLI.run(["create", "--keyring", keyring, "--out", archive, source]).status == 0)
+        let (scratch, keyring, source, archive) = try archived()
         let target = scratch.sub("restore")
         var interrupted = 0
         for round in 0..<8 {
@@ -110,11 +116,7 @@ import Testing
     }
 
     @Test func aFullDiskDuringRestoreLeavesTheTargetAsItWas() throws {
-        let scratch = try Scratch()
-        let keyring = try keyring(scratch)
-        let source = try bigSource(scratch)
-        let archive = scratch.sub("a.car")
-        #expect(try CLI.run(["create", "--keyring", keyring, "--out", archive, source]).status == 0)
+        let (scratch, keyring, _, archive) = try archived()
         let target = scratch.sub("restore")
         try FileManager.default.createDirectory(atPath: target, withIntermediateDirectories: true)
         try TreeBuilder.write("\(target)/keep.txt", "keep")
