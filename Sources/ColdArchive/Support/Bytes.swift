@@ -10,7 +10,6 @@ struct ByteWriter {
     mutating func u64(_ v: UInt64) { append(v) }
     mutating func i64(_ v: Int64) { append(UInt64(bitPattern: v)) }
     mutating func raw(_ v: [UInt8]) { bytes.append(contentsOf: v) }
-    mutating func raw(_ v: ArraySlice<UInt8>) { bytes.append(contentsOf: v) }
 
     private mutating func append<T: FixedWidthInteger>(_ v: T) {
         withUnsafeBytes(of: v.littleEndian) { bytes.append(contentsOf: $0) }
