@@ -25,9 +25,12 @@ struct RestoreCommand: ParsableCommand {
     @Flag(name: .long, help: "Restore into a non-empty directory (existing entries are still never replaced).")
     var force = false
 
+    @Flag(name: .long, help: "Also recompute each file's BLAKE2b-256 and compare it with the manifest, as 'verify --deep' does (every byte is authenticated by its chunk's AEAD tag and the signed chunk table either way).")
+    var checkContent = false
+
     func run() throws {
         let report = try Restorer.restore(archivePath: file, to: to, keyring: try keyring.open(),
-                                          trusting: try trust.keys(), force: force)
+                                          trusting: try trust.keys(), force: force, checkContent: checkContent)
         print("restored \(report.entries) entries (\(Output.bytes(report.contentBytes)) of content) into \(report.target): \(report.topLevel.joined(separator: ", "))")
     }
 }

@@ -85,6 +85,11 @@ enum Sodium {
             state.deallocate()
         }
 
+        /// Starts over, unkeyed, for the next message (saves an allocation per file).
+        func reset() {
+            precondition(crypto_generichash_init(OpaquePointer(state), nil, 0, outputBytes) == 0)
+        }
+
         func update(_ bytes: UnsafeRawBufferPointer) {
             guard bytes.count > 0, let base = bytes.baseAddress else { return }
             _ = crypto_generichash_update(OpaquePointer(state),

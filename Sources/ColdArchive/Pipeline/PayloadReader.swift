@@ -131,9 +131,16 @@ final class ManifestReader {
 /// Receives the entries of an archive as they are read: the safe extractor for restore, nothing for
 /// `verify --deep`.
 protocol EntrySink: AnyObject {
+    /// Whether the sink itself hashes each file's content and compares it with the manifest (on its
+    /// own threads); the reader then does not.
+    var checksContentHashes: Bool { get }
     func begin(_ entry: ManifestEntry) throws
-    func write(_ bytes: UnsafeRawBufferPointer) throws
+    /// Room for the current file's next content bytes: the reader fills a prefix and commits it.
+    func space() throws -> UnsafeMutableRawBufferPointer
+    func commit(_ count: Int) throws
     func end(_ entry: ManifestEntry) throws
+    /// Waits until every entry handed over is complete; throws the first failure.
+    func finishContent() throws
 }
 
 /// What a full read of the payload found.
@@ -154,7 +161,7 @@ extension ArchiveFile {
         var order = EntryOrderCheck()
         while let entry = try reader.next() {
             try order.check(entry)
-            if !entry.path.contains("/") { topLevel.append(entry.path) }
+            if PathRules.isTopLevel(entry.path) { topLevel.append(entry.path) }
             let (sum, overflow) = contentBytes.addingReportingOverflow(entry.size)
             guard !overflow else { throw IntegrityError.inconsistent(what: "the manifest's file sizes add up to more than 2^64 bytes") }
             contentBytes = sum
@@ -167,9 +174,10 @@ extension ArchiveFile {
     }
 
     /// Decrypts and decompresses the data section on `workers` threads, parses the tar stream, and
-    /// checks every entry against the manifest — name, type, mode, time, size, link and content hash
-    /// — and against the path rules, handing each to `sink` as it goes.
-    func readPayload(cipher: ChunkCipher, workers: Int, sink: EntrySink?) throws -> PayloadTotals {
+    /// checks every entry against the manifest — name, type, mode, time, size, link and, with
+    /// `checkContent`, content hash (here, or in the sink when it says it does) — and against the path
+    /// rules, handing each to `sink` as it goes.
+    func readPayload(cipher: ChunkCipher, workers: Int, sink: EntrySink?, checkContent: Bool = true) throws -> PayloadTotals {
         let manifest = try ManifestReader(archive: self, cipher: cipher)
         let cursor = chunkTable()
         let dataChunks = totals.manifestFirstChunk
@@ -205,6 +213,8 @@ extension ArchiveFile {
         }
         var found = PayloadTotals()
         let buffer = ByteBuffer(capacity: 1 << 20)
+        let hashHere = checkContent && !(sink?.checksContentHashes ?? false)
+        let hash = Sodium.Blake2bState(outputBytes: 32)
         while true {
             let header: TarEntryHeader?
             do { header = try tar.nextEntry() } catch let error as LibArchiveError {
@@ -216,32 +226,33 @@ extension ArchiveFile {
             }
             try Self.check(header, against: expected)
             try sink?.begin(expected)
-            let hash = Sodium.Blake2bState(outputBytes: 32)
+            if hashHere { hash.reset() }
             var size: UInt64 = 0
             while true {
+                let space = expected.kind == .file ? try sink?.space() ?? buffer.storage : buffer.storage
                 let n: Int
-                do { n = try tar.readData(into: buffer.storage) } catch let error as LibArchiveError {
+                do { n = try tar.readData(into: space) } catch let error as LibArchiveError {
                     throw IntegrityError.tarStream(reason: error.message)
                 }
                 if n == 0 { break }
-                let bytes = UnsafeRawBufferPointer(rebasing: buffer.storage[0..<n])
                 size += UInt64(n)
                 guard size <= expected.size else {
                     throw IntegrityError.manifestMismatch(path: expected.path, reason: "more content than the manifest's \(expected.size) bytes")
                 }
-                hash.update(bytes)
-                try sink?.write(bytes)
+                if hashHere { hash.update(UnsafeRawBufferPointer(rebasing: space[0..<n])) }
+                try sink?.commit(n)
             }
             guard size == expected.size else {
                 throw IntegrityError.manifestMismatch(path: expected.path, reason: "\(size) content bytes, the manifest says \(expected.size)")
             }
-            if expected.kind == .file && hash.finalize() != expected.contentHash {
+            if hashHere && expected.kind == .file && hash.finalize() != expected.contentHash {
                 throw IntegrityError.manifestMismatch(path: expected.path, reason: "its content does not match the manifest's BLAKE2b-256")
             }
             try sink?.end(expected)
             found.entries += 1
             found.contentBytes += size
         }
+        try sink?.finishContent()
         if let extra = try manifest.next() {
             throw IntegrityError.manifestMismatch(path: extra.path, reason: "the manifest lists an entry the tar stream does not hold")
         }

@@ -17,11 +17,14 @@ public enum Restorer {
 
     /// 1. Verify: signature by the keyring's signing key, every chunk hash, the header MAC, the
     ///    manifest and its totals. 2. Extract into a staging directory inside the target, checking
-    ///    every entry against the manifest. 3. Move the restored top-level entries into place.
+    ///    every entry against the manifest (with `checkContent`, each file's BLAKE2b-256 too; every
+    ///    byte is authenticated by its chunk's AEAD tag either way). 3. Move the restored top-level
+    ///    entries into place.
     /// An existing non-empty target is refused unless `force`; an existing entry is never replaced.
     /// `trusted` overrides the keyring's own signing keys (an escrow holder restoring a site's archive).
     public static func restore(archivePath: String, to target: String, keyring: Keyring, trusting trusted: [SigningPublicKey]? = nil,
-                               force: Bool = false, workers: Int = Verifier.defaultWorkers) throws -> RestoreReport {
+                               force: Bool = false, checkContent: Bool = false,
+                               workers: Int = Verifier.defaultWorkers) throws -> RestoreReport {
         // Pass 1: verify everything that can be verified before a byte is written.
         let archive = try ArchiveFile(path: archivePath)
         try archive.checkSignature(trusting: try trusted ?? keyring.trustedSigningKeys())
@@ -60,13 +63,15 @@ public enum Restorer {
         // Pass 2: extract into staging, then move into place.
         let staging = "\(target)/\(stagingPrefix)\(getpid())-\(Sodium.randomBytes(6).hex)"
         var moved: [String] = []
+        var extractor: SafeExtractor?
         do {
             try FileSystem.makeDirectory(staging, mode: 0o700)
-            let extractor = try SafeExtractor(root: staging)
-            let found = try archive.readPayload(cipher: cipher, workers: workers, sink: extractor)
+            let sink = try SafeExtractor(root: staging, writers: workers, checkContent: checkContent)
+            extractor = sink
+            let found = try archive.readPayload(cipher: cipher, workers: workers, sink: sink, checkContent: checkContent)
             // Top-level directories keep a writable mode until they are in place: moving a directory
             // to a new parent needs write permission on it.
-            let topLevelDirectories = try extractor.finish(exceptTopLevel: true)
+            let topLevelDirectories = try sink.finish(exceptTopLevel: true)
             // A journal of what is about to move, so that a restore killed half-way through the moves
             // can be rolled back by the next one.
             try FileSystem.writeAtomically(Array(topLevel.joined(separator: "\n").utf8), to: "\(staging)/\(journalName)", mode: 0o600)
@@ -80,6 +85,8 @@ public enum Restorer {
             return RestoreReport(target: target, entries: found.entries, contentBytes: found.contentBytes, topLevel: topLevel,
                                  peakChunksInFlight: found.peakChunksInFlight)
         } catch {
+            // No writer thread may still be adding to the staging directory while it is removed.
+            extractor?.shutdown()
             for name in moved.reversed() { try? renameNoReplace("\(target)/\(name)", "\(staging)/\(name)") }
             try? FileSystem.removeTree(staging)
             if createdTarget { _ = rmdir(target) }

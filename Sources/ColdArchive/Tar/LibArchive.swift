@@ -266,7 +266,7 @@ private func describeEntry(_ e: OpaquePointer) throws -> TarEntryHeader {
         throw IntegrityError.unsafeEntry(path: "?", reason: "its name is not valid UTF-8")
     }
     var path = String(cString: rawPath)
-    while path.count > 1 && path.hasSuffix("/") { path.removeLast() }
+    while path.utf8.count > 1 && path.utf8.last == UInt8(ascii: "/") { path.removeLast() }
     let type = archive_entry_filetype(e)
     let hardlink = archive_entry_hardlink_utf8(e).map { String(cString: $0) }
     let kind: ManifestEntry.Kind

@@ -3,20 +3,41 @@
 enum PathRules {
     static let maxComponentBytes = 255
 
-    /// Splits a relative archive path into its components, or says why it is unsafe.
+    /// Splits a relative archive path into its components, or says why it is unsafe. Runs once or
+    /// more per entry on every restore, so it works on the UTF-8 bytes rather than on `Character`s.
     static func components(of path: String) throws -> [String] {
-        func unsafe(_ reason: String) -> IntegrityError { .unsafeEntry(path: path, reason: reason) }
-        guard !path.isEmpty else { throw unsafe("the name is empty") }
-        guard path.utf8.count <= FormatV1.maxPathBytes else { throw unsafe("the name is longer than \(FormatV1.maxPathBytes) bytes") }
-        guard !path.utf8.contains(0) else { throw unsafe("the name contains a NUL byte") }
-        guard !path.hasPrefix("/") else { throw unsafe("absolute paths are never restored") }
-        let parts = path.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
-        for part in parts {
-            if part.isEmpty || part == "." { throw unsafe("the name has an empty or '.' component") }
-            if part == ".." { throw unsafe("'..' components could write outside the target") }
-            if part.utf8.count > maxComponentBytes { throw unsafe("a component is longer than \(maxComponentBytes) bytes") }
-        }
-        return parts
+        var path = path
+        path.makeContiguousUTF8()
+        let result: Result<[String], IntegrityError> = path.utf8.withContiguousStorageIfAvailable { bytes in
+            func unsafe(_ reason: String) -> Result<[String], IntegrityError> { .failure(.unsafeEntry(path: path, reason: reason)) }
+            guard !bytes.isEmpty else { return unsafe("the name is empty") }
+            guard bytes.count <= FormatV1.maxPathBytes else { return unsafe("the name is longer than \(FormatV1.maxPathBytes) bytes") }
+            guard bytes[0] != slash else { return unsafe("absolute paths are never restored") }
+            var parts: [String] = []
+            var start = 0
+            for i in 0...bytes.count {
+                if i < bytes.count {
+                    if bytes[i] == 0 { return unsafe("the name contains a NUL byte") }
+                    if bytes[i] != slash { continue }
+                }
+                let length = i - start
+                if length == 0 || (length == 1 && bytes[start] == dot) { return unsafe("the name has an empty or '.' component") }
+                if length == 2 && bytes[start] == dot && bytes[start + 1] == dot { return unsafe("'..' components could write outside the target") }
+                if length > maxComponentBytes { return unsafe("a component is longer than \(maxComponentBytes) bytes") }
+                parts.append(String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<i]), as: UTF8.self))
+                start = i + 1
+            }
+            return .success(parts)
+        } ?? .failure(.unsafeEntry(path: path, reason: "the name could not be read"))
+        return try result.get()
+    }
+
+    private static let slash = UInt8(ascii: "/")
+    private static let dot = UInt8(ascii: ".")
+
+    /// Whether an archive path names a top-level entry (has no `/`).
+    static func isTopLevel(_ path: String) -> Bool {
+        !path.utf8.contains(slash)
     }
 
     /// True when a symlink at `linkPath` with this `target` could point outside the archive's root.
@@ -44,7 +65,7 @@ enum PathRules {
     /// path can appear twice.
     static func precedes(_ a: [String], _ b: [String]) -> Bool {
         for (x, y) in zip(a, b) where x != y {
-            return Array(x.utf8).lexicographicallyPrecedes(Array(y.utf8))
+            return x.utf8.lexicographicallyPrecedes(y.utf8)
         }
         return a.count < b.count
     }
@@ -62,10 +83,10 @@ struct EntryOrderCheck {
         guard previous.isEmpty || PathRules.precedes(previous, parts) else {
             throw IntegrityError.unsafeEntry(path: entry.path, reason: "it is out of order or appears twice")
         }
-        while let top = directories.last, !(top.count < parts.count && Array(parts.prefix(top.count)) == top) {
+        while let top = directories.last, !(top.count < parts.count && parts[0..<top.count].elementsEqual(top)) {
             directories.removeLast()
         }
-        if parts.count > 1 && directories.last != Array(parts.dropLast()) {
+        if parts.count > 1 && !(directories.last.map { $0.elementsEqual(parts.dropLast()) } ?? false) {
             throw IntegrityError.unsafeEntry(path: entry.path, reason: "its parent directory is not in the archive before it")
         }
         if entry.kind == .hardlink {

@@ -9,54 +9,82 @@ import Glibc
 /// Directory modes and times are applied at the end, deepest first, so read-only directories can
 /// still be filled.
 final class SafeExtractor: EntrySink {
-    private let rootFD: Int32
+    private let root: DirectoryHandle
+    private var rootFD: Int32 { root.fd }
     private let rootPath: String
-    private var currentFile: Int32 = -1
     private var directories: [ManifestEntry] = []
     /// The directory the last entry went into: entries come in tree order, so most share it.
-    private var cachedParent: (parts: [String], fd: Int32)?
+    private var cachedParent: (parts: ArraySlice<String>, handle: DirectoryHandle)?
+    /// Files are written on these threads when there are any, else on the calling thread.
+    private let writers: FileWriters?
+    private var currentFile: Int32 = -1
+    private var currentEntry: ManifestEntry?
+    private let hasher: Sodium.Blake2bState?
+    private lazy var buffer = ByteBuffer(capacity: 1 << 20)
 
-    init(root: String) throws {
+    /// `writers` threads create and fill regular files (0: the calling thread does). With
+    /// `checkContent`, every file's content is hashed as it is written and compared with the
+    /// manifest's BLAKE2b-256.
+    init(root: String, writers: Int = 0, checkContent: Bool = false) throws {
         rootPath = root
-        rootFD = open(root, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-        guard rootFD >= 0 else { throw SystemError(operation: "open", path: root, errno: errno) }
+        let fd = open(root, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0 else { throw SystemError(operation: "open", path: root, errno: errno) }
+        self.root = DirectoryHandle(fd: fd)
+        self.writers = writers > 0 ? FileWriters(lanes: writers, checkContent: checkContent, rootPath: root) : nil
+        hasher = writers == 0 && checkContent ? Sodium.Blake2bState(outputBytes: 32) : nil
+        checksContentHashes = checkContent
     }
 
     deinit {
+        writers?.shutdown()
         if currentFile >= 0 { close(currentFile) }
-        if let cachedParent { close(cachedParent.fd) }
-        close(rootFD)
     }
 
-    /// The open directory that holds the last component of `parts`, owned by the extractor (callers
-    /// do not close it). Reusing it is safe: nothing restored is ever replaced, so a directory opened
-    /// without following links stays the one the path names.
-    private func parentDirectory(_ parts: [String], path: String) throws -> Int32 {
-        let parent = Array(parts.dropLast())
-        if parent.isEmpty { return rootFD }
-        if let cachedParent, cachedParent.parts == parent { return cachedParent.fd }
-        let fd = try Self.openParent(of: parts, path: path, rootFD: rootFD)
-        if let cachedParent { close(cachedParent.fd) }
-        cachedParent = (parent, fd)
-        return fd
+    let checksContentHashes: Bool
+
+    /// Stops the writer threads (dropping what they have not written yet); for a restore that failed,
+    /// before its staging directory is removed.
+    func shutdown() {
+        writers?.shutdown()
+    }
+
+    /// The open directory that holds the last component of `parts`. Reusing it is safe: nothing
+    /// restored is ever replaced, so a directory opened without following links stays the one the
+    /// path names.
+    private func parentDirectory(_ parts: [String], path: String) throws -> DirectoryHandle {
+        let parent = parts.dropLast()
+        if parent.isEmpty { return root }
+        if let cachedParent, cachedParent.parts == parent { return cachedParent.handle }
+        let handle = DirectoryHandle(fd: try Self.openParent(of: parts, path: path, rootFD: rootFD))
+        cachedParent = (parent, handle)
+        return handle
     }
 
     func begin(_ entry: ManifestEntry) throws {
         let parts = try PathRules.components(of: entry.path)
         let name = parts[parts.count - 1]
-        let parent = try parentDirectory(parts, path: entry.path)
+        let handle = try parentDirectory(parts, path: entry.path)
+        let parent = handle.fd
         switch entry.kind {
         case .directory:
             guard mkdirat(parent, name, 0o700) == 0 else { throw failure("create directory", entry.path) }
             directories.append(entry)
         case .file:
+            if let writers {
+                try writers.beginFile(FileWriters.FileStart(entry: entry, directory: handle, name: name))
+                return
+            }
             let fd = openat(parent, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
             guard fd >= 0 else { throw failure("create file", entry.path) }
             currentFile = fd
+            currentEntry = entry
+            hasher?.reset()
         case .symlink:
             guard symlinkat(entry.linkTarget, parent, name) == 0 else { throw failure("create symlink", entry.path) }
             _ = utimensat(parent, name, Self.times(entry), AT_SYMLINK_NOFOLLOW)
         case .hardlink:
+            // The file it points at must be complete, with its mode and times, before it is linked.
+            try writers?.drain()
             let targetParts = try PathRules.components(of: entry.linkTarget)
             let targetParent = try Self.openParent(of: targetParts, path: entry.linkTarget, rootFD: rootFD)
             defer { if targetParent != rootFD { close(targetParent) } }
@@ -70,16 +98,43 @@ final class SafeExtractor: EntrySink {
         }
     }
 
+    /// Room for the current file's next content bytes; fill a prefix and `commit` it.
+    func space() throws -> UnsafeMutableRawBufferPointer {
+        if let writers { return try writers.space() }
+        return buffer.storage
+    }
+
+    func commit(_ count: Int) throws {
+        if let writers {
+            writers.commit(count)
+            return
+        }
+        try write(UnsafeRawBufferPointer(rebasing: buffer.storage[0..<count]))
+    }
+
+    /// Appends bytes to the current regular file.
     func write(_ bytes: UnsafeRawBufferPointer) throws {
+        if let writers {
+            var rest = bytes
+            while !rest.isEmpty {
+                let room = try writers.space()
+                let n = min(room.count, rest.count)
+                room.copyMemory(from: UnsafeRawBufferPointer(rebasing: rest[0..<n]))
+                writers.commit(n)
+                rest = UnsafeRawBufferPointer(rebasing: rest[n...])
+            }
+            return
+        }
         guard currentFile >= 0 else {
             throw IntegrityError.unsafeEntry(path: "?", reason: "content for an entry that is not a regular file")
         }
+        hasher?.update(bytes)
         var done = 0
         while done < bytes.count {
             let n = Glibc.write(currentFile, bytes.baseAddress! + done, bytes.count - done)
             if n < 0 {
                 if errno == EINTR { continue }
-                throw failure("write", "a restored file")
+                throw failure("write", currentEntry?.path ?? "a restored file")
             }
             done += n
         }
@@ -87,21 +142,36 @@ final class SafeExtractor: EntrySink {
 
     func end(_ entry: ManifestEntry) throws {
         guard entry.kind == .file else { return }
+        if let writers {
+            try writers.endFile()
+            return
+        }
         defer {
             close(currentFile)
             currentFile = -1
+            currentEntry = nil
+        }
+        if let hasher, hasher.finalize() != entry.contentHash {
+            throw IntegrityError.manifestMismatch(path: entry.path, reason: "its content does not match the manifest's BLAKE2b-256")
         }
         guard fchmod(currentFile, mode_t(entry.mode)) == 0 else { throw failure("chmod", entry.path) }
         guard futimens(currentFile, Self.times(entry)) == 0 else { throw failure("set times of", entry.path) }
+    }
+
+    /// Waits until every file is written, closed and checked.
+    func finishContent() throws {
+        try writers?.drain()
     }
 
     /// Applies directory modes and times, deepest first, then flushes the restored data to disk.
     /// With `exceptTopLevel`, top-level directories are left writable and returned, for the caller to
     /// finish once they are moved into place.
     func finish(exceptTopLevel: Bool = false) throws -> [ManifestEntry] {
+        try finishContent()
+        cachedParent = nil
         var deferred: [ManifestEntry] = []
         for entry in directories.reversed() {
-            if exceptTopLevel && !entry.path.contains("/") {
+            if exceptTopLevel && PathRules.isTopLevel(entry.path) {
                 deferred.append(entry)
                 continue
             }
@@ -155,7 +225,11 @@ final class SafeExtractor: EntrySink {
     }
 
     private func failure(_ operation: String, _ path: String) -> Error {
-        let code = errno
+        Self.failure(operation, path, rootPath: rootPath, errno: errno)
+    }
+
+    /// The error for a failed system call on a restored entry; `EEXIST` means the archive names it twice.
+    static func failure(_ operation: String, _ path: String, rootPath: String, errno code: Int32) -> Error {
         if code == EEXIST {
             return IntegrityError.unsafeEntry(path: path, reason: "it appears twice in the archive or replaces an entry restored before it")
         }
@@ -163,7 +237,7 @@ final class SafeExtractor: EntrySink {
     }
 
     /// Access and modification time for `utimensat`/`futimens`: both the archived mtime.
-    private static func times(_ entry: ManifestEntry) -> [timespec] {
+    static func times(_ entry: ManifestEntry) -> [timespec] {
         let t = timespec(tv_sec: Int(entry.mtime), tv_nsec: Int(entry.mtimeNanoseconds))
         return [t, t]
     }

@@ -79,7 +79,8 @@ func craftArchive(_ scratch: Scratch, keys: TestKeys, tar: [UInt8], manifest: [M
 
     /// Restores and deep-verifies a crafted archive: both must refuse it as unsafe or inconsistent,
     /// the target must stay as it was, and nothing may appear outside it.
-    func expectRefused(tar: [UInt8], manifest: [ManifestEntry], outside: [String] = [], sourceLocation: SourceLocation = #_sourceLocation) throws {
+    func expectRefused(tar: [UInt8], manifest: [ManifestEntry], outside: [String] = [], checkContent: Bool = false,
+                       sourceLocation: SourceLocation = #_sourceLocation) throws {
         let scratch = try Scratch()
         let keys = try TestKeys(in: scratch)
         let archive = try craftArchive(scratch, keys: keys, tar: tar, manifest: manifest)
@@ -91,7 +92,7 @@ func craftArchive(_ scratch: Scratch, keys: TestKeys, tar: [UInt8], manifest: [M
         try TreeBuilder.write("\(target)/existing.txt", "keep")
         let before = try TreeSnapshot(scratch.sub("deep")).ignoringDirectoryTimes
         expectIntegrityFailure(sourceLocation: sourceLocation) {
-            _ = try Restorer.restore(archivePath: archive, to: target, keyring: keys.keyring, force: true)
+            _ = try Restorer.restore(archivePath: archive, to: target, keyring: keys.keyring, force: true, checkContent: checkContent)
         }
         #expect(try TreeSnapshot(scratch.sub("deep")).ignoringDirectoryTimes == before, sourceLocation: sourceLocation)
         for path in outside {
@@ -164,9 +165,22 @@ func craftArchive(_ scratch: Scratch, keys: TestKeys, tar: [UInt8], manifest: [M
                           manifest: [.directory("crm"), .file("crm/tool", data, mode: 0o755)], outside: ["crm"])
     }
 
-    @Test func contentThatDisagreesWithTheManifestIsRefused() throws {
-        try expectRefused(tar: HandTar.entry("crm/", .directory, mode: 0o755) + HandTar.entry("crm/a.csv", .file, data: data),
-                          manifest: [.directory("crm"), .file("crm/a.csv", Array("name,phone\n".utf8))], outside: ["crm"])
+    /// The signer's tar stream and its manifest disagree on a file's bytes (same size). Every byte is
+    /// still authenticated, so only the content hash can tell: `verify --deep` and
+    /// `restore --check-content` refuse it; a default restore, which relies on the AEAD, writes what
+    /// was signed.
+    @Test func contentThatDisagreesWithTheManifestIsRefusedByTheContentCheck() throws {
+        let other = Array("name,phone\n".utf8)
+        #expect(other.count == data.count)
+        let tar = HandTar.entry("crm/", .directory, mode: 0o755) + HandTar.entry("crm/a.csv", .file, data: data)
+        let manifest: [ManifestEntry] = [.directory("crm"), .file("crm/a.csv", other)]
+        try expectRefused(tar: tar, manifest: manifest, outside: ["crm"], checkContent: true)
+
+        let scratch = try Scratch()
+        let keys = try TestKeys(in: scratch)
+        let archive = try craftArchive(scratch, keys: keys, tar: tar, manifest: manifest)
+        _ = try Restorer.restore(archivePath: archive, to: scratch.sub("out"), keyring: keys.keyring)
+        #expect(try Array(Data(contentsOf: URL(fileURLWithPath: scratch.sub("out/crm/a.csv")))) == data)
     }
 
     @Test func aManifestListingMoreThanTheTarStreamIsRefused() throws {

@@ -182,7 +182,7 @@ import Testing
         let name = try FileManager.default.contentsOfDirectory(atPath: dir).sorted()[0]
         var text = try String(contentsOfFile: "\(dir)/\(name)", encoding: .utf8)
         text = text.replacingOccurrences(of: "date: 20", with: "date: 19")
-        try text.write(toFile: "\(dir)/\(name)", atomically: true, encoding: .utf8)
+        try text.write(toFile: "\(dir)/\(name)", atomically: false, encoding: .utf8)
         #expect(throws: IntegrityError.self) { _ = try SigningKeyStatement.follow(from: first, statementsIn: dir) }
     }
 
@@ -209,7 +209,7 @@ import Testing
         #expect(wrong.status == 3)
         #expect(wrong.stderr.contains("passphrase is wrong"))
         #expect(!FileManager.default.fileExists(atPath: scratch.sub("a.car")))
-        try "right passphrase\n".write(toFile: scratch.sub("pass.txt"), atomically: true, encoding: .utf8)
+        try "right passphrase\n".write(toFile: scratch.sub("pass.txt"), atomically: false, encoding: .utf8)
         let ok = try CLI.run(["create", "--keyring", keyring, "--passphrase-file", scratch.sub("pass.txt"), "--out", scratch.sub("a.car"), source])
         #expect(ok.status == 0, "\(ok.stderr)")
     }

@@ -128,7 +128,7 @@ import Testing
         let staging = scratch.sub("out/.coldarchive-restore-\(try deadProcessID())-0badc0de")
         try FileManager.default.createDirectory(atPath: "\(staging)/dumps", withIntermediateDirectories: true)
         try FileManager.default.createDirectory(atPath: scratch.sub("out/crm/half"), withIntermediateDirectories: true)
-        try "crm\ndumps".write(toFile: "\(staging)/\(Restorer.journalName)", atomically: true, encoding: .utf8)
+        try "crm\ndumps".write(toFile: "\(staging)/\(Restorer.journalName)", atomically: false, encoding: .utf8)
         _ = try Restorer.restore(archivePath: archive, to: scratch.sub("out"), keyring: keys.keyring)
         #expect(try FileManager.default.contentsOfDirectory(atPath: scratch.sub("out")) == ["crm"])
         #expect(!FileManager.default.fileExists(atPath: scratch.sub("out/crm/half")))

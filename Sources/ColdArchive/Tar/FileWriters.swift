@@ -1,0 +1,273 @@
+import Foundation
+
+/// A directory the extractor opened (without following links), shared by the files that are
+/// created in it; the descriptor is closed when the last of them is done with it.
+final class DirectoryHandle: @unchecked Sendable {
+    let fd: Int32
+
+    init(fd: Int32) { self.fd = fd }
+
+    deinit { close(fd) }
+}
+
+/// Creates, fills and closes restored regular files on a few threads of their own, so that the
+/// kernel's work for each file (creating it, copying its bytes in, setting its mode and times) and
+/// the check of its content hash overlap with the thread that parses the tar stream. Restoring is
+/// mostly system-call time; one thread doing it all was the whole restore's bottleneck.
+///
+/// The parsing thread fills batches: a pooled buffer holding the content of up to `filesPerBatch`
+/// files (or a piece of one large file) and the list of what to do with it. Each batch goes to one
+/// lane (a thread with its own queue); the pieces of one file always go to the same lane, in order,
+/// so every file is written by one thread from start to end. Memory is bounded by the batches in
+/// flight (`lanes × (queueDepth + 1) + 1` buffers); directory descriptors held by queued files are
+/// bounded by `filesPerBatch` per batch. The first failure anywhere stops every lane and is thrown
+/// to the parsing thread at its next call.
+final class FileWriters: @unchecked Sendable {
+    /// A regular file to create: `name` in `directory`, with the manifest's entry for its mode, times
+    /// and (when checked) content hash.
+    struct FileStart {
+        let entry: ManifestEntry
+        let directory: DirectoryHandle
+        let name: String
+    }
+
+    private enum Item {
+        case begin(FileStart)
+        case data(Range<Int>)
+        case end
+    }
+
+    private final class Batch {
+        let buffer: ByteBuffer
+        var items: [Item] = []
+        var files = 0
+        init(buffer: ByteBuffer) { self.buffer = buffer }
+    }
+
+    static let batchBytes = 1 << 20
+    static let filesPerBatch = 32
+    static let queueDepth = 2
+    /// A batch with less free space than this is sent off rather than filled in small pieces.
+    static let minimumSpace = 64 << 10
+
+    private let condition = NSCondition()
+    private var queues: [[Batch]]
+    /// Batches queued on or being written by each lane.
+    private var load: [Int]
+    private var running = 0
+    private var queued = 0
+    private var failure: Error?
+    private var stopping = false
+    private let pool: BufferPool
+    private let checkContent: Bool
+    private let rootPath: String
+    /// Permission bits the process's umask removes at creation; only files that lose some need `fchmod`.
+    private let umaskBits: UInt16
+
+    // The parsing thread's side.
+    private var current: Batch?
+    private var currentLane = 0
+
+    init(lanes: Int, checkContent: Bool, rootPath: String) {
+        precondition(lanes >= 1)
+        self.checkContent = checkContent
+        self.rootPath = rootPath
+        let mask = umask(0o022)
+        umask(mask)
+        umaskBits = UInt16(mask & 0o777)
+        queues = Array(repeating: [], count: lanes)
+        load = Array(repeating: 0, count: lanes)
+        pool = BufferPool(capacity: Self.batchBytes, keep: lanes * (Self.queueDepth + 1) + 1)
+        running = lanes
+        for lane in 0..<lanes {
+            let thread = Thread { [self] in self.work(lane: lane) }
+            thread.name = "coldarchive-writer-\(lane)"
+            thread.start()
+        }
+    }
+
+    // MARK: the parsing thread
+
+    /// Starts a regular file; its content follows through `space`/`commit`, then `endFile`.
+    func beginFile(_ start: FileStart) throws {
+        try checkFailure()
+        if let batch = current, batch.files >= Self.filesPerBatch || batch.buffer.capacity - batch.buffer.count < Self.minimumSpace {
+            try send()
+        }
+        let batch = try currentBatch()
+        batch.items.append(.begin(start))
+        batch.files += 1
+    }
+
+    /// Room for the current file's next bytes, directly in the batch buffer (no extra copy).
+    func space() throws -> UnsafeMutableRawBufferPointer {
+        if let batch = current, batch.buffer.capacity - batch.buffer.count < Self.minimumSpace { try send() }
+        let buffer = try currentBatch().buffer
+        return UnsafeMutableRawBufferPointer(rebasing: buffer.storage[buffer.count...])
+    }
+
+    /// The first `count` bytes of the last `space()` now hold content.
+    func commit(_ count: Int) {
+        guard count > 0, let batch = current else { return }
+        let start = batch.buffer.count
+        batch.buffer.count += count
+        if case .data(let range)? = batch.items.last, range.upperBound == start {
+            batch.items[batch.items.count - 1] = .data(range.lowerBound..<start + count)
+        } else {
+            batch.items.append(.data(start..<start + count))
+        }
+    }
+
+    func endFile() throws {
+        try currentBatch().items.append(.end)
+    }
+
+    /// Waits until every file handed over so far is written and closed; throws the first failure.
+    func drain() throws {
+        if current != nil { try send() }
+        condition.lock()
+        defer { condition.unlock() }
+        while queued > 0 && failure == nil { condition.wait() }
+        if let failure { throw failure }
+    }
+
+    /// Stops the lanes and waits for them to exit; what is still queued is dropped (its files are
+    /// left unfinished in the staging directory, which the caller removes). Safe to call twice.
+    func shutdown() {
+        condition.lock()
+        stopping = true
+        condition.broadcast()
+        while running > 0 { condition.wait() }
+        condition.unlock()
+        current = nil
+    }
+
+    private func checkFailure() throws {
+        condition.lock()
+        defer { condition.unlock() }
+        if let failure { throw failure }
+    }
+
+    private func currentBatch() throws -> Batch {
+        if let current { return current }
+        let batch = Batch(buffer: pool.take())
+        current = batch
+        return batch
+    }
+
+    /// Queues the current batch on a lane: the same lane while a file is still open across batches,
+    /// else the least busy one. Blocks while that lane is full.
+    private func send() throws {
+        guard let batch = current else { return }
+        current = nil
+        condition.lock()
+        defer { condition.unlock() }
+        var lane = currentLane
+        if !continuesOpenFile(batch) {
+            // The least loaded lane, the next one round the ring on a tie.
+            let order = (1...queues.count).map { (currentLane + $0) % queues.count }
+            lane = order.min { load[$0] < load[$1] } ?? 0
+        }
+        while queues[lane].count >= Self.queueDepth && failure == nil { condition.wait() }
+        if let failure { throw failure }
+        queues[lane].append(batch)
+        load[lane] += 1
+        queued += 1
+        currentLane = lane
+        condition.broadcast()
+    }
+
+    /// Whether a batch starts in the middle of a file begun in an earlier batch.
+    private func continuesOpenFile(_ batch: Batch) -> Bool {
+        if case .begin? = batch.items.first { return false }
+        return !batch.items.isEmpty
+    }
+
+    // MARK: the lanes
+
+    private struct OpenFile {
+        let start: FileStart
+        let fd: Int32
+    }
+
+    private func work(lane: Int) {
+        let hasher = checkContent ? Sodium.Blake2bState(outputBytes: 32) : nil
+        var file: OpenFile?
+        defer {
+            if let file { close(file.fd) }
+            condition.lock()
+            running -= 1
+            condition.broadcast()
+            condition.unlock()
+        }
+        while true {
+            condition.lock()
+            while queues[lane].isEmpty && !stopping { condition.wait() }
+            if stopping {
+                condition.unlock()
+                return
+            }
+            let batch = queues[lane].removeFirst()
+            let healthy = failure == nil
+            condition.unlock()
+            if healthy {
+                do {
+                    try write(batch, file: &file, hasher: hasher)
+                } catch {
+                    condition.lock()
+                    if failure == nil { failure = error }
+                    condition.unlock()
+                }
+            }
+            pool.give(batch.buffer)
+            condition.lock()
+            queued -= 1
+            load[lane] -= 1
+            condition.broadcast()
+            condition.unlock()
+        }
+    }
+
+    private func write(_ batch: Batch, file: inout OpenFile?, hasher: Sodium.Blake2bState?) throws {
+        for item in batch.items {
+            switch item {
+            case .begin(let start):
+                let fd = openat(start.directory.fd, start.name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                                mode_t(start.entry.mode | 0o200))
+                guard fd >= 0 else { throw failure("create file", start.entry.path) }
+                file = OpenFile(start: start, fd: fd)
+                hasher?.reset()
+            case .data(let range):
+                guard let open = file else { continue }
+                let bytes = UnsafeRawBufferPointer(rebasing: batch.buffer.storage[range])
+                hasher?.update(bytes)
+                var done = 0
+                while done < bytes.count {
+                    let n = Glibc.write(open.fd, bytes.baseAddress! + done, bytes.count - done)
+                    if n < 0 {
+                        if errno == EINTR { continue }
+                        throw failure("write", open.start.entry.path)
+                    }
+                    done += n
+                }
+            case .end:
+                guard let open = file else { continue }
+                file = nil
+                defer { close(open.fd) }
+                let entry = open.start.entry
+                if let hasher, hasher.finalize() != entry.contentHash {
+                    throw IntegrityError.manifestMismatch(path: entry.path, reason: "its content does not match the manifest's BLAKE2b-256")
+                }
+                // Created with the owner's write bit so it could be filled; the umask may have taken others.
+                if entry.mode & 0o200 == 0 || entry.mode & umaskBits != 0 {
+                    guard fchmod(open.fd, mode_t(entry.mode)) == 0 else { throw failure("chmod", entry.path) }
+                }
+                guard futimens(open.fd, SafeExtractor.times(entry)) == 0 else { throw failure("set times of", entry.path) }
+            }
+        }
+    }
+
+    private func failure(_ operation: String, _ path: String) -> Error {
+        SafeExtractor.failure(operation, path, rootPath: rootPath, errno: errno)
+    }
+}
