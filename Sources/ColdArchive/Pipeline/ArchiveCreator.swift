@@ -82,7 +82,7 @@ public enum ArchiveCreator {
         let summary = try write(to: options.output, signer: signer, recipients: recipients, label: options.label, sources: names,
                                 compressionLevel: options.compressionLevel, chunkRawSize: options.chunkRawSize,
                                 workers: options.workers, now: now) { content in
-            let walker = SourceWalker(tar: content.tar) { try content.record($0) }
+            let walker = SourceWalker(content: content)
             for (name, source) in ordered {
                 try walker.add(source: source, as: name)
             }
@@ -96,7 +96,12 @@ public enum ArchiveCreator {
     /// in the same order.
     struct ContentWriter {
         let tar: TarWriter
+        /// The manifest entry for the tar entry just written, complete (content hash included).
         let record: (ManifestEntry) throws -> Void
+        /// The manifest entry for the regular file whose header was just written, without its
+        /// content hash: the next `entry.size` bytes written to `tar` are its content, and the
+        /// sealing workers hash them on their way into the chunks.
+        let recordFile: (ManifestEntry) throws -> Void
         /// Bytes that go straight into the data section, bypassing libarchive: for an already-formed
         /// tar stream (and for tests that craft hostile ones). Not to be mixed with `tar`.
         let raw: (UnsafeRawBufferPointer) throws -> Void
@@ -150,18 +155,37 @@ public enum ArchiveCreator {
             var records: [ChunkRecord] = []
             var payloadBytes: UInt64 = 0
             var rawBytes: [FormatV1.Section: UInt64] = [.data: 0, .manifest: 0]
+            let spool = try ManifestSpool(directory: directory)
+            let manifest = PendingManifest { try spool.append($0) }
             let stream = ChunkSealingStream(cipher: cipher, chunkRawSize: chunkRawSize, level: compressionLevel,
                                             workers: workers) { chunk in
                 try out.write(chunk.sealed.bytes)
                 records.append(chunk.record)
                 payloadBytes += UInt64(chunk.record.sealedLength)
                 rawBytes[chunk.section, default: 0] += UInt64(chunk.record.rawLength)
+                // This chunk's files are hashed now: their entries can go to the spool.
+                try manifest.flush()
             }
-            let spool = try ManifestSpool(directory: directory)
             let tar = try TarWriter { try stream.write($0) }
-            let (entryCount, contentBytes) = try fill(ContentWriter(tar: tar, record: { try spool.append($0) }, raw: { try stream.write($0) }))
+            let recordFile: (ManifestEntry) throws -> Void = { entry in
+                guard entry.size > 0 else {
+                    var empty = entry
+                    empty.contentHash = Sodium.blake2b([])
+                    try manifest.append(empty)
+                    return
+                }
+                let hash = ContentHash()
+                stream.expectContent(hash, length: entry.size)
+                manifest.append(entry, hash: hash)
+            }
+            let (entryCount, contentBytes) = try fill(ContentWriter(tar: tar, record: { try manifest.append($0) }, recordFile: recordFile,
+                                                                    raw: { try stream.write($0) }))
             try tar.finish()
             let manifestFirstChunk = try stream.startManifestSection()
+            try manifest.flush()
+            guard manifest.isEmpty else {
+                throw OperationError("internal error: a file's content hash was never computed; nothing was published")
+            }
             try spool.replay { try stream.write($0) }
             try stream.finish()
 

@@ -4,6 +4,8 @@ struct RawChunk {
     var section: FormatV1.Section
     var last: Bool
     var buffer: ByteBuffer
+    /// The files' content in this chunk, hashed by the worker before it compresses.
+    var pieces: [ContentPiece] = []
 }
 
 /// A chunk as stored: its ciphertext and the record the trailer keeps for it.
@@ -15,8 +17,8 @@ struct SealedChunk {
 }
 
 /// Cuts a byte stream into chunks of `chunk_raw_size` bytes and sends them through the pipeline that
-/// compresses, seals and hashes them on the worker threads; sealed chunks come back in order to
-/// `consume`. The newest chunk is held back until the next one starts, so that the very last chunk
+/// hashes the files' content in them, compresses, seals and hashes them on the worker threads;
+/// sealed chunks come back in order to `consume`. The newest chunk is held back until the next one starts, so that the very last chunk
 /// of the archive can be sealed with the last-chunk flag.
 final class ChunkSealingStream {
     private let pipeline: OrderedPipeline<RawChunk, SealedChunk>
@@ -24,6 +26,8 @@ final class ChunkSealingStream {
     private let sealedPool: BufferPool
     private let consume: (SealedChunk) throws -> Void
     private var current: ByteBuffer
+    private var currentPieces: [ContentPiece] = []
+    private var content = ContentTracker()
     private var pending: RawChunk?
     private(set) var chunksCut: UInt64 = 0
     private var section: FormatV1.Section = .data
@@ -46,6 +50,7 @@ final class ChunkSealingStream {
             let encoder = try ZstdFrameEncoder(level: level)
             let frame = ByteBuffer(capacity: ZstdFrameEncoder.bound(rawSize))
             return { raw in
+                for piece in raw.pieces { piece.hash(in: raw.buffer) }
                 frame.count = try encoder.compress(raw.buffer.bytes, into: frame.storage)
                 let rawLength = raw.buffer.count
                 rawPool.give(raw.buffer)
@@ -64,11 +69,18 @@ final class ChunkSealingStream {
     /// The most chunks in the pipeline at once, plus the one held back and the one being filled.
     var peakChunksInFlight: Int { pipeline.peakInFlight + 2 }
 
+    /// The next `length` bytes written are the content of the file `hash` is for; the workers hash them.
+    func expectContent(_ hash: ContentHash, length: UInt64) {
+        content.expect(hash, length: length)
+    }
+
     /// Appends bytes to the current section.
     func write(_ bytes: UnsafeRawBufferPointer) throws {
         var rest = bytes
         while !rest.isEmpty {
+            let start = current.count
             let n = current.append(rest)
+            if let piece = content.take(n, at: start) { currentPieces.append(piece) }
             rest = UnsafeRawBufferPointer(rebasing: rest[n...])
             if current.isFull { try cut() }
         }
@@ -78,9 +90,19 @@ final class ChunkSealingStream {
         try bytes.withUnsafeBytes { try write($0) }
     }
 
-    /// Ends the data section; what follows is the manifest. Returns `manifest_first_chunk`.
+    /// Ends the data section and waits until every data chunk is sealed and consumed (so every file's
+    /// content hash is known); what follows is the manifest. Returns `manifest_first_chunk`.
     func startManifestSection() throws -> UInt64 {
+        guard content.outstanding == 0 else {
+            throw OperationError("internal error: the tar stream ended \(content.outstanding) bytes before a file's content")
+        }
         if current.count > 0 { try cut() }
+        // The manifest follows, so the data section's last chunk is not the archive's last.
+        if let previous = pending {
+            pending = nil
+            try pipeline.submit(previous, consume: consume)
+        }
+        try pipeline.drain(consume: consume)
         section = .manifest
         return chunksCut
     }
@@ -96,7 +118,8 @@ final class ChunkSealingStream {
     }
 
     private func cut() throws {
-        let chunk = RawChunk(index: chunksCut, section: section, last: false, buffer: current)
+        let chunk = RawChunk(index: chunksCut, section: section, last: false, buffer: current, pieces: currentPieces)
+        currentPieces = []
         chunksCut += 1
         current = rawPool.take()
         if let previous = pending { try pipeline.submit(previous, consume: consume) }

@@ -70,6 +70,23 @@ final class OrderedPipeline<Input, Output>: @unchecked Sendable {
         }
     }
 
+    /// Waits until every input submitted so far has been consumed, handing outputs to `consume` in
+    /// order; more inputs may follow.
+    func drain(consume: (Output) throws -> Void) throws {
+        while true {
+            condition.lock()
+            if let failure { condition.unlock(); throw failure }
+            if delivered == submitted { condition.unlock(); return }
+            if let output = takeLocked() {
+                condition.unlock()
+                try consuming(output, consume)
+                continue
+            }
+            condition.wait()
+            condition.unlock()
+        }
+    }
+
     /// No more inputs: waits for every remaining output and hands each to `consume`, in order.
     func finish(consume: (Output) throws -> Void) throws {
         close()

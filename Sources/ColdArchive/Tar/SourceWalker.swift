@@ -25,10 +25,11 @@ public enum SourceError: ColdArchiveError, Equatable {
 }
 
 /// Walks source directories in name order, writes every entry to the tar stream and reports its
-/// manifest entry, hashing each file's content exactly once while it is read.
+/// manifest entry (each file's content is hashed once, by the sealing workers, on its way into the
+/// chunks).
 final class SourceWalker {
     private let tar: TarWriter
-    private let record: (ManifestEntry) throws -> Void
+    private let content: ArchiveCreator.ContentWriter
     private(set) var warnings: [String] = []
     private(set) var entryCount: UInt64 = 0
     private(set) var contentBytes: UInt64 = 0
@@ -40,9 +41,9 @@ final class SourceWalker {
         let inode: UInt64
     }
 
-    init(tar: TarWriter, record: @escaping (ManifestEntry) throws -> Void) {
-        self.tar = tar
-        self.record = record
+    init(content: ArchiveCreator.ContentWriter) {
+        self.tar = content.tar
+        self.content = content
     }
 
     /// Archives `diskPath` (following it if it is itself a symlink) under the top-level name `name`.
@@ -140,12 +141,12 @@ final class SourceWalker {
     private func emit(_ entry: ManifestEntry) throws {
         try tar.writeHeader(TarEntryHeader(kind: entry.kind, path: entry.path, mode: UInt32(entry.mode), mtime: entry.mtime,
                                            mtimeNanoseconds: entry.mtimeNanoseconds, size: entry.size, linkTarget: entry.linkTarget))
-        try record(entry)
+        try content.record(entry)
         entryCount += 1
         contentBytes += entry.size
     }
 
-    /// Streams one regular file into the tar stream, hashing what is stored. A file that shrinks while
+    /// Streams one regular file into the tar stream. A file that shrinks while
     /// it is read is padded with zeros, one that grows is cut at the size it had; both are reported.
     func addFile(_ file: OpenFile, entry: ManifestEntry, size: UInt64) throws {
         let diskPath = file.path
@@ -153,7 +154,7 @@ final class SourceWalker {
         entry.size = size
         try tar.writeHeader(TarEntryHeader(kind: .file, path: entry.path, mode: UInt32(entry.mode), mtime: entry.mtime,
                                            mtimeNanoseconds: entry.mtimeNanoseconds, size: size, linkTarget: ""))
-        let hasher = Sodium.Blake2bState(outputBytes: 32)
+        try content.recordFile(entry)
         var remaining = size
         var shrank = false
         while remaining > 0 {
@@ -165,9 +166,7 @@ final class SourceWalker {
                 UnsafeMutableRawBufferPointer(rebasing: slice[n...]).initializeMemory(as: UInt8.self, repeating: 0)
                 n = want
             }
-            let bytes = UnsafeRawBufferPointer(rebasing: slice[0..<n])
-            hasher.update(bytes)
-            try tar.writeData(bytes)
+            try tar.writeData(UnsafeRawBufferPointer(rebasing: slice[0..<n]))
             remaining -= UInt64(n)
         }
         if shrank {
@@ -178,8 +177,6 @@ final class SourceWalker {
                 warnings.append("'\(diskPath)' grew while it was read; only its first \(size) bytes were stored")
             }
         }
-        entry.contentHash = hasher.finalize()
-        try record(entry)
         entryCount += 1
         contentBytes += size
     }

@@ -153,7 +153,7 @@ import Testing
         var warnings: [String] = []
         _ = try ArchiveCreator.write(to: scratch.sub("a.car"), signer: keys.signer, recipients: keys.recipients, label: nil, sources: ["crm"],
                                      compressionLevel: 3, chunkRawSize: FormatV1.defaultChunkRawSize, workers: 2, now: Date()) { content in
-            let walker = SourceWalker(tar: content.tar) { try content.record($0) }
+            let walker = SourceWalker(content: content)
             let dir = ManifestEntry.directory("crm")
             try content.tar.writeHeader(TarEntryHeader(kind: .directory, path: "crm", mode: 0o755, mtime: dir.mtime, mtimeNanoseconds: 0,
                                                        size: 0, linkTarget: ""))
@@ -166,6 +166,8 @@ import Testing
         }
         #expect(warnings.count == 1)
         #expect(warnings[0].contains(delta > 0 ? "shrank" : "grew"))
+        // The manifest's content hash is of what was stored (the zeros, or the cut), as the deep check shows.
+        #expect(try Verifier.verifyDeep(path: scratch.sub("a.car"), keyring: keys.keyring).entriesChecked == 2)
         _ = try Restorer.restore(archivePath: scratch.sub("a.car"), to: scratch.sub("out"), keyring: keys.keyring)
         let restored = Array(try Data(contentsOf: URL(fileURLWithPath: scratch.sub("out/crm/orders.csv"))))
         #expect(restored.count == Int(claimed))

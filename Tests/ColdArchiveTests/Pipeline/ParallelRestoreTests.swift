@@ -69,3 +69,27 @@ import Testing
         #expect(try FileManager.default.contentsOfDirectory(atPath: target) == ["existing.txt"])
     }
 }
+
+/// Create hashes each file's content on the sealing workers, piece by piece as it lands in chunks.
+@Suite struct WorkerContentHashTests {
+    @Test(arguments: [1, 2, 3])
+    func everyFilesHashIsTheBLAKE2bOfItsBytes(workers: Int) throws {
+        let scratch = try Scratch()
+        let keys = try TestKeys(in: scratch)
+        try ParallelRestoreTests.awkwardTree(at: scratch.sub("src/crm"))
+        var options = CreateOptions(sources: [scratch.sub("src/crm")], output: scratch.sub("a.car"))
+        options.chunkRawSize = FormatV1.minChunkRawSize  // files span many chunks sealed side by side
+        options.workers = workers
+        _ = try ArchiveCreator.create(options, signer: keys.signer, recipients: keys.recipients)
+        #expect(try ArchiveFile(path: scratch.sub("a.car")).summary.chunkCount > 50)
+        var files = 0
+        try Lister.list(path: scratch.sub("a.car"), keyring: keys.keyring) { entry in
+            guard entry.kind == .file else { return }
+            let bytes = Array(try Data(contentsOf: URL(fileURLWithPath: scratch.sub("src/\(entry.path)"))))
+            #expect(entry.contentHash == Sodium.blake2b(bytes), "\(entry.path)")
+            files += 1
+        }
+        #expect(files > 7 * FileWriters.filesPerBatch)
+        _ = try Verifier.verifyDeep(path: scratch.sub("a.car"), keyring: keys.keyring)
+    }
+}

@@ -1,0 +1,121 @@
+import Foundation
+
+/// The BLAKE2b-256 of one file's content, computed by the sealing workers from the chunk buffers the
+/// content lands in, so that the thread that walks and reads the sources does not hash. A file's
+/// content may span chunks that different workers seal at the same time; its pieces are hashed in
+/// order, each worker waiting for the previous piece. Workers take chunks in order, so the piece
+/// waited for is always already being hashed: no wait can last.
+final class ContentHash: @unchecked Sendable {
+    private let state = Sodium.Blake2bState(outputBytes: 32)
+    /// Pieces handed to chunks so far (the cutting thread's count).
+    fileprivate(set) var piecesCut = 0
+    /// Pieces hashed so far, and the digest after the last one; guarded by `ContentHash.condition`.
+    private var piecesHashed = 0
+    private var digest: [UInt8]?
+
+    /// One lock for every file's hand-over between workers: waits are rare and short.
+    private static let condition = NSCondition()
+
+    /// Hashes piece `index` once every earlier piece is hashed; `last` finalizes.
+    fileprivate func hash(piece index: Int, _ bytes: UnsafeRawBufferPointer, last: Bool) {
+        Self.condition.lock()
+        while piecesHashed != index { Self.condition.wait() }
+        Self.condition.unlock()
+        state.update(bytes)
+        let result = last ? state.finalize() : nil
+        Self.condition.lock()
+        piecesHashed += 1
+        if let result { digest = result }
+        Self.condition.broadcast()
+        Self.condition.unlock()
+    }
+
+    /// The digest, once the piece marked last is hashed.
+    var result: [UInt8]? {
+        Self.condition.lock()
+        defer { Self.condition.unlock() }
+        return digest
+    }
+}
+
+/// Part of a raw chunk that is a file's content: bytes `range` of the chunk are piece `piece` of it.
+struct ContentPiece {
+    let hash: ContentHash
+    let range: Range<Int>
+    let piece: Int
+    let last: Bool
+
+    func hash(in buffer: ByteBuffer) {
+        hash.hash(piece: piece, UnsafeRawBufferPointer(rebasing: buffer.storage[range]), last: last)
+    }
+}
+
+/// Tracks which bytes written to the chunk stream are file content, and cuts them into pieces at
+/// chunk boundaries. Used only by the thread that writes the stream.
+struct ContentTracker {
+    private var current: ContentHash?
+    private var remaining: UInt64 = 0
+
+    /// The next `length` bytes written are the content of the file `hash` is for.
+    mutating func expect(_ hash: ContentHash, length: UInt64) {
+        precondition(remaining == 0, "a file's content was announced before the previous one was written")
+        current = length > 0 ? hash : nil
+        remaining = length
+    }
+
+    /// `count` bytes were just copied to `start` in the chunk being filled: the piece among them
+    /// that is content, if any. Content always comes first (the tar stream has no gap).
+    mutating func take(_ count: Int, at start: Int) -> ContentPiece? {
+        guard let hash = current, remaining > 0, count > 0 else { return nil }
+        let n = Int(min(UInt64(count), remaining))
+        remaining -= UInt64(n)
+        let piece = ContentPiece(hash: hash, range: start..<start + n, piece: hash.piecesCut, last: remaining == 0)
+        hash.piecesCut += 1
+        if remaining == 0 { current = nil }
+        return piece
+    }
+
+    /// The content bytes still expected (non-zero means a writer broke its promise).
+    var outstanding: UInt64 { remaining }
+}
+
+/// Manifest entries in tar order, held until the content hash of each file is computed (it is,
+/// once the chunk holding the file's last byte is sealed), then passed on in the same order.
+/// Holds at most the entries of the chunks in flight.
+final class PendingManifest {
+    private var queue: [(entry: ManifestEntry, hash: ContentHash?)] = []
+    private var head = 0
+    private let sink: (ManifestEntry) throws -> Void
+
+    init(sink: @escaping (ManifestEntry) throws -> Void) { self.sink = sink }
+
+    /// An entry whose content hash is already known (or that has none).
+    func append(_ entry: ManifestEntry) throws {
+        queue.append((entry, nil))
+        try flush()
+    }
+
+    /// A file entry whose content hash `hash` will compute.
+    func append(_ entry: ManifestEntry, hash: ContentHash) {
+        queue.append((entry, hash))
+    }
+
+    /// Passes on every entry at the front whose hash is known.
+    func flush() throws {
+        while head < queue.count {
+            var (entry, hash) = queue[head]
+            if let hash {
+                guard let digest = hash.result else { break }
+                entry.contentHash = digest
+            }
+            try sink(entry)
+            head += 1
+        }
+        if head > 4096 && head * 2 > queue.count {
+            queue.removeFirst(head)
+            head = 0
+        }
+    }
+
+    var isEmpty: Bool { head == queue.count }
+}
