@@ -45,8 +45,13 @@ enum PathRules {
     /// whose `a` might itself be a link), and never go above the root; `.` components are ignored.
     /// Every link in a tree obeying this resolves inside it, however links chain.
     static func symlinkEscapes(linkPath: [String], target: String) -> Bool {
+        symlinkEscapes(linkDepth: linkPath.count, target: target)
+    }
+
+    /// The same, for a link whose path has `linkDepth` components.
+    static func symlinkEscapes(linkDepth: Int, target: String) -> Bool {
         if target.isEmpty || target.hasPrefix("/") || target.utf8.contains(0) { return true }
-        var depth = linkPath.count - 1
+        var depth = linkDepth - 1
         var descending = false
         for part in target.split(separator: "/", omittingEmptySubsequences: true) where part != "." {
             if part == ".." {

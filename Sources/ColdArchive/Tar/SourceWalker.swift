@@ -48,94 +48,114 @@ final class SourceWalker {
 
     /// Archives `diskPath` (following it if it is itself a symlink) under the top-level name `name`.
     func add(source diskPath: String, as name: String) throws {
-        var st = stat()
-        guard stat(diskPath, &st) == 0 else {
+        // A top-level source may itself be a link; everything below it is reached without following one.
+        let fd = open(diskPath, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
+        guard fd >= 0 else {
             if errno == ENOENT { throw SourceError.missing(path: diskPath) }
+            throw SystemError(operation: "open", path: diskPath, errno: errno)
+        }
+        try visit(opened: fd, diskPath: diskPath, archivePath: name, depth: 1)
+    }
+
+    /// Archives what `fd` (opened without blocking, and below the top without following a link) is,
+    /// as `archivePath`; consumes `fd`. Everything is described by `fstat` of the open descriptor, so
+    /// what is archived is what was opened, whatever replaced the name since.
+    private func visit(opened fd: Int32, diskPath: @autoclosure () -> String, archivePath: String, depth: Int) throws {
+        var st = stat()
+        guard fstat(fd, &st) == 0 else {
+            let code = errno
+            close(fd)
+            throw SystemError(operation: "stat", path: diskPath(), errno: code)
+        }
+        switch UInt32(st.st_mode) & 0o170000 {
+        case FileTypeBits.directory:
+            try visitDirectory(fd, st, diskPath: diskPath(), archivePath: archivePath, depth: depth)
+        case FileTypeBits.regular:
+            try visitRegular(fd, st, diskPath: diskPath(), archivePath: archivePath)
+        default:
+            close(fd)
+            warnings.append("'\(diskPath())' is a device, FIFO or socket; skipped")
+        }
+    }
+
+    /// A regular file, open as `fd` (consumed): a hardlink to a file archived before, or its content.
+    private func visitRegular(_ fd: Int32, _ st: stat, diskPath: String, archivePath: String) throws {
+        let identity = FileIdentity(device: UInt64(st.st_dev), inode: UInt64(st.st_ino))
+        if st.st_nlink > 1, let first = hardlinks[identity] {
+            close(fd)
+            var entry = try makeEntry(.hardlink, st, diskPath: diskPath, archivePath: archivePath)
+            entry.linkTarget = first
+            try emit(entry)
+            return
+        }
+        if st.st_nlink > 1 { hardlinks[identity] = archivePath }
+        let file = OpenFile(adopting: fd, path: diskPath)
+        try addFile(file, entry: try makeEntry(.file, st, diskPath: diskPath, archivePath: archivePath), size: UInt64(st.st_size))
+    }
+
+    private func visitDirectory(_ fd: Int32, _ st: stat, diskPath: String, archivePath: String, depth: Int) throws {
+        defer { close(fd) }
+        try emit(try makeEntry(.directory, st, diskPath: diskPath, archivePath: archivePath))
+        for (child, type) in try children(fd, diskPath) {
+            let childPath = archivePath + "/" + child
+            let childDisk = { diskPath.hasSuffix("/") ? diskPath + child : diskPath + "/" + child }
+            if type == UInt8(DT_LNK) {
+                try visitSymlink(in: fd, child, diskPath: childDisk(), archivePath: childPath, depth: depth + 1)
+                continue
+            }
+            if type != UInt8(DT_REG) && type != UInt8(DT_DIR) && type != UInt8(DT_UNKNOWN) {
+                warnings.append("'\(childDisk())' is a device, FIFO or socket; skipped")
+                continue
+            }
+            // O_NOFOLLOW: a symlink that replaced the name since it was listed is not followed;
+            // O_NONBLOCK: nor does a FIFO that replaced it block the walk.
+            let cfd = openat(fd, child, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK)
+            guard cfd >= 0 else {
+                let code = errno
+                if code == ELOOP && type == UInt8(DT_UNKNOWN) {
+                    try visitSymlink(in: fd, child, diskPath: childDisk(), archivePath: childPath, depth: depth + 1)
+                } else if [ENOENT, ELOOP, ENOTDIR, ENXIO].contains(code) {
+                    warnings.append("'\(childDisk())' changed or vanished while it was archived; skipped")
+                } else {
+                    throw SystemError(operation: "open", path: childDisk(), errno: code)
+                }
+                continue
+            }
+            try visit(opened: cfd, diskPath: childDisk(), archivePath: childPath, depth: depth + 1)
+        }
+    }
+
+    private func visitSymlink(in directory: Int32, _ name: String, diskPath: String, archivePath: String, depth: Int) throws {
+        var st = stat()
+        guard fstatat(directory, name, &st, AT_SYMLINK_NOFOLLOW) == 0 else {
+            if errno == ENOENT {
+                warnings.append("'\(diskPath)' vanished before it could be archived")
+                return
+            }
             throw SystemError(operation: "stat", path: diskPath, errno: errno)
         }
-        try visit(diskPath: diskPath, archivePath: [name], status: st, followLinks: true)
+        guard UInt32(st.st_mode) & 0o170000 == FileTypeBits.symlink else {
+            warnings.append("'\(diskPath)' changed while it was archived; skipped")
+            return
+        }
+        var entry = try makeEntry(.symlink, st, diskPath: diskPath, archivePath: archivePath)
+        entry.linkTarget = try readLink(in: directory, name, diskPath: diskPath)
+        if PathRules.symlinkEscapes(linkDepth: depth, target: entry.linkTarget) {
+            throw SourceError.symlinkEscapes(path: diskPath, target: entry.linkTarget)
+        }
+        try emit(entry)
     }
 
-    /// Opens what `lstat` described, without following a symlink that replaced it since (except for a
-    /// top-level source, which may itself be a link), and without blocking on a FIFO that replaced it;
-    /// nil (with a warning) when it is gone or is no longer the same file.
-    private func openSame(_ path: String, _ st: stat, directory: Bool, followLinks: Bool) throws -> Int32? {
-        var flags = O_RDONLY | O_CLOEXEC | O_NONBLOCK
-        if directory { flags |= O_DIRECTORY }
-        if !followLinks { flags |= O_NOFOLLOW }
-        let fd = open(path, flags)
-        guard fd >= 0 else {
-            if [ENOENT, ELOOP, ENOTDIR, ENXIO].contains(errno) {
-                warnings.append("'\(path)' changed or vanished while it was archived; skipped")
-                return nil
-            }
-            throw SystemError(operation: "open", path: path, errno: errno)
-        }
-        var now = stat()
-        guard fstat(fd, &now) == 0, now.st_dev == st.st_dev, now.st_ino == st.st_ino,
-              now.st_mode & S_IFMT == st.st_mode & S_IFMT else {
-            close(fd)
-            warnings.append("'\(path)' was replaced while it was archived; skipped")
-            return nil
-        }
-        if !directory {
-            // Back to blocking reads for a regular file.
-            _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
-        }
-        return fd
-    }
-
-    private func visit(diskPath: String, archivePath: [String], status st: stat, followLinks: Bool = false) throws {
-        let path = archivePath.joined(separator: "/")
-        guard path.utf8.count <= FormatV1.maxPathBytes else { throw SourceError.nameTooLong(path: diskPath) }
+    /// The manifest entry for what `st` describes, with the bits the format keeps.
+    private func makeEntry(_ kind: ManifestEntry.Kind, _ st: stat, diskPath: String, archivePath: String) throws -> ManifestEntry {
+        guard archivePath.utf8.count <= FormatV1.maxPathBytes else { throw SourceError.nameTooLong(path: diskPath) }
         var mode = UInt32(st.st_mode) & 0o7777
         if mode & 0o7000 != 0 {
             warnings.append("'\(diskPath)': setuid, setgid and sticky bits are not archived")
             mode &= 0o777
         }
-        let mtime = Int64(st.st_mtim.tv_sec)
-        let nsec = UInt32(st.st_mtim.tv_nsec)
-        var entry = ManifestEntry(kind: .file, path: path, mode: UInt16(mode), mtime: mtime, mtimeNanoseconds: nsec,
-                                  size: 0, contentHash: ManifestEntry.zeroHash, linkTarget: "")
-        switch UInt32(st.st_mode) & 0o170000 {
-        case FileTypeBits.directory:
-            guard let fd = try openSame(diskPath, st, directory: true, followLinks: followLinks) else { return }
-            let children = try childNames(fd, diskPath)
-            entry.kind = .directory
-            try emit(entry)
-            for child in children {
-                let childPath = diskPath.hasSuffix("/") ? diskPath + child : diskPath + "/" + child
-                var cst = stat()
-                guard lstat(childPath, &cst) == 0 else {
-                    if errno == ENOENT {
-                        warnings.append("'\(childPath)' vanished before it could be archived")
-                        continue
-                    }
-                    throw SystemError(operation: "stat", path: childPath, errno: errno)
-                }
-                try visit(diskPath: childPath, archivePath: archivePath + [child], status: cst)
-            }
-        case FileTypeBits.symlink:
-            entry.kind = .symlink
-            entry.linkTarget = try readLink(diskPath)
-            if PathRules.symlinkEscapes(linkPath: archivePath, target: entry.linkTarget) {
-                throw SourceError.symlinkEscapes(path: diskPath, target: entry.linkTarget)
-            }
-            try emit(entry)
-        case FileTypeBits.regular:
-            let identity = FileIdentity(device: UInt64(st.st_dev), inode: UInt64(st.st_ino))
-            if st.st_nlink > 1, let first = hardlinks[identity] {
-                entry.kind = .hardlink
-                entry.linkTarget = first
-                try emit(entry)
-                return
-            }
-            guard let fd = try openSame(diskPath, st, directory: false, followLinks: followLinks) else { return }
-            if st.st_nlink > 1 { hardlinks[identity] = path }
-            try addFile(OpenFile(adopting: fd, path: diskPath), entry: entry, size: UInt64(st.st_size))
-        default:
-            warnings.append("'\(diskPath)' is a device, FIFO or socket; skipped")
-        }
+        return ManifestEntry(kind: kind, path: archivePath, mode: UInt16(mode), mtime: Int64(st.st_mtim.tv_sec),
+                             mtimeNanoseconds: UInt32(st.st_mtim.tv_nsec), size: 0, contentHash: ManifestEntry.zeroHash, linkTarget: "")
     }
 
     private func emit(_ entry: ManifestEntry) throws {
@@ -156,62 +176,72 @@ final class SourceWalker {
                                            mtimeNanoseconds: entry.mtimeNanoseconds, size: size, linkTarget: ""))
         try content.recordFile(entry)
         var remaining = size
-        var shrank = false
+        var shrank = false, grew = false
+        // The last read asks for one byte more than is left, when it fits: a file that grew shows
+        // without another system call.
+        var askedPastEnd = false
         while remaining > 0 {
             let want = Int(min(UInt64(buffer.capacity), remaining))
-            let slice = UnsafeMutableRawBufferPointer(rebasing: buffer.storage[0..<want])
-            var n = try file.readSequential(into: slice)
-            if n < want {
+            askedPastEnd = want < buffer.capacity
+            let ask = askedPastEnd ? want + 1 : want
+            var n = try file.readSequential(into: UnsafeMutableRawBufferPointer(rebasing: buffer.storage[0..<ask]))
+            if n > want {
+                grew = true
+                n = want
+            } else if n < want {
                 shrank = true
-                UnsafeMutableRawBufferPointer(rebasing: slice[n...]).initializeMemory(as: UInt8.self, repeating: 0)
+                UnsafeMutableRawBufferPointer(rebasing: buffer.storage[n..<want]).initializeMemory(as: UInt8.self, repeating: 0)
                 n = want
             }
-            try tar.writeData(UnsafeRawBufferPointer(rebasing: slice[0..<n]))
+            try tar.writeData(UnsafeRawBufferPointer(rebasing: buffer.storage[0..<n]))
             remaining -= UInt64(n)
+        }
+        if !shrank && !grew && !askedPastEnd {
+            var probe: UInt8 = 0
+            grew = try withUnsafeMutableBytes(of: &probe, { try file.readSequential(into: $0) }) > 0
         }
         if shrank {
             warnings.append("'\(diskPath)' shrank while it was read; the missing end was stored as zeros")
-        } else {
-            var probe: UInt8 = 0
-            if try withUnsafeMutableBytes(of: &probe, { try file.readSequential(into: $0) }) > 0 {
-                warnings.append("'\(diskPath)' grew while it was read; only its first \(size) bytes were stored")
-            }
+        } else if grew {
+            warnings.append("'\(diskPath)' grew while it was read; only its first \(size) bytes were stored")
         }
         entryCount += 1
         contentBytes += size
     }
 
-    private func readLink(_ path: String) throws -> String {
+    private func readLink(in directory: Int32, _ name: String, diskPath: String) throws -> String {
         var buf = [UInt8](repeating: 0, count: FormatV1.maxPathBytes + 1)
         let n = buf.withUnsafeMutableBufferPointer { p in
-            p.baseAddress!.withMemoryRebound(to: CChar.self, capacity: p.count) { readlink(path, $0, p.count) }
+            p.baseAddress!.withMemoryRebound(to: CChar.self, capacity: p.count) { readlinkat(directory, name, $0, p.count) }
         }
-        guard n >= 0 else { throw SystemError(operation: "read link", path: path, errno: errno) }
-        guard n <= FormatV1.maxPathBytes else { throw SourceError.nameTooLong(path: path) }
-        guard let target = String(validating: buf[0..<n], as: UTF8.self) else { throw SourceError.nameNotUTF8(path: path) }
+        guard n >= 0 else { throw SystemError(operation: "read link", path: diskPath, errno: errno) }
+        guard n <= FormatV1.maxPathBytes else { throw SourceError.nameTooLong(path: diskPath) }
+        guard let target = String(validating: buf[0..<n], as: UTF8.self) else { throw SourceError.nameNotUTF8(path: diskPath) }
         return target
     }
 
-    /// The names in an open directory (the descriptor is consumed), sorted bytewise; refuses names
-    /// that are not UTF-8.
-    private func childNames(_ fd: Int32, _ path: String) throws -> [String] {
-        guard let dir = fdopendir(fd) else {
-            close(fd)
-            throw SystemError(operation: "list directory", path: path, errno: errno)
+    /// The entries of an open directory with their `d_type`, sorted bytewise by name; refuses names
+    /// that are not UTF-8. `fd` stays open.
+    private func children(_ fd: Int32, _ path: String) throws -> [(name: String, type: UInt8)] {
+        let own = dup(fd)
+        guard own >= 0, let dir = fdopendir(own) else {
+            let code = errno
+            close(own)
+            throw SystemError(operation: "list directory", path: path, errno: code)
         }
         defer { closedir(dir) }
-        var names: [[UInt8]] = []
+        var names: [([UInt8], UInt8)] = []
         while let entry = readdir(dir) {
             let raw = withUnsafeBytes(of: entry.pointee.d_name) { Array($0.prefix(while: { $0 != 0 })) }
             if raw == [46] || raw == [46, 46] { continue }
-            names.append(raw)
+            names.append((raw, entry.pointee.d_type))
         }
-        names.sort { $0.lexicographicallyPrecedes($1) }
-        return try names.map { raw in
+        names.sort { $0.0.lexicographicallyPrecedes($1.0) }
+        return try names.map { raw, type in
             guard let name = String(validating: raw, as: UTF8.self) else {
                 throw SourceError.nameNotUTF8(path: path + "/" + String(decoding: raw, as: UTF8.self))
             }
-            return name
+            return (name, type)
         }
     }
 }
