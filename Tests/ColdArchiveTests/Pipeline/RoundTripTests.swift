@@ -183,6 +183,19 @@ import Testing
         #expect(try Restorer.restore(archivePath: scratch.sub("a.car"), to: scratch.sub("out"), keyring: keys.keyring).entries == 0)
     }
 
+    /// readdir's type says FIFO: skipped with a warning, never opened (opening it would block).
+    @Test func aFIFOInsideASourceIsSkippedWithAWarning() throws {
+        let scratch = try Scratch()
+        let keys = try TestKeys(in: scratch)
+        try FileManager.default.createDirectory(atPath: scratch.sub("src/crm"), withIntermediateDirectories: true)
+        try TreeBuilder.write(scratch.sub("src/crm/a.csv"), "id\n")
+        #expect(mkfifo(scratch.sub("src/crm/pipe"), 0o600) == 0)
+        let report = try ArchiveCreator.create(CreateOptions(sources: [scratch.sub("src/crm")], output: scratch.sub("a.car")),
+                                               signer: keys.signer, recipients: keys.recipients)
+        #expect(report.summary.entryCount == 2)
+        #expect(report.warnings.count == 1 && report.warnings[0].contains("pipe"))
+    }
+
     @Test func createRefusesSymlinksThatGoUpAfterGoingDown() throws {
         let scratch = try Scratch()
         let keys = try TestKeys(in: scratch)
