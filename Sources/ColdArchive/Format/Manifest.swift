@@ -1,5 +1,5 @@
 /// One entry of the encrypted manifest: what the tar stream holds at the same position, with the
-/// BLAKE2b-256 of each regular file's content so restore and `verify --deep` check data end to end.
+/// BLAKE2b-256 of each regular file's content, which `verify --deep` and `restore --check-content` check.
 public struct ManifestEntry: Sendable, Equatable, Codable {
     public enum Kind: UInt8, Sendable, Codable {
         case file = 1

@@ -43,6 +43,10 @@ import Testing
         let restore = try CLI.run(["restore", archive, "--keyring", keyring, "--to", scratch.sub("out")])
         #expect(restore.status == 0, "\(restore.stderr)")
         #expect(try TreeSnapshot(source) == TreeSnapshot(scratch.sub("out/crm")))
+
+        let checked = try CLI.run(["restore", archive, "--keyring", keyring, "--to", scratch.sub("out2"), "--check-content"])
+        #expect(checked.status == 0, "\(checked.stderr)")
+        #expect(try TreeSnapshot(source) == TreeSnapshot(scratch.sub("out2/crm")))
     }
 
     @Test func theKeyringComesFromTheEnvironment() throws {
