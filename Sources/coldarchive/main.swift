@@ -9,6 +9,14 @@ import Glibc
 // A write past a file-size limit (ulimit -f) must fail with EFBIG and a clear message, not kill us.
 signal(SIGXFSZ, SIG_IGN)
 
+// The walker keeps one descriptor per directory level it is in; allow what the hard limit allows
+// (deep trees would otherwise hit the usual soft limit of 1024).
+var fileLimit = rlimit()
+if getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &fileLimit) == 0 && fileLimit.rlim_cur < min(fileLimit.rlim_max, 1 << 16) {
+    fileLimit.rlim_cur = min(fileLimit.rlim_max, 1 << 16)
+    _ = setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &fileLimit)
+}
+
 do {
     var command = try ColdArchiveCommand.parseAsRoot()
     try command.run()

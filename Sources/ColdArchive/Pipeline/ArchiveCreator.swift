@@ -175,7 +175,7 @@ public enum ArchiveCreator {
                     return
                 }
                 let hash = ContentHash()
-                stream.expectContent(hash, length: entry.size)
+                try stream.expectContent(hash, length: entry.size)
                 manifest.append(entry, hash: hash)
             }
             let (entryCount, contentBytes) = try fill(ContentWriter(tar: tar, record: { try manifest.append($0) }, recordFile: recordFile,

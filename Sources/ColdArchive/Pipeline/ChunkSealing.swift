@@ -70,8 +70,8 @@ final class ChunkSealingStream {
     var peakChunksInFlight: Int { pipeline.peakInFlight + 2 }
 
     /// The next `length` bytes written are the content of the file `hash` is for; the workers hash them.
-    func expectContent(_ hash: ContentHash, length: UInt64) {
-        content.expect(hash, length: length)
+    func expectContent(_ hash: ContentHash, length: UInt64) throws {
+        try content.expect(hash, length: length)
     }
 
     /// Appends bytes to the current section.

@@ -50,15 +50,21 @@ struct ContentPiece {
     }
 }
 
-/// Tracks which bytes written to the chunk stream are file content, and cuts them into pieces at
-/// chunk boundaries. Used only by the thread that writes the stream.
+/// Tracks which bytes written to the chunk stream are file content, as pieces (one per copy into a
+/// chunk buffer: a write that crosses a chunk boundary makes two). Used only by the thread that
+/// writes the stream. It relies on libarchive passing an entry's data straight to the write callback
+/// (`archive_write_set_bytes_per_block(a, 0)`): headers are written by `archive_write_header` before
+/// the content is announced, padding at the next header or at close, after it is complete; entries
+/// never carry sparse maps (`archive_entry_clear`).
 struct ContentTracker {
     private var current: ContentHash?
     private var remaining: UInt64 = 0
 
     /// The next `length` bytes written are the content of the file `hash` is for.
-    mutating func expect(_ hash: ContentHash, length: UInt64) {
-        precondition(remaining == 0, "a file's content was announced before the previous one was written")
+    mutating func expect(_ hash: ContentHash, length: UInt64) throws {
+        guard remaining == 0 else {
+            throw OperationError("internal error: a file's content was announced \(remaining) bytes before the previous file's ended")
+        }
         current = length > 0 ? hash : nil
         remaining = length
     }

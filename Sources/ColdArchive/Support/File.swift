@@ -58,7 +58,14 @@ final class OpenFile {
     /// `read(2)` at the current position until `buffer` is full or end of file.
     func readSequential(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
         try transfer("read", count: buffer.count) { done in
-            Glibc.read(fd, buffer.baseAddress! + done, buffer.count - done)
+            let n = Glibc.read(fd, buffer.baseAddress! + done, buffer.count - done)
+            if n < 0 && errno == EAGAIN {
+                // Opened with O_NONBLOCK (sources are, so that a FIFO cannot block the walk); local
+                // files never say EAGAIN, some FUSE ones can: switch to blocking reads and go on.
+                _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
+                errno = EINTR
+            }
+            return n
         }
     }
 

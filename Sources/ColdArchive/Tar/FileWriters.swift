@@ -20,7 +20,7 @@ final class DirectoryHandle: @unchecked Sendable {
 /// lane (a thread with its own queue); the pieces of one file always go to the same lane, in order,
 /// so every file is written by one thread from start to end. Memory is bounded by the batches in
 /// flight (`lanes × (queueDepth + 1) + 1` buffers); directory descriptors held by queued files are
-/// bounded by `filesPerBatch` per batch. The first failure anywhere stops every lane and is thrown
+/// bounded by `directoriesPerBatch` per batch. The first failure anywhere stops every lane and is thrown
 /// to the parsing thread at its next call.
 final class FileWriters: @unchecked Sendable {
     /// A regular file to create: `name` in `directory`, with the manifest's entry for its mode, times
@@ -41,11 +41,20 @@ final class FileWriters: @unchecked Sendable {
         let buffer: ByteBuffer
         var items: [Item] = []
         var files = 0
+        /// Distinct directories this batch's files go into (each holds a descriptor until written).
+        var directories = 0
+        var lastDirectory: DirectoryHandle?
         init(buffer: ByteBuffer) { self.buffer = buffer }
     }
 
     static let batchBytes = 1 << 20
     static let filesPerBatch = 32
+    /// A batch is sent once its files span this many directories, so the directory descriptors
+    /// held by queued files stay few (`lanes × (queueDepth + 1) + 1` batches × this) whatever the
+    /// number of lanes.
+    static let directoriesPerBatch = 4
+    /// More lanes than this do not make a file system create files faster.
+    static let maxLanes = 4
     static let queueDepth = 2
     /// A batch with less free space than this is sent off rather than filled in small pieces.
     static let minimumSpace = 64 << 10
@@ -61,20 +70,15 @@ final class FileWriters: @unchecked Sendable {
     private let pool: BufferPool
     private let checkContent: Bool
     private let rootPath: String
-    /// Permission bits the process's umask removes at creation; only files that lose some need `fchmod`.
-    private let umaskBits: UInt16
 
     // The parsing thread's side.
     private var current: Batch?
     private var currentLane = 0
 
-    init(lanes: Int, checkContent: Bool, rootPath: String) {
-        precondition(lanes >= 1)
+    init(lanes requested: Int, checkContent: Bool, rootPath: String) {
+        let lanes = min(max(1, requested), Self.maxLanes)
         self.checkContent = checkContent
         self.rootPath = rootPath
-        let mask = umask(0o022)
-        umask(mask)
-        umaskBits = UInt16(mask & 0o777)
         queues = Array(repeating: [], count: lanes)
         load = Array(repeating: 0, count: lanes)
         pool = BufferPool(capacity: Self.batchBytes, keep: lanes * (Self.queueDepth + 1) + 1)
@@ -91,12 +95,17 @@ final class FileWriters: @unchecked Sendable {
     /// Starts a regular file; its content follows through `space`/`commit`, then `endFile`.
     func beginFile(_ start: FileStart) throws {
         try checkFailure()
-        if let batch = current, batch.files >= Self.filesPerBatch || batch.buffer.capacity - batch.buffer.count < Self.minimumSpace {
+        if let batch = current, batch.files >= Self.filesPerBatch || batch.buffer.capacity - batch.buffer.count < Self.minimumSpace
+            || (batch.directories >= Self.directoriesPerBatch && batch.lastDirectory !== start.directory) {
             try send()
         }
         let batch = try currentBatch()
         batch.items.append(.begin(start))
         batch.files += 1
+        if batch.lastDirectory !== start.directory {
+            batch.directories += 1
+            batch.lastDirectory = start.directory
+        }
     }
 
     /// Room for the current file's next bytes, directly in the batch buffer (no extra copy).
@@ -232,13 +241,14 @@ final class FileWriters: @unchecked Sendable {
         for item in batch.items {
             switch item {
             case .begin(let start):
+                guard file == nil else { throw OperationError("internal error: a restored file was begun before the previous one ended") }
                 let fd = openat(start.directory.fd, start.name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-                                mode_t(start.entry.mode | 0o200))
+                                0o600)
                 guard fd >= 0 else { throw failure("create file", start.entry.path) }
                 file = OpenFile(start: start, fd: fd)
                 hasher?.reset()
             case .data(let range):
-                guard let open = file else { continue }
+                guard let open = file else { throw OperationError("internal error: restored content arrived outside a file") }
                 let bytes = UnsafeRawBufferPointer(rebasing: batch.buffer.storage[range])
                 hasher?.update(bytes)
                 var done = 0
@@ -251,17 +261,15 @@ final class FileWriters: @unchecked Sendable {
                     done += n
                 }
             case .end:
-                guard let open = file else { continue }
+                guard let open = file else { throw OperationError("internal error: a restored file ended that was not begun") }
                 file = nil
                 defer { close(open.fd) }
                 let entry = open.start.entry
                 if let hasher, hasher.finalize() != entry.contentHash {
                     throw IntegrityError.manifestMismatch(path: entry.path, reason: "its content does not match the manifest's BLAKE2b-256")
                 }
-                // Created with the owner's write bit so it could be filled; the umask may have taken others.
-                if entry.mode & 0o200 == 0 || entry.mode & umaskBits != 0 {
-                    guard fchmod(open.fd, mode_t(entry.mode)) == 0 else { throw failure("chmod", entry.path) }
-                }
+                // Always: the file was created writable, and the umask or a default ACL may have taken bits.
+                guard fchmod(open.fd, mode_t(entry.mode)) == 0 else { throw failure("chmod", entry.path) }
                 guard futimens(open.fd, SafeExtractor.times(entry)) == 0 else { throw failure("set times of", entry.path) }
             }
         }

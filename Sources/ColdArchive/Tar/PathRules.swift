@@ -48,13 +48,15 @@ enum PathRules {
         symlinkEscapes(linkDepth: linkPath.count, target: target)
     }
 
-    /// The same, for a link whose path has `linkDepth` components.
+    /// The same, for a link whose path has `linkDepth` components. Works on the UTF-8 bytes: a `/`
+    /// followed by a combining mark is one `Character` but still a separator to the file system.
     static func symlinkEscapes(linkDepth: Int, target: String) -> Bool {
-        if target.isEmpty || target.hasPrefix("/") || target.utf8.contains(0) { return true }
+        let bytes = Array(target.utf8)
+        if bytes.isEmpty || bytes[0] == slash || bytes.contains(0) { return true }
         var depth = linkDepth - 1
         var descending = false
-        for part in target.split(separator: "/", omittingEmptySubsequences: true) where part != "." {
-            if part == ".." {
+        for part in bytes.split(separator: slash, omittingEmptySubsequences: true) where !(part.count == 1 && part.first == dot) {
+            if part.count == 2 && part.first == dot && part.last == dot {
                 if descending { return true }
                 depth -= 1
                 if depth < 0 { return true }

@@ -49,6 +49,17 @@ final class SourceWalker {
     /// Archives `diskPath` (following it if it is itself a symlink) under the top-level name `name`.
     func add(source diskPath: String, as name: String) throws {
         // A top-level source may itself be a link; everything below it is reached without following one.
+        // Only directories and regular files are ever opened (opening a device can have effects).
+        var st = stat()
+        guard stat(diskPath, &st) == 0 else {
+            if errno == ENOENT { throw SourceError.missing(path: diskPath) }
+            throw SystemError(operation: "stat", path: diskPath, errno: errno)
+        }
+        let type = UInt32(st.st_mode) & 0o170000
+        guard type == FileTypeBits.directory || type == FileTypeBits.regular else {
+            warnings.append("'\(diskPath)' is a device, FIFO or socket; skipped")
+            return
+        }
         let fd = open(diskPath, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         guard fd >= 0 else {
             if errno == ENOENT { throw SourceError.missing(path: diskPath) }
@@ -96,14 +107,32 @@ final class SourceWalker {
     private func visitDirectory(_ fd: Int32, _ st: stat, diskPath: String, archivePath: String, depth: Int) throws {
         defer { close(fd) }
         try emit(try makeEntry(.directory, st, diskPath: diskPath, archivePath: archivePath))
-        for (child, type) in try children(fd, diskPath) {
+        for (child, listedType) in try children(fd, diskPath) {
             let childPath = archivePath + "/" + child
             let childDisk = { diskPath.hasSuffix("/") ? diskPath + child : diskPath + "/" + child }
+            var type = listedType
+            if type == UInt8(DT_UNKNOWN) {
+                // The file system does not say (some network and FUSE ones): ask, without opening it.
+                var cst = stat()
+                guard fstatat(fd, child, &cst, AT_SYMLINK_NOFOLLOW) == 0 else {
+                    if errno == ENOENT {
+                        warnings.append("'\(childDisk())' vanished before it could be archived")
+                        continue
+                    }
+                    throw SystemError(operation: "stat", path: childDisk(), errno: errno)
+                }
+                switch UInt32(cst.st_mode) & 0o170000 {
+                case FileTypeBits.regular: type = UInt8(DT_REG)
+                case FileTypeBits.directory: type = UInt8(DT_DIR)
+                case FileTypeBits.symlink: type = UInt8(DT_LNK)
+                default: type = UInt8(DT_FIFO)
+                }
+            }
             if type == UInt8(DT_LNK) {
                 try visitSymlink(in: fd, child, diskPath: childDisk(), archivePath: childPath, depth: depth + 1)
                 continue
             }
-            if type != UInt8(DT_REG) && type != UInt8(DT_DIR) && type != UInt8(DT_UNKNOWN) {
+            if type != UInt8(DT_REG) && type != UInt8(DT_DIR) {
                 warnings.append("'\(childDisk())' is a device, FIFO or socket; skipped")
                 continue
             }
@@ -112,9 +141,7 @@ final class SourceWalker {
             let cfd = openat(fd, child, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK)
             guard cfd >= 0 else {
                 let code = errno
-                if code == ELOOP && type == UInt8(DT_UNKNOWN) {
-                    try visitSymlink(in: fd, child, diskPath: childDisk(), archivePath: childPath, depth: depth + 1)
-                } else if [ENOENT, ELOOP, ENOTDIR, ENXIO].contains(code) {
+                if [ENOENT, ELOOP, ENOTDIR, ENXIO].contains(code) {
                     warnings.append("'\(childDisk())' changed or vanished while it was archived; skipped")
                 } else {
                     throw SystemError(operation: "open", path: childDisk(), errno: code)
@@ -139,7 +166,11 @@ final class SourceWalker {
             return
         }
         var entry = try makeEntry(.symlink, st, diskPath: diskPath, archivePath: archivePath)
-        entry.linkTarget = try readLink(in: directory, name, diskPath: diskPath)
+        guard let target = try readLink(in: directory, name, diskPath: diskPath) else {
+            warnings.append("'\(diskPath)' changed or vanished while it was archived; skipped")
+            return
+        }
+        entry.linkTarget = target
         if PathRules.symlinkEscapes(linkDepth: depth, target: entry.linkTarget) {
             throw SourceError.symlinkEscapes(path: diskPath, target: entry.linkTarget)
         }
@@ -209,12 +240,16 @@ final class SourceWalker {
         contentBytes += size
     }
 
-    private func readLink(in directory: Int32, _ name: String, diskPath: String) throws -> String {
+    /// The link's target; nil when it is no longer a link (or gone).
+    private func readLink(in directory: Int32, _ name: String, diskPath: String) throws -> String? {
         var buf = [UInt8](repeating: 0, count: FormatV1.maxPathBytes + 1)
         let n = buf.withUnsafeMutableBufferPointer { p in
             p.baseAddress!.withMemoryRebound(to: CChar.self, capacity: p.count) { readlinkat(directory, name, $0, p.count) }
         }
-        guard n >= 0 else { throw SystemError(operation: "read link", path: diskPath, errno: errno) }
+        guard n >= 0 else {
+            if errno == EINVAL || errno == ENOENT { return nil }
+            throw SystemError(operation: "read link", path: diskPath, errno: errno)
+        }
         guard n <= FormatV1.maxPathBytes else { throw SourceError.nameTooLong(path: diskPath) }
         guard let target = String(validating: buf[0..<n], as: UTF8.self) else { throw SourceError.nameNotUTF8(path: diskPath) }
         return target

@@ -115,3 +115,26 @@ import Testing
         #expect(result.stdout.contains("Exit codes"))
     }
 }
+
+/// Restore's writer threads keep few directory descriptors however the files are spread: a tree of
+/// hundreds of directories holding one file each restores under a limit of 40 open files.
+@Suite struct DescriptorBudgetTests {
+    @Test func manyDirectoriesRestoreUnderATightFileLimit() throws {
+        let scratch = try Scratch()
+        let keyring = scratch.sub("keys")
+        #expect(try CLI.run(["keys", "init", "--no-passphrase", "--keyring", keyring]).status == 0)
+        for d in 0..<400 {
+            let dir = scratch.sub(String(format: "src/crm/c%04d", d))
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            try TreeBuilder.write("\(dir)/customer.json", "{\"id\": \(d)}\n")
+        }
+        let archive = scratch.sub("a.car")
+        let create = try CLI.run(["-c", "ulimit -n 40 && exec \"$0\" create --keyring \"$1\" --out \"$2\" \"$3\"",
+                                  CLI.executable, keyring, archive, scratch.sub("src/crm")], executable: "/bin/bash")
+        #expect(create.status == 0, "\(create.stderr)")
+        let restore = try CLI.run(["-c", "ulimit -n 40 && exec \"$0\" restore \"$2\" --keyring \"$1\" --to \"$3\"",
+                                   CLI.executable, keyring, archive, scratch.sub("out")], executable: "/bin/bash")
+        #expect(restore.status == 0, "\(restore.stderr)")
+        #expect(try TreeSnapshot(scratch.sub("src/crm")) == TreeSnapshot(scratch.sub("out/crm")))
+    }
+}
