@@ -82,12 +82,9 @@ public enum ArchiveCreator {
         let summary = try write(to: options.output, signer: signer, recipients: recipients, label: options.label, sources: names,
                                 compressionLevel: options.compressionLevel, chunkRawSize: options.chunkRawSize,
                                 workers: options.workers, now: now) { content in
-            let walker = SourceWalker(content: content)
-            for (name, source) in ordered {
-                try walker.add(source: source, as: name)
-            }
-            warnings += walker.warnings
-            return (walker.entryCount, walker.contentBytes)
+            let outcome = try SourceWalker.walkInBackground(ordered.map { (name: $0.0, path: $0.1) }, into: content)
+            warnings += outcome.warnings
+            return (outcome.entryCount, outcome.contentBytes)
         }
         return CreateReport(summary: summary.summary, warnings: warnings + summary.warnings, peakChunksInFlight: summary.peakChunksInFlight)
     }

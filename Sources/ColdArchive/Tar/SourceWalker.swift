@@ -28,22 +28,24 @@ public enum SourceError: ColdArchiveError, Equatable {
 /// manifest entry (each file's content is hashed once, by the sealing workers, on its way into the
 /// chunks).
 final class SourceWalker {
-    private let tar: TarWriter
-    private let content: ArchiveCreator.ContentWriter
+    private let output: WalkOutput
     private(set) var warnings: [String] = []
     private(set) var entryCount: UInt64 = 0
     private(set) var contentBytes: UInt64 = 0
     private var hardlinks: [FileIdentity: String] = [:]
-    private let buffer = ByteBuffer(capacity: 1 << 20)
 
     private struct FileIdentity: Hashable {
         let device: UInt64
         let inode: UInt64
     }
 
-    init(content: ArchiveCreator.ContentWriter) {
-        self.tar = content.tar
-        self.content = content
+    /// A walker that writes to the archive's content on the calling thread.
+    convenience init(content: ArchiveCreator.ContentWriter) {
+        self.init(output: DirectWalkOutput(content: content))
+    }
+
+    init(output: WalkOutput) {
+        self.output = output
     }
 
     /// Archives `diskPath` (following it if it is itself a symlink) under the top-level name `name`.
@@ -190,9 +192,7 @@ final class SourceWalker {
     }
 
     private func emit(_ entry: ManifestEntry) throws {
-        try tar.writeHeader(TarEntryHeader(kind: entry.kind, path: entry.path, mode: UInt32(entry.mode), mtime: entry.mtime,
-                                           mtimeNanoseconds: entry.mtimeNanoseconds, size: entry.size, linkTarget: entry.linkTarget))
-        try content.record(entry)
+        try output.entry(entry)
         entryCount += 1
         contentBytes += entry.size
     }
@@ -203,28 +203,27 @@ final class SourceWalker {
         let diskPath = file.path
         var entry = entry
         entry.size = size
-        try tar.writeHeader(TarEntryHeader(kind: .file, path: entry.path, mode: UInt32(entry.mode), mtime: entry.mtime,
-                                           mtimeNanoseconds: entry.mtimeNanoseconds, size: size, linkTarget: ""))
-        try content.recordFile(entry)
+        try output.beginFile(entry)
         var remaining = size
         var shrank = false, grew = false
         // The last read asks for one byte more than is left, when it fits: a file that grew shows
         // without another system call.
         var askedPastEnd = false
         while remaining > 0 {
-            let want = Int(min(UInt64(buffer.capacity), remaining))
-            askedPastEnd = want < buffer.capacity
+            let space = try output.space()
+            let want = Int(min(UInt64(space.count), remaining))
+            askedPastEnd = want < space.count
             let ask = askedPastEnd ? want + 1 : want
-            var n = try file.readSequential(into: UnsafeMutableRawBufferPointer(rebasing: buffer.storage[0..<ask]))
+            var n = try file.readSequential(into: UnsafeMutableRawBufferPointer(rebasing: space[0..<ask]))
             if n > want {
                 grew = true
                 n = want
             } else if n < want {
                 shrank = true
-                UnsafeMutableRawBufferPointer(rebasing: buffer.storage[n..<want]).initializeMemory(as: UInt8.self, repeating: 0)
+                UnsafeMutableRawBufferPointer(rebasing: space[n..<want]).initializeMemory(as: UInt8.self, repeating: 0)
                 n = want
             }
-            try tar.writeData(UnsafeRawBufferPointer(rebasing: buffer.storage[0..<n]))
+            try output.commit(n)
             remaining -= UInt64(n)
         }
         if !shrank && !grew && !askedPastEnd {
@@ -277,6 +276,54 @@ final class SourceWalker {
                 throw SourceError.nameNotUTF8(path: path + "/" + String(decoding: raw, as: UTF8.self))
             }
             return (name, type)
+        }
+    }
+}
+
+/// Where the walker's entries and file content go, in walk order.
+protocol WalkOutput: AnyObject {
+    /// A directory, symlink or hardlink: its tar header and complete manifest entry.
+    func entry(_ entry: ManifestEntry) throws
+    /// A regular file of `entry.size` bytes, whose content follows through `space`/`commit`.
+    func beginFile(_ entry: ManifestEntry) throws
+    /// Room for the current file's next bytes (at least a few KiB): fill a prefix, then `commit` it.
+    func space() throws -> UnsafeMutableRawBufferPointer
+    func commit(_ count: Int) throws
+}
+
+/// Writes the walk straight into the tar stream and the manifest, on the walking thread.
+final class DirectWalkOutput: WalkOutput {
+    private let content: ArchiveCreator.ContentWriter
+    private let buffer = ByteBuffer(capacity: 1 << 20)
+
+    init(content: ArchiveCreator.ContentWriter) { self.content = content }
+
+    func entry(_ entry: ManifestEntry) throws {
+        try content.tar.writeHeader(TarEntryHeader(kind: entry.kind, path: entry.path, mode: UInt32(entry.mode), mtime: entry.mtime,
+                                                   mtimeNanoseconds: entry.mtimeNanoseconds, size: entry.size, linkTarget: entry.linkTarget))
+        try content.record(entry)
+    }
+
+    func beginFile(_ entry: ManifestEntry) throws {
+        try content.tar.writeHeader(TarEntryHeader(kind: .file, path: entry.path, mode: UInt32(entry.mode), mtime: entry.mtime,
+                                                   mtimeNanoseconds: entry.mtimeNanoseconds, size: entry.size, linkTarget: ""))
+        try content.recordFile(entry)
+    }
+
+    func space() throws -> UnsafeMutableRawBufferPointer { buffer.storage }
+
+    func commit(_ count: Int) throws {
+        try content.tar.writeData(UnsafeRawBufferPointer(rebasing: buffer.storage[0..<count]))
+    }
+
+    /// Applies `block`'s records (from a walk on another thread) to the tar stream and the manifest.
+    func apply(_ block: WalkBlocks.Block) throws {
+        for record in block.records {
+            switch record {
+            case .entry(let entry): try self.entry(entry)
+            case .beginFile(let entry): try beginFile(entry)
+            case .data(let range): try content.tar.writeData(UnsafeRawBufferPointer(rebasing: block.buffer.storage[range]))
+            }
         }
     }
 }
