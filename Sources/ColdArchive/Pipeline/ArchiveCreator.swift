@@ -151,6 +151,8 @@ public enum ArchiveCreator {
             // The payload: the tar stream, then the manifest, through the sealing pipeline.
             var records: [ChunkRecord] = []
             var payloadBytes: UInt64 = 0
+            // Written back as it goes (every 32 MiB), so the final fsync waits only for the tail.
+            var writtenBack = payloadOffset
             var rawBytes: [FormatV1.Section: UInt64] = [.data: 0, .manifest: 0]
             let spool = try ManifestSpool(directory: directory)
             let manifest = PendingManifest { try spool.append($0) }
@@ -159,6 +161,10 @@ public enum ArchiveCreator {
                 try out.write(chunk.sealed.bytes)
                 records.append(chunk.record)
                 payloadBytes += UInt64(chunk.record.sealedLength)
+                if payloadOffset + payloadBytes - writtenBack >= 32 << 20 {
+                    out.startWriteback(offset: writtenBack, count: payloadOffset + payloadBytes - writtenBack)
+                    writtenBack = payloadOffset + payloadBytes
+                }
                 rawBytes[chunk.section, default: 0] += UInt64(chunk.record.rawLength)
                 // This chunk's files are hashed now: their entries can go to the spool.
                 try manifest.flush()
