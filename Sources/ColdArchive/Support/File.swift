@@ -57,13 +57,20 @@ final class OpenFile {
 
     /// `read(2)` at the current position until `buffer` is full or end of file.
     func readSequential(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
-        try transfer("read", count: buffer.count) { done in
+        var switchedToBlocking = false
+        return try transfer("read", count: buffer.count) { done in
             let n = Glibc.read(fd, buffer.baseAddress! + done, buffer.count - done)
-            if n < 0 && errno == EAGAIN {
+            if n < 0 && errno == EAGAIN && !switchedToBlocking {
                 // Opened with O_NONBLOCK (sources are, so that a FIFO cannot block the walk); local
-                // files never say EAGAIN, some FUSE ones can: switch to blocking reads and go on.
-                _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
-                errno = EINTR
+                // files never say EAGAIN, some FUSE ones can: switch to blocking reads once and retry
+                // (as an interrupted call). A second EAGAIN is an error.
+                let flags = fcntl(fd, F_GETFL)
+                if flags >= 0 && flags & O_NONBLOCK != 0 && fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) == 0 {
+                    switchedToBlocking = true
+                    errno = EINTR
+                } else {
+                    errno = EAGAIN
+                }
             }
             return n
         }
@@ -234,5 +241,7 @@ enum FileSystem {
 }
 
 /// `sync_file_range(2)` (glibc declares it only under _GNU_SOURCE, which Swift's Glibc module does not set).
+/// Bound by symbol name: with four integer arguments Swift's and C's calling conventions pass them in
+/// the same registers on x86_64 and arm64, the Linux targets this tool is built for.
 @_silgen_name("sync_file_range")
 private func sync_file_range(_ fd: Int32, _ offset: Int64, _ count: Int64, _ flags: UInt32) -> Int32

@@ -294,7 +294,7 @@ protocol WalkOutput: AnyObject {
 /// Writes the walk straight into the tar stream and the manifest, on the walking thread.
 final class DirectWalkOutput: WalkOutput {
     private let content: ArchiveCreator.ContentWriter
-    private let buffer = ByteBuffer(capacity: 1 << 20)
+    private lazy var buffer = ByteBuffer(capacity: 1 << 20)
 
     init(content: ArchiveCreator.ContentWriter) { self.content = content }
 

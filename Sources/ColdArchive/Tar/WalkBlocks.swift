@@ -80,8 +80,9 @@ final class WalkBlocks: WalkOutput, @unchecked Sendable {
         condition.unlock()
     }
 
-    /// The walk failed: the writing side throws `error` at its next block.
+    /// The walk failed: the writing side throws `error` after the blocks walked before it.
     func fail(_ error: Error) {
+        send()
         condition.lock()
         if failure == nil { failure = error }
         condition.broadcast()
@@ -121,8 +122,20 @@ final class WalkBlocks: WalkOutput, @unchecked Sendable {
         condition.lock()
         defer { condition.unlock() }
         while ready.isEmpty && !finished && failure == nil { condition.wait() }
+        // Blocks walked before a failure go first, so errors come in walk order.
+        if !ready.isEmpty { return ready.removeFirst() }
         if let failure { throw failure }
-        return ready.isEmpty ? nil : ready.removeFirst()
+        return nil
+    }
+
+    /// A block already sent, without waiting; nil when none is ready (for a walk and its writing
+    /// driven by one thread).
+    func nextReady() throws -> Block? {
+        condition.lock()
+        defer { condition.unlock() }
+        if !ready.isEmpty { return ready.removeFirst() }
+        if let failure { throw failure }
+        return nil
     }
 
     /// A block the writing side is done with.

@@ -141,6 +141,56 @@ import Testing
         #expect(try leftovers(in: scratch.path).isEmpty)
     }
 
+    /// The same through the blocks create really uses (WalkBlocks), where the room for the next read
+    /// is what is left of a 1 MiB block: files that end exactly at a block's end (the probe read),
+    /// span two blocks, start at one's end, grow and shrink.
+    @Test func filesThatCrossWalkBlocksAndChangeSizeStayConsistent() throws {
+        let scratch = try Scratch()
+        let keys = try TestKeys(in: scratch)
+        let block = WalkBlocks.blockBytes
+        // (size on disk, size claimed when the header was written)
+        let files: [(Int, Int)] = [(10_000, 10_000), (block - 10_000, block - 10_000), (block + 70_000, block + 70_000),
+                                   (block, block - 5), (300_000, 400_000), (0, 0)]
+        var warnings: [String] = []
+        _ = try ArchiveCreator.write(to: scratch.sub("a.car"), signer: keys.signer, recipients: keys.recipients, label: nil, sources: ["crm"],
+                                     compressionLevel: 3, chunkRawSize: FormatV1.defaultChunkRawSize, workers: 2, now: Date()) { content in
+            let blocks = WalkBlocks()
+            let walker = SourceWalker(output: blocks)
+            let writer = DirectWalkOutput(content: content)
+            try blocks.entry(ManifestEntry.directory("crm"))
+            for (i, (size, claimed)) in files.enumerated() {
+                try TreeBuilder.write(scratch.sub("f\(i)"), bytes: TreeBuilder.noise(size, seed: UInt64(i)))
+                var entry = ManifestEntry.file("crm/f\(i)", [])
+                entry.contentHash = ManifestEntry.zeroHash
+                try walker.addFile(try OpenFile.forReading(scratch.sub("f\(i)")), entry: entry, size: UInt64(claimed))
+                // Four blocks exist: apply what is ready before the walker could run out of them.
+                while let ready = try blocks.nextReady() {
+                    try writer.apply(ready)
+                    blocks.recycle(ready)
+                }
+            }
+            blocks.finish()
+            while let ready = try blocks.next() {
+                try writer.apply(ready)
+                blocks.recycle(ready)
+            }
+            warnings = walker.warnings
+            return (walker.entryCount + 1, walker.contentBytes)
+        }
+        #expect(warnings.count == 2)
+        #expect(warnings.contains { $0.contains("f3") && $0.contains("grew") })
+        #expect(warnings.contains { $0.contains("f4") && $0.contains("shrank") })
+        #expect(try Verifier.verifyDeep(path: scratch.sub("a.car"), keyring: keys.keyring).entriesChecked == UInt64(files.count + 1))
+        _ = try Restorer.restore(archivePath: scratch.sub("a.car"), to: scratch.sub("out"), keyring: keys.keyring)
+        for (i, (size, claimed)) in files.enumerated() {
+            let restored = Array(try Data(contentsOf: URL(fileURLWithPath: scratch.sub("out/crm/f\(i)"))))
+            let original = TreeBuilder.noise(size, seed: UInt64(i))
+            #expect(restored.count == claimed, "f\(i)")
+            #expect(Array(restored.prefix(min(size, claimed))) == Array(original.prefix(claimed)), "f\(i)")
+            #expect(restored.dropFirst(size).allSatisfy { $0 == 0 }, "f\(i)")
+        }
+    }
+
     @Test(arguments: [-1000, 1000])
     func aFileThatChangesSizeWhileReadIsReportedAndTheArchiveStaysConsistent(delta: Int) throws {
         let scratch = try Scratch()
