@@ -45,22 +45,11 @@ final class OrderedPipeline<Input, Output>: @unchecked Sendable {
 
     /// Queues one input. While the pipeline is full, hands finished outputs, in order, to `consume`.
     func submit(_ input: Input, consume: (Output) throws -> Void) throws {
-        while true {
-            condition.lock()
-            if let failure { condition.unlock(); throw failure }
-            if submitted - delivered < maxInFlight {
-                enqueueLocked(input)
-                condition.unlock()
-                break
-            }
-            if let output = takeLocked() {
-                condition.unlock()
-                try consuming(output, consume)
-                continue
-            }
-            condition.wait()
-            condition.unlock()
-        }
+        // Only the driver submits, so the room found here is still there when the input is queued.
+        try consumeUntil({ submitted - delivered < maxInFlight }, consume)
+        condition.lock()
+        enqueueLocked(input)
+        condition.unlock()
         while true {
             condition.lock()
             let ready = failure == nil ? takeLocked() : nil
@@ -73,10 +62,15 @@ final class OrderedPipeline<Input, Output>: @unchecked Sendable {
     /// Waits until every input submitted so far has been consumed, handing outputs to `consume` in
     /// order; more inputs may follow.
     func drain(consume: (Output) throws -> Void) throws {
+        try consumeUntil({ delivered == submitted }, consume)
+    }
+
+    /// Hands finished outputs, in order, to `consume` until `done` (checked under the lock) holds.
+    private func consumeUntil(_ done: () -> Bool, _ consume: (Output) throws -> Void) throws {
         while true {
             condition.lock()
             if let failure { condition.unlock(); throw failure }
-            if delivered == submitted { condition.unlock(); return }
+            if done() { condition.unlock(); return }
             if let output = takeLocked() {
                 condition.unlock()
                 try consuming(output, consume)

@@ -28,3 +28,22 @@ final class ByteBuffer: @unchecked Sendable {
 
     func toArray() -> [UInt8] { Array(bytes) }
 }
+
+/// A list of what a hand-over buffer holds, where `data` records say which bytes of the buffer are
+/// content (restore's writer batches, create's walk blocks).
+protocol ContentRecord {
+    static func data(_ range: Range<Int>) -> Self
+    var dataRange: Range<Int>? { get }
+}
+
+extension Array where Element: ContentRecord {
+    /// Records that `range` of the buffer is content, extending the last record when it ends where
+    /// `range` starts (one record per piece of a file, however many reads filled it).
+    mutating func appendContent(_ range: Range<Int>) {
+        if let last = last?.dataRange, last.upperBound == range.lowerBound {
+            self[count - 1] = .data(last.lowerBound..<range.upperBound)
+        } else {
+            append(.data(range))
+        }
+    }
+}

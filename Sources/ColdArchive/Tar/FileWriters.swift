@@ -31,10 +31,15 @@ final class FileWriters: @unchecked Sendable {
         let name: String
     }
 
-    private enum Item {
+    private enum Item: ContentRecord {
         case begin(FileStart)
         case data(Range<Int>)
         case end
+
+        var dataRange: Range<Int>? {
+            if case .data(let range) = self { return range }
+            return nil
+        }
     }
 
     private final class Batch {
@@ -120,11 +125,7 @@ final class FileWriters: @unchecked Sendable {
         guard count > 0, let batch = current else { return }
         let start = batch.buffer.count
         batch.buffer.count += count
-        if case .data(let range)? = batch.items.last, range.upperBound == start {
-            batch.items[batch.items.count - 1] = .data(range.lowerBound..<start + count)
-        } else {
-            batch.items.append(.data(start..<start + count))
-        }
+        batch.items.appendContent(start..<start + count)
     }
 
     func endFile() throws {

@@ -10,10 +10,15 @@ import Foundation
 /// At most `blockCount` blocks exist, so memory stays bounded; the walking side blocks while all
 /// are in use. A failure on either side stops the other.
 final class WalkBlocks: WalkOutput, @unchecked Sendable {
-    enum Record {
+    enum Record: ContentRecord {
         case entry(ManifestEntry)
         case beginFile(ManifestEntry)
         case data(Range<Int>)
+
+        var dataRange: Range<Int>? {
+            if case .data(let range) = self { return range }
+            return nil
+        }
     }
 
     final class Block {
@@ -64,11 +69,7 @@ final class WalkBlocks: WalkOutput, @unchecked Sendable {
         guard count > 0, let block = current else { return }
         let start = block.buffer.count
         block.buffer.count += count
-        if case .data(let range)? = block.records.last, range.upperBound == start {
-            block.records[block.records.count - 1] = .data(range.lowerBound..<start + count)
-        } else {
-            block.records.append(.data(start..<start + count))
-        }
+        block.records.appendContent(start..<start + count)
     }
 
     /// The walk is complete: what is left goes to the writing side, which then sees the end.
