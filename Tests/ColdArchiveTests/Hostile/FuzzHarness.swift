@@ -12,7 +12,14 @@ enum FuzzHarness {
 
     /// The vector's keyring, copied once with private modes so its keys can open the vector.
     nonisolated(unsafe) static var keyring: Keyring? = {
-        let copy = NSTemporaryDirectory() + "coldarchive-fuzz-keys-\(getpid())"
+        let prefix = "coldarchive-fuzz-keys-"
+        // Copies left by earlier runs whose process is gone (the copy lives as long as its process).
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: NSTemporaryDirectory())) ?? [] where name.hasPrefix(prefix) {
+            if let pid = Int32(name.dropFirst(prefix.count)), kill(pid, 0) != 0 && errno == ESRCH {
+                try? FileManager.default.removeItem(atPath: NSTemporaryDirectory() + name)
+            }
+        }
+        let copy = NSTemporaryDirectory() + prefix + "\(getpid())"
         try? FileManager.default.removeItem(atPath: copy)
         guard (try? FileManager.default.copyItem(atPath: "\(vectors)/keys", toPath: copy)) != nil else { return nil }
         for path in (try? FileManager.default.subpathsOfDirectory(atPath: copy)) ?? [] where path.hasSuffix(".key") {
