@@ -62,7 +62,7 @@ final class SourceWalker {
             warnings.append("'\(diskPath)' is a device, FIFO or socket; skipped")
             return
         }
-        let fd = open(diskPath, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
+        let fd = openWithoutTouchingAccessTime(AT_FDCWD, diskPath, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         guard fd >= 0 else {
             if errno == ENOENT { throw SourceError.missing(path: diskPath) }
             throw SystemError(operation: "open", path: diskPath, errno: errno)
@@ -140,7 +140,7 @@ final class SourceWalker {
             }
             // O_NOFOLLOW: a symlink that replaced the name since it was listed is not followed;
             // O_NONBLOCK: nor does a FIFO that replaced it block the walk.
-            let cfd = openat(fd, child, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK)
+            let cfd = openWithoutTouchingAccessTime(fd, child, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK)
             guard cfd >= 0 else {
                 let code = errno
                 if [ENOENT, ELOOP, ENOTDIR, ENXIO].contains(code) {
@@ -152,6 +152,24 @@ final class SourceWalker {
             }
             try visit(opened: cfd, diskPath: childDisk(), archivePath: childPath, depth: depth + 1)
         }
+    }
+
+    /// Linux's O_NOATIME (glibc defines it only under _GNU_SOURCE).
+    private static let noAccessTime: Int32 = 0o1000000
+    /// Cleared after the first EPERM: O_NOATIME needs the file's owner (or CAP_FOWNER), and files of
+    /// other users would otherwise cost a failed `openat` each.
+    private var useNoAccessTime = true
+
+    /// `openat` with O_NOATIME where allowed, so archiving leaves the sources' access times as they
+    /// were (a cold archive should not change what it archives, and on `relatime` mounts every first
+    /// read after a change would otherwise write an inode).
+    private func openWithoutTouchingAccessTime(_ directory: Int32, _ name: String, _ flags: Int32) -> Int32 {
+        if useNoAccessTime {
+            let fd = openat(directory, name, flags | Self.noAccessTime)
+            if fd >= 0 || errno != EPERM { return fd }
+            useNoAccessTime = false
+        }
+        return openat(directory, name, flags)
     }
 
     private func visitSymlink(in directory: Int32, _ name: String, diskPath: String, archivePath: String, depth: Int) throws {

@@ -183,6 +183,28 @@ import Testing
         #expect(try Restorer.restore(archivePath: scratch.sub("a.car"), to: scratch.sub("out"), keyring: keys.keyring).entries == 0)
     }
 
+    /// Archiving reads every file but leaves its access time as it was (O_NOATIME). On this
+    /// project's relatime mounts a plain read of a file whose atime is older than its mtime updates it.
+    @Test func createLeavesAccessTimesAlone() throws {
+        let scratch = try Scratch()
+        let keys = try TestKeys(in: scratch)
+        try FileManager.default.createDirectory(atPath: scratch.sub("src/crm/sub"), withIntermediateDirectories: true)
+        let paths = ["src/crm/a.csv", "src/crm/sub/b.json"].map { scratch.sub($0) }
+        let old = timespec(tv_sec: 1_577_836_800, tv_nsec: 0)  // 2020-01-01
+        for path in paths {
+            try TreeBuilder.write(path, "id\n1\n")
+            var times = [old, timespec(tv_sec: Int(Date().timeIntervalSince1970), tv_nsec: 0)]
+            #expect(utimensat(AT_FDCWD, path, &times, 0) == 0)
+        }
+        _ = try ArchiveCreator.create(CreateOptions(sources: [scratch.sub("src/crm")], output: scratch.sub("a.car")),
+                                      signer: keys.signer, recipients: keys.recipients)
+        for path in paths {
+            var st = stat()
+            #expect(stat(path, &st) == 0)
+            #expect(st.st_atim.tv_sec == old.tv_sec, "\(path)")
+        }
+    }
+
     /// readdir's type says FIFO: skipped with a warning, never opened (opening it would block).
     @Test func aFIFOInsideASourceIsSkippedWithAWarning() throws {
         let scratch = try Scratch()
