@@ -42,7 +42,6 @@ enum ExportImporter {
         let extractor = try SafeExtractor(root: root)
         let reader = try ExportReader(path: export)
         var directories = Set<String>()
-        let buffer = ByteBuffer(capacity: 1 << 20)
         while let header = try reader.nextEntry() {
             guard let path = normalized(header.path) else { continue }
             var entry = ManifestEntry(kind: header.kind, path: path, mode: UInt16(header.mode & 0o777), mtime: header.mtime,
@@ -73,9 +72,9 @@ enum ExportImporter {
             try extractor.begin(entry)
             if entry.kind == .file {
                 while true {
-                    let n = try reader.readData(into: buffer.storage)
+                    let n = try reader.readData(into: try extractor.space())
                     if n == 0 { break }
-                    try extractor.write(UnsafeRawBufferPointer(rebasing: buffer.storage[0..<n]))
+                    try extractor.commit(n)
                 }
             }
             try extractor.end(entry)

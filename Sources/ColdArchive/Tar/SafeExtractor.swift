@@ -112,19 +112,8 @@ final class SafeExtractor: EntrySink {
         try write(UnsafeRawBufferPointer(rebasing: buffer.storage[0..<count]))
     }
 
-    /// Appends bytes to the current regular file.
-    func write(_ bytes: UnsafeRawBufferPointer) throws {
-        if let writers {
-            var rest = bytes
-            while !rest.isEmpty {
-                let room = try writers.space()
-                let n = min(room.count, rest.count)
-                room.copyMemory(from: UnsafeRawBufferPointer(rebasing: rest[0..<n]))
-                writers.commit(n)
-                rest = UnsafeRawBufferPointer(rebasing: rest[n...])
-            }
-            return
-        }
+    /// Appends bytes to the current regular file, on the calling thread (no writer lanes).
+    private func write(_ bytes: UnsafeRawBufferPointer) throws {
         guard currentFile >= 0 else {
             throw IntegrityError.unsafeEntry(path: "?", reason: "content for an entry that is not a regular file")
         }
