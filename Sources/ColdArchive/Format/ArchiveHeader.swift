@@ -182,7 +182,7 @@ public struct ArchiveHeader: Sendable, Equatable {
             throw IntegrityError.outOfRange(field: "length of \(field)", value: UInt64(bytes.count), min: 0, max: UInt64(limit))
         }
         guard let s = String(validating: bytes, as: UTF8.self), !s.utf8.contains(0) else {
-            throw IntegrityError.malformed(what: "\(field) (not valid UTF-8)")
+            throw IntegrityError.malformed(what: "\(field) (not valid UTF-8, or it holds a NUL byte)")
         }
         return s
     }

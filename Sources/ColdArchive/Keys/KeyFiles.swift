@@ -154,7 +154,7 @@ enum KeyFiles {
             let ops = try pr.u64(), mem = try pr.u64()
             guard (Sodium.pwhashOpsModerate...Sodium.pwhashOpsSensitive).contains(ops),
                   (Sodium.pwhashMemModerate...Sodium.pwhashMemSensitive).contains(mem) else {
-                throw KeyError.malformedKey(what: "key file '\(path)'", reason: "its Argon2id limits (\(ops) passes, \(mem >> 20) MiB) are outside MODERATE…SENSITIVE")
+                throw KeyError.argon2LimitsOutOfRange(path: path, ops: ops, mem: mem)
             }
             let salt = try pr.raw(Sodium.pwhashSaltBytes)
             let nonce = try pr.raw(Sodium.aeadNonceBytes)

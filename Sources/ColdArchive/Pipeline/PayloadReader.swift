@@ -222,7 +222,7 @@ extension ArchiveFile {
             }
             guard let header else { break }
             guard let expected = try manifest.next() else {
-                throw IntegrityError.manifestMismatch(path: header.path, reason: "the tar stream has an entry the manifest does not list")
+                throw IntegrityError.manifestMismatch(path: header.path, reason: .notInManifest)
             }
             try Self.check(header, against: expected)
             try sink?.begin(expected)
@@ -237,16 +237,16 @@ extension ArchiveFile {
                 if n == 0 { break }
                 size += UInt64(n)
                 guard size <= expected.size else {
-                    throw IntegrityError.manifestMismatch(path: expected.path, reason: "more content than the manifest's \(expected.size) bytes")
+                    throw IntegrityError.manifestMismatch(path: expected.path, reason: .moreContent(manifestSize: expected.size))
                 }
                 if hashHere { hash.update(UnsafeRawBufferPointer(rebasing: space[0..<n])) }
                 try sink?.commit(n)
             }
             guard size == expected.size else {
-                throw IntegrityError.manifestMismatch(path: expected.path, reason: "\(size) content bytes, the manifest says \(expected.size)")
+                throw IntegrityError.manifestMismatch(path: expected.path, reason: .contentSize(found: size, manifest: expected.size))
             }
             if hashHere && expected.kind == .file && hash.finalize() != expected.contentHash {
-                throw IntegrityError.manifestMismatch(path: expected.path, reason: "its content does not match the manifest's BLAKE2b-256")
+                throw IntegrityError.manifestMismatch(path: expected.path, reason: .contentHash)
             }
             try sink?.end(expected)
             found.entries += 1
@@ -254,7 +254,7 @@ extension ArchiveFile {
         }
         try sink?.finishContent()
         if let extra = try manifest.next() {
-            throw IntegrityError.manifestMismatch(path: extra.path, reason: "the manifest lists an entry the tar stream does not hold")
+            throw IntegrityError.manifestMismatch(path: extra.path, reason: .notInTarStream)
         }
         // After the end-of-archive marker only zero bytes may follow (FORMAT.md §10), and every data
         // chunk must be read and authenticated, padding included.
@@ -274,23 +274,23 @@ extension ArchiveFile {
     }
 
     private static func check(_ header: TarEntryHeader, against expected: ManifestEntry) throws {
-        func mismatch(_ reason: String) -> IntegrityError { .manifestMismatch(path: header.path, reason: reason) }
+        func mismatch(_ reason: ManifestMismatch) -> IntegrityError { .manifestMismatch(path: header.path, reason: reason) }
         let parts = try PathRules.components(of: header.path)
-        guard header.path == expected.path else { throw mismatch("the manifest has '\(expected.path)' at this position") }
+        guard header.path == expected.path else { throw mismatch(.path(manifest: expected.path)) }
         guard header.mode & 0o7000 == 0 else {
-            throw IntegrityError.unsafeEntry(path: header.path, reason: "setuid, setgid or sticky bits are never restored")
+            throw IntegrityError.unsafeEntry(path: header.path, reason: .privilegeBits)
         }
-        guard header.kind == expected.kind else { throw mismatch("it is a \(header.kind.name) in the tar stream, a \(expected.kind.name) in the manifest") }
-        guard header.mode == UInt32(expected.mode) else { throw mismatch("mode \(String(header.mode, radix: 8)) differs from the manifest's") }
+        guard header.kind == expected.kind else { throw mismatch(.kind(tar: header.kind, manifest: expected.kind)) }
+        guard header.mode == UInt32(expected.mode) else { throw mismatch(.mode(tar: header.mode, manifest: expected.mode)) }
         guard header.mtime == expected.mtime, header.mtimeNanoseconds == expected.mtimeNanoseconds else {
-            throw mismatch("its modification time differs from the manifest's")
+            throw mismatch(.modificationTime)
         }
-        guard header.size == expected.size else { throw mismatch("size \(header.size) differs from the manifest's \(expected.size)") }
-        guard header.linkTarget == expected.linkTarget else { throw mismatch("its link target differs from the manifest's") }
+        guard header.size == expected.size else { throw mismatch(.size(tar: header.size, manifest: expected.size)) }
+        guard header.linkTarget == expected.linkTarget else { throw mismatch(.linkTarget) }
         switch header.kind {
         case .symlink:
             if PathRules.symlinkEscapes(linkPath: parts, target: header.linkTarget) {
-                throw IntegrityError.unsafeEntry(path: header.path, reason: "its symlink target '\(header.linkTarget)' points outside the target")
+                throw IntegrityError.unsafeEntry(path: header.path, reason: .symlinkEscapes(target: header.linkTarget))
             }
         case .hardlink:
             _ = try PathRules.components(of: header.linkTarget)

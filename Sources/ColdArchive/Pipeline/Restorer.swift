@@ -33,7 +33,7 @@ public enum Restorer {
         let topLevel = try archive.checkManifest(cipher: cipher)
 
         if let reserved = topLevel.first(where: { $0.hasPrefix(stagingPrefix) }) {
-            throw IntegrityError.unsafeEntry(path: reserved, reason: "names starting with '\(stagingPrefix)' are reserved for restore's staging directory")
+            throw IntegrityError.unsafeEntry(path: reserved, reason: .reservedName(prefix: stagingPrefix))
         }
 
         // The target: created if missing, else it must be empty (or --force) with no name clash.

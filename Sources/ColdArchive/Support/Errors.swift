@@ -31,8 +31,8 @@ public enum IntegrityError: ColdArchiveError, Equatable {
     case badSignature
     case untrustedSigner(fingerprint: String, trusted: String)
     case headerMACMismatch
-    case manifestMismatch(path: String, reason: String)
-    case unsafeEntry(path: String, reason: String)
+    case manifestMismatch(path: String, reason: ManifestMismatch)
+    case unsafeEntry(path: String, reason: UnsafeReason)
     case tarStream(reason: String)
 
     public var kind: FailureKind { .integrity }
@@ -77,6 +77,100 @@ public enum IntegrityError: ColdArchiveError, Equatable {
             return "archive holds an unsafe entry '\(path)': \(reason); nothing was written"
         case .tarStream(let reason):
             return "archive content is not a valid tar stream: \(reason)"
+        }
+    }
+}
+
+/// Why an entry is refused as unsafe to restore: one case per rule of docs/SECURITY.md ("What each
+/// check stops"), so a test can assert which rule refused an input, not merely that one did.
+public enum UnsafeReason: Equatable, Sendable, CustomStringConvertible {
+    // Path rules (FORMAT.md §9): relative, no '..', '.' or empty components, bounded lengths, no NUL.
+    case emptyName
+    case nameTooLong
+    case absolutePath
+    case nulByte
+    case emptyOrDotComponent
+    case dotDotComponent
+    case componentTooLong
+    case nameNotUTF8
+    // Manifest order (checked before anything is written).
+    case outOfOrderOrRepeated
+    case parentNotBefore
+    case hardlinkForward
+    // Entry types and bits.
+    case privilegeBits
+    case symlinkEscapes(target: String)
+    case deviceNode
+    case fifo
+    case socket
+    case unknownType(UInt32)
+    case negativeSize
+    case encryptedEntry
+    case reservedName(prefix: String)
+    // Extraction (the last line of defence, inside the staging directory).
+    case pathThroughSymlink
+    case appearsTwice
+    case hardlinkNotToRestoredFile
+    case contentForNonFile
+
+    public var description: String {
+        switch self {
+        case .emptyName: "the name is empty"
+        case .nameTooLong: "the name is longer than \(FormatV1.maxPathBytes) bytes"
+        case .absolutePath: "absolute paths are never restored"
+        case .nulByte: "the name contains a NUL byte"
+        case .emptyOrDotComponent: "the name has an empty or '.' component"
+        case .dotDotComponent: "'..' components could write outside the target"
+        case .componentTooLong: "a component is longer than \(PathRules.maxComponentBytes) bytes"
+        case .nameNotUTF8: "its name is not valid UTF-8"
+        case .outOfOrderOrRepeated: "it is out of order or appears twice"
+        case .parentNotBefore: "its parent directory is not in the archive before it"
+        case .hardlinkForward: "a hardlink must point at a file earlier in the archive"
+        case .privilegeBits: "setuid, setgid or sticky bits are never restored"
+        case .symlinkEscapes(let target): "its symlink target '\(target)' points outside the target"
+        case .deviceNode: "device nodes are never restored"
+        case .fifo: "FIFOs are never restored"
+        case .socket: "sockets are never restored"
+        case .unknownType(let type): "unknown entry type \(String(type, radix: 8))"
+        case .negativeSize: "negative size"
+        case .encryptedEntry: "it is encrypted; export it without a password"
+        case .reservedName(let prefix): "names starting with '\(prefix)' are reserved for restore's staging directory"
+        case .pathThroughSymlink: "a component of its path is a symlink or not a directory"
+        case .appearsTwice: "it appears twice in the archive or replaces an entry restored before it"
+        case .hardlinkNotToRestoredFile: "a hardlink may only point at a regular file restored earlier from the same archive"
+        case .contentForNonFile: "content for an entry that is not a regular file"
+        }
+    }
+}
+
+/// How a tar entry and the manifest entry at the same position disagree (FORMAT.md §10: they must
+/// agree field by field), one case per compared field.
+public enum ManifestMismatch: Equatable, Sendable, CustomStringConvertible {
+    case path(manifest: String)
+    case kind(tar: ManifestEntry.Kind, manifest: ManifestEntry.Kind)
+    case mode(tar: UInt32, manifest: UInt16)
+    case modificationTime
+    case size(tar: UInt64, manifest: UInt64)
+    case linkTarget
+    case notInManifest
+    case notInTarStream
+    case moreContent(manifestSize: UInt64)
+    case contentSize(found: UInt64, manifest: UInt64)
+    case contentHash
+
+    public var description: String {
+        switch self {
+        case .path(let manifest): "the manifest has '\(manifest)' at this position"
+        case .kind(let tar, let manifest): "it is a \(tar.name) in the tar stream, a \(manifest.name) in the manifest"
+        case .mode(let tar, let manifest): "mode \(String(tar, radix: 8)) differs from the manifest's \(String(manifest, radix: 8))"
+        case .modificationTime: "its modification time differs from the manifest's"
+        case .size(let tar, let manifest): "size \(tar) differs from the manifest's \(manifest)"
+        case .linkTarget: "its link target differs from the manifest's"
+        case .notInManifest: "the tar stream has an entry the manifest does not list"
+        case .notInTarStream: "the manifest lists an entry the tar stream does not hold"
+        case .moreContent(let size): "more content than the manifest's \(size) bytes"
+        case .contentSize(let found, let manifest): "\(found) content bytes, the manifest says \(manifest)"
+        case .contentHash: "its content does not match the manifest's BLAKE2b-256"
         }
     }
 }

@@ -267,7 +267,7 @@ final class FileWriters: @unchecked Sendable {
                 defer { close(open.fd) }
                 let entry = open.start.entry
                 if let hasher, hasher.finalize() != entry.contentHash {
-                    throw IntegrityError.manifestMismatch(path: entry.path, reason: "its content does not match the manifest's BLAKE2b-256")
+                    throw IntegrityError.manifestMismatch(path: entry.path, reason: .contentHash)
                 }
                 // Always: the file was created writable, and the umask or a default ACL may have taken bits.
                 guard fchmod(open.fd, mode_t(entry.mode)) == 0 else { throw failure("chmod", entry.path) }

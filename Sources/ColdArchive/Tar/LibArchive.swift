@@ -247,7 +247,7 @@ final class ExportReader {
         guard status >= ARCHIVE_WARN, let e = entryPointer else { throw LibArchiveError.from(archive) }
         let header = try describeEntry(e)
         if archive_entry_is_encrypted(e) != 0 {
-            throw IntegrityError.unsafeEntry(path: header.path, reason: "it is encrypted; export it without a password")
+            throw IntegrityError.unsafeEntry(path: header.path, reason: .encryptedEntry)
         }
         return header
     }
@@ -263,7 +263,7 @@ final class ExportReader {
 /// What libarchive says about the current entry, refusing types the format does not carry.
 private func describeEntry(_ e: OpaquePointer) throws -> TarEntryHeader {
     guard let rawPath = archive_entry_pathname_utf8(e) else {
-        throw IntegrityError.unsafeEntry(path: "?", reason: "its name is not valid UTF-8")
+        throw IntegrityError.unsafeEntry(path: "?", reason: .nameNotUTF8)
     }
     var path = String(cString: rawPath)
     while path.utf8.count > 1 && path.utf8.last == UInt8(ascii: "/") { path.removeLast() }
@@ -277,10 +277,10 @@ private func describeEntry(_ e: OpaquePointer) throws -> TarEntryHeader {
         case FileTypeBits.regular: kind = .file
         case FileTypeBits.directory: kind = .directory
         case FileTypeBits.symlink: kind = .symlink
-        case FileTypeBits.characterDevice, FileTypeBits.blockDevice: throw IntegrityError.unsafeEntry(path: path, reason: "device nodes are never restored")
-        case FileTypeBits.fifo: throw IntegrityError.unsafeEntry(path: path, reason: "FIFOs are never restored")
-        case FileTypeBits.socket: throw IntegrityError.unsafeEntry(path: path, reason: "sockets are never restored")
-        default: throw IntegrityError.unsafeEntry(path: path, reason: "unknown entry type \(String(type, radix: 8))")
+        case FileTypeBits.characterDevice, FileTypeBits.blockDevice: throw IntegrityError.unsafeEntry(path: path, reason: .deviceNode)
+        case FileTypeBits.fifo: throw IntegrityError.unsafeEntry(path: path, reason: .fifo)
+        case FileTypeBits.socket: throw IntegrityError.unsafeEntry(path: path, reason: .socket)
+        default: throw IntegrityError.unsafeEntry(path: path, reason: .unknownType(UInt32(type)))
         }
     }
     let link: String
@@ -290,7 +290,7 @@ private func describeEntry(_ e: OpaquePointer) throws -> TarEntryHeader {
     default: link = ""
     }
     let size = archive_entry_size_is_set(e) != 0 ? archive_entry_size(e) : 0
-    guard size >= 0 else { throw IntegrityError.unsafeEntry(path: path, reason: "negative size") }
+    guard size >= 0 else { throw IntegrityError.unsafeEntry(path: path, reason: .negativeSize) }
 return TarEntryHeader(kind: kind, path: path, mode: UInt32(archive_entry_perm(e)),
                       mtime: Int64(archive_entry_mtime(e)), mtimeNanoseconds: UInt32(clamping: archive_entry_mtime_nsec(e)),
                       size: UInt64(size), linkTarget: link)

@@ -9,26 +9,26 @@ enum PathRules {
         var path = path
         path.makeContiguousUTF8()
         let result: Result<[String], IntegrityError> = path.utf8.withContiguousStorageIfAvailable { bytes in
-            func unsafe(_ reason: String) -> Result<[String], IntegrityError> { .failure(.unsafeEntry(path: path, reason: reason)) }
-            guard !bytes.isEmpty else { return unsafe("the name is empty") }
-            guard bytes.count <= FormatV1.maxPathBytes else { return unsafe("the name is longer than \(FormatV1.maxPathBytes) bytes") }
-            guard bytes[0] != slash else { return unsafe("absolute paths are never restored") }
+            func unsafe(_ reason: UnsafeReason) -> Result<[String], IntegrityError> { .failure(.unsafeEntry(path: path, reason: reason)) }
+            guard !bytes.isEmpty else { return unsafe(.emptyName) }
+            guard bytes.count <= FormatV1.maxPathBytes else { return unsafe(.nameTooLong) }
+            guard bytes[0] != slash else { return unsafe(.absolutePath) }
             var parts: [String] = []
             var start = 0
             for i in 0...bytes.count {
                 if i < bytes.count {
-                    if bytes[i] == 0 { return unsafe("the name contains a NUL byte") }
+                    if bytes[i] == 0 { return unsafe(.nulByte) }
                     if bytes[i] != slash { continue }
                 }
                 let length = i - start
-                if length == 0 || (length == 1 && bytes[start] == dot) { return unsafe("the name has an empty or '.' component") }
-                if length == 2 && bytes[start] == dot && bytes[start + 1] == dot { return unsafe("'..' components could write outside the target") }
-                if length > maxComponentBytes { return unsafe("a component is longer than \(maxComponentBytes) bytes") }
+                if length == 0 || (length == 1 && bytes[start] == dot) { return unsafe(.emptyOrDotComponent) }
+                if length == 2 && bytes[start] == dot && bytes[start + 1] == dot { return unsafe(.dotDotComponent) }
+                if length > maxComponentBytes { return unsafe(.componentTooLong) }
                 parts.append(String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<i]), as: UTF8.self))
                 start = i + 1
             }
             return .success(parts)
-        } ?? .failure(.unsafeEntry(path: path, reason: "the name could not be read"))
+        } ?? .failure(.unsafeEntry(path: path, reason: .nameNotUTF8))
         return try result.get()
     }
 
@@ -88,18 +88,18 @@ struct EntryOrderCheck {
     mutating func check(_ entry: ManifestEntry) throws {
         let parts = try PathRules.components(of: entry.path)
         guard previous.isEmpty || PathRules.precedes(previous, parts) else {
-            throw IntegrityError.unsafeEntry(path: entry.path, reason: "it is out of order or appears twice")
+            throw IntegrityError.unsafeEntry(path: entry.path, reason: .outOfOrderOrRepeated)
         }
         while let top = directories.last, !(top.count < parts.count && parts[0..<top.count].elementsEqual(top)) {
             directories.removeLast()
         }
         if parts.count > 1 && !(directories.last.map { $0.elementsEqual(parts.dropLast()) } ?? false) {
-            throw IntegrityError.unsafeEntry(path: entry.path, reason: "its parent directory is not in the archive before it")
+            throw IntegrityError.unsafeEntry(path: entry.path, reason: .parentNotBefore)
         }
         if entry.kind == .hardlink {
             let target = try PathRules.components(of: entry.linkTarget)
             guard PathRules.precedes(target, parts) else {
-                throw IntegrityError.unsafeEntry(path: entry.path, reason: "a hardlink must point at a file earlier in the archive")
+                throw IntegrityError.unsafeEntry(path: entry.path, reason: .hardlinkForward)
             }
         }
         if entry.kind == .directory { directories.append(parts) }

@@ -92,7 +92,7 @@ final class SafeExtractor: EntrySink {
             var st = stat()
             guard fstatat(targetParent, targetName, &st, AT_SYMLINK_NOFOLLOW) == 0,
                   UInt32(st.st_mode) & 0o170000 == FileTypeBits.regular else {
-                throw IntegrityError.unsafeEntry(path: entry.path, reason: "a hardlink may only point at a regular file restored earlier from the same archive")
+                throw IntegrityError.unsafeEntry(path: entry.path, reason: .hardlinkNotToRestoredFile)
             }
             guard linkat(targetParent, targetName, parent, name, 0) == 0 else { throw failure("create hardlink", entry.path) }
         }
@@ -115,7 +115,7 @@ final class SafeExtractor: EntrySink {
     /// Appends bytes to the current regular file, on the calling thread (no writer lanes).
     private func write(_ bytes: UnsafeRawBufferPointer) throws {
         guard currentFile >= 0 else {
-            throw IntegrityError.unsafeEntry(path: "?", reason: "content for an entry that is not a regular file")
+            throw IntegrityError.unsafeEntry(path: "?", reason: .contentForNonFile)
         }
         hasher?.update(bytes)
         var done = 0
@@ -141,7 +141,7 @@ final class SafeExtractor: EntrySink {
             currentEntry = nil
         }
         if let hasher, hasher.finalize() != entry.contentHash {
-            throw IntegrityError.manifestMismatch(path: entry.path, reason: "its content does not match the manifest's BLAKE2b-256")
+            throw IntegrityError.manifestMismatch(path: entry.path, reason: .contentHash)
         }
         guard fchmod(currentFile, mode_t(entry.mode)) == 0 else { throw failure("chmod", entry.path) }
         guard futimens(currentFile, Self.times(entry)) == 0 else { throw failure("set times of", entry.path) }
@@ -201,10 +201,10 @@ final class SafeExtractor: EntrySink {
             if fd != rootFD { close(fd) }
             guard next >= 0 else {
                 if code == ELOOP || code == ENOTDIR {
-                    throw IntegrityError.unsafeEntry(path: path, reason: "a component of its path is a symlink or not a directory")
+                    throw IntegrityError.unsafeEntry(path: path, reason: .pathThroughSymlink)
                 }
                 if code == ENOENT {
-                    throw IntegrityError.unsafeEntry(path: path, reason: "its parent directory is not in the archive before it")
+                    throw IntegrityError.unsafeEntry(path: path, reason: .parentNotBefore)
                 }
                 throw SystemError(operation: "open directory", path: path, errno: code)
             }
@@ -220,7 +220,7 @@ final class SafeExtractor: EntrySink {
     /// The error for a failed system call on a restored entry; `EEXIST` means the archive names it twice.
     static func failure(_ operation: String, _ path: String, rootPath: String, errno code: Int32) -> Error {
         if code == EEXIST {
-            return IntegrityError.unsafeEntry(path: path, reason: "it appears twice in the archive or replaces an entry restored before it")
+            return IntegrityError.unsafeEntry(path: path, reason: .appearsTwice)
         }
         return SystemError(operation: operation, path: "\(rootPath)/\(path)", errno: code)
     }

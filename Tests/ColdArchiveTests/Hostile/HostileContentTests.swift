@@ -36,7 +36,10 @@ enum HandTar {
         return h
     }
 
-    static func entry(_ name: String, _ type: TypeFlag, data: [UInt8] = [], mode: Int = 0o644, link: String = "") -> [UInt8] {
+    /// A whole entry: header and padded data. Modes default to what an honest writer stores, so a
+    /// crafted entry differs from its manifest entry only where a test means it to.
+    static func entry(_ name: String, _ type: TypeFlag, data: [UInt8] = [], mode: Int? = nil, link: String = "") -> [UInt8] {
+        let mode = mode ?? (type == .symlink ? 0o777 : type == .directory ? 0o755 : 0o644)
         var out = header(name, type, size: data.count, mode: mode, link: link) + data
         if data.count % 512 != 0 { out += [UInt8](repeating: 0, count: 512 - data.count % 512) }
         return out
@@ -57,6 +60,7 @@ extension ManifestEntry {
     }
 
     static func link(_ kind: Kind, _ path: String, to target: String) -> ManifestEntry {
+        // A hardlink carries its target file's mode (0644 here); a symlink's mode is 0777.
         ManifestEntry(kind: kind, path: path, mode: kind == .symlink ? 0o777 : 0o644, mtime: 1_700_000_000, mtimeNanoseconds: 0,
                       size: 0, contentHash: zeroHash, linkTarget: target)
     }
@@ -76,22 +80,31 @@ func craftArchive(_ scratch: Scratch, keys: TestKeys, tar: [UInt8], manifest: [M
 
 @Suite struct HostileContentTests {
     let data = Array("name,email\n".utf8)
+    static let crm = HandTar.entry("crm/", .directory)
 
-    /// Restores and deep-verifies a crafted archive: both must refuse it as unsafe or inconsistent,
-    /// the target must stay as it was, and nothing may appear outside it.
-    func expectRefused(tar: [UInt8], manifest: [ManifestEntry], outside: [String] = [], checkContent: Bool = false,
-                       sourceLocation: SourceLocation = #_sourceLocation) throws {
+    /// Restores and deep-verifies a crafted archive: both must refuse it for exactly `reason` (so the
+    /// test reaches the check it names and no other), the target must stay as it was, and nothing may
+    /// appear outside it. Every crafted input is valid in every respect but the one under test.
+    func expectRefused(tar: [UInt8], manifest: [ManifestEntry], because reason: IntegrityError, outside: [String] = [],
+                       checkContent: Bool = false, sourceLocation: SourceLocation = #_sourceLocation) throws {
+        try expectRefused(tar: tar, manifest: manifest, where: { $0 == reason }, outside: outside, checkContent: checkContent,
+                          sourceLocation: sourceLocation)
+    }
+
+    /// The same, for a reason that carries a library's own message (libarchive's, zstd's).
+    func expectRefused(tar: [UInt8], manifest: [ManifestEntry], where matches: @escaping (IntegrityError) -> Bool, outside: [String] = [],
+                       checkContent: Bool = false, sourceLocation: SourceLocation = #_sourceLocation) throws {
         let scratch = try Scratch()
         let keys = try TestKeys(in: scratch)
         let archive = try craftArchive(scratch, keys: keys, tar: tar, manifest: manifest)
         // The archive itself is intact and validly signed: the auditor's check passes.
         _ = try Verifier.verify(path: archive, trusting: keys.signer.publicKey)
-        expectIntegrityFailure(sourceLocation: sourceLocation) { _ = try Verifier.verifyDeep(path: archive, keyring: keys.keyring) }
+        expectError(matches, sourceLocation: sourceLocation) { _ = try Verifier.verifyDeep(path: archive, keyring: keys.keyring) }
         let target = scratch.sub("deep/er/target")
         try FileManager.default.createDirectory(atPath: target, withIntermediateDirectories: true)
         try TreeBuilder.write("\(target)/existing.txt", "keep")
         let before = try TreeSnapshot(scratch.sub("deep")).ignoringDirectoryTimes
-        expectIntegrityFailure(sourceLocation: sourceLocation) {
+        expectError(matches, sourceLocation: sourceLocation) {
             _ = try Restorer.restore(archivePath: archive, to: target, keyring: keys.keyring, force: true, checkContent: checkContent)
         }
         #expect(try TreeSnapshot(scratch.sub("deep")).ignoringDirectoryTimes == before, sourceLocation: sourceLocation)
@@ -101,68 +114,158 @@ func craftArchive(_ scratch: Scratch, keys: TestKeys, tar: [UInt8], manifest: [M
         }
     }
 
+    /// The crafting itself is sound: the same kind of archive, without the defect, restores.
     @Test func aWellFormedCraftedArchiveRestores() throws {
         let scratch = try Scratch()
         let keys = try TestKeys(in: scratch)
         let archive = try craftArchive(scratch, keys: keys,
-                                       tar: HandTar.entry("crm/", .directory, mode: 0o755) + HandTar.entry("crm/a.csv", .file, data: data),
-                                       manifest: [.directory("crm"), .file("crm/a.csv", data)])
-        _ = try Restorer.restore(archivePath: archive, to: scratch.sub("out"), keyring: keys.keyring)
-        #expect(try Data(contentsOf: URL(fileURLWithPath: scratch.sub("out/crm/a.csv"))) == Data(data))
+                                       tar: Self.crm + HandTar.entry("crm/a.csv", .file, data: data) + HandTar.entry("crm/b", .hardlink, link: "crm/a.csv")
+                                        + HandTar.entry("crm/sub/", .directory) + HandTar.entry("crm/sub/up", .symlink, link: "../a.csv"),
+                                       manifest: [.directory("crm"), .file("crm/a.csv", data), .link(.hardlink, "crm/b", to: "crm/a.csv"),
+                                                  .directory("crm/sub"), .link(.symlink, "crm/sub/up", to: "../a.csv")])
+        _ = try Verifier.verifyDeep(path: archive, keyring: keys.keyring)
+        _ = try Restorer.restore(archivePath: archive, to: scratch.sub("out"), keyring: keys.keyring, checkContent: true)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: scratch.sub("out/crm/sub/up"))) == Data(data))
     }
 
+    // MARK: path rules (checked on the manifest before anything is written, and on every tar entry)
+
     @Test func dotDotPathsAreRefused() throws {
-        try expectRefused(tar: HandTar.entry("crm/", .directory, mode: 0o755) + HandTar.entry("crm/../../../escape.txt", .file, data: data),
-                          manifest: [.directory("crm"), .file("crm/../../../escape.txt", data)], outside: ["../../../escape.txt", "../escape.txt"])
+        try expectRefused(tar: Self.crm + HandTar.entry("crm/../../../escape.txt", .file, data: data),
+                          manifest: [.directory("crm"), .file("crm/../../../escape.txt", data)],
+                          because: .unsafeEntry(path: "crm/../../../escape.txt", reason: .dotDotComponent),
+                          outside: ["../../../escape.txt", "../escape.txt"])
     }
 
     @Test func absolutePathsAreRefused() throws {
         let victim = "/tmp/coldarchive-absolute-\(UUID().uuidString.prefix(8))"
-        try expectRefused(tar: HandTar.entry(victim, .file, data: data), manifest: [.file(victim, data)], outside: [victim])
+        try expectRefused(tar: HandTar.entry(victim, .file, data: data), manifest: [.file(victim, data)],
+                          because: .unsafeEntry(path: victim, reason: .absolutePath), outside: [victim])
     }
 
-    @Test func writingThroughASymlinkPlantedEarlierIsRefused() throws {
+    @Test func dotAndEmptyComponentsAreRefused() throws {
+        try expectRefused(tar: Self.crm + HandTar.entry("crm/./a.csv", .file, data: data), manifest: [.directory("crm"), .file("crm/./a.csv", data)],
+                          because: .unsafeEntry(path: "crm/./a.csv", reason: .emptyOrDotComponent))
+    }
+
+    @Test func aComponentLongerThan255BytesIsRefused() throws {
+        let name = "crm/" + String(repeating: "c", count: 256)
+        try expectRefused(tar: Self.crm + HostileStreamTests().paxEntry(path: Array(name.utf8), data: data),
+                          manifest: [.directory("crm"), .file(name, data)], because: .unsafeEntry(path: name, reason: .componentTooLong))
+    }
+
+    // MARK: links
+
+    /// A directory entry the archive made is replaced... no: a symlink made by the archive is used as
+    /// a directory by a later entry. The manifest's parent rule refuses it before anything is written.
+    @Test func writingThroughASymlinkMadeByTheArchiveIsRefused() throws {
         try expectRefused(
-            tar: HandTar.entry("crm/", .directory, mode: 0o755) + HandTar.entry("crm/sub/", .directory, mode: 0o755)
-                + HandTar.entry("crm/alias", .symlink, link: "sub") + HandTar.entry("crm/alias/x.csv", .file, data: data),
-            manifest: [.directory("crm"), .directory("crm/sub"), .link(.symlink, "crm/alias", to: "sub"), .file("crm/alias/x.csv", data)])
+            tar: Self.crm + HandTar.entry("crm/alias", .symlink, link: "sub") + HandTar.entry("crm/alias/x.csv", .file, data: data)
+                + HandTar.entry("crm/sub/", .directory),
+            manifest: [.directory("crm"), .link(.symlink, "crm/alias", to: "sub"), .file("crm/alias/x.csv", data), .directory("crm/sub")],
+            because: .unsafeEntry(path: "crm/alias/x.csv", reason: .parentNotBefore))
     }
 
     @Test func symlinksThatLeaveTheTargetAreRefused() throws {
-        try expectRefused(tar: HandTar.entry("crm/", .directory, mode: 0o755) + HandTar.entry("crm/etc", .symlink, link: "../../../../../../etc"),
-                          manifest: [.directory("crm"), .link(.symlink, "crm/etc", to: "../../../../../../etc")])
-        try expectRefused(tar: HandTar.entry("crm/", .directory, mode: 0o755) + HandTar.entry("crm/passwd", .symlink, link: "/etc/passwd"),
-                          manifest: [.directory("crm"), .link(.symlink, "crm/passwd", to: "/etc/passwd")])
+        try expectRefused(tar: Self.crm + HandTar.entry("crm/etc", .symlink, link: "../../../../../../etc"),
+                          manifest: [.directory("crm"), .link(.symlink, "crm/etc", to: "../../../../../../etc")],
+                          because: .unsafeEntry(path: "crm/etc", reason: .symlinkEscapes(target: "../../../../../../etc")))
+        try expectRefused(tar: Self.crm + HandTar.entry("crm/passwd", .symlink, link: "/etc/passwd"),
+                          manifest: [.directory("crm"), .link(.symlink, "crm/passwd", to: "/etc/passwd")],
+                          because: .unsafeEntry(path: "crm/passwd", reason: .symlinkEscapes(target: "/etc/passwd")))
     }
 
     @Test func aSymlinkThatGoesUpAfterGoingDownIsRefused() throws {
-        try expectRefused(tar: HandTar.entry("crm/", .directory, mode: 0o755) + HandTar.entry("crm/a/", .directory, mode: 0o755)
+        try expectRefused(tar: Self.crm + HandTar.entry("crm/a/", .directory)
                             + HandTar.entry("crm/a/s", .symlink, link: "../..") + HandTar.entry("crm/a/t", .symlink, link: "s/../../etc"),
                           manifest: [.directory("crm"), .directory("crm/a"), .link(.symlink, "crm/a/s", to: "../.."),
-                                     .link(.symlink, "crm/a/t", to: "s/../../etc")])
+                                     .link(.symlink, "crm/a/t", to: "s/../../etc")],
+                          because: .unsafeEntry(path: "crm/a/t", reason: .symlinkEscapes(target: "s/../../etc")))
+        try expectRefused(tar: Self.crm + HandTar.entry("crm/a/", .directory) + HandTar.entry("crm/a/t", .symlink, link: "b/../../../etc"),
+                          manifest: [.directory("crm"), .directory("crm/a"), .link(.symlink, "crm/a/t", to: "b/../../../etc")],
+                          because: .unsafeEntry(path: "crm/a/t", reason: .symlinkEscapes(target: "b/../../../etc")))
     }
 
     @Test func aHardlinkToALaterEntryIsRefused() throws {
-        try expectRefused(tar: HandTar.entry("crm/", .directory, mode: 0o755) + HandTar.entry("crm/a", .hardlink, link: "crm/b")
-                            + HandTar.entry("crm/b", .file, data: data),
-                          manifest: [.directory("crm"), .link(.hardlink, "crm/a", to: "crm/b"), .file("crm/b", data)], outside: ["crm"])
+        try expectRefused(tar: Self.crm + HandTar.entry("crm/a", .hardlink, link: "crm/b") + HandTar.entry("crm/b", .file, data: data),
+                          manifest: [.directory("crm"), .link(.hardlink, "crm/a", to: "crm/b"), .file("crm/b", data)],
+                          because: .unsafeEntry(path: "crm/a", reason: .hardlinkForward), outside: ["crm"])
     }
 
     @Test func hardlinksToOutsideAreRefused() throws {
-        try expectRefused(tar: HandTar.entry("crm/", .directory, mode: 0o755) + HandTar.entry("crm/shadow", .hardlink, link: "../../etc/shadow"),
-                          manifest: [.directory("crm"), .link(.hardlink, "crm/shadow", to: "../../etc/shadow")])
+        try expectRefused(tar: Self.crm + HandTar.entry("crm/shadow", .hardlink, link: "../../etc/shadow"),
+                          manifest: [.directory("crm"), .link(.hardlink, "crm/shadow", to: "../../etc/shadow")],
+                          because: .unsafeEntry(path: "../../etc/shadow", reason: .dotDotComponent))
     }
 
-    @Test(arguments: [HandTar.TypeFlag.charDevice, .blockDevice, .fifo])
-    func specialFilesAreRefused(type: HandTar.TypeFlag) throws {
-        try expectRefused(tar: HandTar.entry("crm/", .directory, mode: 0o755) + HandTar.entry("crm/dev", type),
-                          manifest: [.directory("crm"), .file("crm/dev", [])], outside: ["crm"])
+    /// A hardlink to an earlier directory passes the order rule (which keeps O(depth) memory and does
+    /// not know earlier entries' types); the extractor links only to regular files it restored.
+    @Test func aHardlinkToADirectoryIsRefusedByRestore() throws {
+        let scratch = try Scratch()
+        let keys = try TestKeys(in: scratch)
+        let archive = try craftArchive(scratch, keys: keys, tar: Self.crm + HandTar.entry("crm/a/", .directory) + HandTar.entry("crm/b", .hardlink, link: "crm/a"),
+                                       manifest: [.directory("crm"), .directory("crm/a"), .link(.hardlink, "crm/b", to: "crm/a")])
+        #expect(throws: IntegrityError.unsafeEntry(path: "crm/b", reason: .hardlinkNotToRestoredFile)) {
+            _ = try Restorer.restore(archivePath: archive, to: scratch.sub("out"), keyring: keys.keyring)
+        }
+        #expect(!FileManager.default.fileExists(atPath: scratch.sub("out")))
     }
 
+    // MARK: entry types and bits
+
+    @Test(arguments: [(HandTar.TypeFlag.charDevice, UnsafeReason.deviceNode), (.blockDevice, .deviceNode), (.fifo, .fifo)])
+    func specialFilesAreRefused(type: HandTar.TypeFlag, reason: UnsafeReason) throws {
+        try expectRefused(tar: Self.crm + HandTar.entry("crm/dev", type), manifest: [.directory("crm"), .file("crm/dev", [])],
+                          because: .unsafeEntry(path: "crm/dev", reason: reason), outside: ["crm"])
+    }
+
+    /// The manifest decoder refuses such modes (FORMAT.md: 0o777 at most); the tar stream's are
+    /// checked on their own, before the field-by-field comparison.
     @Test(arguments: [0o4755, 0o2755, 0o1777])
     func setuidSetgidAndStickyBitsAreRefused(mode: Int) throws {
-        try expectRefused(tar: HandTar.entry("crm/", .directory, mode: 0o755) + HandTar.entry("crm/tool", .file, data: data, mode: mode),
-                          manifest: [.directory("crm"), .file("crm/tool", data, mode: 0o755)], outside: ["crm"])
+        try expectRefused(tar: Self.crm + HandTar.entry("crm/tool", .file, data: data, mode: mode),
+                          manifest: [.directory("crm"), .file("crm/tool", data, mode: UInt16(mode & 0o777))],
+                          because: .unsafeEntry(path: "crm/tool", reason: .privilegeBits), outside: ["crm"])
+    }
+
+    // MARK: the tar stream against the manifest, field by field
+
+    @Test func aTarPathThatDiffersFromTheManifestIsRefused() throws {
+        try expectRefused(tar: Self.crm + HandTar.entry("crm/b.csv", .file, data: data), manifest: [.directory("crm"), .file("crm/a.csv", data)],
+                          because: .manifestMismatch(path: "crm/b.csv", reason: .path(manifest: "crm/a.csv")), outside: ["crm"])
+    }
+
+    @Test func aTarTypeThatDiffersFromTheManifestIsRefused() throws {
+        try expectRefused(tar: Self.crm + HandTar.entry("crm/a/", .directory),
+                          manifest: [.directory("crm"), ManifestEntry(kind: .file, path: "crm/a", mode: 0o755, mtime: 1_700_000_000,
+                                                                       mtimeNanoseconds: 0, size: 0, contentHash: Sodium.blake2b([]), linkTarget: "")],
+                          because: .manifestMismatch(path: "crm/a", reason: .kind(tar: .directory, manifest: .file)), outside: ["crm"])
+    }
+
+    @Test func aTarModeThatDiffersFromTheManifestIsRefused() throws {
+        try expectRefused(tar: Self.crm + HandTar.entry("crm/a.csv", .file, data: data, mode: 0o600), manifest: [.directory("crm"), .file("crm/a.csv", data)],
+                          because: .manifestMismatch(path: "crm/a.csv", reason: .mode(tar: 0o600, manifest: 0o644)), outside: ["crm"])
+    }
+
+    @Test func aTarTimeThatDiffersFromTheManifestIsRefused() throws {
+        var entry = ManifestEntry.file("crm/a.csv", data)
+        entry.mtime += 1
+        try expectRefused(tar: Self.crm + HandTar.entry("crm/a.csv", .file, data: data), manifest: [.directory("crm"), entry],
+                          because: .manifestMismatch(path: "crm/a.csv", reason: .modificationTime), outside: ["crm"])
+    }
+
+    @Test func aTarSizeThatDiffersFromTheManifestIsRefused() throws {
+        // The manifest says 5 bytes with the hash of 5 bytes; the tar entry holds all of `data`.
+        var entry = ManifestEntry.file("crm/a.csv", Array(data.prefix(5)))
+        entry.size = 5
+        try expectRefused(tar: Self.crm + HandTar.entry("crm/a.csv", .file, data: data), manifest: [.directory("crm"), entry],
+                          because: .manifestMismatch(path: "crm/a.csv", reason: .size(tar: UInt64(data.count), manifest: 5)), outside: ["crm"])
+    }
+
+    @Test func aTarLinkTargetThatDiffersFromTheManifestIsRefused() throws {
+        try expectRefused(tar: Self.crm + HandTar.entry("crm/a.csv", .file, data: data) + HandTar.entry("crm/l", .symlink, link: "a.csv"),
+                          manifest: [.directory("crm"), .file("crm/a.csv", data), .link(.symlink, "crm/l", to: "b.csv")],
+                          because: .manifestMismatch(path: "crm/l", reason: .linkTarget), outside: ["crm"])
     }
 
     /// The signer's tar stream and its manifest disagree on a file's bytes (same size). Every byte is
@@ -172,9 +275,10 @@ func craftArchive(_ scratch: Scratch, keys: TestKeys, tar: [UInt8], manifest: [M
     @Test func contentThatDisagreesWithTheManifestIsRefusedByTheContentCheck() throws {
         let other = Array("name,phone\n".utf8)
         #expect(other.count == data.count)
-        let tar = HandTar.entry("crm/", .directory, mode: 0o755) + HandTar.entry("crm/a.csv", .file, data: data)
+        let tar = Self.crm + HandTar.entry("crm/a.csv", .file, data: data)
         let manifest: [ManifestEntry] = [.directory("crm"), .file("crm/a.csv", other)]
-        try expectRefused(tar: tar, manifest: manifest, outside: ["crm"], checkContent: true)
+        try expectRefused(tar: tar, manifest: manifest, because: .manifestMismatch(path: "crm/a.csv", reason: .contentHash),
+                          outside: ["crm"], checkContent: true)
 
         let scratch = try Scratch()
         let keys = try TestKeys(in: scratch)
@@ -184,28 +288,43 @@ func craftArchive(_ scratch: Scratch, keys: TestKeys, tar: [UInt8], manifest: [M
     }
 
     @Test func aManifestListingMoreThanTheTarStreamIsRefused() throws {
-        try expectRefused(tar: HandTar.entry("crm/", .directory, mode: 0o755),
-                          manifest: [.directory("crm"), .file("crm/ghost.csv", [])], outside: ["crm"])
+        try expectRefused(tar: Self.crm, manifest: [.directory("crm"), .file("crm/ghost.csv", [])],
+                          because: .manifestMismatch(path: "crm/ghost.csv", reason: .notInTarStream), outside: ["crm"])
     }
 
     @Test func aTarEntryMissingFromTheManifestIsRefused() throws {
-        try expectRefused(tar: HandTar.entry("crm/", .directory, mode: 0o755) + HandTar.entry("crm/extra.csv", .file, data: data),
-                          manifest: [.directory("crm")], outside: ["crm"])
+        try expectRefused(tar: Self.crm + HandTar.entry("crm/extra.csv", .file, data: data), manifest: [.directory("crm")],
+                          because: .manifestMismatch(path: "crm/extra.csv", reason: .notInManifest), outside: ["crm"])
     }
 
+    // MARK: manifest order (before anything is written)
+
     @Test func anEntryAppearingTwiceIsRefused() throws {
-        try expectRefused(tar: HandTar.entry("crm/", .directory, mode: 0o755) + HandTar.entry("crm/a.csv", .file, data: data)
-                            + HandTar.entry("crm/a.csv", .file, data: data),
-                          manifest: [.directory("crm"), .file("crm/a.csv", data), .file("crm/a.csv", data)], outside: ["crm"])
+        try expectRefused(tar: Self.crm + HandTar.entry("crm/a.csv", .file, data: data) + HandTar.entry("crm/a.csv", .file, data: data),
+                          manifest: [.directory("crm"), .file("crm/a.csv", data), .file("crm/a.csv", data)],
+                          because: .unsafeEntry(path: "crm/a.csv", reason: .outOfOrderOrRepeated), outside: ["crm"])
+    }
+
+    @Test func entriesOutOfCanonicalOrderAreRefused() throws {
+        try expectRefused(tar: Self.crm + HandTar.entry("crm/b.csv", .file, data: data) + HandTar.entry("crm/a.csv", .file, data: data),
+                          manifest: [.directory("crm"), .file("crm/b.csv", data), .file("crm/a.csv", data)],
+                          because: .unsafeEntry(path: "crm/a.csv", reason: .outOfOrderOrRepeated), outside: ["crm"])
+    }
+
+    @Test func anEntryWhoseParentIsNotListedBeforeItIsRefused() throws {
+        try expectRefused(tar: Self.crm + HandTar.entry("crm/sub/a.csv", .file, data: data),
+                          manifest: [.directory("crm"), .file("crm/sub/a.csv", data)],
+                          because: .unsafeEntry(path: "crm/sub/a.csv", reason: .parentNotBefore), outside: ["crm"])
     }
 
     @Test func aPayloadThatIsNotTarIsRefused() throws {
         let junk = Array("this is not a tar stream at all".utf8)
-        try expectRefused(tar: junk + [UInt8](repeating: 0x41, count: 2048 - junk.count), manifest: [.directory("crm")], outside: ["crm"])
+        try expectRefused(tar: junk + [UInt8](repeating: 0x41, count: 2048 - junk.count), manifest: [.directory("crm")],
+                          where: { if case .tarStream = $0 { true } else { false } }, outside: ["crm"])
     }
 
     @Test func bytesAfterTheEndOfArchiveMarkerAreRefused() throws {
-        try expectRefused(tar: HandTar.entry("crm/", .directory, mode: 0o755) + HandTar.end + [UInt8](repeating: 0x58, count: 512),
-                          manifest: [.directory("crm")])
+        try expectRefused(tar: Self.crm + HandTar.end + [UInt8](repeating: 0x58, count: 512), manifest: [.directory("crm")],
+                          because: .tarStream(reason: "bytes other than zeros follow the end-of-archive marker"))
     }
 }

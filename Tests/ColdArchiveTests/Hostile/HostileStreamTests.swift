@@ -62,8 +62,9 @@ import Testing
         let sum = pax.reduce(0) { $0 + Int($1) }
         for (i, b) in Array(String(format: "%06o", sum).utf8).enumerated() { pax[148 + i] = b }
         pax[154] = 0
-        try HostileContentTests().expectRefused(tar: HandTar.entry("crm/", .directory, mode: 0o755) + pax + [UInt8](repeating: 0x41, count: 1024),
-                                                manifest: [.directory("crm")], outside: ["crm"])
+        try HostileContentTests().expectRefused(tar: HostileContentTests.crm + pax + [UInt8](repeating: 0x41, count: 1024),
+                                                manifest: [.directory("crm")], where: { if case .tarStream = $0 { true } else { false } },
+                                                outside: ["crm"])
     }
 
     /// A pax record for `key`.
@@ -87,24 +88,35 @@ import Testing
         return out + HandTar.entry("crm/placeholder", .file, data: data)
     }
 
+    /// A name over 4 096 bytes: the manifest decoder's cap refuses it in the manifest, the path rules
+    /// in the tar stream (where the manifest holds an ordinary name at that position).
     @Test func namesLongerThanTheLimitAreRefused() throws {
         let long = "crm/" + String(repeating: "d/", count: 2100) + "x.csv"
-        try HostileContentTests().expectRefused(tar: HandTar.entry("crm/", .directory, mode: 0o755) + paxEntry(path: Array(long.utf8), data: data),
-                                                manifest: [.directory("crm"), .file(long, data)], outside: ["crm"])
+        try HostileContentTests().expectRefused(tar: HostileContentTests.crm + paxEntry(path: Array(long.utf8), data: data),
+                                                manifest: [.directory("crm"), .file(long, data)],
+                                                because: .outOfRange(field: "length of manifest path", value: UInt64(long.utf8.count), min: 0,
+                                                                     max: UInt64(FormatV1.maxPathBytes)), outside: ["crm"])
+        try HostileContentTests().expectRefused(tar: HostileContentTests.crm + paxEntry(path: Array(long.utf8), data: data),
+                                                manifest: [.directory("crm"), .file("crm/x.csv", data)],
+                                                because: .unsafeEntry(path: long, reason: .nameTooLong), outside: ["crm"])
     }
 
     @Test func aNameWithANulByteIsRefused() throws {
         let name = Array("crm/a".utf8) + [0] + Array("b.csv".utf8)
-        try HostileContentTests().expectRefused(tar: HandTar.entry("crm/", .directory, mode: 0o755) + paxEntry(path: name, data: data),
-                                                manifest: [.directory("crm"), .file(String(decoding: name, as: UTF8.self), data)],
-                                                outside: ["crm"])
+        let path = String(decoding: name, as: UTF8.self)
+        try HostileContentTests().expectRefused(tar: HostileContentTests.crm + paxEntry(path: name, data: data),
+                                                manifest: [.directory("crm"), .file(path, data)],
+                                                because: .malformed(what: "manifest path (not valid UTF-8, or it holds a NUL byte)"), outside: ["crm"])
     }
 
     @Test func anEntrySizeThatDisagreesWithItsDataIsRefused() throws {
-        // The header promises 5000 bytes; the stream ends first.
+        // The header (and the manifest) promise 5000 bytes; the stream ends first.
         let header = HandTar.header("crm/a.csv", .file, size: 5000)
         let padded = data + [UInt8](repeating: 0, count: 512 - data.count)
-        try HostileContentTests().expectRefused(tar: HandTar.entry("crm/", .directory, mode: 0o755) + header + padded,
-                                                manifest: [.directory("crm"), .file("crm/a.csv", data)], outside: ["crm"])
+        var entry = ManifestEntry.file("crm/a.csv", data)
+        entry.size = 5000
+        try HostileContentTests().expectRefused(tar: HostileContentTests.crm + header + padded,
+                                                manifest: [.directory("crm"), entry],
+                                                where: { if case .tarStream = $0 { true } else { false } }, outside: ["crm"])
     }
 }

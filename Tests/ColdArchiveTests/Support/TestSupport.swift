@@ -177,6 +177,20 @@ func makeArchive(_ scratch: Scratch, keys: TestKeys, name: String = "a.car", chu
     return scratch.sub(name)
 }
 
+/// Asserts that `body` throws an `IntegrityError` for which `matches` holds: the specific reason, not
+/// merely any error of the type.
+func expectError(_ matches: (IntegrityError) -> Bool, _ comment: Comment? = nil, sourceLocation: SourceLocation = #_sourceLocation,
+                 _ body: () throws -> Void) {
+    do {
+        try body()
+        Issue.record("expected an integrity failure, got success. \(comment.map { "\($0)" } ?? "")", sourceLocation: sourceLocation)
+    } catch let error as IntegrityError {
+        #expect(matches(error), "unexpected reason: \(error). \(comment.map { "\($0)" } ?? "")", sourceLocation: sourceLocation)
+    } catch {
+        Issue.record("expected an integrity failure, got: \(error)", sourceLocation: sourceLocation)
+    }
+}
+
 /// Asserts that `body` throws an error of kind `.integrity`.
 func expectIntegrityFailure(_ comment: Comment? = nil, sourceLocation: SourceLocation = #_sourceLocation, _ body: () throws -> Void) {
     do {
