@@ -21,12 +21,29 @@ enum FuzzHarness {
         }
         let copy = NSTemporaryDirectory() + prefix + "\(getpid())"
         try? FileManager.default.removeItem(atPath: copy)
-        guard (try? FileManager.default.copyItem(atPath: "\(vectors)/keys", toPath: copy)) != nil else { return nil }
-        for path in (try? FileManager.default.subpathsOfDirectory(atPath: copy)) ?? [] where path.hasSuffix(".key") {
-            try? FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: "\(copy)/\(path)")
-        }
-        return try? Keyring(directory: copy)
+        return try? copyVectorKeyring(to: copy)
     }()
+
+    /// Copies the vector's keyring by content (not `copyItem`, which also copies the owner and fails
+    /// for a user who does not own the checkout), giving secret key files mode 0600 (git keeps no modes).
+    static func copyVectorKeyring(to copy: String) throws -> Keyring {
+        let source = "\(vectors)/keys"
+        try FileManager.default.createDirectory(atPath: copy, withIntermediateDirectories: true)
+        for path in try FileManager.default.subpathsOfDirectory(atPath: source).sorted() {
+            var isDirectory: ObjCBool = false
+            _ = FileManager.default.fileExists(atPath: "\(source)/\(path)", isDirectory: &isDirectory)
+            if isDirectory.boolValue {
+                try FileManager.default.createDirectory(atPath: "\(copy)/\(path)", withIntermediateDirectories: true)
+                continue
+            }
+            let bytes = try Data(contentsOf: URL(fileURLWithPath: "\(source)/\(path)"))
+            guard FileManager.default.createFile(atPath: "\(copy)/\(path)", contents: bytes,
+                                                 attributes: [.posixPermissions: path.hasSuffix(".key") ? 0o600 : 0o644]) else {
+                throw CocoaError(.fileWriteUnknown)
+            }
+        }
+        return try Keyring(directory: copy)
+    }
 
 
     /// Runs one input; returns normally whatever the input (errors are the expected outcome).

@@ -28,13 +28,21 @@ enum CLI {
         env["COLDARCHIVE_KEYRING"] = nil
         for (k, v) in environment { env[k] = v }
         process.environment = env
-        let out = Pipe(), err = Pipe()
+        // Standard error goes to a file, not a second pipe: reading one pipe to its end while the child
+        // blocks on a full other one (64 KiB) would hang both.
+        let errPath = FileManager.default.temporaryDirectory.appendingPathComponent("coldarchive-stderr-\(UUID().uuidString)").path
+        guard FileManager.default.createFile(atPath: errPath, contents: nil), let err = FileHandle(forWritingAtPath: errPath) else {
+            throw CocoaError(.fileWriteUnknown)
+        }
+        defer { try? FileManager.default.removeItem(atPath: errPath) }
+        let out = Pipe()
         process.standardOutput = out
         process.standardError = err
         try process.run()
+        try err.close()
         let outData = out.fileHandleForReading.readDataToEndOfFile()
-        let errData = err.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
+        let errData = try Data(contentsOf: URL(fileURLWithPath: errPath))
         return CLIResult(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
                          stderr: String(decoding: errData, as: UTF8.self))
     }

@@ -1,0 +1,160 @@
+import Foundation
+import Testing
+@testable import ColdArchive
+
+/// One test per archive-level check of docs/SECURITY.md that no other test reaches on its own: each
+/// input is valid in every respect but one, and the test asserts the exact reason, so removing the
+/// check (as `make mutants` does) makes the test fail instead of letting a neighbouring check catch it.
+@Suite struct SecurityCheckTests {
+    /// Two archives of the same tree with the same keys: the same layout, byte for byte in length.
+    func twins() throws -> (Scratch, TestKeys, String, String) {
+        let scratch = try Scratch()
+        let keys = try TestKeys(in: scratch)
+        let source = try TreeBuilder.crmTree(at: scratch.sub("src"), attachmentBytes: 20_000)
+        for name in ["a.car", "b.car"] {
+            var options = CreateOptions(sources: [source], output: scratch.sub(name), label: "twin")
+            options.chunkRawSize = 4096
+            _ = try ArchiveCreator.create(options, signer: keys.signer, recipients: keys.recipients)
+        }
+        return (scratch, keys, scratch.sub("a.car"), scratch.sub("b.car"))
+    }
+
+    @Test func aFileWithoutTheMagicIsNotAnArchive() throws {
+        let scratch = try Scratch()
+        let keys = try TestKeys(in: scratch)
+        let archive = try makeArchive(scratch, keys: keys, attachmentBytes: 1000)
+        var bytes = Array(try Data(contentsOf: URL(fileURLWithPath: archive)))
+        bytes[0] = UInt8(ascii: "X")
+        try Data(bytes).write(to: URL(fileURLWithPath: archive))
+        #expect(throws: IntegrityError.notAnArchive(reason: "the file does not start with the coldarchive magic bytes")) {
+            _ = try ArchiveFile(path: archive)
+        }
+    }
+
+    /// A header taken from a twin archive (same length, so every offset still fits): only the
+    /// trailer's header digest says the two do not belong together, before any key is used.
+    @Test func aTrailerFromAnotherArchiveIsRefused() throws {
+        let (scratch, keys, a, b) = try twins()
+        var surgeon = try ArchiveSurgeon(a)
+        surgeon.headerBytes = try ArchiveSurgeon(b).headerBytes
+        try surgeon.write(to: scratch.sub("mixed.car"))
+        #expect(throws: IntegrityError.inconsistent(what: "the trailer belongs to another archive (its header digest differs)")) {
+            _ = try Verifier.verify(path: scratch.sub("mixed.car"), trusting: keys.signer.publicKey)
+        }
+    }
+
+    @Test func aForgedSignatureIsRefused() throws {
+        let (scratch, keys, a, _) = try twins()
+        var surgeon = try ArchiveSurgeon(a)
+        surgeon.signature[10] ^= 0x01
+        try surgeon.write(to: scratch.sub("forged.car"))
+        #expect(throws: IntegrityError.badSignature) { _ = try Verifier.verify(path: scratch.sub("forged.car"), trusting: keys.signer.publicKey) }
+        #expect(throws: IntegrityError.badSignature) {
+            _ = try Restorer.restore(archivePath: scratch.sub("forged.car"), to: scratch.sub("out"), keyring: keys.keyring)
+        }
+        #expect(!FileManager.default.fileExists(atPath: scratch.sub("out")))
+    }
+
+    /// The auditor's keyless check names the damaged chunk and where it starts.
+    @Test func aFlippedPayloadByteIsNamedByChunk() throws {
+        let (scratch, keys, a, _) = try twins()
+        defer { withExtendedLifetime(scratch) {} }
+        let file = try ArchiveFile(path: a)
+        let cursor = file.chunkTable()
+        var target: (index: UInt64, offset: UInt64)?
+        while let (index, offset, _) = try cursor.next(), index < 3 { target = (index, offset) }
+        let (index, offset) = try #require(target)
+        try flipBit(a, at: offset + 7)
+        #expect(throws: IntegrityError.chunkHashMismatch(index: index, offset: offset)) {
+            _ = try Verifier.verify(path: a, trusting: keys.signer.publicKey)
+        }
+    }
+
+    /// Restore hashes every chunk before it writes anything: a damaged chunk is reported by the
+    /// keyless hash, not later by the AEAD during extraction.
+    @Test func restoreRefusesADamagedChunkBeforeWritingAnything() throws {
+        let (scratch, keys, a, _) = try twins()
+        let file = try ArchiveFile(path: a)
+        try flipBit(a, at: file.footer.payloadOffset + 100)
+        #expect(throws: IntegrityError.chunkHashMismatch(index: 0, offset: file.footer.payloadOffset)) {
+            _ = try Restorer.restore(archivePath: a, to: scratch.sub("out"), keyring: keys.keyring)
+        }
+        #expect(!FileManager.default.fileExists(atPath: scratch.sub("out")))
+    }
+
+    /// A header MAC altered and the keyless checksum recomputed (what someone who can edit the file
+    /// but holds no key would do): the auditor's check passes, restore refuses by the MAC alone.
+    @Test func anAlteredRecipientBlockWithAFixedChecksumFailsTheHeaderMAC() throws {
+        let (scratch, keys, a, _) = try twins()
+        var surgeon = try ArchiveSurgeon(a)
+        var block = surgeon.recipientBytes
+        let checksumStart = block.count - 32
+        block[checksumStart - 5] ^= 0x01                  // inside header_mac, the 32 bytes before the checksum
+        block.replaceSubrange(checksumStart..., with: Sodium.blake2b(Array(block[0..<checksumStart])))
+        surgeon.recipientBytes = block
+        try surgeon.write(to: scratch.sub("mac.car"))
+        _ = try Verifier.verify(path: scratch.sub("mac.car"), trusting: keys.signer.publicKey)
+        #expect(throws: IntegrityError.headerMACMismatch) {
+            _ = try Restorer.restore(archivePath: scratch.sub("mac.car"), to: scratch.sub("out"), keyring: keys.keyring)
+        }
+        #expect(!FileManager.default.fileExists(atPath: scratch.sub("out")))
+    }
+
+    /// A name of restore's own staging directory at the top level would collide with it.
+    @Test func aTopLevelNameLikeTheStagingDirectoryIsRefused() throws {
+        let scratch = try Scratch()
+        let keys = try TestKeys(in: scratch)
+        let name = Restorer.stagingPrefix + "1-abc"
+        let archive = try craftArchive(scratch, keys: keys, tar: HandTar.entry(name + "/", .directory), manifest: [.directory(name)])
+        #expect(throws: IntegrityError.unsafeEntry(path: name, reason: .reservedName(prefix: Restorer.stagingPrefix))) {
+            _ = try Restorer.restore(archivePath: archive, to: scratch.sub("out"), keyring: keys.keyring)
+        }
+    }
+}
+
+/// The extractor is the last line of defence: the manifest checks stop every archive-borne attempt
+/// to write through a link before extraction starts, so these tests reach the extractor directly,
+/// as a local user racing a restore would (planting into the tree being written).
+@Suite struct SafeExtractorTests {
+    @Test func aSymlinkPlantedInTheStagingTreeIsNeverFollowed() throws {
+        let scratch = try Scratch()
+        let root = scratch.sub("staging")
+        let outside = scratch.sub("outside")
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: outside, withIntermediateDirectories: true)
+        let extractor = try SafeExtractor(root: root, writers: 1)
+        defer { extractor.shutdown() }
+        try extractor.begin(.directory("crm"))
+        // Someone replaces the directory just made with a link to elsewhere.
+        try FileManager.default.removeItem(atPath: "\(root)/crm")
+        try FileManager.default.createSymbolicLink(atPath: "\(root)/crm", withDestinationPath: outside)
+        #expect(throws: IntegrityError.unsafeEntry(path: "crm/a.csv", reason: .pathThroughSymlink)) {
+            try extractor.begin(.file("crm/a.csv", Array("x".utf8)))
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: outside).isEmpty)
+    }
+
+    @Test func anExistingFileIsNeverReplacedOrWrittenThrough() throws {
+        let scratch = try Scratch()
+        let root = scratch.sub("staging")
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        try TreeBuilder.write(scratch.sub("victim.txt"), "precious")
+        try FileManager.default.createSymbolicLink(atPath: "\(root)/a.csv", withDestinationPath: scratch.sub("victim.txt"))
+        try TreeBuilder.write("\(root)/b.csv", "already here")
+        for name in ["a.csv", "b.csv"] {
+            let extractor = try SafeExtractor(root: root, writers: 1)
+            defer { extractor.shutdown() }
+            let data = Array("new".utf8)
+            #expect(throws: IntegrityError.unsafeEntry(path: name, reason: .appearsTwice)) {
+                try extractor.begin(.file(name, data))
+                let space = try extractor.space()
+                space.copyBytes(from: data)
+                try extractor.commit(data.count)
+                try extractor.end(.file(name, data))
+                try extractor.finishContent()
+            }
+        }
+        #expect(try String(contentsOfFile: scratch.sub("victim.txt"), encoding: .utf8) == "precious")
+        #expect(try String(contentsOfFile: "\(root)/b.csv", encoding: .utf8) == "already here")
+    }
+}
