@@ -27,6 +27,8 @@ public enum Rewrapper {
         let oldFooter = archive.footer
         let newPayloadOffset = UInt64(headerBytes.count + blockBytes.count)
 
+        // What a killed rewrap of this archive left behind (its process is gone) goes first.
+        PartialFiles.removeStale(for: path)
         let partial = PartialFiles.name(for: path)
         do {
             let out = try OpenFile.createNew(partial, mode: 0o644)

@@ -33,6 +33,9 @@ final class SourceWalker {
     private(set) var entryCount: UInt64 = 0
     private(set) var contentBytes: UInt64 = 0
     private var hardlinks: [FileIdentity: String] = [:]
+    /// Called with a child's path between listing its directory and opening it: the window in which
+    /// a local user can swap the name for a symlink or a FIFO. Tests use it to swap deterministically.
+    var beforeOpeningChild: ((String) -> Void)?
 
     private struct FileIdentity: Hashable {
         let device: UInt64
@@ -138,6 +141,7 @@ final class SourceWalker {
                 warnings.append("'\(childDisk())' is a device, FIFO or socket; skipped")
                 continue
             }
+            beforeOpeningChild?(childDisk())
             // O_NOFOLLOW: a symlink that replaced the name since it was listed is not followed;
             // O_NONBLOCK: nor does a FIFO that replaced it block the walk.
             let cfd = openWithoutTouchingAccessTime(fd, child, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK)

@@ -53,13 +53,17 @@ import Testing
 
     @Test func fieldsOutOfOrderAreRefused() {
         let (prelude, body) = rawHeader(Array(requiredFields().reversed()))
-        #expect(throws: IntegrityError.self) { try ArchiveHeader.decode(prelude: prelude, fields: body) }
+        #expect(throws: IntegrityError.malformed(what: "header (fields out of order or repeated)")) {
+            try ArchiveHeader.decode(prelude: prelude, fields: body)
+        }
     }
 
     @Test func repeatedFieldIsRefused() {
         let fields = requiredFields()
         let (prelude, body) = rawHeader(fields + [fields.last!])
-        #expect(throws: IntegrityError.self) { try ArchiveHeader.decode(prelude: prelude, fields: body) }
+        #expect(throws: IntegrityError.malformed(what: "header (fields out of order or repeated)")) {
+            try ArchiveHeader.decode(prelude: prelude, fields: body)
+        }
     }
 
     @Test func missingRequiredFieldIsRefused() {
@@ -83,7 +87,9 @@ import Testing
     func headerLengthIsCappedBeforeAllocation(length: UInt32) {
         var prelude = ByteWriter()
         prelude.raw(FormatV1.magic); prelude.u16(1); prelude.u16(0); prelude.u32(length)
-        #expect(throws: IntegrityError.self) { try ArchiveHeader.parsePrelude(prelude.bytes) }
+        #expect(throws: IntegrityError.outOfRange(field: "header_length", value: UInt64(length), min: 1, max: UInt64(FormatV1.maxHeaderLength))) {
+            try ArchiveHeader.parsePrelude(prelude.bytes)
+        }
     }
 
     @Test func chunkRawSizeOutOfRangeIsRefused() {
@@ -161,6 +167,6 @@ import Testing
         var bad = entries[1]
         bad.mode = 0o4755
         bad.encode(into: &w)
-        #expect(throws: IntegrityError.self) { try ManifestEntry.decode(Array(w.bytes[4...])) }
+        #expect(throws: IntegrityError.malformed(what: "manifest entry (mode 4755)")) { try ManifestEntry.decode(Array(w.bytes[4...])) }
     }
 }

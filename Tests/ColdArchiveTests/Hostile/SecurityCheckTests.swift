@@ -100,6 +100,31 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: scratch.sub("out")))
     }
 
+    /// The signer drops the manifest's last chunk and re-signs: index and section still match, so
+    /// only the last-chunk flag in the nonce tells that the archive was cut short.
+    @Test func droppingTheManifestsLastChunkIsRefusedByTheLastFlag() throws {
+        let scratch = try Scratch()
+        let keys = try TestKeys(in: scratch)
+        let root = scratch.sub("src/crm")
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        for i in 0..<300 { try TreeBuilder.write("\(root)/customer-\(i)-with-a-name-long-enough.json", "{}") }
+        var options = CreateOptions(sources: [root], output: scratch.sub("a.car"))
+        options.chunkRawSize = 4096
+        _ = try ArchiveCreator.create(options, signer: keys.signer, recipients: keys.recipients)
+        var surgeon = try ArchiveSurgeon(scratch.sub("a.car"))
+        let count = surgeon.chunks.count
+        try #require(UInt64(count) - surgeon.totals.manifestFirstChunk >= 2)
+        surgeon.totals.manifestBytes -= UInt64(surgeon.rawLengths.removeLast())
+        surgeon.chunks.removeLast()
+        try surgeon.write(to: scratch.sub("cut.car"), resignWith: keys.signer)
+        let cursor = try ArchiveFile(path: scratch.sub("cut.car")).chunkTable()
+        var last: UInt64 = 0
+        while let (_, offset, _) = try cursor.next() { last = offset }
+        #expect(throws: IntegrityError.chunkAuthenticationFailed(index: UInt64(count - 2), offset: last)) {
+            _ = try Restorer.restore(archivePath: scratch.sub("cut.car"), to: scratch.sub("out"), keyring: keys.keyring)
+        }
+    }
+
     /// A name of restore's own staging directory at the top level would collide with it.
     @Test func aTopLevelNameLikeTheStagingDirectoryIsRefused() throws {
         let scratch = try Scratch()

@@ -127,19 +127,64 @@ import Testing
         #expect(try restores(path, reopened, scratch))
     }
 
-    @Test func aKeyFileAskingForAbsurdArgon2MemoryIsRefusedBeforeRunning() throws {
+    /// Rewrites a secret key file's bytes and recomputes its checksum: a well-formed but altered file.
+    func alterKeyFile(_ path: String, _ change: (inout [UInt8]) -> Void) throws {
+        var bytes = Array(try Data(contentsOf: URL(fileURLWithPath: path)))
+        change(&bytes)
+        bytes.replaceSubrange((bytes.count - 32)..., with: Sodium.blake2b(Array(bytes[..<(bytes.count - 32)])))
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+    }
+
+    /// Argon2id limits outside MODERATE…SENSITIVE, each in a checksummed file: refused before Argon2id
+    /// runs. Limits just past a cap are computable (a file without the cap would run them and then
+    /// fail on the passphrase), so only the cap gives this reason.
+    @Test(arguments: [(Sodium.pwhashOpsSensitive + 1, Sodium.pwhashMemModerate), (Sodium.pwhashOpsModerate, Sodium.pwhashMemSensitive + 1024),
+                      (UInt64(1), Sodium.pwhashMemModerate), (Sodium.pwhashOpsModerate, UInt64(8192)), (Sodium.pwhashOpsModerate, UInt64(1) << 40)]
+                      as [(UInt64, UInt64)])
+    func argon2LimitsOutsideTheCapsAreRefusedBeforeArgon2Runs(ops: UInt64, mem: UInt64) throws {
         let scratch = try Scratch()
         var passphrase = Array("pass".utf8)
         let directory = scratch.sub("keys")
         try Keyring.initialize(at: directory, passphrase: try Passphrase(bytes: &passphrase))
         let path = "\(directory)/signing.key"
-        var bytes = Array(try Data(contentsOf: URL(fileURLWithPath: path)))
-        // memlimit (u64 at offset 64) set to 1 TiB, checksum recomputed: a well-formed but hostile file.
-        withUnsafeBytes(of: UInt64(1 << 40).littleEndian) { for (i, b) in $0.enumerated() { bytes[64 + i] = b } }
-        bytes.replaceSubrange((bytes.count - 32)..., with: Sodium.blake2b(Array(bytes[..<(bytes.count - 32)])))
-        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        // The limits follow the 52-byte prefix: opslimit (u64 LE at 52), memlimit (u64 LE at 60).
+        var reader = ByteReader(Array(Array(try Data(contentsOf: URL(fileURLWithPath: path)))[52..<68]), what: "test")
+        #expect(try reader.u64() == Sodium.pwhashOpsModerate)
+        #expect(try reader.u64() == Sodium.pwhashMemModerate)
+        try alterKeyFile(path) { bytes in
+            withUnsafeBytes(of: ops.littleEndian) { for (i, b) in $0.enumerated() { bytes[52 + i] = b } }
+            withUnsafeBytes(of: mem.littleEndian) { for (i, b) in $0.enumerated() { bytes[60 + i] = b } }
+        }
         var again = Array("pass".utf8)
-        #expect(throws: KeyError.self) { try Keyring(directory: directory, passphrase: .fixed(try Passphrase(bytes: &again))).signingKey() }
+        #expect(throws: KeyError.argon2LimitsOutOfRange(path: path, ops: ops, mem: mem)) {
+            try Keyring(directory: directory, passphrase: .fixed(try Passphrase(bytes: &again))).signingKey()
+        }
+    }
+
+    @Test func aSecretKeyFileOthersCanReadIsRefused() throws {
+        let scratch = try Scratch()
+        let keys = try TestKeys(in: scratch)
+        let path = "\(keys.directory)/signing.key"
+        #expect(chmod(path, 0o640) == 0)
+        #expect(throws: KeyError.insecurePermissions(path: path, mode: 0o640)) { try keys.keyring.signingKey() }
+    }
+
+    @Test func anAlteredSecretKeyFileIsRefused() throws {
+        let scratch = try Scratch()
+        let keys = try TestKeys(in: scratch)
+        let path = "\(keys.directory)/signing.key"
+        try flipBit(path, at: 14)  // inside `created`: harmless to the key, caught only by the checksum
+        #expect(throws: KeyError.keyFileTampered(path: path)) { try keys.keyring.signingKey() }
+    }
+
+    /// A key file whose recorded public half belongs to another key (checksum recomputed).
+    @Test func aSecretKeyFileWithAForeignPublicHalfIsRefused() throws {
+        let scratch = try Scratch()
+        let keys = try TestKeys(in: scratch)
+        let other = try TestKeys(in: scratch, name: "other")
+        let path = "\(keys.directory)/signing.key"
+        try alterKeyFile(path) { bytes in bytes.replaceSubrange(20..<52, with: other.signer.publicKey.bytes) }
+        #expect(throws: KeyError.keyFileTampered(path: path)) { try keys.keyring.signingKey() }
     }
 
     @Test func everySecretKeyFileStaysPrivate() throws {

@@ -1,0 +1,86 @@
+import Foundation
+import Testing
+@testable import ColdArchive
+
+/// Create-side hostility: a local user who can write into a source directory swaps a file for a
+/// symlink (to make a root-run create read a secret) or for a FIFO (to hang it) between the walk's
+/// listing and its open; sockets and devices in a source are skipped with a warning.
+@Suite struct HostileSourceTests {
+    /// Archives `root` as `crm` with the walker's swap hook set, and returns the warnings.
+    func archive(_ root: String, to output: String, keys: TestKeys, swap: @escaping (String) -> Void) throws -> [String] {
+        var warnings: [String] = []
+        _ = try ArchiveCreator.write(to: output, signer: keys.signer, recipients: keys.recipients, label: nil, sources: ["crm"],
+                                     compressionLevel: 3, chunkRawSize: FormatV1.defaultChunkRawSize, workers: 2, now: Date()) { content in
+            let walker = SourceWalker(content: content)
+            walker.beforeOpeningChild = swap
+            try walker.add(source: root, as: "crm")
+            warnings = walker.warnings
+            return (walker.entryCount, walker.contentBytes)
+        }
+        return warnings
+    }
+
+    func restoredNames(_ archive: String, keys: TestKeys, scratch: Scratch) throws -> [String] {
+        _ = try Restorer.restore(archivePath: archive, to: scratch.sub("out"), keyring: keys.keyring)
+        return try FileManager.default.contentsOfDirectory(atPath: scratch.sub("out/crm")).sorted()
+    }
+
+    @Test func aFileSwappedForASymlinkDuringCreateIsNotFollowed() throws {
+        let scratch = try Scratch()
+        let keys = try TestKeys(in: scratch)
+        let root = scratch.sub("src")
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        try TreeBuilder.write("\(root)/invoice.pdf", "an invoice")
+        try TreeBuilder.write(scratch.sub("shadow"), "root's secret", mode: 0o600)
+        let warnings = try archive(root, to: scratch.sub("a.car"), keys: keys) { path in
+            guard path.hasSuffix("/invoice.pdf") else { return }
+            unlink(path)
+            symlink(scratch.sub("shadow"), path)
+        }
+        #expect(warnings == ["'\(root)/invoice.pdf' changed or vanished while it was archived; skipped"])
+        #expect(try restoredNames(scratch.sub("a.car"), keys: keys, scratch: scratch) == [])
+    }
+
+    @Test func aFileSwappedForAFIFODuringCreateIsSkipped() throws {
+        let scratch = try Scratch()
+        let keys = try TestKeys(in: scratch)
+        let root = scratch.sub("src")
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        try TreeBuilder.write("\(root)/orders.csv", "id\n1\n")
+        try TreeBuilder.write("\(root)/tickets.csv", "id\n7\n")
+        let warnings = try archive(root, to: scratch.sub("a.car"), keys: keys) { path in
+            guard path.hasSuffix("/orders.csv") else { return }
+            unlink(path)
+            mkfifo(path, 0o644)
+        }
+        #expect(warnings == ["'\(root)/orders.csv' is a device, FIFO or socket; skipped"])
+        #expect(try restoredNames(scratch.sub("a.car"), keys: keys, scratch: scratch) == ["tickets.csv"])
+    }
+
+    /// A socket and a FIFO that are in the source from the start (devices need root to make; they
+    /// take the same path, by their type in the directory listing).
+    @Test func socketsAndFIFOsInASourceAreSkippedWithAWarning() throws {
+        let scratch = try Scratch()
+        let keys = try TestKeys(in: scratch)
+        let root = scratch.sub("src")
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        try TreeBuilder.write("\(root)/a.csv", "a")
+        #expect(mkfifo("\(root)/pipe", 0o644) == 0)
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let socketPath = "\(root)/sock"
+        #expect(socketPath.utf8.count < MemoryLayout.size(ofValue: address.sun_path))
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            for (i, b) in socketPath.utf8.enumerated() { raw[i] = b }
+        }
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        #expect(bound == 0)
+        let warnings = try archive(root, to: scratch.sub("a.car"), keys: keys) { _ in }
+        #expect(warnings.sorted() == ["'\(root)/pipe' is a device, FIFO or socket; skipped", "'\(root)/sock' is a device, FIFO or socket; skipped"])
+        #expect(try restoredNames(scratch.sub("a.car"), keys: keys, scratch: scratch) == ["a.csv"])
+    }
+}
