@@ -7,7 +7,7 @@ PYTHON := /usr/bin/python3
 DEMO := .build-demo
 VECTORS := Tests/ColdArchiveTests/Vectors
 
-.PHONY: all deps build release test demo bench vectors fuzz hostile clean
+.PHONY: all deps build release test demo bench vectors fuzz hostile mutants clean
 
 all: build
 
@@ -25,11 +25,23 @@ build: deps
 release: deps
 	$(SWIFT) build -c release
 
-# The Swift Testing suite (library and CLI), then the independent Python decoder against the test vectors.
+# The Swift Testing suite (library and CLI), then — when run as root, as CI does — the same suite again
+# as an unprivileged user (root ignores file modes, which several checks depend on), then the
+# independent Python decoder against the test vectors.
+TEST_BINARY = $$($(SWIFT) build --show-bin-path)/coldarchivePackageTests.xctest
 test: deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
+	@if [ "$$(id -u)" -eq 0 ]; then \
+	  echo "== the suite again as an unprivileged user ($${TEST_USER:-nobody})"; \
+	  Tests/Support/run-unprivileged $(TEST_BINARY) --testing-library swift-testing; \
+	fi
 	$(PYTHON) Tests/Interop/decode_v1.py --check $(VECTORS)
+
+# Every security check proven by a test: each defect in Tests/Mutants/defects.toml is applied alone to
+# a scratch copy (.build-mutants/src) and must make its named tests fail. MUTANTS=id,id runs some.
+mutants: deps
+	$(PYTHON) Tests/Mutants/mutants.py $(if $(MUTANTS),--only $(MUTANTS))
 
 # A sample CRM data set, a keyring in keys/, an archive, an auditor's verify, a restore and a comparison.
 demo: release
@@ -60,14 +72,17 @@ hostile: deps
 
 # libFuzzer (with AddressSanitizer) over every parser of untrusted bytes: the library and the harness
 # compiled as one module. New inputs go to .build-fuzz/corpus; the committed seeds stay as they are.
+# FUZZ_SECONDS bounds the run by time instead (CI: `make fuzz FUZZ_RUNS=-1 FUZZ_SECONDS=90`); any crash,
+# sanitizer report or timeout fails the target.
 FUZZ_RUNS ?= 200000
+FUZZ_SECONDS ?= 0
 fuzz: deps
 	@mkdir -p .build-fuzz/corpus
 	swiftc -O -g -sanitize=fuzzer,address -parse-as-library -D FUZZ_STANDALONE -module-name ColdArchiveFuzz \
 	  -I Sources/CSodium -I Sources/CZstd -I Sources/CArchive \
 	  $$(find Sources/ColdArchive -name '*.swift' | sort) Tests/ColdArchiveTests/Hostile/FuzzHarness.swift \
 	  -o .build-fuzz/fuzz-coldarchive
-	.build-fuzz/fuzz-coldarchive -runs=$(FUZZ_RUNS) -max_len=65536 -print_final_stats=1 -artifact_prefix=.build-fuzz/ \
+	.build-fuzz/fuzz-coldarchive -runs=$(FUZZ_RUNS) -max_total_time=$(FUZZ_SECONDS) -timeout=25 -max_len=65536 -print_final_stats=1 -artifact_prefix=.build-fuzz/ \
 	  .build-fuzz/corpus Tests/Fuzz/corpus
 
 # Side by side with tar|zstd|age, restic and borg (Debian packages, installed here); figures go to

@@ -88,7 +88,7 @@ def tests_ran(output):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", help="comma-separated defect ids")
-    parser.add_argument("--timeout", type=int, default=300, help="seconds a defect's tests may run before the defect counts as caught (a hang)")
+    parser.add_argument("--timeout", type=int, default=120, help="seconds a defect's tests may run before the defect counts as caught (a hang)")
     options = parser.parse_args()
     with open(os.path.join(ROOT, "Tests", "Mutants", "defects.toml"), "rb") as f:
         defects = tomllib.load(f)["defect"]

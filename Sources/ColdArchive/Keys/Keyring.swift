@@ -155,7 +155,20 @@ public final class Keyring {
                                        mode: 0o644)
         try FileSystem.writeAtomically(Array(KeyFiles.encodePublic(kind: .signing, publicKey: old.publicKey.bytes, created: now).utf8),
                                        to: "\(signingHistoryDirectory)/\(old.publicKey.fingerprint).pub", mode: 0o644)
-        try writeSigningKey(new, passphrase: try passphrase.passphrase(), now: now)
+        // The old secret is overwritten, not only unlinked: kept under a second name while the new
+        // key replaces it atomically (a crash in between loses neither), then shredded.
+        let superseded = "\(directory)/.signing.key.superseded-\(getpid())"
+        FileSystem.remove(superseded)
+        guard link(signingSecretKeyPath, superseded) == 0 else {
+            throw SystemError(operation: "link", path: superseded, errno: errno)
+        }
+        do {
+            try writeSigningKey(new, passphrase: try passphrase.passphrase(), now: now)
+        } catch {
+            FileSystem.remove(superseded)
+            throw error
+        }
+        try FileSystem.shred(superseded)
         var keys = metadata.signingKeys ?? [.init(fingerprint: old.publicKey.fingerprint, created: metadata.created, status: "active")]
         for i in keys.indices where keys[i].status == "active" { keys[i].status = "superseded" }
         keys.append(.init(fingerprint: new.publicKey.fingerprint, created: Self.timestamp(now), status: "active"))

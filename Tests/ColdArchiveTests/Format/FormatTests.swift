@@ -71,6 +71,14 @@ import Testing
         #expect(throws: IntegrityError.self) { try ArchiveHeader.decode(prelude: prelude, fields: body) }
     }
 
+    @Test func aPreludeWithoutTheMagicIsRefused() {
+        var (prelude, body) = rawHeader(requiredFields())
+        prelude[0] ^= 0x01
+        #expect(throws: IntegrityError.notAnArchive(reason: "the file does not start with the coldarchive magic bytes")) {
+            try ArchiveHeader.decode(prelude: prelude, fields: body)
+        }
+    }
+
     @Test func unknownVersionIsRefusedClearly() {
         let (prelude, body) = rawHeader(requiredFields(), version: 2)
         #expect(throws: IntegrityError.unsupportedVersion(2)) { try ArchiveHeader.decode(prelude: prelude, fields: body) }

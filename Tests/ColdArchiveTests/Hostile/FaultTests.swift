@@ -47,6 +47,32 @@ import Testing
         return process
     }
 
+    /// Bytes under `directory` in entries whose name contains `marker` (files, or whole directories).
+    func bytes(in directory: String, named marker: String) -> UInt64 {
+        var total: UInt64 = 0
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [] where name.contains(marker) {
+            let path = "\(directory)/\(name)"
+            if FileSystem.isDirectory(path) {
+                for sub in FileManager.default.subpaths(atPath: path) ?? [] { total += fileSize("\(path)/\(sub)") }
+            } else {
+                total += fileSize(path)
+            }
+        }
+        return total
+    }
+
+    /// Starts `arguments` and kills it with SIGKILL once its work in progress (entries of `directory`
+    /// named with `marker`) holds `threshold` bytes: a moment chosen by progress, not by a clock, so
+    /// every round interrupts real work. Returns whether the process was killed before it finished.
+    func killMidway(_ arguments: [String], directory: String, marker: String, threshold: UInt64) throws -> Bool {
+        let process = try spawn(arguments)
+        var reached = false
+        while process.isRunning && !reached { reached = bytes(in: directory, named: marker) >= threshold }
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        return process.terminationReason == .uncaughtSignal
+    }
+
     @Test func killingCreateAtRandomMomentsNeverLeavesAnArchiveThatLooksComplete() throws {
         let scratch = try Scratch()
         let keyring = try keyring(scratch)
@@ -55,12 +81,13 @@ import Testing
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
         let archive = "\(out)/2026-11.car"
         let trusted = try SigningPublicKey(contentsOf: "\(keyring)/signing.pub")
-        var completed = 0
-        for round in 0..<20 {
-            let process = try spawn(["create", "--keyring", keyring, "--out", archive, source])
-            usleep(UInt32(5_000 + (round * 37_000) % 400_000))
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
+        var completed = 0, interrupted = 0
+        for round in 0..<12 {
+            // From the first bytes of the temporary file to nearly all of the archive's 24 MiB.
+            let threshold = UInt64(1 + round * 2) << 20
+            let killed = try killMidway(["create", "--keyring", keyring, "--out", archive, source], directory: out,
+                                        marker: ".partial-", threshold: threshold)
+            if killed && !FileManager.default.fileExists(atPath: archive) { interrupted += 1 }
             if FileManager.default.fileExists(atPath: archive) {
                 // Whatever is under the final name is a whole, valid archive.
                 _ = try Verifier.verify(path: archive, trusting: trusted)
@@ -68,7 +95,7 @@ import Testing
                 try FileManager.default.removeItem(atPath: archive)
             }
         }
-        #expect(completed < 20, "no create was ever interrupted; the test did not test anything")
+        #expect(interrupted >= 10, "only \(interrupted) of 12 creates were interrupted mid-write (\(completed) completed)")
         // The next run completes and removes what the killed runs left behind.
         let result = try CLI.run(["create", "--keyring", keyring, "--out", archive, source])
         #expect(result.status == 0, "\(result.stderr)")
@@ -83,21 +110,23 @@ import Testing
         var interrupted = 0
         for round in 0..<8 {
             try? FileManager.default.removeItem(atPath: target)
-            let process = try spawn(["restore", archive, "--keyring", keyring, "--to", target])
-            usleep(UInt32(20_000 + round * 60_000))
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
+            try FileManager.default.createDirectory(atPath: target, withIntermediateDirectories: true)
+            // Killed once the staging directory holds 0, 3, 6 … 21 MiB of the 24 MiB tree.
+            let killed = try killMidway(["restore", archive, "--keyring", keyring, "--to", target], directory: target,
+                                        marker: Restorer.stagingPrefix, threshold: UInt64(round * 3) << 20 + 1)
             let present = (try? FileManager.default.contentsOfDirectory(atPath: target)) ?? []
-            // Either finished (exactly the restored tree), or nothing but a staging directory.
-            if present != ["crm"] {
+            if killed && present != ["crm"] {
                 interrupted += 1
-                #expect(present.allSatisfy { $0.hasPrefix(Restorer.stagingPrefix) }, "partial files outside staging: \(present)")
-                let again = try CLI.run(["restore", archive, "--keyring", keyring, "--to", target])
+                // Nothing but a staging directory — or, killed during the final moves, what its journal
+                // says was already moved, which the next restore moves back before it starts.
+                let outside = present.filter { !$0.hasPrefix(Restorer.stagingPrefix) }
+                #expect(outside.isEmpty || (outside == ["crm"] && present.count > 1), "partial files outside staging: \(present)")
+                let again = try CLI.run(["restore", archive, "--keyring", keyring, "--to", target, "--force"])
                 #expect(again.status == 0, "\(again.stderr)")
                 #expect(try FileManager.default.contentsOfDirectory(atPath: target) == ["crm"])
             }
         }
-        #expect(interrupted > 0, "no restore was ever interrupted; the test did not test anything")
+        #expect(interrupted >= 6, "only \(interrupted) of 8 restores were interrupted mid-write")
         #expect(try TreeSnapshot(source) == TreeSnapshot("\(target)/crm"))
     }
 

@@ -29,6 +29,11 @@ import Testing
         #expect(throws: IntegrityError.notAnArchive(reason: "the file does not start with the coldarchive magic bytes")) {
             _ = try ArchiveFile(path: archive)
         }
+        // A short file of something else is named for what it is not, not as a truncated archive.
+        try Data("PK\u{3}\u{4} a zip, not an archive".utf8).write(to: URL(fileURLWithPath: archive))
+        #expect(throws: IntegrityError.notAnArchive(reason: "the file does not start with the coldarchive magic bytes")) {
+            _ = try ArchiveFile(path: archive)
+        }
     }
 
     /// A header taken from a twin archive (same length, so every offset still fits): only the

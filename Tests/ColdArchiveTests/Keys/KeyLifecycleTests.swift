@@ -161,6 +161,36 @@ import Testing
         }
     }
 
+    /// A second name for a secret key file's inode: after the key is destroyed, what it holds is what
+    /// stayed on the disk.
+    func holdInode(_ path: String, _ scratch: Scratch) throws -> String {
+        let held = scratch.sub("held-\(UUID().uuidString.prefix(6))")
+        #expect(link(path, held) == 0)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: held)).contains { $0 != 0 })
+        return held
+    }
+
+    @Test func signingKeyRotationOverwritesTheOldSecret() throws {
+        let scratch = try Scratch()
+        let keys = try TestKeys(in: scratch)
+        let held = try holdInode("\(keys.directory)/signing.key", scratch)
+        try keys.keyring.rotateSigningKey()
+        #expect(try Data(contentsOf: URL(fileURLWithPath: held)).allSatisfy { $0 == 0 })
+        #expect(try keys.keyring.signingKey().publicKey != keys.signer.publicKey)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: keys.directory).filter { $0.contains("superseded") }.isEmpty)
+    }
+
+    @Test func retireOverwritesTheKeyFile() throws {
+        let scratch = try Scratch()
+        let keys = try TestKeys(in: scratch)
+        let old = keys.recipients[0].keyIDHex
+        _ = try keys.keyring.rotateEncryptionKey()
+        let held = try holdInode("\(keys.directory)/encryption/\(old).key", scratch)
+        try keys.keyring.retire(keyID: old)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: held)).allSatisfy { $0 == 0 })
+        #expect(!FileManager.default.fileExists(atPath: "\(keys.directory)/encryption/\(old).key"))
+    }
+
     @Test func aSecretKeyFileOthersCanReadIsRefused() throws {
         let scratch = try Scratch()
         let keys = try TestKeys(in: scratch)
@@ -187,21 +217,60 @@ import Testing
         #expect(throws: KeyError.keyFileTampered(path: path)) { try keys.keyring.signingKey() }
     }
 
+    /// Every command that writes a secret key file, each run under `umask 0` in its own process (a
+    /// process-wide umask in the test runner would leak into tests running beside this one).
     @Test func everySecretKeyFileStaysPrivate() throws {
         let scratch = try Scratch()
-        let old = umask(0)
-        defer { umask(old) }
-        let keys = try TestKeys(in: scratch)
-        try keys.keyring.rotateEncryptionKey()
-        try keys.keyring.rotateSigningKey()
-        try keys.keyring.changePassphrase(to: nil)
-        try keys.keyring.exportPublic(to: scratch.sub("host"), includeSigningKey: true)
-        for root in [keys.directory, scratch.sub("host")] {
+        let directory = scratch.sub("keys")
+        func run(_ arguments: String, _ environment: [String: String] = [:]) throws {
+            let result = try CLI.run(["-c", "umask 0; exec '\(CLI.executable)' \(arguments)"], environment: environment, executable: "/bin/bash")
+            #expect(result.status == 0, "\(arguments): \(result.stderr)")
+        }
+        try run("keys init --no-passphrase --keyring '\(directory)'")
+        try run("keys rotate --keyring '\(directory)'")
+        try run("keys rotate --signing --keyring '\(directory)'")
+        try run("keys passwd --keyring '\(directory)'", ["COLDARCHIVE_NEW_PASSPHRASE": "a passphrase for the umask test"])
+        try run("keys export-public --include-signing-key --out '\(scratch.sub("host"))' --keyring '\(directory)'",
+                ["COLDARCHIVE_PASSPHRASE": "a passphrase for the umask test"])
+        for root in [directory, scratch.sub("host")] {
             for sub in try FileManager.default.subpathsOfDirectory(atPath: root) where sub.hasSuffix(".key") {
                 let mode = try FileManager.default.attributesOfItem(atPath: "\(root)/\(sub)")[.posixPermissions] as? Int
                 #expect(mode == 0o600, "\(root)/\(sub)")
             }
         }
+    }
+
+    /// `keys passwd`, `keys add-recipient` and `restore --trust`, as an operator and an escrow holder
+    /// run them.
+    @Test func passwdAddRecipientAndRestoreWithTrustThroughTheBinary() throws {
+        let scratch = try Scratch()
+        let site = scratch.sub("site"), escrow = scratch.sub("escrow")
+        let first = ["COLDARCHIVE_PASSPHRASE": "first site passphrase"]
+        let second = ["COLDARCHIVE_PASSPHRASE": "second site passphrase"]
+        #expect(try CLI.run(["keys", "init", "--keyring", site], environment: first).status == 0)
+        let passwd = try CLI.run(["keys", "passwd", "--keyring", site],
+                                 environment: first.merging(["COLDARCHIVE_NEW_PASSPHRASE": "second site passphrase"]) { $1 })
+        #expect(passwd.status == 0, "\(passwd.stderr)")
+        #expect(try CLI.run(["keys", "init", "--no-passphrase", "--keyring", escrow]).status == 0)
+        let escrowKey = try #require(try FileManager.default.contentsOfDirectory(atPath: "\(escrow)/encryption").first { $0.hasSuffix(".pub") })
+        let added = try CLI.run(["keys", "add-recipient", "\(escrow)/encryption/\(escrowKey)", "--label", "escrow: legal", "--keyring", site],
+                                environment: second)
+        #expect(added.status == 0, "\(added.stderr)")
+
+        let source = try TreeBuilder.crmTree(at: scratch.sub("src"), attachmentBytes: 5000)
+        let archive = scratch.sub("a.car")
+        // The old passphrase no longer opens the signing key; the new one does.
+        let refused = try CLI.run(["create", "--keyring", site, "--out", archive, source], environment: first)
+        #expect(refused.status == 3 && refused.stderr.contains("passphrase is wrong"), "\(refused.stderr)")
+        let created = try CLI.run(["create", "--keyring", site, "--out", archive, source], environment: second)
+        #expect(created.status == 0, "\(created.stderr)")
+
+        // The escrow holder restores with its own key, trusting the site's signing key.
+        let untrusted = try CLI.run(["restore", archive, "--keyring", escrow, "--to", scratch.sub("no")])
+        #expect(untrusted.status == 1, "\(untrusted.stderr)")
+        let restored = try CLI.run(["restore", archive, "--keyring", escrow, "--trust", "\(site)/signing.pub", "--to", scratch.sub("out")])
+        #expect(restored.status == 0, "\(restored.stderr)")
+        #expect(try TreeSnapshot(source) == TreeSnapshot(scratch.sub("out/crm")))
     }
 
     @Test func anAuditorFollowsTheSigningChainFromTheFirstKey() throws {
