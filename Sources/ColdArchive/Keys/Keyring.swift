@@ -157,8 +157,8 @@ public final class Keyring {
                                        to: "\(signingHistoryDirectory)/\(old.publicKey.fingerprint).pub", mode: 0o644)
         // The old secret is overwritten, not only unlinked: kept under a second name while the new
         // key replaces it atomically (a crash in between loses neither), then shredded.
-        let superseded = "\(directory)/.signing.key.superseded-\(getpid())"
-        FileSystem.remove(superseded)
+        try removeSupersededSigningKeys()
+        let superseded = "\(directory)/\(Self.supersededSigningKeyPrefix)\(getpid())"
         guard link(signingSecretKeyPath, superseded) == 0 else {
             throw SystemError(operation: "link", path: superseded, errno: errno)
         }
@@ -176,6 +176,25 @@ public final class Keyring {
         metadata.signingFingerprint = new.publicKey.fingerprint
         try saveMetadata()
         return statement
+    }
+
+    static let supersededSigningKeyPrefix = ".signing.key.superseded-"
+
+    /// What a rotation killed before it finished left: a second name of an old secret is shredded; one
+    /// of the current signing key (killed before the new key was in place) is only unlinked.
+    private func removeSupersededSigningKeys() throws {
+        var current = stat()
+        let hasCurrent = stat(signingSecretKeyPath, &current) == 0
+        for name in try FileSystem.directoryEntries(directory) where name.hasPrefix(Self.supersededSigningKeyPrefix) {
+            let path = "\(directory)/\(name)"
+            var st = stat()
+            guard lstat(path, &st) == 0 else { continue }
+            if hasCurrent && st.st_dev == current.st_dev && st.st_ino == current.st_ino {
+                FileSystem.remove(path)
+            } else {
+                try FileSystem.shred(path)
+            }
+        }
     }
 
     private func writeSigningKey(_ key: SigningKey, passphrase: Passphrase?, now: Date) throws {

@@ -109,6 +109,14 @@ import Testing
         #expect(try CLI.run(["inspect", scratch.sub("missing.car")]).status == 3)
     }
 
+    /// The test runner itself: a child that writes more to stderr than a pipe holds (64 KiB) before
+    /// it writes to stdout must not hang it.
+    @Test func theRunnerReadsALargeStandardErrorWithoutHanging() throws {
+        let result = try CLI.run(["-c", "head -c 200000 /dev/zero | tr '\\0' x >&2; echo done"], executable: "/bin/sh")
+        #expect(result.stdout == "done\n")
+        #expect(result.stderr.utf8.count == 200_000)
+    }
+
     @Test func helpExitsZero() throws {
         let result = try CLI.run(["--help"])
         #expect(result.status == 0)

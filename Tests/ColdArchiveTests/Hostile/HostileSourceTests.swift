@@ -20,6 +20,14 @@ import Testing
         return warnings
     }
 
+    /// `scratch/src` holding `files` (name: content).
+    func source(_ scratch: Scratch, _ files: [String: String]) throws -> String {
+        let root = scratch.sub("src")
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        for (name, content) in files { try TreeBuilder.write("\(root)/\(name)", content) }
+        return root
+    }
+
     func restoredNames(_ archive: String, keys: TestKeys, scratch: Scratch) throws -> [String] {
         _ = try Restorer.restore(archivePath: archive, to: scratch.sub("out"), keyring: keys.keyring)
         return try FileManager.default.contentsOfDirectory(atPath: scratch.sub("out/crm")).sorted()
@@ -28,9 +36,7 @@ import Testing
     @Test func aFileSwappedForASymlinkDuringCreateIsNotFollowed() throws {
         let scratch = try Scratch()
         let keys = try TestKeys(in: scratch)
-        let root = scratch.sub("src")
-        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
-        try TreeBuilder.write("\(root)/invoice.pdf", "an invoice")
+        let root = try source(scratch, ["invoice.pdf": "an invoice"])
         try TreeBuilder.write(scratch.sub("shadow"), "root's secret", mode: 0o600)
         let warnings = try archive(root, to: scratch.sub("a.car"), keys: keys) { path in
             guard path.hasSuffix("/invoice.pdf") else { return }
@@ -44,10 +50,7 @@ import Testing
     @Test func aFileSwappedForAFIFODuringCreateIsSkipped() throws {
         let scratch = try Scratch()
         let keys = try TestKeys(in: scratch)
-        let root = scratch.sub("src")
-        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
-        try TreeBuilder.write("\(root)/orders.csv", "id\n1\n")
-        try TreeBuilder.write("\(root)/tickets.csv", "id\n7\n")
+        let root = try source(scratch, ["orders.csv": "id\n1\n", "tickets.csv": "id\n7\n"])
         let warnings = try archive(root, to: scratch.sub("a.car"), keys: keys) { path in
             guard path.hasSuffix("/orders.csv") else { return }
             unlink(path)
@@ -62,9 +65,7 @@ import Testing
     @Test func socketsAndFIFOsInASourceAreSkippedWithAWarning() throws {
         let scratch = try Scratch()
         let keys = try TestKeys(in: scratch)
-        let root = scratch.sub("src")
-        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
-        try TreeBuilder.write("\(root)/a.csv", "a")
+        let root = try source(scratch, ["a.csv": "a"])
         #expect(mkfifo("\(root)/pipe", 0o644) == 0)
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(fd) }

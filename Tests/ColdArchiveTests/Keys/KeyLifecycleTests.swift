@@ -180,6 +180,22 @@ import Testing
         #expect(try FileManager.default.contentsOfDirectory(atPath: keys.directory).filter { $0.contains("superseded") }.isEmpty)
     }
 
+    /// A rotation killed midway leaves a second name of a secret; the next rotation removes it —
+    /// shredding an old secret, only unlinking a name of the current key.
+    @Test func theNextRotationRemovesWhatAKilledOneLeft() throws {
+        let scratch = try Scratch()
+        let keys = try TestKeys(in: scratch)
+        let current = "\(keys.directory)/signing.key"
+        let oldSecret = "\(keys.directory)/\(Keyring.supersededSigningKeyPrefix)1"
+        try copyFile(current, oldSecret)
+        let held = try holdInode(oldSecret, scratch)
+        #expect(link(current, "\(keys.directory)/\(Keyring.supersededSigningKeyPrefix)2") == 0)
+        try keys.keyring.rotateSigningKey()
+        #expect(try Data(contentsOf: URL(fileURLWithPath: held)).allSatisfy { $0 == 0 })
+        #expect(try FileManager.default.contentsOfDirectory(atPath: keys.directory).filter { $0.contains("superseded") }.isEmpty)
+        #expect(try keys.keyring.signingKey().publicKey != keys.signer.publicKey)
+    }
+
     @Test func retireOverwritesTheKeyFile() throws {
         let scratch = try Scratch()
         let keys = try TestKeys(in: scratch)

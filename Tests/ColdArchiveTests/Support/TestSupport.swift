@@ -191,14 +191,8 @@ func expectError(_ matches: (IntegrityError) -> Bool, _ comment: Comment? = nil,
     }
 }
 
-/// Asserts that `body` throws an error of kind `.integrity`.
+/// Asserts that `body` throws an error of kind `.integrity` (every such error is an `IntegrityError`),
+/// whatever its reason: for campaigns over many damages, where the reason depends on the position.
 func expectIntegrityFailure(_ comment: Comment? = nil, sourceLocation: SourceLocation = #_sourceLocation, _ body: () throws -> Void) {
-    do {
-        try body()
-        Issue.record("expected an integrity failure, got success. \(comment.map { "\($0)" } ?? "")", sourceLocation: sourceLocation)
-    } catch let error as ColdArchiveError {
-        #expect(error.kind == .integrity, "expected an integrity failure, got: \(error)", sourceLocation: sourceLocation)
-    } catch {
-        Issue.record("expected an integrity failure, got: \(error)", sourceLocation: sourceLocation)
-    }
+    expectError({ _ in true }, comment, sourceLocation: sourceLocation, body)
 }
