@@ -67,10 +67,11 @@ extension ManifestEntry {
 }
 
 /// Seals a hand-made tar stream and manifest with the library's own writer, validly signed.
-func craftArchive(_ scratch: Scratch, keys: TestKeys, tar: [UInt8], manifest: [ManifestEntry]) throws -> String {
+func craftArchive(_ scratch: Scratch, keys: TestKeys, tar: [UInt8], manifest: [ManifestEntry],
+                  chunkRawSize: UInt32 = FormatV1.defaultChunkRawSize) throws -> String {
     let path = scratch.sub("crafted-\(UUID().uuidString.prefix(6)).car")
     _ = try ArchiveCreator.write(to: path, signer: keys.signer, recipients: keys.recipients, label: "crafted", sources: ["crm"],
-                                 compressionLevel: 3, chunkRawSize: FormatV1.defaultChunkRawSize, workers: 2, now: Date()) { content in
+                                 compressionLevel: 3, chunkRawSize: chunkRawSize, workers: 2, now: Date()) { content in
         try (tar + HandTar.end).withUnsafeBytes { try content.raw($0) }
         for entry in manifest { try content.record(entry) }
         return (UInt64(manifest.count), manifest.reduce(0) { $0 + $1.size })

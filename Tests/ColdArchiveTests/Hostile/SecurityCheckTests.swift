@@ -130,6 +130,36 @@ import Testing
         }
     }
 
+    /// The signer moves the boundary between the sections down by one chunk and re-signs: the last
+    /// data chunk (all zeros, after the end-of-archive marker) becomes the manifest's first. Index and
+    /// last flag still match; only the section in the AEAD's associated data tells.
+    @Test func aDataChunkPassedOffAsManifestIsRefusedByTheSection() throws {
+        let scratch = try Scratch()
+        let keys = try TestKeys(in: scratch)
+        let data = Array("id,name\n1,Ada\n".utf8)
+        var tar = HostileContentTests.crm + HandTar.entry("crm/a.csv", .file, data: data)
+        // Up to a whole number of 4 KiB chunks once craftArchive's end marker and the writer's own
+        // (1 KiB each) follow, then one more chunk of zeros.
+        tar += [UInt8](repeating: 0, count: (4096 - (tar.count + 2 * HandTar.end.count) % 4096) % 4096 + 4096)
+        let archive = try craftArchive(scratch, keys: keys, tar: tar, manifest: [.directory("crm"), .file("crm/a.csv", data)],
+                                       chunkRawSize: 4096)
+        _ = try Verifier.verifyDeep(path: archive, keyring: keys.keyring)
+        var surgeon = try ArchiveSurgeon(archive)
+        let moved = Int(surgeon.totals.manifestFirstChunk) - 1
+        try #require(surgeon.rawLengths[moved] == 4096 && moved >= 1)
+        surgeon.totals.manifestFirstChunk -= 1
+        surgeon.totals.tarBytes -= 4096
+        surgeon.totals.manifestBytes += 4096
+        try surgeon.write(to: scratch.sub("moved.car"), resignWith: keys.signer)
+        let file = try ArchiveFile(path: scratch.sub("moved.car"))
+        let cursor = file.chunkTable()
+        var offset: UInt64 = 0
+        while let (index, at, _) = try cursor.next(), index <= UInt64(moved) { offset = at }
+        #expect(throws: IntegrityError.chunkAuthenticationFailed(index: UInt64(moved), offset: offset)) {
+            _ = try Restorer.restore(archivePath: scratch.sub("moved.car"), to: scratch.sub("out"), keyring: keys.keyring)
+        }
+    }
+
     /// A name of restore's own staging directory at the top level would collide with it.
     @Test func aTopLevelNameLikeTheStagingDirectoryIsRefused() throws {
         let scratch = try Scratch()
