@@ -130,6 +130,30 @@ import Testing
         #expect(throws: IntegrityError.checksumMismatch(what: "recipient block")) { try RecipientBlock.decode(bytes) }
     }
 
+    @Test func recipientsLengthIsCappedBeforeAllocation() {
+        var w = ByteWriter()
+        w.u32(FormatV1.maxRecipientsLength + 1)
+        #expect(throws: IntegrityError.outOfRange(field: "recipients_length", value: UInt64(FormatV1.maxRecipientsLength) + 1, min: 85,
+                                                  max: UInt64(FormatV1.maxRecipientsLength))) {
+            try RecipientBlock.parseLength(w.bytes)
+        }
+    }
+
+    /// Bytes between the header MAC and the checksum, with the length and checksum made to match:
+    /// only the canonical-encoding rule (nothing trailing) refuses them.
+    @Test func recipientBlockWithTrailingBytesIsRefused() throws {
+        let block = RecipientBlock(recipients: [Recipient(type: 1, keyID: [UInt8](repeating: 5, count: 16),
+                                                          wrappedKey: [UInt8](repeating: 6, count: 80))],
+                                   headerMAC: [UInt8](repeating: 7, count: 32))
+        var bytes = block.encoded()
+        bytes.insert(contentsOf: [1, 2, 3], at: bytes.count - 32)
+        var length = ByteWriter()
+        length.u32(UInt32(bytes.count - 4))
+        bytes.replaceSubrange(0..<4, with: length.bytes)
+        bytes.replaceSubrange((bytes.count - 32)..., with: Sodium.blake2b(Array(bytes[0..<(bytes.count - 32)])))
+        #expect(throws: IntegrityError.malformed(what: "recipient block (3 unexpected trailing bytes)")) { try RecipientBlock.decode(bytes) }
+    }
+
     @Test func trailerTotalsRejectImpossibleCounts() {
         let totals = TrailerTotals(headerDigest: [UInt8](repeating: 0, count: 32), chunkCount: 5, manifestFirstChunk: 5,
                                    tarBytes: 1, manifestBytes: 1, entryCount: 1, contentBytes: 0, payloadBytes: 100)
@@ -167,7 +191,10 @@ import Testing
         w.u32(UInt32.max)
         var decoder = ManifestDecoder()
         decoder.feed(w.bytes)
-        #expect(throws: IntegrityError.self) { _ = try decoder.next() }
+        #expect(throws: IntegrityError.outOfRange(field: "manifest entry_length", value: UInt64(UInt32.max),
+                                                  min: UInt64(ManifestEntry.fixedSize), max: UInt64(ManifestEntry.maxEncodedSize))) {
+            _ = try decoder.next()
+        }
     }
 
     @Test func modeWithSetuidBitIsRefused() {

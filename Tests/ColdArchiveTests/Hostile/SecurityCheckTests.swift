@@ -160,6 +160,61 @@ import Testing
         }
     }
 
+    /// Rewrites one u64 field of the footer (16: payload offset, 24: trailer offset) and its checksum.
+    func withFooterField(_ path: String, at field: Int, _ change: (UInt64) -> UInt64) throws -> String {
+        var bytes = Array(try Data(contentsOf: URL(fileURLWithPath: path)))
+        let footer = bytes.count - FormatV1.footerSize
+        var reader = ByteReader(Array(bytes[(footer + field)..<(footer + field + 8)]), what: "test")
+        let value = change(try reader.u64())
+        withUnsafeBytes(of: value.littleEndian) { for (i, b) in $0.enumerated() { bytes[footer + field + i] = b } }
+        bytes.replaceSubrange((footer + 40)..<(footer + 56), with: Sodium.blake2b(Array(bytes[footer..<(footer + 40)]), outputBytes: 16))
+        let out = path + ".footer"
+        try Data(bytes).write(to: URL(fileURLWithPath: out))
+        return out
+    }
+
+    @Test func aFooterThatMisplacesThePayloadIsRefused() throws {
+        let (scratch, keys, a, _) = try twins()
+        defer { withExtendedLifetime(scratch) {} }
+        let payload = try ArchiveFile(path: a).footer.payloadOffset
+        let damaged = try withFooterField(a, at: 16) { $0 + 1 }
+        #expect(throws: IntegrityError.inconsistent(what: "the footer puts the payload at byte \(payload + 1), the header ends at \(payload)")) {
+            _ = try Verifier.verify(path: damaged, trusting: keys.signer.publicKey)
+        }
+    }
+
+    @Test func aFooterThatMisplacesTheTrailerIsRefused() throws {
+        let (scratch, keys, a, _) = try twins()
+        defer { withExtendedLifetime(scratch) {} }
+        let damaged = try withFooterField(a, at: 24) { $0 + 512 }
+        #expect(throws: IntegrityError.inconsistent(what: "the footer's trailer position does not match the file's length (\(fileSize(damaged)) bytes)")) {
+            _ = try Verifier.verify(path: damaged, trusting: keys.signer.publicKey)
+        }
+    }
+
+    /// Someone holding a file key and the signing key (a recipient gone rogue on the archiving host)
+    /// alters the header, recomputes the header MAC and re-signs: the chunks were sealed under the
+    /// original header's digest, so none of them opens.
+    @Test func chunksAreBoundToTheirHeaderEvenForAHolderOfTheFileKey() throws {
+        let (scratch, keys, a, _) = try twins()
+        let original = try ArchiveFile(path: a)
+        var surgeon = try ArchiveSurgeon(a)
+        let label = Array("twin".utf8)
+        let at = try #require((0...(surgeon.headerBytes.count - label.count)).first { Array(surgeon.headerBytes[$0..<($0 + label.count)]) == label })
+        surgeon.headerBytes.replaceSubrange(at..<(at + label.count), with: Array("TWIN".utf8))
+        let fileKey = try original.unwrapFileKey { try keys.keyring.encryptionKey(id: $0) }
+        var block = original.recipientBlock
+        block.headerMAC = RecipientBlock.mac(headerDigest: Sodium.blake2b(surgeon.headerBytes), entries: block.entriesEncoded(),
+                                             macKey: fileKey.headerMACKey(salt: original.header.payloadSalt))
+        surgeon.recipientBytes = block.encoded()
+        try surgeon.write(to: scratch.sub("relabelled.car"), resignWith: keys.signer, headerDigestFromHeader: true)
+        let forged = try ArchiveFile(path: scratch.sub("relabelled.car"))
+        #expect(forged.header.label == "TWIN")
+        #expect(throws: IntegrityError.chunkAuthenticationFailed(index: forged.totals.manifestFirstChunk, offset: forged.manifestOffset)) {
+            _ = try Restorer.restore(archivePath: scratch.sub("relabelled.car"), to: scratch.sub("out"), keyring: keys.keyring)
+        }
+    }
+
     /// A name of restore's own staging directory at the top level would collide with it.
     @Test func aTopLevelNameLikeTheStagingDirectoryIsRefused() throws {
         let scratch = try Scratch()

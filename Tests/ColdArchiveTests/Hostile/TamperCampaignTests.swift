@@ -223,7 +223,7 @@ import Testing
         var bytes = surgeon.assemble(resignWith: f.keys.signer)
         let tableStart = Int(f.file.footer.trailerOffset) + FormatV1.trailerFixedSize
         withUnsafeBytes(of: value.littleEndian) { for (i, b) in $0.enumerated() { bytes[tableStart + i] = b } }
-        try f.expectRestoreRefuses(bytes, "sealed_len \(value)", containing: "outside the allowed")
+        try f.expectRestoreRefuses(bytes, "sealed_len \(value)", containing: "sealed_len of chunk 0 is \(value), outside the allowed")
     }
 }
 

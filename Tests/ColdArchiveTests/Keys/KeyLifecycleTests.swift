@@ -215,6 +215,20 @@ import Testing
         #expect(throws: KeyError.insecurePermissions(path: path, mode: 0o640)) { try keys.keyring.signingKey() }
     }
 
+    @Test func anOversizedKeyFileIsRefusedBeforeItIsRead() throws {
+        let scratch = try Scratch()
+        let keys = try TestKeys(in: scratch)
+        let path = "\(keys.directory)/signing.key"
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+        try handle.seekToEnd()
+        try handle.write(contentsOf: Data(count: 5000))
+        try handle.close()
+        let size = fileSize(path)
+        #expect(throws: OperationError("'\(path)' is \(size) bytes, larger than the 4096 bytes such a file may have")) {
+            try keys.keyring.signingKey()
+        }
+    }
+
     @Test func anAlteredSecretKeyFileIsRefused() throws {
         let scratch = try Scratch()
         let keys = try TestKeys(in: scratch)

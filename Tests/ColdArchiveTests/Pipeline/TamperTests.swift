@@ -142,6 +142,9 @@ import Testing
         try handle.seek(toOffset: file.footer.trailerOffset + 40)
         try handle.write(contentsOf: Data([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f]))
         try handle.close()
+        #expect(throws: IntegrityError.outOfRange(field: "chunk_count", value: UInt64(Int64.max), min: 2, max: FormatV1.maxChunkCount)) {
+            _ = try ArchiveFile(path: archive)
+        }
         try expectRefusedEverywhere(archive, keys: keys, scratch: scratch)
     }
 }
