@@ -70,7 +70,7 @@ public enum ArchiveCreator {
             try FileSystem.makeDirectory(space, mode: 0o700)
             for export in options.imports {
                 let name = ExportImporter.name(of: export)
-                guard !named.contains(where: { $0.0 == name }), !name.isEmpty else { throw SourceError.duplicateName(name: name) }
+                guard !named.contains(where: { PathRules.same($0.0, name) }), !name.isEmpty else { throw SourceError.duplicateName(name: name) }
                 warnings += try ExportImporter.unpack(export, into: "\(space)/\(name)").map { "\(export): \($0)" }
                 named.append((name, "\(space)/\(name)"))
             }
@@ -233,7 +233,7 @@ public enum ArchiveCreator {
 
     /// The top-level name of each source: its last path component, which must be unique.
     static func topLevelNames(_ sources: [String]) throws -> [String] {
-        var seen = Set<String>()
+        var seen = Set<[UInt8]>()
         return try sources.map { source in
             guard FileSystem.exists(source) else { throw SourceError.missing(path: source) }
             var name = FileSystem.baseName(of: source)
@@ -244,7 +244,7 @@ public enum ArchiveCreator {
             guard !name.isEmpty, name != "/", name != ".", name != ".." else {
                 throw OperationError("cannot name source '\(source)'; pass a directory below the root", kind: .usage)
             }
-            guard seen.insert(name).inserted else { throw SourceError.duplicateName(name: name) }
+            guard seen.insert(PathRules.key(name)).inserted else { throw SourceError.duplicateName(name: name) }
             return name
         }
     }

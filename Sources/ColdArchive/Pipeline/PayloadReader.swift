@@ -276,6 +276,11 @@ extension ArchiveFile {
     private static func check(_ header: TarEntryHeader, against expected: ManifestEntry) throws {
         func mismatch(_ reason: ManifestMismatch) -> IntegrityError { .manifestMismatch(path: header.path, reason: reason) }
         let parts = try PathRules.components(of: header.path)
+        // The one place names are compared up to canonical equivalence (Swift's `==`), not by bytes:
+        // libarchive composes UTF-8 names towards NFC when it writes and when it reads pax headers
+        // (archive_string.c, SCONV_NORMALIZATION_C on every converter from UTF-8), so the tar stream
+        // may hold "é" where the manifest holds "e" + U+0301. The manifest's bytes are what restore
+        // writes; format v2 stores names as raw bytes so the two agree exactly.
         guard header.path == expected.path else { throw mismatch(.path(manifest: expected.path)) }
         guard header.mode & 0o7000 == 0 else {
             throw IntegrityError.unsafeEntry(path: header.path, reason: .privilegeBits)

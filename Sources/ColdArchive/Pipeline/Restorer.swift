@@ -51,7 +51,8 @@ public enum Restorer {
             if !present.isEmpty && !force {
                 throw OperationError("restore target '\(target)' is not empty; restore into a new directory, or pass --force to add to it")
             }
-            let clashes = topLevel.filter { present.contains($0) }
+            let presentKeys = Set(present.map(PathRules.key))
+            let clashes = topLevel.filter { presentKeys.contains(PathRules.key($0)) }
             guard clashes.isEmpty else {
                 throw OperationError("restore target '\(target)' already holds \(clashes.map { "'\($0)'" }.joined(separator: ", ")); restore never replaces existing data — move it away first")
             }

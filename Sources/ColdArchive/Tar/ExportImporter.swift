@@ -41,7 +41,7 @@ enum ExportImporter {
         try FileSystem.makeDirectory(root, mode: 0o700)
         let extractor = try SafeExtractor(root: root)
         let reader = try ExportReader(path: export)
-        var directories = Set<String>()
+        var directories = Set<[UInt8]>()
         while let header = try reader.nextEntry() {
             guard let path = normalized(header.path) else { continue }
             var entry = ManifestEntry(kind: header.kind, path: path, mode: UInt16(header.mode & 0o777), mtime: header.mtime,
@@ -56,13 +56,13 @@ enum ExportImporter {
             let parts = try PathRules.components(of: path)
             for depth in 1..<parts.count {
                 let parent = parts[0..<depth].joined(separator: "/")
-                if directories.insert(parent).inserted {
+                if directories.insert(PathRules.key(parent)).inserted {
                     try extractor.begin(ManifestEntry(kind: .directory, path: parent, mode: 0o755, mtime: header.mtime, mtimeNanoseconds: 0,
                                                       size: 0, contentHash: ManifestEntry.zeroHash, linkTarget: ""))
                 }
             }
             if entry.kind == .directory {
-                if !directories.insert(path).inserted {
+                if !directories.insert(PathRules.key(path)).inserted {
                     warnings.append("'\(path)': the directory entry came after its contents; its time and mode were not kept")
                     continue
                 }
@@ -87,7 +87,7 @@ enum ExportImporter {
     private static func check(_ export: String) throws {
         let reader = try ExportReader(path: export)
         var problems: [String] = []
-        var seen = Set<String>()
+        var seen = Set<[UInt8]>()
         while true {
             let header: TarEntryHeader
             do {
@@ -100,7 +100,7 @@ enum ExportImporter {
             guard let path = normalized(header.path) else { continue }
             do {
                 let parts = try PathRules.components(of: path)
-                if !seen.insert(path).inserted && header.kind != .directory {
+                if !seen.insert(PathRules.key(path)).inserted && header.kind != .directory {
                     problems.append("'\(path)' appears twice")
                 }
                 switch header.kind {

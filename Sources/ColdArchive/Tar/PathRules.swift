@@ -32,6 +32,14 @@ enum PathRules {
         return try result.get()
     }
 
+    /// Names are bytes. Swift's `String` equality is canonical equivalence, under which "café" with a
+    /// precomposed é (U+00E9) equals "cafe" + U+0301, though a file system holds them as two files; so
+    /// wherever a path or name is compared, sorted or used as a key, it is by its UTF-8 bytes.
+    static func same(_ a: String, _ b: String) -> Bool { a.utf8.elementsEqual(b.utf8) }
+    static func same(_ a: some Collection<String>, _ b: some Collection<String>) -> Bool { a.elementsEqual(b, by: same) }
+    /// A set or dictionary key that keeps canonically equivalent names apart.
+    static func key(_ name: String) -> [UInt8] { Array(name.utf8) }
+
     private static let slash = UInt8(ascii: "/")
     private static let dot = UInt8(ascii: ".")
 
@@ -71,7 +79,7 @@ enum PathRules {
     /// (a pre-order walk with children in bytewise name order). Strictly increasing order means no
     /// path can appear twice.
     static func precedes(_ a: [String], _ b: [String]) -> Bool {
-        for (x, y) in zip(a, b) where x != y {
+        for (x, y) in zip(a, b) where !same(x, y) {
             return x.utf8.lexicographicallyPrecedes(y.utf8)
         }
         return a.count < b.count
@@ -90,10 +98,10 @@ struct EntryOrderCheck {
         guard previous.isEmpty || PathRules.precedes(previous, parts) else {
             throw IntegrityError.unsafeEntry(path: entry.path, reason: .outOfOrderOrRepeated)
         }
-        while let top = directories.last, !(top.count < parts.count && parts[0..<top.count].elementsEqual(top)) {
+        while let top = directories.last, !(top.count < parts.count && PathRules.same(parts[0..<top.count], top)) {
             directories.removeLast()
         }
-        if parts.count > 1 && !(directories.last.map { $0.elementsEqual(parts.dropLast()) } ?? false) {
+        if parts.count > 1 && !(directories.last.map { PathRules.same($0, parts.dropLast()) } ?? false) {
             throw IntegrityError.unsafeEntry(path: entry.path, reason: .parentNotBefore)
         }
         if entry.kind == .hardlink {

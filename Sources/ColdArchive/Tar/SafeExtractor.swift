@@ -54,7 +54,7 @@ final class SafeExtractor: EntrySink {
     private func parentDirectory(_ parts: [String], path: String) throws -> DirectoryHandle {
         let parent = parts.dropLast()
         if parent.isEmpty { return root }
-        if let cachedParent, cachedParent.parts == parent { return cachedParent.handle }
+        if let cachedParent, PathRules.same(cachedParent.parts, parent) { return cachedParent.handle }
         let handle = DirectoryHandle(fd: try Self.openParent(of: parts, path: path, rootFD: rootFD))
         cachedParent = (parent, handle)
         return handle

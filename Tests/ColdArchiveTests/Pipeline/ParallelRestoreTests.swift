@@ -38,9 +38,9 @@ import Testing
         let before = try TreeSnapshot(scratch.sub("src/crm"))
         let after = try TreeSnapshot(scratch.sub("out/crm"))
         #expect(before == after)
-        #expect(after.nodes["dir-2/readonly.csv"]?.mode == 0o444)
-        #expect(after.nodes["dir-2/group.csv"]?.mode == 0o664)
-        #expect(after.nodes["dir-3/big-again.bin"]?.inodeGroup != nil)
+        #expect(after["dir-2/readonly.csv"]?.mode == 0o444)
+        #expect(after["dir-2/group.csv"]?.mode == 0o664)
+        #expect(after["dir-3/big-again.bin"]?.inodeGroup != nil)
         #expect(try FileManager.default.contentsOfDirectory(atPath: scratch.sub("out")) == ["crm"])
     }
 

@@ -18,13 +18,55 @@ import Testing
         let before = try TreeSnapshot(source)
         let after = try TreeSnapshot(scratch.sub("out/crm"))
         #expect(before == after)
-        #expect(after.nodes["exports/customers.csv"]?.mtimeNanoseconds == 123_456_789)
-        #expect(after.nodes["tickets/Zürich–Straße.json"]?.mode == 0o600)
-        #expect(after.nodes["tickets/latest.json"]?.link == "T-1001.json")
-        #expect(after.nodes["exports/customers-copy.csv"]?.inodeGroup != nil)
-        #expect(after.nodes["empty-dir"]?.type == "dir")
+        #expect(after["exports/customers.csv"]?.mtimeNanoseconds == 123_456_789)
+        #expect(after["tickets/Zürich–Straße.json"]?.mode == 0o600)
+        #expect(after["tickets/latest.json"]?.link == "T-1001.json")
+        #expect(after["exports/customers-copy.csv"]?.inodeGroup != nil)
+        #expect(after["empty-dir"]?.type == "dir")
         // Nothing but the restored tree is left in the target: no staging directory.
         #expect(try FileManager.default.contentsOfDirectory(atPath: scratch.sub("out")) == ["crm"])
+    }
+
+    /// Names that differ only in Unicode normalisation are different files (issue 15, input 0: such
+    /// an archive was signed, then refused as "out of order or appears twice"). Every set here is
+    /// canonically equivalent, so Swift's `String ==` calls its members equal.
+    static let equivalentNames: [[String]] = [
+        ["caf\u{E9}.txt", "cafe\u{301}.txt"],                                   // é precomposed and decomposed
+        ["\u{C5}ngstr\u{F6}m", "\u{212B}ngstr\u{F6}m", "A\u{30A}ngstro\u{308}m"],  // Å, the Ångström sign, A + ring
+        ["\u{D55C}.csv", "\u{1112}\u{1161}\u{11AB}.csv"],                          // a Hangul syllable and its jamo
+        ["\u{1E69}", "s\u{323}\u{307}", "s\u{307}\u{323}"],                        // combining marks in either order
+        ["Z\u{FC}rich", "Zu\u{308}rich"],                                         // directories, each with files inside
+    ]
+
+    @Test func canonicallyEquivalentNamesAreDifferentFiles() throws {
+        let scratch = try Scratch()
+        let keys = try TestKeys(in: scratch)
+        let root = scratch.sub("src/crm")
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        var written = 0
+        for (set, names) in Self.equivalentNames.enumerated() {
+            for (i, name) in names.enumerated() {
+                if set == Self.equivalentNames.count - 1 {
+                    try FileManager.default.createDirectory(atPath: "\(root)/\(name)", withIntermediateDirectories: true)
+                    try TreeBuilder.write("\(root)/\(name)/ticket.json", "{\"form\": \(i)}")
+                } else {
+                    try TreeBuilder.write("\(root)/\(name)", "form \(i) of set \(set)")
+                }
+                written += 1
+            }
+        }
+        // A hardlink and a symlink that name one form of an equivalent pair.
+        #expect(link("\(root)/cafe\u{301}.txt", "\(root)/link-to-decomposed.txt") == 0)
+        #expect(symlink("caf\u{E9}.txt", "\(root)/points-to-precomposed") == 0)
+        let before = try TreeSnapshot(root)
+        #expect(before.nodes.count == written + 2 + 2)  // the names, two tickets, two links
+
+        let report = try ArchiveCreator.create(CreateOptions(sources: [root], output: scratch.sub("a.car")), signer: keys.signer,
+                                               recipients: keys.recipients)
+        #expect(report.warnings.isEmpty)
+        #expect(try Verifier.verifyDeep(path: scratch.sub("a.car"), keyring: keys.keyring).entriesChecked == UInt64(written + 2 + 2 + 1))
+        _ = try Restorer.restore(archivePath: scratch.sub("a.car"), to: scratch.sub("out"), keyring: keys.keyring, checkContent: true)
+        #expect(try TreeSnapshot(scratch.sub("out/crm")) == before)
     }
 
     @Test func manySmallChunksRoundTrip() throws {

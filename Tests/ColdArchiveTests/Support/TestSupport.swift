@@ -91,9 +91,15 @@ struct TreeSnapshot: Equatable, CustomStringConvertible {
         var link: String?
         var inodeGroup: Int?
     }
-    var nodes: [String: Node] = [:]
+    /// Keyed by the path's UTF-8 bytes: names that Swift's `String` calls equal (canonically
+    /// equivalent) are two files on disk and two nodes here.
+    var nodes: [[UInt8]: Node] = [:]
 
-    var description: String { nodes.keys.sorted().joined(separator: "\n") }
+    subscript(_ path: String) -> Node? { nodes[Array(path.utf8)] }
+
+    var description: String {
+        nodes.keys.sorted { $0.lexicographicallyPrecedes($1) }.map { String(decoding: $0, as: UTF8.self) }.joined(separator: "\n")
+    }
 
     /// The same tree with directory times cleared: a restore that was refused still creates and
     /// removes its staging directory, which touches the target directory's own mtime.
@@ -131,10 +137,10 @@ struct TreeSnapshot: Equatable, CustomStringConvertible {
                 }
             }
             if node.type == "symlink" { node.mtime = 0; node.mtimeNanoseconds = 0 }
-            nodes[relative] = node
+            nodes[Array(relative.utf8)] = node
         }
         try visit(root, "")
-        nodes[""] = nil
+        nodes[[]] = nil
     }
 }
 
