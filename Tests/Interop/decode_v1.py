@@ -6,7 +6,7 @@ alone (every § below is a FORMAT.md section). Needs Debian's python3 with pytho
   decode_v1.py --verify ARCHIVE --trust SIGNING_PUB         the keyless check of §11
   decode_v1.py --extract ARCHIVE --keyring KEYDIR --to DIR  verify (§11, §12), then unpack the tar stream
 """
-import argparse, base64, datetime, glob, hashlib, hmac, io, json, os, re, struct, sys, tarfile
+import argparse, base64, datetime, glob, hashlib, hmac, io, json, os, re, struct, sys, tarfile, unicodedata
 import nacl.bindings as sodium, nacl.exceptions, nacl.signing, zstandard
 
 MAX_FILE = 1 << 30                       # archives are read whole: refuse bigger ones
@@ -234,6 +234,9 @@ def tar_mtime(ti):                       # §10: pax mtime "seconds[.fraction]";
     ns = int(m[2]) * 10**9 + int((m[3] or "").ljust(9, "0"))
     return divmod(-ns if m[1] else ns, 10**9)
 
+def nfc(name):
+    return unicodedata.normalize("NFC", name)
+
 def walk_tar(a, buf, key, entries, sink=None):
     """§12.4-5: read the tar stream, check entry k against manifest entry k; a sink writes entries out."""
     ds, k = DataStream(lambda i: open_chunk(a, buf, key, i), a.mfc), 0
@@ -243,11 +246,12 @@ def walk_tar(a, buf, key, entries, sink=None):
             need(k < len(entries), "§12.5: the tar stream has more entries than the manifest")
             e, k = entries[k], k + 1
             where = f"§12.4 tar entry {k - 1} ({e.path})"
-            need(ti.name == e.path and TAR_TYPES.get(ti.type) == e.type and ti.sparse is None,
+            # §12: tar names and link targets match the manifest's up to canonical equivalence; the manifest's are written
+            need(nfc(ti.name) == nfc(e.path) and TAR_TYPES.get(ti.type) == e.type and ti.sparse is None,
                  f"{where}: tar name {ti.name!r} or type {ti.type!r} differs")
             need(ti.mode == e.mode and ti.size == e.size, f"{where}: tar mode {ti.mode:o} or size {ti.size} differs")
             need(tar_mtime(ti) == (e.mtime, e.nsec), f"{where}: tar mtime {tar_mtime(ti)} differs")
-            need(ti.linkname == e.link, f"{where}: tar link target {ti.linkname!r} differs")
+            need(nfc(ti.linkname) == nfc(e.link), f"{where}: tar link target {ti.linkname!r} differs")
             if ti.uid or ti.gid or ti.uname or ti.gname:
                 a.notes.append(f"§10: {e.path} stores an owner")
             out = sink.create(e) if sink and e.type == "file" else None

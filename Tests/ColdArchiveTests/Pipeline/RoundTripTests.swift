@@ -38,12 +38,10 @@ import Testing
         ["Z\u{FC}rich", "Zu\u{308}rich"],                                         // directories, each with files inside
     ]
 
-    @Test func canonicallyEquivalentNamesAreDifferentFiles() throws {
-        let scratch = try Scratch()
-        let keys = try TestKeys(in: scratch)
-        let root = scratch.sub("src/crm")
+    /// `root` holding every set of `equivalentNames` (the last set as directories with a file each), a
+    /// hardlink and a symlink naming one form of a pair; returns the number of entries below `root`.
+    func equivalentNamesTree(at root: String) throws -> Int {
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
-        var written = 0
         for (set, names) in Self.equivalentNames.enumerated() {
             for (i, name) in names.enumerated() {
                 if set == Self.equivalentNames.count - 1 {
@@ -52,21 +50,45 @@ import Testing
                 } else {
                     try TreeBuilder.write("\(root)/\(name)", "form \(i) of set \(set)")
                 }
-                written += 1
             }
         }
-        // A hardlink and a symlink that name one form of an equivalent pair.
         #expect(link("\(root)/cafe\u{301}.txt", "\(root)/link-to-decomposed.txt") == 0)
         #expect(symlink("caf\u{E9}.txt", "\(root)/points-to-precomposed") == 0)
+        let names = Self.equivalentNames.reduce(0) { $0 + $1.count }
+        return names + Self.equivalentNames[Self.equivalentNames.count - 1].count + 2
+    }
+
+    @Test func canonicallyEquivalentNamesAreDifferentFiles() throws {
+        let scratch = try Scratch()
+        let keys = try TestKeys(in: scratch)
+        let root = scratch.sub("src/crm")
+        let count = try equivalentNamesTree(at: root)
         let before = try TreeSnapshot(root)
-        #expect(before.nodes.count == written + 2 + 2)  // the names, two tickets, two links
+        #expect(before.nodes.count == count)
 
         let report = try ArchiveCreator.create(CreateOptions(sources: [root], output: scratch.sub("a.car")), signer: keys.signer,
                                                recipients: keys.recipients)
         #expect(report.warnings.isEmpty)
-        #expect(try Verifier.verifyDeep(path: scratch.sub("a.car"), keyring: keys.keyring).entriesChecked == UInt64(written + 2 + 2 + 1))
+        #expect(try Verifier.verifyDeep(path: scratch.sub("a.car"), keyring: keys.keyring).entriesChecked == UInt64(count + 1))
         _ = try Restorer.restore(archivePath: scratch.sub("a.car"), to: scratch.sub("out"), keyring: keys.keyring, checkContent: true)
         #expect(try TreeSnapshot(scratch.sub("out/crm")) == before)
+    }
+
+    /// The independent decoder (Tests/Interop, written from FORMAT.md) restores the same names exactly:
+    /// the spec says how to read tar names that libarchive composed.
+    @Test func theIndependentDecoderRestoresEquivalentNamesExactly() throws {
+        let scratch = try Scratch()
+        let keys = try TestKeys(in: scratch)
+        let root = scratch.sub("src/crm")
+        _ = try equivalentNamesTree(at: root)
+        _ = try ArchiveCreator.create(CreateOptions(sources: [root], output: scratch.sub("a.car")), signer: keys.signer,
+                                      recipients: keys.recipients)
+        let decoder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("Interop/decode_v1.py").path
+        let result = try CLI.run([decoder, "--extract", scratch.sub("a.car"), "--keyring", keys.directory, "--to", scratch.sub("out")],
+                                 executable: "/usr/bin/python3")
+        #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
+        #expect(try TreeSnapshot(scratch.sub("out/crm")) == TreeSnapshot(root))
     }
 
     @Test func manySmallChunksRoundTrip() throws {
