@@ -5,7 +5,10 @@ struct CreateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "create",
         abstract: "Archive source directories into one encrypted, signed archive file.",
-        discussion: "The file is written under a temporary name and appears under --out only when it is complete.")
+        discussion: """
+        The file is written under a temporary name and appears under --out only when it is complete. If --out lies \
+        inside a source, the archive being written is left out of it, with a warning.
+        """)
 
     @Option(name: .long, help: "The archive file to write; it must not exist.")
     var out: String

@@ -61,6 +61,7 @@ public enum ArchiveCreator {
 
         // Vendor exports: checked whole, then unpacked beside the output, archived, and removed.
         var workspace: String?
+        var ownFiles: [FileIdentity: String] = [:]
         defer { if let workspace { try? FileSystem.removeTree(workspace) } }
         if !options.imports.isEmpty {
             let directory = FileSystem.parent(of: options.output)
@@ -68,6 +69,7 @@ public enum ArchiveCreator {
             let space = "\(directory)/\(ExportImporter.workspacePrefix)\(getpid())-\(Sodium.randomBytes(4).hex)"
             workspace = space
             try FileSystem.makeDirectory(space, mode: 0o700)
+            if let identity = FileIdentity(path: space) { ownFiles[identity] = "the import workspace of this run" }
             for export in options.imports {
                 let name = ExportImporter.name(of: export)
                 guard !named.contains(where: { PathRules.same($0.0, name) }), !name.isEmpty else { throw SourceError.duplicateName(name: name) }
@@ -82,7 +84,7 @@ public enum ArchiveCreator {
         let summary = try write(to: options.output, signer: signer, recipients: recipients, label: options.label, sources: names,
                                 compressionLevel: options.compressionLevel, chunkRawSize: options.chunkRawSize,
                                 workers: options.workers, now: now) { content in
-            let outcome = try SourceWalker.walkInBackground(ordered.map { (name: $0.0, path: $0.1) }, into: content)
+            let outcome = try SourceWalker.walkInBackground(ordered.map { (name: $0.0, path: $0.1) }, into: content, ownFiles: ownFiles)
             warnings += outcome.warnings
             return (outcome.entryCount, outcome.contentBytes)
         }
@@ -102,6 +104,8 @@ public enum ArchiveCreator {
         /// Bytes that go straight into the data section, bypassing libarchive: for an already-formed
         /// tar stream (and for tests that craft hostile ones). Not to be mixed with `tar`.
         let raw: (UnsafeRawBufferPointer) throws -> Void
+        /// The archive file being written, by identity: a source that contains it must not archive it.
+        let ownFiles: [FileIdentity: String]
     }
 
     /// Writes one archive whose content `fill` produces, returning its summary. `fill` returns the
@@ -181,8 +185,11 @@ public enum ArchiveCreator {
                 try stream.expectContent(hash, length: entry.size)
                 manifest.append(entry, hash: hash)
             }
+            var ownFiles: [FileIdentity: String] = [:]
+            var st = stat()
+            if fstat(out.fd, &st) == 0 { ownFiles[FileIdentity(st)] = "the archive being written ('\(output)')" }
             let (entryCount, contentBytes) = try fill(ContentWriter(tar: tar, record: { try manifest.append($0) }, recordFile: recordFile,
-                                                                    raw: { try stream.write($0) }))
+                                                                    raw: { try stream.write($0) }, ownFiles: ownFiles))
             try tar.finish()
             let manifestFirstChunk = try stream.startManifestSection()
             try manifest.flush()

@@ -24,6 +24,24 @@ public enum SourceError: ColdArchiveError, Equatable {
     }
 }
 
+/// A file's identity on this machine: device and inode.
+struct FileIdentity: Hashable, Sendable {
+    let device: UInt64
+    let inode: UInt64
+
+    init(_ st: stat) {
+        device = UInt64(st.st_dev)
+        inode = UInt64(st.st_ino)
+    }
+
+    /// The identity of what `path` names (following a final symlink), or nil if it cannot be read.
+    init?(path: String) {
+        var st = stat()
+        guard stat(path, &st) == 0 else { return nil }
+        self.init(st)
+    }
+}
+
 /// Walks source directories in name order, writes every entry to the tar stream and reports its
 /// manifest entry (each file's content is hashed once, by the sealing workers, on its way into the
 /// chunks).
@@ -33,14 +51,13 @@ final class SourceWalker {
     private(set) var entryCount: UInt64 = 0
     private(set) var contentBytes: UInt64 = 0
     private var hardlinks: [FileIdentity: String] = [:]
+    /// coldarchive's own files of this run (the archive being written, the import workspace), each with
+    /// what to call it: a source that contains them never archives them.
+    var ownFiles: [FileIdentity: String] = [:]
     /// Called with a child's path between listing its directory and opening it: the window in which
     /// a local user can swap the name for a symlink or a FIFO. Tests use it to swap deterministically.
     var beforeOpeningChild: ((String) -> Void)?
 
-    private struct FileIdentity: Hashable {
-        let device: UInt64
-        let inode: UInt64
-    }
 
     /// A walker that writes to the archive's content on the calling thread.
     convenience init(content: ArchiveCreator.ContentWriter) {
@@ -83,6 +100,11 @@ final class SourceWalker {
             close(fd)
             throw SystemError(operation: "stat", path: diskPath(), errno: code)
         }
+        if let what = ownFiles[FileIdentity(st)] {
+            close(fd)
+            warnings.append("'\(diskPath())' is \(what); not archived")
+            return
+        }
         switch UInt32(st.st_mode) & 0o170000 {
         case FileTypeBits.directory:
             try visitDirectory(fd, st, diskPath: diskPath(), archivePath: archivePath, depth: depth)
@@ -96,7 +118,7 @@ final class SourceWalker {
 
     /// A regular file, open as `fd` (consumed): a hardlink to a file archived before, or its content.
     private func visitRegular(_ fd: Int32, _ st: stat, diskPath: String, archivePath: String) throws {
-        let identity = FileIdentity(device: UInt64(st.st_dev), inode: UInt64(st.st_ino))
+        let identity = FileIdentity(st)
         if st.st_nlink > 1, let first = hardlinks[identity] {
             close(fd)
             var entry = try makeEntry(.hardlink, st, diskPath: diskPath, archivePath: archivePath)

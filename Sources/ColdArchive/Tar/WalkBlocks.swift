@@ -168,7 +168,8 @@ extension SourceWalker {
 
     /// Walks `sources` (archive name, path on disk; in canonical order) on a thread of its own while
     /// the calling thread writes what it finds to `content`. Returns when both are done.
-    static func walkInBackground(_ sources: [(name: String, path: String)], into content: ArchiveCreator.ContentWriter) throws -> Outcome {
+    static func walkInBackground(_ sources: [(name: String, path: String)], into content: ArchiveCreator.ContentWriter,
+                                 ownFiles: [FileIdentity: String] = [:]) throws -> Outcome {
         /// What the walking thread reports back, guarded by `condition`.
         final class Shared: @unchecked Sendable {
             let condition = NSCondition()
@@ -177,8 +178,10 @@ extension SourceWalker {
         }
         let blocks = WalkBlocks()
         let shared = Shared()
+        let excluded = content.ownFiles.merging(ownFiles) { first, _ in first }
         let thread = Thread {
             let walker = SourceWalker(output: blocks)
+            walker.ownFiles = excluded
             do {
                 for source in sources { try walker.add(source: source.path, as: source.name) }
                 blocks.finish()

@@ -84,4 +84,35 @@ import Testing
         #expect(warnings.sorted() == ["'\(root)/pipe' is a device, FIFO or socket; skipped", "'\(root)/sock' is a device, FIFO or socket; skipped"])
         #expect(try restoredNames(scratch.sub("a.car"), keys: keys, scratch: scratch) == ["a.csv"])
     }
+
+    /// `create --out src/self.car src` (issue 15, input 3): the archive being written lives inside the
+    /// source; it is named in a warning and never archived, nor is the import workspace beside it.
+    @Test func theArchiveBeingWrittenInsideASourceIsNotArchived() throws {
+        let scratch = try Scratch()
+        let root = try source(scratch, ["orders.csv": "id\n1\n"])
+        let keyring = scratch.sub("keys")
+        #expect(try CLI.run(["keys", "init", "--no-passphrase", "--keyring", keyring]).status == 0)
+        let created = try CLI.run(["create", "--keyring", keyring, "--out", "\(root)/self.car", root])
+        #expect(created.status == 0, "\(created.stderr)")
+        #expect(created.stderr.contains("is the archive being written ('\(root)/self.car'); not archived"), "\(created.stderr)")
+        let list = try CLI.run(["list", "\(root)/self.car", "--keyring", keyring])
+        #expect(list.status == 0)
+        #expect(list.stdout.contains("src/orders.csv"))
+        #expect(!list.stdout.contains("self.car"), "\(list.stdout)")
+
+        // The same with a vendor export, whose workspace is made beside the archive, inside the source.
+        let keys = try TestKeys(in: scratch, name: "library-keys")
+        try ImportTests().python("""
+            import zipfile
+            with zipfile.ZipFile('\(scratch.sub("export.zip"))', 'w') as z:
+                z.writestr('Account.csv', 'Id,Name\\n001,Acme\\n')
+            """)
+        var options = CreateOptions(sources: [root], output: "\(root)/with-import.car")
+        options.imports = [scratch.sub("export.zip")]
+        let report = try ArchiveCreator.create(options, signer: keys.signer, recipients: keys.recipients)
+        #expect(report.warnings.contains { $0.hasSuffix("is the import workspace of this run; not archived") }, "\(report.warnings)")
+        var paths: [String] = []
+        try Lister.list(path: "\(root)/with-import.car", keyring: keys.keyring) { paths.append($0.path) }
+        #expect(paths.sorted() == ["export", "export/Account.csv", "src", "src/orders.csv", "src/self.car"])
+    }
 }
