@@ -4,7 +4,11 @@ import Foundation
 
 struct ListCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "list", abstract: "List the archive's manifest: every entry with type, mode, size, time and content hash.")
+        commandName: "list", abstract: "List the archive's manifest: every entry with type, mode, size, time and content hash.",
+        discussion: """
+        In the text listing, names are escaped as GNU tar and 'ls -b' do (\\\\, \\n, \\t, \\r, octal \\ooo for other \
+        control characters), so a name cannot forge a line; --json gives the exact names.
+        """)
 
     @Argument(help: "The archive file.")
     var file: String
@@ -42,8 +46,9 @@ struct ListCommand: ParsableCommand {
                 print(String(decoding: try encoder.encode(row), as: UTF8.self))
             } else {
                 let type = ["file": "-", "directory": "d", "symlink": "l", "hardlink": "h"][entry.kind.name] ?? "?"
-                let suffix = link.map { entry.kind == .symlink ? " -> \($0)" : " => \($0)" } ?? ""
-                print("\(type) \(mode.leftPad(4)) \(String(entry.size).leftPad(12)) \(time) \(entry.path)\(suffix)")
+                // Names escaped as GNU tar and `ls -b` do: a name cannot forge a line or move the cursor.
+                let suffix = link.map { entry.kind == .symlink ? " -> \(DisplayName.escaped($0))" : " => \(DisplayName.escaped($0))" } ?? ""
+                print("\(type) \(mode.leftPad(4)) \(String(entry.size).leftPad(12)) \(time) \(DisplayName.escaped(entry.path))\(suffix)")
             }
         }
     }

@@ -7,8 +7,9 @@ enum Output {
         FileHandle.standardError.write(Data("coldarchive: error: \(message)\n".utf8))
     }
 
+    /// A warning is one line: whatever names it quotes are escaped (DisplayName).
     static func warning(_ message: String) {
-        FileHandle.standardError.write(Data("coldarchive: warning: \(message)\n".utf8))
+        FileHandle.standardError.write(Data("coldarchive: warning: \(DisplayName.escaped(message))\n".utf8))
     }
 
     static func json<T: Encodable>(_ value: T) throws {
@@ -46,6 +47,7 @@ enum Output {
             ("header digest", s.headerDigest),
             ("archive digest", s.archiveDigest),
         ]
-        for (name, value) in rows { print("\(name.padding(toLength: 15, withPad: " ", startingAt: 0)) \(value)") }
+        // The label and source names come from the plaintext header, which anyone can write into.
+        for (name, value) in rows { print("\(name.padding(toLength: 15, withPad: " ", startingAt: 0)) \(DisplayName.escaped(value))") }
     }
 }

@@ -117,6 +117,36 @@ import Testing
         #expect(result.stderr.utf8.count == 200_000)
     }
 
+    /// File names with a newline (forging a realistic listing line), a carriage return, a tab, an
+    /// escape sequence, a backslash and a right-to-left override (issue 15, input 6): the text listing
+    /// escapes them as GNU tar does, one line per entry; JSON gives the exact names.
+    @Test func listEscapesControlCharactersInNames() throws {
+        let (scratch, keyring, _) = try setUp()
+        let root = scratch.sub("names/crm")
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        let names = ["evil\n- 644           42 2026-11-01T00:00:00.000000000Z forged.csv", "over\rwrite", "tab\there",
+                     "esc\u{1B}[31mred", "back\\slash", "rlo\u{202E}fdp.exe", "del\u{7F}"]
+        for name in names { try TreeBuilder.write("\(root)/\(name)", "x") }
+        let archive = scratch.sub("names.car")
+        #expect(try CLI.run(["create", "--keyring", keyring, "--out", archive, root]).status == 0)
+
+        let text = try CLI.run(["list", archive, "--keyring", keyring])
+        #expect(text.status == 0)
+        let lines = text.stdout.split(separator: "\n", omittingEmptySubsequences: false).dropLast()
+        #expect(lines.count == names.count + 1, "\(text.stdout)")
+        #expect(!text.stdout.contains("\r") && !text.stdout.contains("\u{1B}") && !text.stdout.contains("\u{202E}") && !text.stdout.contains("\t"))
+        for escaped in [#"crm/evil\n- 644"#, #"crm/over\rwrite"#, #"crm/tab\there"#, #"crm/esc\033[31mred"#, #"crm/back\\slash"#,
+                        #"crm/rlo\342\200\256fdp.exe"#, #"crm/del\177"#] {
+            #expect(lines.contains { $0.contains(escaped) }, "\(escaped)")
+        }
+
+        let json = try CLI.run(["list", archive, "--keyring", keyring, "--json"])
+        let paths = try json.stdout.split(separator: "\n").map {
+            try #require(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])["path"] as? String
+        }
+        #expect(Set(paths.compactMap { $0 }.map(PathRules.key)) == Set((["crm"] + names.map { "crm/\($0)" }).map(PathRules.key)))
+    }
+
     @Test func helpExitsZero() throws {
         let result = try CLI.run(["--help"])
         #expect(result.status == 0)
