@@ -8,6 +8,10 @@ struct CreateCommand: ParsableCommand {
         discussion: """
         The file is written under a temporary name and appears under --out only when it is complete. If --out lies \
         inside a source, the archive being written is left out of it, with a warning.
+
+        Exit status 4: the archive is complete and valid, but some sources could not be archived exactly (a special \
+        file skipped, a file that changed while it was read, …); every such case is a warning on stderr and, with \
+        --json, an entry of "warnings" with its kind and path.
         """)
 
     @Option(name: .long, help: "The archive file to write; it must not exist.")
@@ -41,12 +45,29 @@ struct CreateCommand: ParsableCommand {
         options.compressionLevel = level
         options.imports = imports
         let report = try ArchiveCreator.create(options, signer: try ring.signingKey(), recipients: try ring.recipientPublicKeys())
-        for warning in report.warnings { Output.warning(warning) }
+        for warning in report.warnings { Output.warning(warning.description) }
         if json {
-            try Output.json(report.summary)
+            try Output.json(CreatedArchive(archive: out, summary: report.summary, warnings: report.warnings))
         } else {
             print("created \(out)")
             Output.summary(report.summary)
+        }
+        if report.isInexact { throw ExitCode(ExitStatus.inexact) }
+    }
+
+    /// `create --json`: the summary's fields, the archive's path and the warnings, in one object.
+    struct CreatedArchive: Encodable {
+        var archive: String
+        var summary: ArchiveSummary
+        var warnings: [SourceWarning]
+
+        enum Keys: String, CodingKey { case archive, warnings }
+
+        func encode(to encoder: Encoder) throws {
+            try summary.encode(to: encoder)
+            var container = encoder.container(keyedBy: Keys.self)
+            try container.encode(archive, forKey: .archive)
+            try container.encode(warnings, forKey: .warnings)
         }
     }
 }

@@ -1,6 +1,12 @@
 import ColdArchive
 import Foundation
 
+/// Exit statuses besides the error kinds (`FailureKind`: 1 integrity, 2 usage, 3 other).
+enum ExitStatus {
+    /// The archive is complete and valid, but some sources could not be archived exactly.
+    static let inexact: Int32 = 4
+}
+
 /// Printing for the commands: results on stdout, messages on stderr, JSON on request.
 enum Output {
     static func error(_ message: String) {

@@ -4,7 +4,8 @@ import ColdArchive
 import Glibc
 #endif
 
-/// Exit codes are part of the interface: 0 ok, 1 integrity failure, 2 usage, 3 any other error.
+/// Exit codes are part of the interface: 0 ok, 1 integrity failure, 2 usage, 3 any other error, 4 the
+/// archive is complete and valid but some sources could not be archived exactly (create).
 
 // A write past a file-size limit (ulimit -f) must fail with EFBIG and a clear message, not kill us.
 signal(SIGXFSZ, SIG_IGN)
@@ -21,6 +22,9 @@ do {
     var command = try ColdArchiveCommand.parseAsRoot()
     try command.run()
     exit(0)
+} catch let code as ExitCode {
+    // A command that chose its status (after saying why on stderr).
+    exit(code.rawValue)
 } catch let error as ColdArchiveError {
     Output.error(error.description)
     exit(error.kind.rawValue)

@@ -28,7 +28,9 @@ public struct CreateReport: Sendable {
     public var summary: ArchiveSummary
     /// Things the user should know that did not stop the archive: skipped special files,
     /// files that changed while they were read.
-    public var warnings: [String]
+    public var warnings: [SourceWarning]
+    /// True when some source could not be archived exactly (`create` exits 4).
+    public var isInexact: Bool { warnings.contains { $0.archiveIsInexact } }
     /// The most chunks that were ever read but not yet written: the streaming design's memory bound.
     public var peakChunksInFlight: Int
 }
@@ -57,7 +59,7 @@ public enum ArchiveCreator {
             throw OperationError("chunk size \(options.chunkRawSize) is outside \(FormatV1.minChunkRawSize)...\(FormatV1.maxChunkRawSize)", kind: .usage)
         }
         var named = try Array(zip(topLevelNames(options.sources), options.sources))
-        var warnings: [String] = []
+        var warnings: [SourceWarning] = []
 
         // Vendor exports: checked whole, then unpacked beside the output, archived, and removed.
         var workspace: String?
@@ -73,7 +75,7 @@ public enum ArchiveCreator {
             for export in options.imports {
                 let name = ExportImporter.name(of: export)
                 guard !named.contains(where: { PathRules.same($0.0, name) }), !name.isEmpty else { throw SourceError.duplicateName(name: name) }
-                warnings += try ExportImporter.unpack(export, into: "\(space)/\(name)").map { "\(export): \($0)" }
+                warnings += try ExportImporter.unpack(export, into: "\(space)/\(name)")
                 named.append((name, "\(space)/\(name)"))
             }
         }
@@ -114,7 +116,7 @@ public enum ArchiveCreator {
     static func write(to output: String, signer: SigningKey, recipients: [EncryptionPublicKey], label: String?, sources: [String],
                       compressionLevel: Int32, chunkRawSize: UInt32, workers: Int, now: Date,
                       fill: (ContentWriter) throws -> (entries: UInt64, contentBytes: UInt64)) throws
-        -> (summary: ArchiveSummary, peakChunksInFlight: Int, warnings: [String]) {
+        -> (summary: ArchiveSummary, peakChunksInFlight: Int, warnings: [SourceWarning]) {
         if FileSystem.exists(output) {
             throw OperationError("'\(output)' already exists; archives are never overwritten — choose another name")
         }
@@ -268,7 +270,7 @@ enum PartialFiles {
     /// file, then syncs the directory. `link(2)` fails if the name is taken; where the file system has
     /// no hard links (vfat, exFAT, some network mounts) the name is checked and the file renamed.
     /// Returns warnings: once the archive is in place, a failed directory sync is not a failed create.
-    static func publish(_ partial: String, as output: String) throws -> [String] {
+    static func publish(_ partial: String, as output: String) throws -> [SourceWarning] {
         if link(partial, output) == 0 {
             FileSystem.remove(partial)
         } else {
@@ -289,7 +291,8 @@ enum PartialFiles {
             try FileSystem.syncDirectory(FileSystem.parent(of: output))
             return []
         } catch {
-            return ["the archive is complete, but its directory could not be synced (\(error)); run 'sync' before removing the media"]
+            return [SourceWarning(.notDurable, path: output,
+                                  "is complete, but its directory could not be synced (\(error)); run 'sync' before removing the media")]
         }
     }
 

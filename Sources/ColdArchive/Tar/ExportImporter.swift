@@ -35,9 +35,9 @@ enum ExportImporter {
 
     /// Checks every entry of `export`, then unpacks it into `root` (which must not exist).
     /// Returns warnings (dropped setuid bits, directory entries that came after their contents).
-    static func unpack(_ export: String, into root: String) throws -> [String] {
+    static func unpack(_ export: String, into root: String) throws -> [SourceWarning] {
         try check(export)
-        var warnings: [String] = []
+        var warnings: [SourceWarning] = []
         try FileSystem.makeDirectory(root, mode: 0o700)
         let extractor = try SafeExtractor(root: root)
         let reader = try ExportReader(path: export)
@@ -47,7 +47,7 @@ enum ExportImporter {
             var entry = ManifestEntry(kind: header.kind, path: path, mode: UInt16(header.mode & 0o777), mtime: header.mtime,
                                       mtimeNanoseconds: header.mtimeNanoseconds, size: header.size,
                                       contentHash: ManifestEntry.zeroHash, linkTarget: header.linkTarget)
-            if header.mode & 0o7000 != 0 { warnings.append("'\(path)': setuid, setgid and sticky bits dropped") }
+            if header.mode & 0o7000 != 0 { warnings.append(SourceWarning(.privilegeBitsDropped, path: "\(export)/\(path)", ": setuid, setgid and sticky bits dropped")) }
             // ZIPs made on other systems often carry no Unix permissions at all.
             if entry.kind == .file && entry.mode & 0o600 == 0 { entry.mode |= 0o644 }
             if entry.kind == .directory && entry.mode & 0o700 == 0 { entry.mode |= 0o755 }
@@ -63,7 +63,8 @@ enum ExportImporter {
             }
             if entry.kind == .directory {
                 if !directories.insert(PathRules.key(path)).inserted {
-                    warnings.append("'\(path)': the directory entry came after its contents; its time and mode were not kept")
+                    warnings.append(SourceWarning(.metadataNotKept, path: "\(export)/\(path)",
+                                                   ": the directory entry came after its contents; its time and mode were not kept"))
                     continue
                 }
                 try extractor.begin(entry)

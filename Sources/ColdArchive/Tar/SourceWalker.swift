@@ -47,7 +47,7 @@ struct FileIdentity: Hashable, Sendable {
 /// chunks).
 final class SourceWalker {
     private let output: WalkOutput
-    private(set) var warnings: [String] = []
+    private(set) var warnings: [SourceWarning] = []
     private(set) var entryCount: UInt64 = 0
     private(set) var contentBytes: UInt64 = 0
     private var hardlinks: [FileIdentity: String] = [:]
@@ -79,7 +79,7 @@ final class SourceWalker {
         }
         let type = UInt32(st.st_mode) & 0o170000
         guard type == FileTypeBits.directory || type == FileTypeBits.regular else {
-            warnings.append("'\(diskPath)' is a device, FIFO or socket; skipped")
+            warnings.append(SourceWarning(.skippedSpecialFile, path: diskPath, "is a device, FIFO or socket; skipped"))
             return
         }
         let fd = openWithoutTouchingAccessTime(AT_FDCWD, diskPath, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
@@ -102,7 +102,7 @@ final class SourceWalker {
         }
         if let what = ownFiles[FileIdentity(st)] {
             close(fd)
-            warnings.append("'\(diskPath())' is \(what); not archived")
+            warnings.append(SourceWarning(.ownFile, path: diskPath(), "is \(what); not archived"))
             return
         }
         switch UInt32(st.st_mode) & 0o170000 {
@@ -112,7 +112,7 @@ final class SourceWalker {
             try visitRegular(fd, st, diskPath: diskPath(), archivePath: archivePath)
         default:
             close(fd)
-            warnings.append("'\(diskPath())' is a device, FIFO or socket; skipped")
+            warnings.append(SourceWarning(.skippedSpecialFile, path: diskPath(), "is a device, FIFO or socket; skipped"))
         }
     }
 
@@ -143,7 +143,7 @@ final class SourceWalker {
                 var cst = stat()
                 guard fstatat(fd, child, &cst, AT_SYMLINK_NOFOLLOW) == 0 else {
                     if errno == ENOENT {
-                        warnings.append("'\(childDisk())' vanished before it could be archived")
+                        warnings.append(SourceWarning(.vanished, path: childDisk(), "vanished before it could be archived"))
                         continue
                     }
                     throw SystemError(operation: "stat", path: childDisk(), errno: errno)
@@ -160,7 +160,7 @@ final class SourceWalker {
                 continue
             }
             if type != UInt8(DT_REG) && type != UInt8(DT_DIR) {
-                warnings.append("'\(childDisk())' is a device, FIFO or socket; skipped")
+                warnings.append(SourceWarning(.skippedSpecialFile, path: childDisk(), "is a device, FIFO or socket; skipped"))
                 continue
             }
             beforeOpeningChild?(childDisk())
@@ -170,7 +170,7 @@ final class SourceWalker {
             guard cfd >= 0 else {
                 let code = errno
                 if [ENOENT, ELOOP, ENOTDIR, ENXIO].contains(code) {
-                    warnings.append("'\(childDisk())' changed or vanished while it was archived; skipped")
+                    warnings.append(SourceWarning(.changedWhileArchived, path: childDisk(), "changed or vanished while it was archived; skipped"))
                 } else {
                     throw SystemError(operation: "open", path: childDisk(), errno: code)
                 }
@@ -202,18 +202,18 @@ final class SourceWalker {
         var st = stat()
         guard fstatat(directory, name, &st, AT_SYMLINK_NOFOLLOW) == 0 else {
             if errno == ENOENT {
-                warnings.append("'\(diskPath)' vanished before it could be archived")
+                warnings.append(SourceWarning(.vanished, path: diskPath, "vanished before it could be archived"))
                 return
             }
             throw SystemError(operation: "stat", path: diskPath, errno: errno)
         }
         guard UInt32(st.st_mode) & 0o170000 == FileTypeBits.symlink else {
-            warnings.append("'\(diskPath)' changed while it was archived; skipped")
+            warnings.append(SourceWarning(.changedWhileArchived, path: diskPath, "changed while it was archived; skipped"))
             return
         }
         var entry = try makeEntry(.symlink, st, diskPath: diskPath, archivePath: archivePath)
         guard let target = try readLink(in: directory, name, diskPath: diskPath) else {
-            warnings.append("'\(diskPath)' changed or vanished while it was archived; skipped")
+            warnings.append(SourceWarning(.changedWhileArchived, path: diskPath, "changed or vanished while it was archived; skipped"))
             return
         }
         entry.linkTarget = target
@@ -228,7 +228,7 @@ final class SourceWalker {
         guard archivePath.utf8.count <= FormatV1.maxPathBytes else { throw SourceError.nameTooLong(path: diskPath) }
         var mode = UInt32(st.st_mode) & 0o7777
         if mode & 0o7000 != 0 {
-            warnings.append("'\(diskPath)': setuid, setgid and sticky bits are not archived")
+            warnings.append(SourceWarning(.privilegeBitsDropped, path: diskPath, ": setuid, setgid and sticky bits are not archived"))
             mode &= 0o777
         }
         return ManifestEntry(kind: kind, path: archivePath, mode: UInt16(mode), mtime: Int64(st.st_mtim.tv_sec),
@@ -275,9 +275,9 @@ final class SourceWalker {
             grew = try withUnsafeMutableBytes(of: &probe, { try file.readSequential(into: $0) }) > 0
         }
         if shrank {
-            warnings.append("'\(diskPath)' shrank while it was read; the missing end was stored as zeros")
+            warnings.append(SourceWarning(.shrankWhileRead, path: diskPath, "shrank while it was read; the missing end was stored as zeros"))
         } else if grew {
-            warnings.append("'\(diskPath)' grew while it was read; only its first \(size) bytes were stored")
+            warnings.append(SourceWarning(.grewWhileRead, path: diskPath, "grew while it was read; only its first \(size) bytes were stored"))
         }
         entryCount += 1
         contentBytes += size

@@ -161,7 +161,7 @@ final class WalkBlocks: WalkOutput, @unchecked Sendable {
 extension SourceWalker {
     /// What a walk found besides the entries themselves.
     struct Outcome {
-        var warnings: [String] = []
+        var warnings: [SourceWarning] = []
         var entryCount: UInt64 = 0
         var contentBytes: UInt64 = 0
     }

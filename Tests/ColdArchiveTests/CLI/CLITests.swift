@@ -147,6 +147,32 @@ import Testing
         #expect(Set(paths.compactMap { $0 }.map(PathRules.key)) == Set((["crm"] + names.map { "crm/\($0)" }).map(PathRules.key)))
     }
 
+    /// Warnings reach scripts (issue 15, input 7): each has a kind and a path in `create --json`, and a
+    /// complete, valid archive that misses something of its sources exits 4, not 0.
+    @Test func createReportsWarningsInJSONAndExitsFour() throws {
+        let (scratch, keyring, source) = try setUp()
+        struct Created: Decodable {
+            struct Warning: Decodable { var kind: String; var path: String; var detail: String }
+            var archive: String
+            var entryCount: UInt64
+            var warnings: [Warning]
+        }
+        let clean = try CLI.run(["create", "--keyring", keyring, "--out", scratch.sub("clean.car"), "--json", source])
+        #expect(clean.status == 0, "\(clean.stderr)")
+        let cleanReport = try JSONDecoder().decode(Created.self, from: Data(clean.stdout.utf8))
+        #expect(cleanReport.archive == scratch.sub("clean.car") && cleanReport.warnings.isEmpty && cleanReport.entryCount == 12)
+
+        #expect(mkfifo("\(source)/queue.fifo", 0o600) == 0)
+        let inexact = try CLI.run(["create", "--keyring", keyring, "--out", scratch.sub("inexact.car"), "--json", source])
+        #expect(inexact.status == 4, "\(inexact.stderr)")
+        #expect(inexact.stderr.contains("warning: '\(source)/queue.fifo' is a device, FIFO or socket; skipped"))
+        let report = try JSONDecoder().decode(Created.self, from: Data(inexact.stdout.utf8))
+        #expect(report.warnings.map(\.kind) == ["skipped-special-file"])
+        #expect(report.warnings.map(\.path) == ["\(source)/queue.fifo"])
+        // The archive itself is complete and valid.
+        #expect(try CLI.run(["verify", scratch.sub("inexact.car"), "--trust", "\(keyring)/signing.pub"]).status == 0)
+    }
+
     @Test func helpExitsZero() throws {
         let result = try CLI.run(["--help"])
         #expect(result.status == 0)

@@ -180,7 +180,7 @@ import Testing
         // (size on disk, size claimed when the header was written)
         let files: [(Int, Int)] = [(10_000, 10_000), (block - 10_000, block - 10_000), (block + 70_000, block + 70_000),
                                    (block, block - 5), (300_000, 400_000), (0, 0)]
-        var warnings: [String] = []
+        var warnings: [SourceWarning] = []
         _ = try ArchiveCreator.write(to: scratch.sub("a.car"), signer: keys.signer, recipients: keys.recipients, label: nil, sources: ["crm"],
                                      compressionLevel: 3, chunkRawSize: FormatV1.defaultChunkRawSize, workers: 2, now: Date()) { content in
             let blocks = WalkBlocks()
@@ -207,8 +207,8 @@ import Testing
             return (walker.entryCount + 1, walker.contentBytes)
         }
         #expect(warnings.count == 2)
-        #expect(warnings.contains { $0.contains("f3") && $0.contains("grew") })
-        #expect(warnings.contains { $0.contains("f4") && $0.contains("shrank") })
+        #expect(warnings.contains { $0.kind == .grewWhileRead && $0.path == scratch.sub("f3") })
+        #expect(warnings.contains { $0.kind == .shrankWhileRead && $0.path == scratch.sub("f4") })
         #expect(try Verifier.verifyDeep(path: scratch.sub("a.car"), keyring: keys.keyring).entriesChecked == UInt64(files.count + 1))
         _ = try Restorer.restore(archivePath: scratch.sub("a.car"), to: scratch.sub("out"), keyring: keys.keyring)
         for (i, (size, claimed)) in files.enumerated() {
@@ -229,7 +229,7 @@ import Testing
         // The size the file had when its header was written differs from what reading finds:
         // the same code path as a file that shrinks or grows while create reads it.
         let claimed = UInt64(content.count + delta)
-        var warnings: [String] = []
+        var warnings: [SourceWarning] = []
         _ = try ArchiveCreator.write(to: scratch.sub("a.car"), signer: keys.signer, recipients: keys.recipients, label: nil, sources: ["crm"],
                                      compressionLevel: 3, chunkRawSize: FormatV1.defaultChunkRawSize, workers: 2, now: Date()) { content in
             let walker = SourceWalker(content: content)
@@ -244,7 +244,7 @@ import Testing
             return (walker.entryCount + 1, walker.contentBytes)
         }
         #expect(warnings.count == 1)
-        #expect(warnings[0].contains(delta > 0 ? "shrank" : "grew"))
+        #expect(warnings[0].kind == (delta > 0 ? .shrankWhileRead : .grewWhileRead))
         // The manifest's content hash is of what was stored (the zeros, or the cut), as the deep check shows.
         #expect(try Verifier.verifyDeep(path: scratch.sub("a.car"), keyring: keys.keyring).entriesChecked == 2)
         _ = try Restorer.restore(archivePath: scratch.sub("a.car"), to: scratch.sub("out"), keyring: keys.keyring)

@@ -336,8 +336,13 @@ import Testing
         let warnings = ring.overdueWarnings()
         #expect(warnings.count == 1)
         #expect(warnings[0].contains("active encryption key") && warnings[0].contains("keys rotate"))
+        // Through the binary: exit 1 as documented, the warning on stderr, no Swift error text.
+        let status = try CLI.run(["keys", "status", "--keyring", scratch.sub("keys")])
+        #expect(status.status == 1, "\(status.stderr)")
+        #expect(status.stderr.contains("keys rotate") && !status.stderr.contains("ExitCode"), "\(status.stderr)")
         try ring.rotateEncryptionKey()
         #expect(ring.overdueWarnings().isEmpty)
+        #expect(try CLI.run(["keys", "status", "--keyring", scratch.sub("keys")]).status == 0)
     }
 }
 
