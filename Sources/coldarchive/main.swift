@@ -35,7 +35,10 @@ do {
         print(ColdArchiveCommand.fullMessage(for: error))
         exit(0)
     case .validationFailure:
-        Output.error(ColdArchiveCommand.fullMessage(for: error))
+        // The parser's message starts with its own "Error: "; ours already says "error:".
+        var message = ColdArchiveCommand.fullMessage(for: error)
+        if message.hasPrefix("Error: ") { message.removeFirst("Error: ".count) }
+        Output.error(message)
         exit(FailureKind.usage.rawValue)
     default:
         Output.error("\(error)")

@@ -38,7 +38,11 @@ public struct CreateReport: Sendable {
 /// Makes an archive: tar (libarchive) → zstd frames → XChaCha20-Poly1305 chunks → one file, written
 /// under a temporary name, fsynced and linked into place only when complete and signed.
 public enum ArchiveCreator {
-    public static let creatorName = "coldarchive 0.1.0"
+    public static let version = "0.1.0"
+    /// The archive format version `create` writes (FORMAT.md §4).
+    public static let formatVersion = Int(FormatV1.formatVersion)
+    /// What the header's `creator` field says (FORMAT.md §5).
+    public static let creatorName = "coldarchive \(version)"
 
     public static func create(_ options: CreateOptions, signer: SigningKey, recipients: [EncryptionPublicKey],
                               now: Date = Date()) throws -> CreateReport {

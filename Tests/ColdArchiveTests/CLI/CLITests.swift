@@ -173,6 +173,15 @@ import Testing
         #expect(try CLI.run(["verify", scratch.sub("inexact.car"), "--trust", "\(keyring)/signing.pub"]).status == 0)
     }
 
+    @Test func versionAndUsageErrorsReadCleanly() throws {
+        let version = try CLI.run(["--version"])
+        #expect(version.status == 0)
+        #expect(version.stdout == "coldarchive \(ArchiveCreator.version) (writes archive format version 1)\n")
+        let usage = try CLI.run(["create"])
+        #expect(usage.status == 2)
+        #expect(usage.stderr.hasPrefix("coldarchive: error: Missing expected argument '--out <out>'"), "\(usage.stderr)")
+    }
+
     @Test func helpExitsZero() throws {
         let result = try CLI.run(["--help"])
         #expect(result.status == 0)
