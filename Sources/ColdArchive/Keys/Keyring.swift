@@ -94,7 +94,7 @@ public final class Keyring {
     @discardableResult
     public static func initialize(at directory: String, passphrase: Passphrase?, now: Date = Date(),
                                   cryptoperiodDays: Int = defaultCryptoperiodDays) throws -> Keyring {
-        try FileSystem.makeDirectory(directory, mode: 0o700)
+        try FileSystem.makeDirectories(directory, mode: 0o700)
         for existing in ["keyring.json", "signing.key", "signing.pub"] where FileSystem.exists("\(directory)/\(existing)") {
             throw KeyError.keyringExists(path: directory)
         }

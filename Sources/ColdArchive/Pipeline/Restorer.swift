@@ -37,7 +37,7 @@ public enum Restorer {
         }
 
         // The target: created if missing, else it must be empty (or --force) with no name clash.
-        var createdTarget = false
+        var createdDirectories: [String] = []
         if FileSystem.exists(target) {
             guard FileSystem.isDirectory(target) else {
                 throw OperationError("restore target '\(target)' exists and is not a directory")
@@ -57,8 +57,8 @@ public enum Restorer {
                 throw OperationError("restore target '\(target)' already holds \(clashes.map { "'\($0)'" }.joined(separator: ", ")); restore never replaces existing data — move it away first")
             }
         } else {
-            try FileSystem.makeDirectory(target, mode: 0o755)
-            createdTarget = true
+            // Missing parents too (as `mkdir -p`); all of them go again if the restore fails.
+            createdDirectories = try FileSystem.makeDirectories(target)
         }
 
         // Pass 2: extract into staging, then move into place.
@@ -90,7 +90,7 @@ public enum Restorer {
             extractor?.shutdown()
             for name in moved.reversed() { try? renameNoReplace("\(target)/\(name)", "\(staging)/\(name)") }
             try? FileSystem.removeTree(staging)
-            if createdTarget { _ = rmdir(target) }
+            for directory in createdDirectories.reversed() { _ = rmdir(directory) }
             throw error
         }
     }

@@ -142,6 +142,28 @@ enum FileSystem {
         }
     }
 
+    /// `mkdir -p`: creates `path` and whatever parents are missing (the parents with mode 0755).
+    /// Returns the directories it created, outermost first, so a failed command can remove them again.
+    @discardableResult
+    static func makeDirectories(_ path: String, mode: mode_t = 0o755) throws -> [String] {
+        var missing: [String] = []
+        var current = path
+        while !current.isEmpty && current != "/" && current != "." && !exists(current) {
+            missing.append(current)
+            current = parent(of: current)
+        }
+        var created: [String] = []
+        for directory in missing.reversed() {
+            let directoryMode: mode_t = directory == path ? mode : 0o755
+            if mkdir(directory, directoryMode) != 0 {
+                guard errno == EEXIST else { throw SystemError(operation: "create directory", path: directory, errno: errno) }
+                continue
+            }
+            created.append(directory)
+        }
+        return created
+    }
+
     static func rename(_ from: String, _ to: String) throws {
         guard Glibc.rename(from, to) == 0 else { throw SystemError(operation: "rename", path: "\(from)' to '\(to)", errno: errno) }
     }

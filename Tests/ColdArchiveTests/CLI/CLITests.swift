@@ -182,6 +182,30 @@ import Testing
         #expect(usage.stderr.hasPrefix("coldarchive: error: Missing expected argument '--out <out>'"), "\(usage.stderr)")
     }
 
+    /// `restore --to` and `keys init --keyring` create missing parents (as their help says); a restore
+    /// that fails removes every directory it made.
+    @Test func restoreAndKeysInitCreateMissingParents() throws {
+        let (scratch, keyring, source) = try setUp()
+        let nested = try CLI.run(["keys", "init", "--no-passphrase", "--keyring", scratch.sub("custodian/safe/keys")])
+        #expect(nested.status == 0, "\(nested.stderr)")
+        #expect(FileManager.default.fileExists(atPath: scratch.sub("custodian/safe/keys/signing.pub")))
+
+        let archive = scratch.sub("a.car")
+        #expect(try CLI.run(["create", "--keyring", keyring, "--out", archive, source]).status == 0)
+        let restored = try CLI.run(["restore", archive, "--keyring", keyring, "--to", scratch.sub("restore/2026-11/crm-tree")])
+        #expect(restored.status == 0, "\(restored.stderr)")
+        #expect(try TreeSnapshot(source) == TreeSnapshot(scratch.sub("restore/2026-11/crm-tree/crm")))
+
+        // Refused during extraction (after the target was made): nothing of the new path stays.
+        let keys = try TestKeys(in: scratch, name: "crafting-keys")
+        let hostile = try craftArchive(scratch, keys: keys, tar: HostileContentTests.crm + HandTar.entry("crm/etc", .symlink, link: "../../etc"),
+                                       manifest: [.directory("crm"), .link(.symlink, "crm/etc", to: "../../etc")])
+        #expect(throws: IntegrityError.unsafeEntry(path: "crm/etc", reason: .symlinkEscapes(target: "../../etc"))) {
+            _ = try Restorer.restore(archivePath: hostile, to: scratch.sub("never/made/here"), keyring: keys.keyring)
+        }
+        #expect(!FileManager.default.fileExists(atPath: scratch.sub("never")))
+    }
+
     @Test func helpExitsZero() throws {
         let result = try CLI.run(["--help"])
         #expect(result.status == 0)
