@@ -38,7 +38,7 @@ struct ListCommand: ParsableCommand {
             // Full precision: seconds from the formatter, then all nine digits of nanoseconds.
             let seconds = formatter.string(from: Date(timeIntervalSince1970: TimeInterval(entry.mtime)))
             let time = seconds.dropLast() + "." + String(format: "%09u", entry.mtimeNanoseconds) + "Z"
-            let hash = entry.kind == .file ? entry.contentHash.map { String(format: "%02x", $0) }.joined() : nil
+            let hash = entry.kind == .file ? entry.contentHashHex : nil
             let link = entry.linkTarget.isEmpty ? nil : entry.linkTarget
             let mode = String(entry.mode, radix: 8)
             if json {
@@ -48,7 +48,8 @@ struct ListCommand: ParsableCommand {
                 let type = ["file": "-", "directory": "d", "symlink": "l", "hardlink": "h"][entry.kind.name] ?? "?"
                 // Names escaped as GNU tar and `ls -b` do: a name cannot forge a line or move the cursor.
                 let suffix = link.map { entry.kind == .symlink ? " -> \(DisplayName.escaped($0))" : " => \(DisplayName.escaped($0))" } ?? ""
-                print("\(type) \(mode.leftPad(4)) \(String(entry.size).leftPad(12)) \(time) \(DisplayName.escaped(entry.path))\(suffix)")
+                let digest = hash ?? String(repeating: "-", count: 64)
+                print("\(type) \(mode.leftPad(4)) \(String(entry.size).leftPad(12)) \(time) \(digest) \(DisplayName.escaped(entry.path))\(suffix)")
             }
         }
     }

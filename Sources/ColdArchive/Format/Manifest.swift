@@ -31,6 +31,9 @@ public struct ManifestEntry: Sendable, Equatable, Codable {
     /// A symlink's target, or the archive path a hardlink points at; empty otherwise.
     public var linkTarget: String
 
+    /// `contentHash` in lower-case hexadecimal, as `b2sum -l 256` prints it.
+    public var contentHashHex: String { contentHash.hex }
+
     static let fixedSize = 1 + 2 + 8 + 4 + 8 + 32 + 2 + 2
     static let maxEncodedSize = fixedSize + 2 * FormatV1.maxPathBytes
     static let zeroHash = [UInt8](repeating: 0, count: 32)

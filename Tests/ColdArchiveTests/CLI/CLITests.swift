@@ -35,6 +35,11 @@ import Testing
         #expect(deep.status == 0, "\(deep.stderr)")
         #expect(deep.stdout.contains("12 entries decrypted"))
 
+        // The text listing has the BLAKE2b-256 column its help promises (b2sum -l 256 of the file).
+        let text = try CLI.run(["list", archive, "--keyring", keyring])
+        let csv = Array(try Data(contentsOf: URL(fileURLWithPath: "\(source)/exports/customers.csv")))
+        #expect(text.stdout.contains(" \(Sodium.blake2b(csv).hex) crm/exports/customers-copy.csv\n"), "\(text.stdout)")
+        #expect(text.stdout.contains(" \(String(repeating: "-", count: 64)) crm/exports\n"))
         let list = try CLI.run(["list", archive, "--keyring", keyring, "--json"])
         #expect(list.status == 0)
         #expect(list.stdout.split(separator: "\n").count == 12)
