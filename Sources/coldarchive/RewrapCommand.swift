@@ -23,6 +23,10 @@ struct RewrapCommand: ParsableCommand {
         let ring = try keyring.open()
         for file in files {
             let report = try Rewrapper.rewrap(path: file, keyring: ring)
+            guard report.rewritten else {
+                print("unchanged \(file): already wrapped to the current keys (\(report.recipients.joined(separator: ", ")))")
+                continue
+            }
             print("rewrapped \(file): \(report.previousRecipients.joined(separator: ", ")) -> \(report.recipients.joined(separator: ", ")) (archive digest \(report.archiveDigest) unchanged)")
         }
     }

@@ -8,6 +8,9 @@ public struct RewrapReport: Sendable, Equatable {
     /// Unchanged by a re-wrap: the archive's identity and signature still hold.
     public var headerDigest: String
     public var archiveDigest: String
+    /// False when the archive was already wrapped to exactly the current recipients: the file was left
+    /// as it was (a rewrap of such an archive would only change its bytes and its mtime).
+    public var rewritten: Bool
 }
 
 /// Re-wraps an archive's file key to the keyring's current recipients (the active encryption key and
@@ -19,6 +22,10 @@ public enum Rewrapper {
         let fileKey = try archive.unwrapFileKey { try keyring.encryptionKey(id: $0) }
 
         let recipients = try keyring.recipientPublicKeys()
+        if Set(archive.recipientKeyIDs) == Set(recipients.map(\.keyIDHex)) && archive.recipientKeyIDs.count == recipients.count {
+            return RewrapReport(archive: path, previousRecipients: archive.recipientKeyIDs, recipients: archive.recipientKeyIDs,
+                                headerDigest: archive.headerDigest.hex, archiveDigest: archive.archiveDigest.hex, rewritten: false)
+        }
         var block = RecipientBlock(recipients: recipients.map { EncryptionKey.wrap(fileKey, to: $0) }, headerMAC: [])
         block.headerMAC = RecipientBlock.mac(headerDigest: archive.headerDigest, entries: block.entriesEncoded(),
                                              macKey: fileKey.headerMACKey(salt: archive.header.payloadSalt))
@@ -75,7 +82,7 @@ public enum Rewrapper {
             throw error
         }
         return RewrapReport(archive: path, previousRecipients: archive.recipientKeyIDs, recipients: recipients.map(\.keyIDHex),
-                            headerDigest: archive.headerDigest.hex, archiveDigest: archive.archiveDigest.hex)
+                            headerDigest: archive.headerDigest.hex, archiveDigest: archive.archiveDigest.hex, rewritten: true)
     }
 }
 

@@ -92,4 +92,18 @@ import Testing
         #expect(try ArchiveFile(path: archive).recipientKeyIDs == ring.recipientPublicKeys().map(\.keyIDHex))
         #expect(try ArchiveFile(path: archive).archiveDigest == ArchiveFile(path: scratch.sub("a.car")).archiveDigest)
     }
+
+    /// An archive already wrapped to the current keys is left as it is (issue 16): a second rewrap
+    /// would only change its bytes (sealed boxes are randomized) and its mtime.
+    @Test func rewrapOfAnArchiveAlreadyCurrentLeavesItUntouched() throws {
+        let (scratch, directory, archive) = try rotatedArchive(attachmentBytes: 10_000)
+        defer { withExtendedLifetime(scratch) {} }
+        let ring = try Keyring(directory: directory)
+        #expect(try Rewrapper.rewrap(path: archive, keyring: ring).rewritten)
+        let once = try contents(archive)
+        let again = try CLI.run(["rewrap", "--keyring", directory, archive])
+        #expect(again.status == 0, "\(again.stderr)")
+        #expect(again.stdout.hasPrefix("unchanged \(archive): already wrapped to the current keys"), "\(again.stdout)")
+        #expect(try contents(archive) == once)
+    }
 }
