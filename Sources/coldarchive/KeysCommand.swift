@@ -43,6 +43,7 @@ struct KeysCommand: ParsableCommand {
             } else {
                 throw ValidationFailure("keys init needs a passphrase: give --passphrase-file FILE or COLDARCHIVE_PASSPHRASE, run it on a terminal, or pass --no-passphrase")
             }
+            Output.warnIfShort(passphrase)
             let ring = try Keyring.initialize(at: keyring.directory, passphrase: passphrase, cryptoperiodDays: cryptoperiodDays)
             let signing = try ring.signingPublicKey()
             print("created keyring in \(ring.directory)\(passphrase == nil ? " (secret keys NOT passphrase-protected)" : "")")
@@ -214,6 +215,7 @@ struct KeysCommand: ParsableCommand {
             } else {
                 throw ValidationFailure("give the new passphrase with --new-passphrase-file or COLDARCHIVE_NEW_PASSPHRASE, or run on a terminal")
             }
+            Output.warnIfShort(newPassphrase)
             try ring.changePassphrase(to: newPassphrase)
             print(newPassphrase == nil ? "passphrase removed" : "passphrase changed for every secret key in \(keyring.directory)")
         }

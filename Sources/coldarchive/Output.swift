@@ -18,6 +18,12 @@ enum Output {
         FileHandle.standardError.write(Data("coldarchive: warning: \(DisplayName.escaped(message))\n".utf8))
     }
 
+    /// A passphrase being chosen that is shorter than recommended: a warning, not a refusal.
+    static func warnIfShort(_ passphrase: Passphrase?) {
+        guard let passphrase, passphrase.length < Passphrase.recommendedMinimumBytes else { return }
+        warning("the passphrase has only \(passphrase.length) bytes; it protects every archive for years — prefer a phrase of several words (\(Passphrase.recommendedMinimumBytes) characters or more)")
+    }
+
     static func json<T: Encodable>(_ value: T) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]

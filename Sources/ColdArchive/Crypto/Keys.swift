@@ -96,6 +96,8 @@ public enum KeyError: ColdArchiveError, Equatable {
     /// A passphrase-protected key file asks for Argon2id work outside MODERATE…SENSITIVE (a weak key,
     /// or memory exhaustion by an altered file), refused before Argon2id runs.
     case argon2LimitsOutOfRange(path: String, ops: UInt64, mem: UInt64)
+    /// A passphrase file that others can read or write.
+    case insecurePassphraseFile(path: String, mode: UInt32)
     case emptyPassphrase
     case passphraseRequired(path: String)
     case wrongPassphrase(path: String)
@@ -120,6 +122,8 @@ public enum KeyError: ColdArchiveError, Equatable {
             return "secret key file '\(path)' is readable by others (mode \(String(mode, radix: 8))); run 'chmod 600 \(path)'"
         case .argon2LimitsOutOfRange(let path, let ops, let mem):
             return "key file '\(path)' asks for Argon2id limits (\(ops) passes, \(mem >> 20) MiB) outside MODERATE…SENSITIVE; it was altered — restore it from your key backup"
+        case .insecurePassphraseFile(let path, let mode):
+            return "passphrase file '\(path)' can be read or written by others (mode \(String(mode, radix: 8))); run 'chmod 600 \(path)'"
         case .emptyPassphrase:
             return "the passphrase is empty; choose a passphrase, or use 'keys init --no-passphrase' for unattended hosts"
         case .passphraseRequired(let path):

@@ -11,8 +11,21 @@ public final class Passphrase: Sendable {
         secret = bytes.withUnsafeBytes { SecretBytes(copying: $0) }
     }
 
-    /// The first line of a file (a trailing newline is not part of the passphrase).
+    /// Passphrases shorter than this get a warning where they are chosen: one passphrase guards every
+    /// archive of a decade (NIST SP 800-63B asks at least 8 characters of any user-chosen secret; a
+    /// custodian's should be a long phrase).
+    public static let recommendedMinimumBytes = 12
+
+    /// Its length in bytes (UTF-8), to warn about short ones; the bytes themselves stay inside.
+    public var length: Int { secret.count }
+
+    /// The first line of a file (a trailing newline is not part of the passphrase). A file that others
+    /// can read or write is refused, as ssh refuses such a private key: the passphrase is a secret.
     public static func fromFile(_ path: String) throws -> Passphrase {
+        var st = stat()
+        if stat(path, &st) == 0 && UInt32(st.st_mode) & 0o077 != 0 {
+            throw KeyError.insecurePassphraseFile(path: path, mode: UInt32(st.st_mode) & 0o777)
+        }
         var bytes = try FileSystem.readSmallFile(path, limit: 4096)
         if let newline = bytes.firstIndex(of: 0x0A) {
             var rest = Array(bytes[newline...])

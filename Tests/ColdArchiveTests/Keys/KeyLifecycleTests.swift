@@ -358,9 +358,25 @@ import Testing
         #expect(wrong.status == 3)
         #expect(wrong.stderr.contains("passphrase is wrong"))
         #expect(!FileManager.default.fileExists(atPath: scratch.sub("a.car")))
+        // A passphrase file others can read is refused, as ssh refuses such a key; at 0600 it is used.
         try "right passphrase\n".write(toFile: scratch.sub("pass.txt"), atomically: false, encoding: .utf8)
+        #expect(chmod(scratch.sub("pass.txt"), 0o644) == 0)
+        let open = try CLI.run(["create", "--keyring", keyring, "--passphrase-file", scratch.sub("pass.txt"), "--out", scratch.sub("a.car"), source])
+        #expect(open.status == 3)
+        #expect(open.stderr.contains("passphrase file '\(scratch.sub("pass.txt"))' can be read or written by others (mode 644)"), "\(open.stderr)")
+        #expect(chmod(scratch.sub("pass.txt"), 0o600) == 0)
         let ok = try CLI.run(["create", "--keyring", keyring, "--passphrase-file", scratch.sub("pass.txt"), "--out", scratch.sub("a.car"), source])
         #expect(ok.status == 0, "\(ok.stderr)")
+    }
+
+    @Test func aShortPassphraseIsAcceptedWithAWarning() throws {
+        let scratch = try Scratch()
+        let short = try CLI.run(["keys", "init", "--keyring", scratch.sub("short")], environment: ["COLDARCHIVE_PASSPHRASE": "hunter2"])
+        #expect(short.status == 0)
+        #expect(short.stderr.contains("warning: the passphrase has only 7 bytes"), "\(short.stderr)")
+        let long = try CLI.run(["keys", "init", "--keyring", scratch.sub("long")], environment: ["COLDARCHIVE_PASSPHRASE": "correct horse battery staple"])
+        #expect(long.status == 0)
+        #expect(!long.stderr.contains("warning"), "\(long.stderr)")
     }
 
     @Test func keysInitWithoutAnyPassphraseSourceIsAUsageError() throws {
