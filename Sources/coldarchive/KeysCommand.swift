@@ -155,13 +155,21 @@ struct KeysCommand: ParsableCommand {
     struct Retire: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Destroy the secret half of an encryption key (crypto-shredding), after a typed confirmation.",
-            discussion: "Every archive wrapped only to this key becomes unrecoverable. With --archives DIR, the archives that depend on it are listed first.")
+            discussion: """
+            Every archive wrapped only to this key becomes unrecoverable. Name where your archives are with --archives \
+            (directories, searched recursively, or archive files; repeatable): the archives that depend on the key are \
+            listed first, with how many were scanned. A path that does not exist is an error, and so is finding no \
+            archive at all — unless --no-archives-expected says that no archive wrapped to this key is meant to survive.
+            """)
 
         @Argument(help: "The key id (see 'keys list').")
         var keyID: String
 
-        @Option(name: .long, help: "A directory of archives to check for dependence on the key.")
-        var archives: String?
+        @Option(name: .long, help: "A directory (searched recursively) or archive file to check for dependence on the key; repeatable.")
+        var archives: [String] = []
+
+        @Flag(name: .long, help: "Retire even though no archive was named or found: no archive wrapped to this key is meant to survive.")
+        var noArchivesExpected = false
 
         @Option(name: .long, help: "The key id again, to confirm without a terminal (for scripts).")
         var confirm: String?
@@ -170,9 +178,16 @@ struct KeysCommand: ParsableCommand {
 
         func run() throws {
             let ring = try keyring.open()
-            if let archives {
-                let dependents = try KeyDependencies.archives(in: archives, wrappedTo: keyID, keyring: ring)
-                if dependents.isEmpty { print("no archive in \(archives) is wrapped to \(keyID)") }
+            if archives.isEmpty && !noArchivesExpected {
+                throw ValidationFailure("name where your archives are with --archives PATH (repeatable), so that the ones depending on \(keyID) are listed first; or pass --no-archives-expected if no archive wrapped to it is meant to survive")
+            }
+            if !archives.isEmpty {
+                let scan = try KeyDependencies.scan(archives, wrappedTo: keyID, keyring: ring)
+                let dependents = scan.dependents
+                print("scanned \(scan.archivesScanned) archive\(scan.archivesScanned == 1 ? "" : "s") in \(archives.joined(separator: ", ")); \(dependents.count) wrapped to \(keyID)")
+                if scan.archivesScanned == 0 && !noArchivesExpected {
+                    throw ValidationFailure("no archive found in \(archives.joined(separator: ", ")); key \(keyID) was not retired. Check the path, or pass --no-archives-expected if none is meant to survive")
+                }
                 for d in dependents {
                     let note = d.becomesUnreadable
                         ? (d.escrowKeys.isEmpty ? "UNRECOVERABLE after retirement" : "unreadable here; escrow \(d.escrowKeys.joined(separator: ", ")) can still open it")

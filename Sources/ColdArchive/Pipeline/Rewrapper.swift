@@ -98,22 +98,45 @@ public enum KeyDependencies {
         public var becomesUnreadable: Bool { otherHeldKeys.isEmpty }
     }
 
-    /// Every archive in `directory` (recursively; files that are not archives are skipped) whose file
-    /// key is wrapped to `keyID`.
-    public static func archives(in directory: String, wrappedTo keyID: String, keyring: Keyring) throws -> [Dependency] {
-        var found: [Dependency] = []
+    /// What a scan for dependants found.
+    public struct Scan: Sendable, Equatable {
+        /// Archives read (files that are not archives are skipped and not counted).
+        public var archivesScanned: Int
+        /// Those wrapped to the key, in path order.
+        public var dependents: [Dependency]
+    }
+
+    /// Every archive at `paths` — archive files, or directories searched recursively — whose file key
+    /// is wrapped to `keyID`. A path that does not exist is an error, never an empty result: a typo must
+    /// not read as "no archive depends on this key" before the key is destroyed.
+    public static func scan(_ paths: [String], wrappedTo keyID: String, keyring: Keyring) throws -> Scan {
         let held = keyring.secretKeyIDs().subtracting([keyID])
         let escrow = Set(keyring.standingRecipientIDs)
-        guard let walker = FileManager.default.enumerator(atPath: directory) else {
-            throw OperationError("cannot read the directory '\(directory)'")
-        }
-        while let relative = walker.nextObject() as? String {
-            let path = "\(directory)/\(relative)"
-            guard !FileSystem.isDirectory(path), let archive = try? ArchiveFile(path: path) else { continue }
+        var scan = Scan(archivesScanned: 0, dependents: [])
+        func consider(_ path: String) {
+            guard let archive = try? ArchiveFile(path: path) else { return }
+            scan.archivesScanned += 1
             let ids = archive.recipientKeyIDs
-            guard ids.contains(keyID) else { continue }
-            found.append(Dependency(archive: path, otherHeldKeys: ids.filter(held.contains), escrowKeys: ids.filter(escrow.contains)))
+            guard ids.contains(keyID) else { return }
+            scan.dependents.append(Dependency(archive: path, otherHeldKeys: ids.filter(held.contains), escrowKeys: ids.filter(escrow.contains)))
         }
-        return found.sorted { $0.archive < $1.archive }
+        for path in paths {
+            guard FileSystem.exists(path) else {
+                throw OperationError("'\(path)' does not exist; name the directories or archive files that hold your archives", kind: .usage)
+            }
+            guard FileSystem.isDirectory(path) else {
+                consider(path)
+                continue
+            }
+            guard let walker = FileManager.default.enumerator(atPath: path) else {
+                throw OperationError("cannot read the directory '\(path)'")
+            }
+            while let relative = walker.nextObject() as? String {
+                let file = "\(path)/\(relative)"
+                if !FileSystem.isDirectory(file) { consider(file) }
+            }
+        }
+        scan.dependents.sort { $0.archive.utf8.lexicographicallyPrecedes($1.archive.utf8) }
+        return scan
     }
 }

@@ -51,7 +51,7 @@ import Testing
         #expect(after.recipientKeyIDs == [newID])
         _ = try Verifier.verify(path: kept, trusting: keys.signer.publicKey)
 
-        let dependents = try KeyDependencies.archives(in: scratch.path, wrappedTo: oldID, keyring: keys.keyring)
+        let dependents = try KeyDependencies.scan([scratch.path], wrappedTo: oldID, keyring: keys.keyring).dependents
         #expect(dependents.map(\.archive) == [shredded])
         #expect(dependents[0].becomesUnreadable)
 
@@ -403,14 +403,14 @@ import Testing
         let keys = try JSONDecoder().decode([Keyring.KeyInfo].self, from: Data(list.stdout.utf8))
         #expect(keys.filter { $0.role == "encryption" }.map(\.status) == ["decrypt-only", "active"])
         // A mistyped confirmation retires nothing.
-        let mistyped = try CLI.run(["keys", "retire", oldID, "--keyring", keyring, "--confirm", "nope"])
+        let mistyped = try CLI.run(["keys", "retire", oldID, "--keyring", keyring, "--archives", scratch.sub("vault"), "--confirm", "nope"])
         #expect(mistyped.status == 2)
         #expect(FileManager.default.fileExists(atPath: "\(keyring)/encryption/\(oldID).key"))
         // Rewrap, then retire: the listing says the archive no longer depends on the old key.
         #expect(try CLI.run(["rewrap", scratch.sub("vault/a.car"), "--keyring", keyring]).status == 0)
         let retire = try CLI.run(["keys", "retire", oldID, "--keyring", keyring, "--archives", scratch.sub("vault"), "--confirm", oldID])
         #expect(retire.status == 0, "\(retire.stderr)")
-        #expect(retire.stdout.contains("no archive"))
+        #expect(retire.stdout.contains("scanned 1 archive in \(scratch.sub("vault")); 0 wrapped to \(oldID)"), "\(retire.stdout)")
         #expect(try CLI.run(["restore", scratch.sub("vault/a.car"), "--keyring", keyring, "--to", scratch.sub("out")]).status == 0)
         // An export without encryption secrets cannot restore (exit 3), but can create.
         #expect(try CLI.run(["keys", "export-public", "--keyring", keyring, "--out", scratch.sub("host"), "--include-signing-key"]).status == 0)
@@ -418,6 +418,46 @@ import Testing
         let denied = try CLI.run(["restore", scratch.sub("b.car"), "--keyring", scratch.sub("host"), "--to", scratch.sub("out2")])
         #expect(denied.status == 3)
         #expect(denied.stderr.contains("none of this keyring's encryption keys"))
+    }
+
+    /// Issue 16, input 1: `keys retire` once said "no archive in … is wrapped to KID" for a path that did
+    /// not exist and for an archive file, then destroyed the key. Crypto-shredding happens only on purpose.
+    @Test func retireNeverGivesAFalseAllClear() throws {
+        let scratch = try Scratch()
+        let keyring = scratch.sub("keys")
+        let source = try TreeBuilder.crmTree(at: scratch.sub("src"), attachmentBytes: 1000)
+        #expect(try CLI.run(["keys", "init", "--no-passphrase", "--keyring", keyring]).status == 0)
+        try FileManager.default.createDirectory(atPath: scratch.sub("vault/2026"), withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: scratch.sub("empty"), withIntermediateDirectories: true)
+        let archive = scratch.sub("vault/2026/crm-2026-11.car")
+        #expect(try CLI.run(["create", "--keyring", keyring, "--out", archive, source]).status == 0)
+        let oldID = try Keyring(directory: keyring).activeEncryptionKeyID
+        #expect(try CLI.run(["keys", "rotate", "--keyring", keyring]).status == 0)
+        let keyFile = "\(keyring)/encryption/\(oldID).key"
+        func retire(_ extra: [String]) throws -> CLIResult {
+            try CLI.run(["keys", "retire", oldID, "--keyring", keyring, "--confirm", oldID] + extra)
+        }
+
+        let nowhere = try retire([])
+        #expect(nowhere.status == 2 && nowhere.stderr.contains("--archives PATH"), "\(nowhere.stderr)")
+        let typo = try retire(["--archives", "/nonexistent"])
+        #expect(typo.status == 2 && typo.stderr.contains("'/nonexistent' does not exist"), "\(typo.stderr)")
+        let empty = try retire(["--archives", scratch.sub("empty")])
+        #expect(empty.status == 2 && empty.stderr.contains("no archive found in \(scratch.sub("empty"))"), "\(empty.stderr)")
+        #expect(FileManager.default.fileExists(atPath: keyFile), "a refused retire destroyed the key")
+
+        // An archive file is scanned as well as a directory, and its dependence is named before retiring.
+        let named = try retire(["--archives", archive])
+        #expect(named.status == 0, "\(named.stderr)")
+        #expect(named.stdout.contains("scanned 1 archive in \(archive); 1 wrapped to \(oldID)"), "\(named.stdout)")
+        #expect(named.stdout.contains("\(archive): UNRECOVERABLE after retirement"))
+        #expect(!FileManager.default.fileExists(atPath: keyFile))
+
+        // Said on purpose: nothing is meant to survive.
+        let other = try Keyring(directory: keyring).activeEncryptionKeyID
+        #expect(try CLI.run(["keys", "rotate", "--keyring", keyring]).status == 0)
+        let deliberate = try CLI.run(["keys", "retire", other, "--keyring", keyring, "--confirm", other, "--no-archives-expected"])
+        #expect(deliberate.status == 0, "\(deliberate.stderr)")
     }
 
     @Test func anAuditorFollowsTheChainThroughTheBinary() throws {
