@@ -1,20 +1,25 @@
 import ArgumentParser
 import ColdArchive
+import Foundation
 
 struct VerifyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "verify",
-        abstract: "Check an archive's integrity and signer.",
+        abstract: "Check archives' integrity and signer.",
         discussion: """
         With --trust (auditors): needs only the signing public key; checks the structure, the signature over \
         header and trailer, and every chunk's hash, and reads no customer data.
         With --chain DIR, signing key rotation statements are followed from the --trust key. \
         With --deep (key holders): additionally decrypts and decompresses everything and checks every entry \
         against the manifest; writes nothing.
+        Every FILE given is checked, whatever the others gave; a damaged archive is reported with every damaged \
+        chunk (index and byte range). With --json, one JSON object per archive and line, for success and failure \
+        alike ("valid": true or false, "error", "damagedChunks"). Exit status: 1 if any archive failed a check, \
+        else 3 if any could not be read, else 0.
         """)
 
-    @Argument(help: "The archive file.")
-    var file: String
+    @Argument(help: "The archive files.")
+    var files: [String] = []
 
     @OptionGroup var trust: TrustOption
 
@@ -23,29 +28,77 @@ struct VerifyCommand: ParsableCommand {
 
     @OptionGroup var keyring: KeyringOption
 
-    @Flag(name: .long, help: "Print the report as JSON.")
+    @Flag(name: .long, help: "Print one JSON object per archive (JSON Lines).")
     var json = false
 
     func validate() throws {
+        if files.isEmpty { throw ValidationError("name at least one archive FILE") }
         if trust.trust == nil && !deep { throw ValidationError("pass --trust SIGNING_PUBLIC_KEY_FILE, or --deep to check with the keyring") }
         if trust.chain != nil && trust.trust == nil { throw ValidationError("--chain follows statements from the key given with --trust") }
     }
 
-    func run() throws {
-        let report: VerificationReport
-        if deep {
-            report = try Verifier.verifyDeep(path: file, keyring: try keyring.open(), trusting: try trust.keys())
-        } else {
-            report = try Verifier.verify(path: file, trusting: try trust.keys() ?? [])
-        }
-        if json {
-            try Output.json(report)
-        } else {
-            print("OK \(file): intact, signed by \(report.signer)")
-            print("  \(report.chunksChecked) chunks hashed (\(Output.bytes(report.bytesHashed))), archive digest \(report.summary.archiveDigest)")
-            if let entries = report.entriesChecked, let bytes = report.contentBytesChecked {
-                print("  \(entries) entries decrypted and checked against the manifest (\(Output.bytes(bytes)) of content)")
+    /// One archive's result: the report's fields when it checked out, the error and every damaged
+    /// chunk when it did not.
+    struct Outcome: Encodable {
+        var archive: String
+        var report: VerificationReport?
+        var error: String?
+        var errorKind: FailureKind?
+        var damagedChunks: [DamagedChunk] = []
+
+        enum Keys: String, CodingKey { case archive, valid, error, errorKind, damagedChunks }
+
+        func encode(to encoder: Encoder) throws {
+            try report?.encode(to: encoder)
+            var container = encoder.container(keyedBy: Keys.self)
+            try container.encode(archive, forKey: .archive)
+            try container.encode(report != nil, forKey: .valid)
+            if let error {
+                try container.encode(error, forKey: .error)
+                try container.encode(errorKind == .integrity ? "integrity" : "other", forKey: .errorKind)
+                try container.encode(damagedChunks, forKey: .damagedChunks)
             }
         }
+    }
+
+    func run() throws {
+        let trusted = try trust.keys()
+        let ring = deep ? try keyring.open() : nil
+        var worst: Int32 = 0
+        for file in files {
+            var outcome = Outcome(archive: file)
+            do {
+                if let ring {
+                    outcome.report = try Verifier.verifyDeep(path: file, keyring: ring, trusting: trusted)
+                } else {
+                    outcome.report = try Verifier.verify(path: file, trusting: trusted ?? [])
+                }
+            } catch let error as ColdArchiveError {
+                outcome.error = error.description
+                outcome.errorKind = error.kind
+                if case IntegrityError.chunkHashMismatch = error, let keys = try trusted ?? ring?.trustedSigningKeys() {
+                    outcome.damagedChunks = (try? Verifier.damagedChunks(path: file, trusting: keys)) ?? []
+                }
+                worst = error.kind == .integrity ? 1 : (worst == 1 ? 1 : error.kind.rawValue)
+            }
+            if json {
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+                print(String(decoding: try encoder.encode(outcome), as: UTF8.self))
+            } else if let report = outcome.report {
+                print("OK \(file): intact, signed by \(report.signer)")
+                print("  \(report.chunksChecked) chunks hashed (\(Output.bytes(report.bytesHashed))), archive digest \(report.summary.archiveDigest)")
+                if let entries = report.entriesChecked, let bytes = report.contentBytesChecked {
+                    print("  \(entries) entries decrypted and checked against the manifest (\(Output.bytes(bytes)) of content)")
+                }
+            } else {
+                print("FAILED \(file)")
+                Output.error("\(file): \(outcome.error ?? "")")
+                for chunk in outcome.damagedChunks {
+                    print("  damaged chunk \(chunk.index): bytes \(chunk.offset)–\(chunk.offset + chunk.length - 1) (\(Output.bytes(chunk.length)))")
+                }
+            }
+        }
+        if worst != 0 { throw ExitCode(worst) }
     }
 }

@@ -22,26 +22,37 @@ extension ArchiveFile {
     }
 
     /// The keyless pass: every chunk's ciphertext hashed (on `workers` threads) and compared with the
-    /// signed chunk table. Returns the number of bytes hashed.
-    func checkChunkHashes(workers: Int) throws -> UInt64 {
+    /// signed chunk table. Returns the number of bytes hashed. Stops at the first damaged chunk, unless
+    /// `damaged` is given: then every chunk is hashed, each damaged one is reported to it, and the error
+    /// for the first is thrown at the end.
+    func checkChunkHashes(workers: Int, damaged: ((DamagedChunk) -> Void)? = nil) throws -> UInt64 {
         let cursor = chunkTable()
         let maxInFlight = workers * 2 + 2
         let pool = sealedPool(keep: maxInFlight)
-        let pipeline = OrderedPipeline<StoredChunk, UInt64>(workers: workers, maxInFlight: maxInFlight) {
+        let stopAtFirst = damaged == nil
+        let pipeline = OrderedPipeline<StoredChunk, (UInt64, DamagedChunk?)>(workers: workers, maxInFlight: maxInFlight) {
             { chunk in
                 let hash = Sodium.Blake2bState(outputBytes: 32)
                 hash.update(chunk.sealed.bytes)
                 let matches = hash.finalize() == chunk.record.hash
                 let count = UInt64(chunk.sealed.count)
                 pool.give(chunk.sealed)
-                guard matches else { throw IntegrityError.chunkHashMismatch(index: chunk.index, offset: chunk.offset) }
-                return count
+                guard matches || !stopAtFirst else { throw IntegrityError.chunkHashMismatch(index: chunk.index, offset: chunk.offset) }
+                return (count, matches ? nil : DamagedChunk(index: chunk.index, offset: chunk.offset, length: UInt64(count)))
             }
         }
         defer { pipeline.shutdown() }
         var hashed: UInt64 = 0
-        while let n = try pipeline.next(refill: { try readChunk(cursor, pool: pool) }) { hashed += n }
+        var first: DamagedChunk?
+        while let (n, bad) = try pipeline.next(refill: { try readChunk(cursor, pool: pool) }) {
+            hashed += n
+            if let bad {
+                first = first ?? bad
+                damaged?(bad)
+            }
+        }
         try checkUnchanged()
+        if let first { throw IntegrityError.chunkHashMismatch(index: first.index, offset: first.offset) }
         return hashed
     }
 }

@@ -13,6 +13,14 @@ public struct VerificationReport: Sendable, Codable, Equatable {
     public var summary: ArchiveSummary
 }
 
+/// A chunk whose stored bytes do not hash to the signed chunk table's record: `length` bytes at byte
+/// `offset` of the file.
+public struct DamagedChunk: Sendable, Codable, Equatable {
+    public var index: UInt64
+    public var offset: UInt64
+    public var length: UInt64
+}
+
 /// Checks archives without writing anything.
 public enum Verifier {
     /// One worker per core.
@@ -30,6 +38,20 @@ public enum Verifier {
         let hashed = try archive.checkChunkHashes(workers: workers)
         return VerificationReport(archive: path, valid: true, signer: signer.fingerprint, chunksChecked: archive.totals.chunkCount,
                                   bytesHashed: hashed, entriesChecked: nil, contentBytesChecked: nil, summary: archive.summary)
+    }
+
+    /// Every damaged chunk of an archive whose structure and signature check out (keyless, like
+    /// `verify`): all chunks are hashed, not only up to the first bad one. Empty when the archive is intact.
+    public static func damagedChunks(path: String, trusting trusted: [SigningPublicKey], workers: Int = defaultWorkers) throws -> [DamagedChunk] {
+        let archive = try ArchiveFile(path: path)
+        _ = try archive.checkSignature(trusting: trusted)
+        var found: [DamagedChunk] = []
+        do {
+            _ = try archive.checkChunkHashes(workers: workers) { found.append($0) }
+        } catch IntegrityError.chunkHashMismatch {
+            // Reported chunk by chunk above.
+        }
+        return found
     }
 
     public static func verify(path: String, trusting trusted: SigningPublicKey, workers: Int = defaultWorkers) throws -> VerificationReport {

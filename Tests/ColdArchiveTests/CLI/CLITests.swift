@@ -79,7 +79,47 @@ import Testing
         #expect(try CLI.run(["create", "--keyring", keyring, "--out", scratch.sub("a.car"), source]).status == 0)
         let verify = try CLI.run(["verify", scratch.sub("a.car"), "--trust", scratch.sub("other/signing.pub")])
         #expect(verify.status == 1)
-        #expect(verify.stderr.contains("not by the trusted key"))
+        #expect(verify.stderr.contains("which is not a trusted key"))
+        // A rotated signing key looks like this too: the message says how to follow a rotation.
+        #expect(verify.stderr.contains("--chain KEYRING/signing-chain"), "\(verify.stderr)")
+    }
+
+    /// Issue 16, input 5: verify every file given, report every damaged chunk, JSON for success and
+    /// failure alike; inspect takes several files too.
+    @Test func verifyChecksEveryFileAndNamesEveryDamagedChunk() throws {
+        let (scratch, keyring, source) = try setUp()
+        let good = scratch.sub("2026-10.car"), bad = scratch.sub("2026-11.car")
+        for archive in [good, bad] {
+            var options = CreateOptions(sources: [source], output: archive)
+            options.chunkRawSize = 64 << 10
+            let ring = try Keyring(directory: keyring)
+            _ = try ArchiveCreator.create(options, signer: ring.signingKey(), recipients: ring.recipientPublicKeys())
+        }
+        let file = try ArchiveFile(path: bad)
+        let cursor = file.chunkTable()
+        var chunks: [(UInt64, UInt64, UInt64)] = []
+        while let (index, offset, record) = try cursor.next() { chunks.append((index, offset, UInt64(record.sealedLength))) }
+        try #require(chunks.count >= 4)
+        for i in [1, 3] { try flipBit(bad, at: chunks[i].1 + 10) }
+
+        let text = try CLI.run(["verify", bad, good, "--trust", "\(keyring)/signing.pub"])
+        #expect(text.status == 1)
+        #expect(text.stdout.contains("FAILED \(bad)") && text.stdout.contains("OK \(good): intact"), "\(text.stdout)")
+        for i in [1, 3] {
+            #expect(text.stdout.contains("damaged chunk \(chunks[i].0): bytes \(chunks[i].1)–\(chunks[i].1 + chunks[i].2 - 1)"), "\(text.stdout)")
+        }
+
+        let json = try CLI.run(["verify", bad, good, "--trust", "\(keyring)/signing.pub", "--json"])
+        #expect(json.status == 1)
+        let lines = json.stdout.split(separator: "\n").map { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        #expect(lines.count == 2)
+        #expect(lines[0]?["valid"] as? Bool == false && lines[0]?["errorKind"] as? String == "integrity")
+        #expect((lines[0]?["damagedChunks"] as? [[String: Any]])?.compactMap { $0["index"] as? Int } == [1, 3])
+        #expect(lines[1]?["valid"] as? Bool == true && lines[1]?["archive"] as? String == good)
+
+        let inspect = try CLI.run(["inspect", good, bad, "--json"])
+        #expect(inspect.status == 0)
+        #expect(inspect.stdout.split(separator: "\n").count == 2)
     }
 
     @Test(arguments: [
