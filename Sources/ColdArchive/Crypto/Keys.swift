@@ -91,6 +91,10 @@ public enum KeyError: ColdArchiveError, Equatable {
     case keyFileTampered(path: String)
     case missingKey(what: String, path: String)
     case noMatchingKey(keyIDs: [String])
+    /// No keyring where one was looked for.
+    case noKeyring(path: String)
+    /// Every key the archive is wrapped to that this keyring knows was retired (crypto-shredded).
+    case retiredKey(keyIDs: [String], retired: String, otherRecipients: [String])
     case keyringExists(path: String)
     case insecurePermissions(path: String, mode: UInt32)
     /// A passphrase-protected key file asks for Argon2id work outside MODERATE…SENSITIVE (a weak key,
@@ -114,6 +118,16 @@ public enum KeyError: ColdArchiveError, Equatable {
             return "key file '\(path)' is damaged or was altered (its checksum or its key pair does not match); restore it from your key backup"
         case .missingKey(let what, let path):
             return "no \(what) at '\(path)'; run 'coldarchive keys init' or pass --keyring DIR"
+        case .noKeyring(let path):
+            return """
+            no keyring at '\(path)'. To open existing archives, point --keyring at the keyring that made them — or at \
+            its offline backup — (or set COLDARCHIVE_KEYRING), or restore with an escrow holder's keyring and \
+            --trust SITE_SIGNING_PUB. 'coldarchive keys init' makes a NEW keyring, which cannot open archives made \
+            with another one; use it only to start a new site
+            """
+        case .retiredKey(let ids, let retired, let others):
+            let rest = others.isEmpty ? "" : "; it is also wrapped to \(others.joined(separator: ", ")), which this keyring does not hold"
+            return "this archive is wrapped to key \(ids.joined(separator: ", ")), which this keyring retired on \(retired) (its secret key was destroyed: crypto-shredding)\(rest). An escrow holder's keyring, or a copy of the archive rewrapped before that date, may still open it"
         case .noMatchingKey(let ids):
             return "none of this keyring's encryption keys can open the archive; it is encrypted to key id(s) \(ids.joined(separator: ", "))"
         case .keyringExists(let path):

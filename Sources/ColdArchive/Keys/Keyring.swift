@@ -70,7 +70,7 @@ public final class Keyring {
         self.directory = directory
         self.passphrase = passphrase
         let path = "\(directory)/keyring.json"
-        guard FileSystem.exists(path) else { throw KeyError.missingKey(what: "keyring", path: path) }
+        guard FileSystem.exists(path) else { throw KeyError.noKeyring(path: path) }
         let bytes = try FileSystem.readSmallFile(path, limit: 1 << 20)
         do {
             metadata = try JSONDecoder().decode(Metadata.self, from: Data(bytes))
@@ -388,6 +388,13 @@ public final class Keyring {
     }
 
     /// The ids of the standing recipients (escrow keys).
+    /// The retirement date of each of `ids` this keyring retired.
+    func retirements(among ids: [String]) -> [(id: String, retired: String)] {
+        metadata.encryptionKeys.compactMap { key in
+            ids.contains(key.id) && key.status == "retired" ? (key.id, key.retired ?? "an unrecorded date") : nil
+        }
+    }
+
     public var standingRecipientIDs: [String] { (metadata.recipients ?? []).map(\.id) }
 
     // MARK: storage

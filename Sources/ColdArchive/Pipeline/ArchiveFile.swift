@@ -231,7 +231,15 @@ public final class ArchiveFile {
 
     /// Unwraps the file key with one of the keyring's encryption keys and returns the payload cipher.
     func unlock(with keyring: Keyring) throws -> ChunkCipher {
-        cipher(for: try unwrapFileKey { try keyring.encryptionKey(id: $0) })
+        do {
+            return cipher(for: try unwrapFileKey { try keyring.encryptionKey(id: $0) })
+        } catch KeyError.noMatchingKey(let ids) {
+            // Say so when it is because this keyring destroyed the key: not a mystery, nor tampering.
+            let retired = keyring.retirements(among: ids)
+            guard let last = retired.map(\.retired).max() else { throw KeyError.noMatchingKey(keyIDs: ids) }
+            let retiredIDs = retired.map(\.id)
+            throw KeyError.retiredKey(keyIDs: retiredIDs, retired: last, otherRecipients: ids.filter { !retiredIDs.contains($0) })
+        }
     }
 
     /// The key ids this archive's file key is wrapped to.

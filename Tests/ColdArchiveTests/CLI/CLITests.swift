@@ -251,6 +251,18 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: scratch.sub("never")))
     }
 
+    /// Issue 16, input 4: an operator at 3 a.m. with no keyring here is pointed at the offline key
+    /// backup and --keyring, not told to run 'keys init' (which makes a keyring that cannot help).
+    @Test func restoreWithoutAKeyringPointsToTheBackupNotToKeysInit() throws {
+        let (scratch, keyring, source) = try setUp()
+        #expect(try CLI.run(["create", "--keyring", keyring, "--out", scratch.sub("c.car"), source]).status == 0)
+        let result = try CLI.run(["restore", scratch.sub("c.car"), "--keyring", scratch.sub("nowhere"), "--to", scratch.sub("r")])
+        #expect(result.status == 3)
+        #expect(result.stderr.contains("point --keyring at the keyring that made them — or at its offline backup"), "\(result.stderr)")
+        #expect(result.stderr.contains("'coldarchive keys init' makes a NEW keyring, which cannot open archives made with another one"))
+        #expect(!FileManager.default.fileExists(atPath: scratch.sub("r")))
+    }
+
     @Test func helpExitsZero() throws {
         let result = try CLI.run(["--help"])
         #expect(result.status == 0)

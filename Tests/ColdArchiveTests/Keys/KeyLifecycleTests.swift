@@ -55,11 +55,15 @@ import Testing
         #expect(dependents.map(\.archive) == [shredded])
         #expect(dependents[0].becomesUnreadable)
 
-        try keys.keyring.retire(keyID: oldID)
+        let retiredAt = Date(timeIntervalSince1970: 1_798_761_600)  // 2027-01-01T00:00:00Z
+        try keys.keyring.retire(keyID: oldID, now: retiredAt)
         #expect(!FileManager.default.fileExists(atPath: "\(keys.directory)/encryption/\(oldID).key"))
         #expect(try restores(kept, keys.keyring, scratch))
-        // Crypto-shredding: the archive wrapped only to the retired key can no longer be opened.
-        #expect(throws: KeyError.noMatchingKey(keyIDs: [oldID])) { _ = try restores(shredded, keys.keyring, scratch) }
+        // Crypto-shredding: the archive wrapped only to the retired key can no longer be opened, and the
+        // message says it was retired and when (issue 16, input 4), not a generic "no key can open it".
+        #expect(throws: KeyError.retiredKey(keyIDs: [oldID], retired: "2027-01-01T00:00:00Z", otherRecipients: [])) {
+            _ = try restores(shredded, keys.keyring, scratch)
+        }
         // But it is still intact and verifiable for the auditor.
         _ = try Verifier.verify(path: shredded, trusting: keys.signer.publicKey)
     }
