@@ -30,9 +30,7 @@ struct InspectCommand: ParsableCommand {
             do {
                 let summary = try ArchiveFile(path: file).summary
                 if json {
-                    let encoder = JSONEncoder()
-                    encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-                    print(String(decoding: try encoder.encode(summary), as: UTF8.self))
+                    try Output.jsonLine(summary)
                 } else {
                     print("== \(file)")
                     Output.summary(summary)

@@ -103,11 +103,22 @@ struct KeysCommand: ParsableCommand {
 
         @OptionGroup var keyring: KeyringOption
 
+        @Flag(name: .long, help: "Print the keys and any overdue warnings as JSON.")
+        var json = false
+
+        struct Report: Encodable {
+            var ok: Bool
+            var overdue: [String]
+            var keys: [Keyring.KeyInfo]
+        }
+
         func run() throws {
             let ring = try keyring.open()
             let warnings = ring.overdueWarnings()
+            if json { try Output.json(Report(ok: warnings.isEmpty, overdue: warnings, keys: ring.keys())) }
             for warning in warnings { Output.warning(warning) }
             if !warnings.isEmpty { throw ExitCode(1) }
+            if json { return }
             let active = ring.keys().filter { $0.status == "active" }
             for key in active { print("ok: \(key.role) key \(key.id) is within its cryptoperiod (due \(key.due ?? "-"))") }
         }
@@ -146,8 +157,15 @@ struct KeysCommand: ParsableCommand {
 
         @OptionGroup var keyring: KeyringOption
 
+        @Flag(name: .long, help: "Print what was exported as JSON.")
+        var json = false
+
         func run() throws {
             try keyring.open().exportPublic(to: out, includeSigningKey: includeSigningKey)
+            if json {
+                struct Exported: Encodable { var directory: String; var includesSigningKey: Bool; var holdsEncryptionSecrets: Bool }
+                return try Output.json(Exported(directory: out, includesSigningKey: includeSigningKey, holdsEncryptionSecrets: false))
+            }
             print("exported public keys\(includeSigningKey ? " and the signing key" : "") to \(out): it holds no encryption secret key")
         }
     }
@@ -176,19 +194,36 @@ struct KeysCommand: ParsableCommand {
 
         @OptionGroup var keyring: KeyringOption
 
+        @Flag(name: .long, help: "Print the scan and the result as JSON (needs --confirm: no prompt).")
+        var json = false
+
+        struct Report: Encodable {
+            var keyID: String
+            var archivesScanned: Int?
+            var dependents: [KeyDependencies.Dependency]
+            var retired: Bool
+        }
+
+        func validate() throws {
+            if json && confirm == nil { throw ValidationError("--json needs --confirm KEYID (no prompt is shown)") }
+        }
+
         func run() throws {
             let ring = try keyring.open()
+            var report = Report(keyID: keyID, archivesScanned: nil, dependents: [], retired: false)
             if archives.isEmpty && !noArchivesExpected {
                 throw ValidationFailure("name where your archives are with --archives PATH (repeatable), so that the ones depending on \(keyID) are listed first; or pass --no-archives-expected if no archive wrapped to it is meant to survive")
             }
             if !archives.isEmpty {
                 let scan = try KeyDependencies.scan(archives, wrappedTo: keyID, keyring: ring)
                 let dependents = scan.dependents
-                print("scanned \(scan.archivesScanned) archive\(scan.archivesScanned == 1 ? "" : "s") in \(archives.joined(separator: ", ")); \(dependents.count) wrapped to \(keyID)")
+                report.archivesScanned = scan.archivesScanned
+                report.dependents = dependents
+                if !json { print("scanned \(scan.archivesScanned) archive\(scan.archivesScanned == 1 ? "" : "s") in \(archives.joined(separator: ", ")); \(dependents.count) wrapped to \(keyID)") }
                 if scan.archivesScanned == 0 && !noArchivesExpected {
                     throw ValidationFailure("no archive found in \(archives.joined(separator: ", ")); key \(keyID) was not retired. Check the path, or pass --no-archives-expected if none is meant to survive")
                 }
-                for d in dependents {
+                for d in dependents where !json {
                     let note = d.becomesUnreadable
                         ? (d.escrowKeys.isEmpty ? "UNRECOVERABLE after retirement" : "unreadable here; escrow \(d.escrowKeys.joined(separator: ", ")) can still open it")
                         : "still opens with \(d.otherHeldKeys.joined(separator: ", "))"
@@ -201,6 +236,8 @@ struct KeysCommand: ParsableCommand {
                 throw ValidationFailure("confirmation did not match; key \(keyID) was not retired")
             }
             try ring.retire(keyID: keyID)
+            report.retired = true
+            if json { return try Output.json(report) }
             print("retired \(keyID): its secret key is destroyed; archives wrapped only to it can no longer be opened")
         }
     }

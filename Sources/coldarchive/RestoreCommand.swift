@@ -25,12 +25,16 @@ struct RestoreCommand: ParsableCommand {
     @Flag(name: .long, help: "Restore into a non-empty directory (existing entries are still never replaced).")
     var force = false
 
+    @Flag(name: .long, help: "Print the report as JSON.")
+    var json = false
+
     @Flag(name: .long, help: "Also recompute each file's BLAKE2b-256 and compare it with the manifest, as 'verify --deep' does (every byte is authenticated by its chunk's AEAD tag and the signed chunk table either way).")
     var checkContent = false
 
     func run() throws {
         let report = try Restorer.restore(archivePath: file, to: to, keyring: try keyring.open(),
                                           trusting: try trust.keys(), force: force, checkContent: checkContent)
+        if json { return try Output.json(report) }
         print("restored \(report.entries) entries (\(Output.bytes(report.contentBytes)) of content) into \(report.target): \(report.topLevel.joined(separator: ", "))")
     }
 }

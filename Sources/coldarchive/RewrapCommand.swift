@@ -15,6 +15,9 @@ struct RewrapCommand: ParsableCommand {
 
     @OptionGroup var keyring: KeyringOption
 
+    @Flag(name: .long, help: "Print one JSON object per archive (JSON Lines).")
+    var json = false
+
     func validate() throws {
         if files.isEmpty { throw ValidationError("name at least one archive FILE") }
     }
@@ -23,6 +26,10 @@ struct RewrapCommand: ParsableCommand {
         let ring = try keyring.open()
         for file in files {
             let report = try Rewrapper.rewrap(path: file, keyring: ring)
+            if json {
+                try Output.jsonLine(report)
+                continue
+            }
             guard report.rewritten else {
                 print("unchanged \(file): already wrapped to the current keys (\(report.recipients.joined(separator: ", ")))")
                 continue

@@ -82,9 +82,7 @@ struct VerifyCommand: ParsableCommand {
                 worst = error.kind == .integrity ? 1 : (worst == 1 ? 1 : error.kind.rawValue)
             }
             if json {
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-                print(String(decoding: try encoder.encode(outcome), as: UTF8.self))
+                try Output.jsonLine(outcome)
             } else if let report = outcome.report {
                 print("OK \(file): intact, signed by \(report.signer)")
                 print("  \(report.chunksChecked) chunks hashed (\(Output.bytes(report.bytesHashed))), archive digest \(report.summary.archiveDigest)")

@@ -1,7 +1,7 @@
 import Foundation
 
 /// What a restore wrote.
-public struct RestoreReport: Sendable, Equatable {
+public struct RestoreReport: Sendable, Equatable, Codable {
     public var target: String
     public var entries: UInt64
     public var contentBytes: UInt64

@@ -1,7 +1,7 @@
 import Foundation
 
 /// What a re-wrap changed.
-public struct RewrapReport: Sendable, Equatable {
+public struct RewrapReport: Sendable, Equatable, Codable {
     public var archive: String
     public var previousRecipients: [String]
     public var recipients: [String]
@@ -88,7 +88,7 @@ public enum Rewrapper {
 
 /// Which archives depend on an encryption key: for `keys retire`, before it destroys the key.
 public enum KeyDependencies {
-    public struct Dependency: Sendable, Equatable {
+    public struct Dependency: Sendable, Equatable, Codable {
         public var archive: String
         /// Other recipients of the archive whose secret this keyring still holds.
         public var otherHeldKeys: [String]
@@ -99,7 +99,7 @@ public enum KeyDependencies {
     }
 
     /// What a scan for dependants found.
-    public struct Scan: Sendable, Equatable {
+    public struct Scan: Sendable, Equatable, Codable {
         /// Archives read (files that are not archives are skipped and not counted).
         public var archivesScanned: Int
         /// Those wrapped to the key, in path order.

@@ -464,6 +464,38 @@ import Testing
         #expect(deliberate.status == 0, "\(deliberate.stderr)")
     }
 
+    /// `--json` on every command that reports something (issue 16): keys status, restore, rewrap,
+    /// keys retire, keys export-public.
+    @Test func everyReportingCommandSpeaksJSON() throws {
+        let scratch = try Scratch()
+        let keyring = scratch.sub("keys")
+        let source = try TreeBuilder.crmTree(at: scratch.sub("src"), attachmentBytes: 1000)
+        #expect(try CLI.run(["keys", "init", "--no-passphrase", "--keyring", keyring]).status == 0)
+        func object(_ arguments: [String]) throws -> [String: Any] {
+            let result = try CLI.run(arguments)
+            #expect(result.status == 0, "\(arguments): \(result.stderr)")
+            return try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any], "\(arguments): \(result.stdout)")
+        }
+        let status = try object(["keys", "status", "--keyring", keyring, "--json"])
+        #expect(status["ok"] as? Bool == true && (status["keys"] as? [Any])?.count == 2)
+
+        let archive = scratch.sub("a.car")
+        #expect(try CLI.run(["create", "--keyring", keyring, "--out", archive, source]).status == 0)
+        let restored = try object(["restore", archive, "--keyring", keyring, "--to", scratch.sub("out"), "--json"])
+        #expect(restored["entries"] as? Int == 12 && restored["topLevel"] as? [String] == ["crm"])
+
+        let oldID = try Keyring(directory: keyring).activeEncryptionKeyID
+        #expect(try CLI.run(["keys", "rotate", "--keyring", keyring]).status == 0)
+        let rewrapped = try object(["rewrap", archive, "--keyring", keyring, "--json"])
+        #expect(rewrapped["rewritten"] as? Bool == true && rewrapped["previousRecipients"] as? [String] == [oldID])
+
+        let retired = try object(["keys", "retire", oldID, "--keyring", keyring, "--archives", archive, "--confirm", oldID, "--json"])
+        #expect(retired["retired"] as? Bool == true && retired["archivesScanned"] as? Int == 1 && (retired["dependents"] as? [Any])?.isEmpty == true)
+
+        let exported = try object(["keys", "export-public", "--keyring", keyring, "--out", scratch.sub("host"), "--json"])
+        #expect(exported["directory"] as? String == scratch.sub("host") && exported["holdsEncryptionSecrets"] as? Bool == false)
+    }
+
     @Test func anAuditorFollowsTheChainThroughTheBinary() throws {
         let scratch = try Scratch()
         let keyring = scratch.sub("keys")
