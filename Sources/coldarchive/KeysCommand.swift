@@ -69,9 +69,11 @@ struct KeysCommand: ParsableCommand {
                 let statement = try ring.rotateSigningKey()
                 print("new signing key \(statement.next.fingerprint) replaces \(statement.previous.fingerprint)")
                 print("give auditors the new \(ring.signingPublicKeyPath) or the statement in \(ring.signingChainDirectory)/")
+                Output.nextStepsAtTheCustodian(ring)
             } else {
                 let id = try ring.rotateEncryptionKey()
                 print("new active encryption key \(id); earlier keys stay decrypt-only. Run 'coldarchive rewrap' to move old archives to it.")
+                Output.nextStepsAtTheCustodian(ring)
             }
         }
     }
@@ -138,8 +140,10 @@ struct KeysCommand: ParsableCommand {
         @OptionGroup var keyring: KeyringOption
 
         func run() throws {
-            let id = try keyring.open().addRecipient(publicKeyFile: file, label: label)
+            let ring = try keyring.open()
+            let id = try ring.addRecipient(publicKeyFile: file, label: label)
             print("added standing recipient \(id) (\(label)); new archives are sealed to it as well")
+            Output.nextStepsAtTheCustodian(ring)
         }
     }
 
@@ -150,10 +154,17 @@ struct KeysCommand: ParsableCommand {
             discussion: "An archiving host with this export can create and sign archives but never decrypt them.")
 
         @Option(name: .long, help: "The directory to create.")
-        var out: String
+        var out: String?
 
         @Flag(name: .long, help: "Also copy the signing secret key, so the export can create archives.")
         var includeSigningKey = false
+
+        @Option(name: .long, help: "An existing archiving host's export to refresh in place (after a rotation or a new escrow recipient).")
+        var update: String?
+
+        func validate() throws {
+            if (out == nil) == (update == nil) { throw ValidationError("give either --out NEW_DIR or --update EXISTING_EXPORT") }
+        }
 
         @OptionGroup var keyring: KeyringOption
 
@@ -161,12 +172,13 @@ struct KeysCommand: ParsableCommand {
         var json = false
 
         func run() throws {
-            try keyring.open().exportPublic(to: out, includeSigningKey: includeSigningKey)
+            let target = update ?? out ?? ""
+            try keyring.open().exportPublic(to: target, includeSigningKey: includeSigningKey, update: update != nil)
             if json {
                 struct Exported: Encodable { var directory: String; var includesSigningKey: Bool; var holdsEncryptionSecrets: Bool }
-                return try Output.json(Exported(directory: out, includesSigningKey: includeSigningKey, holdsEncryptionSecrets: false))
+                return try Output.json(Exported(directory: target, includesSigningKey: includeSigningKey, holdsEncryptionSecrets: false))
             }
-            print("exported public keys\(includeSigningKey ? " and the signing key" : "") to \(out): it holds no encryption secret key")
+            print("exported public keys\(includeSigningKey ? " and the signing key" : "") to \(target)\(update != nil ? " (updated in place)" : ""): it holds no encryption secret key")
         }
     }
 

@@ -18,6 +18,16 @@ enum Output {
         FileHandle.standardError.write(Data("coldarchive: warning: \(DisplayName.escaped(message))\n".utf8))
     }
 
+    /// What a custodian does after changing the keys: archiving hosts and the offline backup do not
+    /// follow by themselves.
+    static func nextStepsAtTheCustodian(_ ring: Keyring) {
+        print("""
+            next steps:
+              1. update the offline key backup: copy \(ring.directory) to it (the new secret key exists only here)
+              2. refresh every archiving host's export: coldarchive keys export-public --keyring \(ring.directory) --include-signing-key --update HOST_KEYRING
+            """)
+    }
+
     /// A passphrase being chosen that is shorter than recommended: a warning, not a refusal.
     static func warnIfShort(_ passphrase: Passphrase?) {
         guard let passphrase, passphrase.length < Passphrase.recommendedMinimumBytes else { return }

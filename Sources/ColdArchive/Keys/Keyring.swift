@@ -144,6 +144,7 @@ public final class Keyring {
     /// destroyed; its public key moves to `signing-history/`.
     @discardableResult
     public func rotateSigningKey(now: Date = Date()) throws -> SigningKeyStatement {
+        try refuseOnArchivingHost("keys rotate --signing")
         let old = try signingKey()
         let new = SigningKey.generate()
         let statement = SigningKeyStatement.make(from: old, to: new.publicKey, date: now)
@@ -238,7 +239,8 @@ public final class Keyring {
     /// older archives still open. Returns the new key id.
     @discardableResult
     public func rotateEncryptionKey(now: Date = Date()) throws -> String {
-        try addEncryptionKey(passphrase: try passphrase.passphrase(), now: now)
+        try refuseOnArchivingHost("keys rotate")
+        return try addEncryptionKey(passphrase: try passphrase.passphrase(), now: now)
     }
 
     @discardableResult
@@ -311,9 +313,22 @@ public final class Keyring {
 
     /// Writes the public half of this keyring (and, if asked, the signing key) to a new directory:
     /// what an archiving host needs (it can create archives, never open them) or an auditor needs.
-    public func exportPublic(to target: String, includeSigningKey: Bool) throws {
-        if FileSystem.exists("\(target)/keyring.json") { throw KeyError.keyringExists(path: target) }
-        try FileSystem.makeDirectory(target, mode: 0o700)
+    /// Writes the public keys (and with `includeSigningKey`, the signing key) to `target`, a new directory —
+    /// or, with `update`, an existing archiving host's export, refreshed file by file in place (each file
+    /// replaced atomically, `keyring.json` last), so a host picks up a rotation or a new escrow recipient.
+    public func exportPublic(to target: String, includeSigningKey: Bool, update: Bool = false) throws {
+        if update {
+            let existing = try Keyring(directory: target)
+            guard existing.isArchivingHost else {
+                throw KeyError.refused(reason: "'\(target)' holds encryption secret keys: --update refreshes only an archiving host's export")
+            }
+            guard existing.metadata.created == metadata.created else {
+                throw KeyError.refused(reason: "'\(target)' is the export of another keyring (created \(existing.metadata.created), this one \(metadata.created)); not updated")
+            }
+        } else if FileSystem.exists("\(target)/keyring.json") {
+            throw KeyError.keyringExists(path: target)
+        }
+        try FileSystem.makeDirectories(target, mode: 0o700)
         func copy(_ from: String, _ to: String, mode: mode_t) throws {
             try FileSystem.writeAtomically(try FileSystem.readSmallFile(from, limit: 1 << 20), to: to, mode: mode)
         }
@@ -371,13 +386,31 @@ public final class Keyring {
 
     /// Keys past their cryptoperiod, each with a sentence saying what to do; empty when all is well.
     public func overdueWarnings(now: Date = Date()) -> [String] {
-        keys(now: now).compactMap { key in
+        let host = isArchivingHost
+        return keys(now: now).compactMap { key in
             guard let due = key.due, let dueDate = ISO8601DateFormatter().date(from: due), dueDate < now else { return nil }
             let days = Int(now.timeIntervalSince(dueDate) / 86_400)
             let what = key.role == "signing" ? "signing key" : "active encryption key"
             let command = key.role == "signing" ? "coldarchive keys rotate --signing" : "coldarchive keys rotate"
+            if host {
+                return "the \(what) \(key.id) is \(days) day(s) past its cryptoperiod (due \(due)); this host holds only public keys: ask the key custodian to run '\(command)' and to send an updated export ('coldarchive keys export-public --include-signing-key --update DIR')"
+            }
             return "the \(what) \(key.id) is \(days) day(s) past its cryptoperiod (due \(due)); run '\(command)'"
         }
+    }
+
+    /// An archiving host's keyring: an export that holds no encryption secret key (it can create and
+    /// sign archives, never open them). Key management happens at the custodian, never here.
+    public var isArchivingHost: Bool { !FileSystem.exists(encryptionSecretKeyPath(metadata.activeEncryptionKey)) }
+
+    private func refuseOnArchivingHost(_ command: String) throws {
+        guard isArchivingHost else { return }
+        throw KeyError.refused(reason: """
+            this keyring (\(directory)) holds no encryption secret key: it is an archiving host's export, and a key \
+            made here would be one the custodian has never seen. Rotate at the custodian: run 'coldarchive \(command)' \
+            there, update the offline key backup, then refresh this host with 'coldarchive keys export-public \
+            --include-signing-key --update \(directory)' (run at the custodian, or copy its result here)
+            """)
     }
 
     public var activeEncryptionKeyID: String { metadata.activeEncryptionKey }
@@ -387,7 +420,6 @@ public final class Keyring {
         Set(metadata.encryptionKeys.map(\.id).filter { FileSystem.exists(encryptionSecretKeyPath($0)) })
     }
 
-    /// The ids of the standing recipients (escrow keys).
     /// The retirement date of each of `ids` this keyring retired.
     func retirements(among ids: [String]) -> [(id: String, retired: String)] {
         metadata.encryptionKeys.compactMap { key in
@@ -395,6 +427,7 @@ public final class Keyring {
         }
     }
 
+    /// The ids of the standing recipients (escrow keys).
     public var standingRecipientIDs: [String] { (metadata.recipients ?? []).map(\.id) }
 
     // MARK: storage

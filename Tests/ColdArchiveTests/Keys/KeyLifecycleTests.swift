@@ -496,6 +496,58 @@ import Testing
         #expect(exported["directory"] as? String == scratch.sub("host") && exported["holdsEncryptionSecrets"] as? Bool == false)
     }
 
+    /// docs/KEYS.md, "Rotation with split custody, step by step", command by command (paths under a
+    /// scratch directory), plus what the host must refuse and say (issue 16, input 2).
+    @Test func theSplitCustodyWalkThroughRunsAsWritten() throws {
+        let scratch = try Scratch()
+        let custodian = scratch.sub("secure/keys"), host = scratch.sub("srv/archiver/keys"), escrow = scratch.sub("escrow/keys")
+        let backup = scratch.sub("media/offline-backup/keys"), vault = scratch.sub("vault")
+        let source = try TreeBuilder.crmTree(at: scratch.sub("srv/crm/export"), attachmentBytes: 2000)
+        try FileManager.default.createDirectory(atPath: vault, withIntermediateDirectories: true)
+        let env = ["COLDARCHIVE_PASSPHRASE": "custodian passphrase for the walk-through"]
+        func run(_ arguments: [String], _ environment: [String: String] = [:]) throws -> CLIResult {
+            let result = try CLI.run(arguments, environment: environment)
+            #expect(result.status == 0, "\(arguments): \(result.stderr)")
+            return result
+        }
+        // 1.
+        _ = try run(["keys", "init", "--keyring", custodian], env)
+        _ = try run(["keys", "export-public", "--keyring", custodian, "--include-signing-key", "--out", host], env)
+        // 2.
+        _ = try run(["create", "--keyring", host, "--out", "\(vault)/crm-2026-11.car", source], env)
+        // The host cannot rotate: refused with the custodian's procedure, and nothing changes.
+        let refused = try CLI.run(["keys", "rotate", "--keyring", host], environment: env)
+        #expect(refused.status == 3)
+        #expect(refused.stderr.contains("holds no encryption secret key: it is an archiving host's export"), "\(refused.stderr)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: "\(host)/encryption").allSatisfy { $0.hasSuffix(".pub") })
+        let overdue = try Keyring(directory: host).overdueWarnings(now: Date().addingTimeInterval(200 * 86_400))
+        #expect(overdue.count == 1 && overdue[0].contains("ask the key custodian"), "\(overdue)")
+        // 3.
+        _ = try run(["keys", "init", "--no-passphrase", "--keyring", escrow])
+        let escrowID = try Keyring(directory: escrow).activeEncryptionKeyID
+        // 4.
+        let added = try run(["keys", "add-recipient", "\(escrow)/encryption/\(escrowID).pub", "--label", "escrow: legal", "--keyring", custodian], env)
+        #expect(added.stdout.contains("next steps:") && added.stdout.contains("--update HOST_KEYRING"))
+        let rotated = try run(["keys", "rotate", "--keyring", custodian], env)
+        #expect(rotated.stdout.contains("update the offline key backup"))
+        let newID = try Keyring(directory: custodian).activeEncryptionKeyID
+        // 5.
+        try FileManager.default.createDirectory(atPath: scratch.sub("media/offline-backup"), withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: custodian, toPath: backup)
+        _ = try run(["keys", "export-public", "--keyring", custodian, "--include-signing-key", "--update", host], env)
+        // 6.
+        _ = try run(["create", "--keyring", host, "--out", "\(vault)/crm-2026-12.car", source], env)
+        #expect(Set(try ArchiveFile(path: "\(vault)/crm-2026-12.car").recipientKeyIDs) == [newID, escrowID])
+        // 7.
+        _ = try run(["restore", "\(vault)/crm-2026-11.car", "--keyring", backup, "--to", scratch.sub("restore/2026-11")], env)
+        _ = try run(["restore", "\(vault)/crm-2026-12.car", "--keyring", escrow, "--trust", "\(custodian)/signing.pub",
+                     "--to", scratch.sub("restore/2026-12")])
+        #expect(try TreeSnapshot(source) == TreeSnapshot(scratch.sub("restore/2026-12/crm")))
+        // --update refuses a custodian's keyring and a directory that is not an export.
+        let wrongWay = try CLI.run(["keys", "export-public", "--keyring", custodian, "--include-signing-key", "--update", backup], environment: env)
+        #expect(wrongWay.status == 3 && wrongWay.stderr.contains("--update refreshes only an archiving host's export"), "\(wrongWay.stderr)")
+    }
+
     @Test func anAuditorFollowsTheChainThroughTheBinary() throws {
         let scratch = try Scratch()
         let keyring = scratch.sub("keys")
