@@ -26,6 +26,8 @@ struct KeysCommand: ParsableCommand {
         var cryptoperiodDays = Keyring.defaultCryptoperiodDays
 
         func run() throws {
+            // A path that cannot work fails now, not after the passphrase was typed twice.
+            try Keyring.checkCanInitialize(at: keyring.directory)
             let passphrase: Passphrase?
             if noPassphrase {
                 passphrase = nil

@@ -92,6 +92,19 @@ public final class Keyring {
     /// halves protected by `passphrase` (nil: unprotected, for unattended hosts). Refuses to touch a
     /// directory that already holds a keyring.
     @discardableResult
+    /// Fails, before anyone is asked for a passphrase, when `initialize(at:)` could not succeed: a
+    /// keyring is already there, or the nearest existing ancestor is not a writable directory.
+    public static func checkCanInitialize(at directory: String) throws {
+        for existing in ["keyring.json", "signing.key", "signing.pub"] where FileSystem.exists("\(directory)/\(existing)") {
+            throw KeyError.keyringExists(path: directory)
+        }
+        var ancestor = directory
+        while !FileSystem.exists(ancestor) && ancestor != "/" && ancestor != "." { ancestor = FileSystem.parent(of: ancestor) }
+        guard FileSystem.isDirectory(ancestor), access(ancestor, W_OK | X_OK) == 0 else {
+            throw OperationError("cannot create a keyring at '\(directory)': '\(ancestor)' is not a directory this user can write to")
+        }
+    }
+
     public static func initialize(at directory: String, passphrase: Passphrase?, now: Date = Date(),
                                   cryptoperiodDays: Int = defaultCryptoperiodDays) throws -> Keyring {
         try FileSystem.makeDirectories(directory, mode: 0o700)

@@ -383,6 +383,17 @@ import Testing
         #expect(!long.stderr.contains("warning"), "\(long.stderr)")
     }
 
+    /// A keyring path that cannot work is refused before any passphrase is asked (issue 16): here no
+    /// passphrase source is given at all, so asking first would have ended in the usage error instead.
+    @Test func keysInitRefusesABadPathBeforeAskingForAPassphrase() throws {
+        let scratch = try Scratch()
+        try TreeBuilder.write(scratch.sub("a-file"), "not a directory")
+        let result = try CLI.run(["keys", "init", "--keyring", scratch.sub("a-file/keys")])
+        #expect(result.status == 3)
+        #expect(result.stderr.contains("cannot create a keyring at '\(scratch.sub("a-file/keys"))': '\(scratch.sub("a-file"))' is not a directory"),
+                "\(result.stderr)")
+    }
+
     @Test func keysInitWithoutAnyPassphraseSourceIsAUsageError() throws {
         let scratch = try Scratch()
         let result = try CLI.run(["keys", "init", "--keyring", scratch.sub("keys")])
