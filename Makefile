@@ -99,21 +99,30 @@ bench: release
 	$(PYTHON) Tests/Bench/bench.py --bin $$($(SWIFT) build -c release --show-bin-path)/coldarchive \
 	  --sizes $(BENCH_SIZES) --runs $(BENCH_RUNS)
 
-# Regenerates the committed test vectors (only when the format changes: old vectors must keep passing).
+# Writes the committed version 2 test vector with the committed test keys (run as root: it sets owners).
+# Vectors are made once per format version and never regenerated: vector-v1.car (coldarchive 0.1) must
+# keep passing as it is.
 vectors: build
 	@set -euo pipefail; bin=$$($(SWIFT) build --show-bin-path)/coldarchive; v=$(VECTORS); \
-	rm -rf $$v && mkdir -p $$v && t=$$(mktemp -d); \
-	mkdir -p $$t/crm/tickets $$t/crm/attachments $$t/crm/empty; \
+	test "$$(id -u)" -eq 0 || { echo "make vectors sets owners: run it as root"; exit 1; }; \
+	rm -f $$v/vector-v2.*; t=$$(mktemp -d); k=$$(mktemp -d)/keys; cp -r $$v/keys $$k; chmod -R go-rwx $$k; \
+	mkdir -p $$t/crm/tickets $$t/crm/attachments $$t/crm/empty $$t/crm/names; \
 	printf 'id,name,email\n1,Ada Lovelace,ada@example.com\n2,Grace Hopper,grace@example.com\n' > $$t/crm/customers.csv; \
 	printf '{"id":"T-1","status":"open","subject":"Invoice missing"}\n' > $$t/crm/tickets/T-1.json; \
 	printf '{"id":"T-2","status":"closed","subject":"Zürich office – Straße"}\n' > "$$t/crm/tickets/T-2 Zürich.json"; \
 	head -c 3000 /dev/urandom > $$t/crm/attachments/scan.bin; : > $$t/crm/empty.txt; \
+	printf 'precomposed\n' > "$$t/crm/names/caf$$(printf '\303\251').txt"; printf 'decomposed\n' > "$$t/crm/names/cafe$$(printf '\314\201').txt"; \
+	printf '#!/bin/sh\necho report\n' > $$t/crm/report.sh; chmod 4755 $$t/crm/report.sh; chmod 2775 $$t/crm/tickets; \
+	: > $$t/crm/legacy-1955.txt; touch -d '1955-01-01 00:00:00.5' $$t/crm/legacy-1955.txt; \
 	ln -s ../customers.csv $$t/crm/tickets/customers-link.csv; ln $$t/crm/customers.csv $$t/crm/customers-hardlink.csv; \
-	chmod 600 $$t/crm/attachments/scan.bin; touch -d '2026-01-31 23:59:59.123456789' $$t/crm/customers.csv; \
-	$$bin keys init --no-passphrase --keyring $$v/keys >/dev/null; \
-	$$bin create --keyring $$v/keys --label "test vector v1" --out $$v/vector-v1.car --json $$t/crm > $$v/vector-v1.summary.json; \
-	$$bin list --keyring $$v/keys --json $$v/vector-v1.car > $$v/vector-v1.listing.json; \
-	rm -rf $$t; ls -la $$v
+	ln -s /usr/share/zoneinfo/UTC $$t/crm/localtime; \
+	setfattr -n user.origin -v crm-export $$t/crm/customers.csv; setfattr -n user.checksum.sha256 -v 0123abcd $$t/crm/attachments/scan.bin; \
+	setfacl -m u:1000:r,g:100:rw $$t/crm/attachments/scan.bin; setfacl -d -m u:1000:rx $$t/crm/tickets; \
+	chown 1000:100 $$t/crm/tickets/T-1.json; chmod 600 $$t/crm/attachments/scan.bin; \
+	touch -d '2026-01-31 23:59:59.123456789' $$t/crm/customers.csv; \
+	$$bin create --keyring $$k --label "test vector v2" --out $$v/vector-v2.car --json $$t/crm > $$v/vector-v2.summary.json; \
+	$$bin list --keyring $$k --json $$v/vector-v2.car > $$v/vector-v2.listing.json; \
+	rm -rf $$t $$k; ls -la $$v
 
 clean:
 	rm -rf .build $(DEMO)

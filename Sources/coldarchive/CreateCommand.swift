@@ -12,6 +12,14 @@ struct CreateCommand: ParsableCommand {
         Exit status 4: the archive is complete and valid, but some sources could not be archived exactly (a special \
         file skipped, a file that changed while it was read, …); every such case is a warning on stderr and, with \
         --json, an entry of "warnings" with its kind and path.
+
+        What is kept (archive format 2): regular files, directories, symlinks (any target, absolute or leaving the \
+        tree: a target is data), hardlinks, names exactly as the file system's bytes, modification times to the \
+        nanosecond, permission bits with setuid, setgid and sticky, owner and group (numbers and names), extended \
+        attributes and POSIX ACLs. A file that changes while it is read is archived, flagged in the manifest and \
+        reported. Not kept: access and change times; devices, FIFOs and sockets are skipped with a warning. Names \
+        that are not valid UTF-8 are not archived yet (each is a warning; the format carries them). The host, the \
+        source paths and the exclude rules are recorded in the encrypted manifest, never in the plaintext header.
         """)
 
     @Option(name: .long, help: "The archive file to write; it must not exist.")
@@ -45,7 +53,7 @@ struct CreateCommand: ParsableCommand {
         options.compressionLevel = level
         options.imports = imports
         let report = try ArchiveCreator.create(options, signer: try ring.signingKey(), recipients: try ring.recipientPublicKeys())
-        for warning in report.warnings { Output.warning(warning.description) }
+        for warning in report.warnings { Output.warning(escaped: warning.description) }
         if json {
             try Output.json(CreatedArchive(archive: out, summary: report.summary, warnings: report.warnings))
         } else {

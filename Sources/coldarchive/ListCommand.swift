@@ -28,13 +28,34 @@ struct ListCommand: ParsableCommand {
         var mtime: String
         var blake2b: String?
         var link: String?
+        // Format v2 (absent for v1 archives, which keep no owners or attributes).
+        var uid: UInt32?
+        var gid: UInt32?
+        var user: String?
+        var group: String?
+        var xattrs: [String: String]?
+        var acl: String?
+        var defaultACL: String?
+        var changedWhileRead: Bool?
+        var readSize: UInt64?
+    }
+
+    /// An ACL in the short text form getfacl and star use: `user::rw-,user:alice:r--,…`.
+    static func aclText(_ acl: [ACLEntry]) -> String? {
+        guard !acl.isEmpty else { return nil }
+        return acl.map { e in
+            let tag = ["userObj": "user", "user": "user", "groupObj": "group", "group": "group", "mask": "mask", "other": "other"]["\(e.tag)"] ?? "?"
+            let qualifier = e.tag == .user || e.tag == .group ? (e.name.isEmpty ? String(e.id) : e.name) : ""
+            let r = e.permissions & 4 != 0 ? "r" : "-", w = e.permissions & 2 != 0 ? "w" : "-", x = e.permissions & 1 != 0 ? "x" : "-"
+            return "\(tag):\(qualifier):\(r)\(w)\(x)"
+        }.joined(separator: ",")
     }
 
     func run() throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         let formatter = ISO8601DateFormatter()
-        try Lister.list(path: file, keyring: try keyring.open(), trusting: try trust.keys()) { entry in
+        try Lister.list(path: file, keyring: try keyring.open(), trusting: try trust.keys(), withVersion: { entry, version in
             // Full precision: seconds from the formatter, then all nine digits of nanoseconds.
             let seconds = formatter.string(from: Date(timeIntervalSince1970: TimeInterval(entry.mtime)))
             let time = seconds.dropLast() + "." + String(format: "%09u", entry.mtimeNanoseconds) + "Z"
@@ -42,7 +63,20 @@ struct ListCommand: ParsableCommand {
             let link = entry.linkTarget.isEmpty ? nil : entry.linkTarget
             let mode = String(entry.mode, radix: 8)
             if json {
-                let row = Row(type: entry.kind.name, path: entry.path, mode: mode, size: entry.size, mtime: time, blake2b: hash, link: link)
+                var row = Row(type: entry.kind.name, path: entry.path, mode: mode, size: entry.size, mtime: time, blake2b: hash, link: link)
+                if version >= 2 {
+                    row.uid = entry.uid
+                    row.gid = entry.gid
+                    row.user = entry.userName
+                    row.group = entry.groupName
+                    if !entry.xattrs.isEmpty {
+                        row.xattrs = Dictionary(entry.xattrs.map { ($0.displayName, Data($0.value).base64EncodedString()) }) { a, _ in a }
+                    }
+                    row.acl = Self.aclText(entry.accessACL)
+                    row.defaultACL = Self.aclText(entry.defaultACL)
+                    if entry.flags.contains(.changedWhileRead) { row.changedWhileRead = true }
+                    row.readSize = entry.readSize
+                }
                 print(String(decoding: try encoder.encode(row), as: UTF8.self))
             } else {
                 let type = ["file": "-", "directory": "d", "symlink": "l", "hardlink": "h"][entry.kind.name] ?? "?"
@@ -51,7 +85,7 @@ struct ListCommand: ParsableCommand {
                 let digest = hash ?? String(repeating: "-", count: 64)
                 print("\(type) \(mode.leftPad(4)) \(String(entry.size).leftPad(12)) \(time) \(digest) \(DisplayName.escaped(entry.path))\(suffix)")
             }
-        }
+        })
     }
 }
 

@@ -13,6 +13,11 @@ enum Output {
         FileHandle.standardError.write(Data("coldarchive: error: \(message)\n".utf8))
     }
 
+    /// A warning whose names are already escaped (a `SourceWarning`'s description).
+    static func warning(escaped message: String) {
+        FileHandle.standardError.write(Data("coldarchive: warning: \(message)\n".utf8))
+    }
+
     /// A warning is one line: whatever names it quotes are escaped (DisplayName).
     static func warning(_ message: String) {
         FileHandle.standardError.write(Data("coldarchive: warning: \(DisplayName.escaped(message))\n".utf8))

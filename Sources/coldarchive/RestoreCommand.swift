@@ -10,6 +10,14 @@ struct RestoreCommand: ParsableCommand {
         Entries are extracted into a staging directory inside the target and moved into place at the end; \
         if anything fails the target is left as it was. Existing entries are never replaced. \
         The archive must be signed by one of the keyring's signing keys, or by --trust (e.g. when an escrow holder restores).
+
+        What is kept (format 2 archives): file content, names exactly as bytes, directories, symlinks (any target; \
+        restore never follows one), hardlinks, modification times to the nanosecond, permission bits including setuid, \
+        setgid and sticky, owner and group (set when run as root: by name where the name exists here, else by number; \
+        see --numeric-owner and --no-owner), extended attributes and POSIX ACLs where the target file system takes them. \
+        Whatever could not be applied is reported per entry (text on stderr, 'notices' in --json), and so is every file \
+        that changed while it was archived (a file that shrank is cut at the bytes that were read). Not kept: access and \
+        change times, devices, FIFOs and sockets (create skips them with a warning).
         """)
 
     @Argument(help: "The archive file.")
@@ -31,10 +39,29 @@ struct RestoreCommand: ParsableCommand {
     @Flag(name: .long, help: "Also recompute each file's BLAKE2b-256 and compare it with the manifest, as 'verify --deep' does (every byte is authenticated by its chunk's AEAD tag and the signed chunk table either way).")
     var checkContent = false
 
+    @Flag(name: .long, help: "Do not set owners: everything belongs to the user who restores (tar's --no-same-owner).")
+    var noOwner = false
+
+    @Flag(name: .long, help: "Set owners by the archived uid and gid, ignoring the user and group names (tar's --numeric-owner).")
+    var numericOwner = false
+
+    func validate() throws {
+        if noOwner && numericOwner { throw ValidationError("--no-owner and --numeric-owner exclude each other") }
+    }
+
     func run() throws {
+        let policy: OwnerPolicy = noOwner ? .none : numericOwner ? .numeric : .automatic
         let report = try Restorer.restore(archivePath: file, to: to, keyring: try keyring.open(),
-                                          trusting: try trust.keys(), force: force, checkContent: checkContent)
+                                          trusting: try trust.keys(), force: force, checkContent: checkContent, owners: policy)
         if json { return try Output.json(report) }
-        print("restored \(report.entries) entries (\(Output.bytes(report.contentBytes)) of content) into \(report.target): \(report.topLevel.joined(separator: ", "))")
+        print("restored \(report.entries) entries (\(Output.bytes(report.contentBytes)) of content) into \(report.target): \(report.topLevel.map(DisplayName.escaped).joined(separator: ", "))")
+        print("owners: \(report.owners)")
+        for notice in report.notices { Output.warning("\(notice.kind.rawValue): '\(notice.path)': \(notice.detail)") }
+        if report.noticeCount > report.notices.count {
+            Output.warning("\(report.noticeCount - report.notices.count) more entries could not be restored exactly (not listed)")
+        }
+        if report.noticeCount > 0 {
+            Output.warning("\(report.noticeCount) entr\(report.noticeCount == 1 ? "y was" : "ies were") not restored exactly; see above")
+        }
     }
 }

@@ -3,7 +3,12 @@ public enum FormatV1 {
     /// `magic`: "\x89CAR\r\n\x1a\n" — a non-ASCII first byte and line-ending bytes, so that text-mode
     /// transfers that would corrupt the file are detected at once.
     static let magic: [UInt8] = [0x89, 0x43, 0x41, 0x52, 0x0D, 0x0A, 0x1A, 0x0A]
+    /// Version 1: what coldarchive 0.1 wrote; still read.
     static let formatVersion: UInt16 = 1
+    /// Version 2 (FORMAT.md §17): what `create` writes now.
+    static let version2: UInt16 = 2
+    /// The versions this reader implements.
+    static let readableVersions: ClosedRange<UInt16> = 1...2
     static let preludeSize = 16
     static let maxHeaderLength: UInt32 = 1 << 20
     static let maxRecipientsLength: UInt32 = 1 << 20
@@ -27,6 +32,8 @@ public enum FormatV1 {
     public static let footerSize = 56
 
     static let manifestMagic: [UInt8] = Array("CAMANIF1".utf8)
+    static let manifestMagicV2: [UInt8] = Array("CAMANIF2".utf8)
+    static let maxDescriptionBytes = 1 << 20
     static let maxPathBytes = 4096
     static let maxLabelBytes = 4096
     static let maxSources = 1024

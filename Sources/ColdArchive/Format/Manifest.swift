@@ -6,6 +6,8 @@ public struct ManifestEntry: Sendable, Equatable, Codable {
         case directory = 2
         case symlink = 3
         case hardlink = 4
+        /// v2, incremental and differential archives only: the path no longer exists (FORMAT.md §8).
+        case deleted = 5
 
         public var name: String {
             switch self {
@@ -13,6 +15,7 @@ public struct ManifestEntry: Sendable, Equatable, Codable {
             case .directory: "directory"
             case .symlink: "symlink"
             case .hardlink: "hardlink"
+            case .deleted: "deleted"
             }
         }
     }
@@ -31,6 +34,47 @@ public struct ManifestEntry: Sendable, Equatable, Codable {
     /// A symlink's target, or the archive path a hardlink points at; empty otherwise.
     public var linkTarget: String
 
+    // Format version 2 (FORMAT.md §8); v1 entries leave these at their defaults.
+
+    public var flags: Flags = []
+    /// Numeric owner and group on the archiving host.
+    public var uid: UInt32 = 0
+    public var gid: UInt32 = 0
+    /// Owner and group names on the archiving host (record 0x01, 0x02); nil when unknown there.
+    public var userName: String?
+    public var groupName: String?
+    /// Extended attributes other than POSIX ACLs, by name in bytewise order (record 0x03).
+    public var xattrs: [ExtendedAttribute] = []
+    /// POSIX.1e access and default ACLs (records 0x04, 0x05); empty when the mode says it all.
+    public var accessACL: [ACLEntry] = []
+    public var defaultACL: [ACLEntry] = []
+    /// Bytes read before a file that shrank ended (record 0x06); nil unless `flags` has `.shrank`.
+    public var readSize: UInt64?
+    /// Where the entry's first header block is in the tar stream.
+    public var tarOffset: UInt64 = 0
+
+    public struct Flags: OptionSet, Sendable, Codable, Hashable {
+        public let rawValue: UInt8
+        public init(rawValue: UInt8) { self.rawValue = rawValue }
+        /// Size, mtime or ctime differed after reading, or the file had grown: content may be mixed.
+        public static let changedWhileRead = Flags(rawValue: 1)
+        /// The file ended early; zeros were stored from `readSize` to `size`.
+        public static let shrank = Flags(rawValue: 2)
+        static let known: Flags = [.changedWhileRead, .shrank]
+    }
+
+    public init(kind: Kind, path: String, mode: UInt16, mtime: Int64, mtimeNanoseconds: UInt32, size: UInt64,
+                contentHash: [UInt8], linkTarget: String) {
+        self.kind = kind
+        self.path = path
+        self.mode = mode
+        self.mtime = mtime
+        self.mtimeNanoseconds = mtimeNanoseconds
+        self.size = size
+        self.contentHash = contentHash
+        self.linkTarget = linkTarget
+    }
+
     /// `contentHash` in lower-case hexadecimal, as `b2sum -l 256` prints it.
     public var contentHashHex: String { contentHash.hex }
 
@@ -38,7 +82,8 @@ public struct ManifestEntry: Sendable, Equatable, Codable {
     static let maxEncodedSize = fixedSize + 2 * FormatV1.maxPathBytes
     static let zeroHash = [UInt8](repeating: 0, count: 32)
 
-    func encode(into w: inout ByteWriter) {
+    func encode(into w: inout ByteWriter, version: UInt16) {
+        if version >= FormatV1.version2 { return encodeV2(into: &w) }
         let p = Array(path.utf8), l = Array(linkTarget.utf8)
         w.u32(UInt32(Self.fixedSize + p.count + l.count))
         w.u8(kind.rawValue)
@@ -53,9 +98,10 @@ public struct ManifestEntry: Sendable, Equatable, Codable {
         w.raw(l)
     }
 
-    static func decode(_ body: [UInt8]) throws -> ManifestEntry {
+    static func decode(_ body: [UInt8], version: UInt16) throws -> ManifestEntry {
+        if version >= FormatV1.version2 { return try decodeV2(body) }
         var r = ByteReader(body, what: "manifest entry")
-        guard let kind = Kind(rawValue: try r.u8()) else { throw IntegrityError.malformed(what: "manifest entry (unknown type)") }
+        guard let kind = Kind(rawValue: try r.u8()), kind != .deleted else { throw IntegrityError.malformed(what: "manifest entry (unknown type)") }
         let mode = try r.u16()
         guard mode & ~0o777 == 0 else { throw IntegrityError.malformed(what: "manifest entry (mode \(String(mode, radix: 8)))") }
         let mtime = try r.i64()
@@ -81,6 +127,11 @@ struct ManifestDecoder {
     private var start = 0
     private var sawMagic = false
     private(set) var decodedCount: UInt64 = 0
+    let version: UInt16
+    /// v2: the source description's JSON text, once read.
+    private(set) var description: [UInt8]?
+
+    init(version: UInt16 = FormatV1.formatVersion) { self.version = version }
 
     mutating func feed(_ bytes: [UInt8]) {
         if start > 0 && start >= buffer.count / 2 {
@@ -93,11 +144,23 @@ struct ManifestDecoder {
     /// Consumes the manifest's magic once enough bytes are there; false while more are needed.
     private mutating func consumeMagic() throws -> Bool {
         if sawMagic { return true }
-        guard buffer.count - start >= 8 else { return false }
-        guard Array(buffer[start..<start + 8]) == FormatV1.manifestMagic else {
+        let v2 = version >= FormatV1.version2
+        guard buffer.count - start >= (v2 ? 12 : 8) else { return false }
+        guard Array(buffer[start..<start + 8]) == (v2 ? FormatV1.manifestMagicV2 : FormatV1.manifestMagic) else {
             throw IntegrityError.malformed(what: "manifest (magic)")
         }
-        start += 8
+        if v2 {
+            var r = ByteReader(Array(buffer[start + 8..<start + 12]), what: "manifest")
+            let length = Int(try r.u32())
+            guard length <= FormatV1.maxDescriptionBytes else {
+                throw IntegrityError.outOfRange(field: "description_length", value: UInt64(length), min: 0, max: UInt64(FormatV1.maxDescriptionBytes))
+            }
+            guard buffer.count - start >= 12 + length else { return false }
+            description = Array(buffer[start + 12..<start + 12 + length])
+            start += 12 + length
+        } else {
+            start += 8
+        }
         sawMagic = true
         return true
     }
@@ -108,11 +171,13 @@ struct ManifestDecoder {
         guard buffer.count - start >= 4 else { return nil }
         var r = ByteReader(Array(buffer[start..<start + 4]), what: "manifest")
         let length = Int(try r.u32())
-        guard length >= ManifestEntry.fixedSize, length <= ManifestEntry.maxEncodedSize else {
-            throw IntegrityError.outOfRange(field: "manifest entry_length", value: UInt64(length), min: UInt64(ManifestEntry.fixedSize), max: UInt64(ManifestEntry.maxEncodedSize))
+        let (minimum, maximum) = version >= FormatV1.version2 ? (ManifestEntry.fixedSizeV2, ManifestEntry.maxEncodedSizeV2)
+                                                               : (ManifestEntry.fixedSize, ManifestEntry.maxEncodedSize)
+        guard length >= minimum, length <= maximum else {
+            throw IntegrityError.outOfRange(field: "manifest entry_length", value: UInt64(length), min: UInt64(minimum), max: UInt64(maximum))
         }
         guard buffer.count - start >= 4 + length else { return nil }
-        let entry = try ManifestEntry.decode(Array(buffer[start + 4..<start + 4 + length]))
+        let entry = try ManifestEntry.decode(Array(buffer[start + 4..<start + 4 + length]), version: version)
         start += 4 + length
         decodedCount += 1
         return entry

@@ -68,6 +68,7 @@ public struct TrailerTotals: Sendable, Equatable {
 /// The fixed-size footer at the very end of the file: where the payload and the trailer are, so a
 /// reader (or a ranged GET) can start from the end.
 public struct Footer: Sendable, Equatable {
+    public var formatVersion: UInt16 = FormatV1.version2
     public var payloadOffset: UInt64
     public var trailerOffset: UInt64
     public var trailerLength: UInt64
@@ -75,7 +76,7 @@ public struct Footer: Sendable, Equatable {
     func encoded() -> [UInt8] {
         var w = ByteWriter(capacity: FormatV1.footerSize)
         w.raw(FormatV1.footerMagic)
-        w.u16(FormatV1.formatVersion)
+        w.u16(formatVersion)
         w.raw([0, 0, 0, 0, 0, 0])
         w.u64(payloadOffset)
         w.u64(trailerOffset)
@@ -94,8 +95,8 @@ public struct Footer: Sendable, Equatable {
         }
         var r = ByteReader(Array(bytes[8..<40]), what: "footer")
         let version = try r.u16()
-        guard version == FormatV1.formatVersion else { throw IntegrityError.unsupportedVersion(Int(version)) }
+        guard FormatV1.readableVersions.contains(version) else { throw IntegrityError.unsupportedVersion(Int(version)) }
         guard try r.raw(6) == [0, 0, 0, 0, 0, 0] else { throw IntegrityError.malformed(what: "footer (reserved bytes)") }
-        return Footer(payloadOffset: try r.u64(), trailerOffset: try r.u64(), trailerLength: try r.u64())
+        return Footer(formatVersion: version, payloadOffset: try r.u64(), trailerOffset: try r.u64(), trailerLength: try r.u64())
     }
 }

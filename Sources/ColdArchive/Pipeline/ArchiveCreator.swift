@@ -15,6 +15,10 @@ public struct CreateOptions: Sendable {
     public var chunkRawSize: UInt32 = FormatV1.defaultChunkRawSize
     /// Worker threads that compress and seal; defaults to the number of cores.
     public var workers: Int = max(1, ProcessInfo.processInfo.activeProcessorCount)
+    /// Where the archive sits in a series (signed header fields, FORMAT.md §5); nil for a lone archive.
+    public var position: ArchiveHeader.SeriesPosition?
+    /// Seconds since the epoch before which the archive must not be deleted (signed; FORMAT.md §5).
+    public var retainUntil: Int64?
 
     public init(sources: [String], output: String, label: String? = nil) {
         self.sources = sources
@@ -40,7 +44,7 @@ public struct CreateReport: Sendable {
 public enum ArchiveCreator {
     public static let version = "0.1.0"
     /// The archive format version `create` writes (FORMAT.md §4).
-    public static let formatVersion = Int(FormatV1.formatVersion)
+    public static let formatVersion = Int(FormatV1.version2)
     /// What the header's `creator` field says (FORMAT.md §5).
     public static let creatorName = "coldarchive \(version)"
 
@@ -87,9 +91,16 @@ public enum ArchiveCreator {
         // Sources are archived in bytewise order of their names: the format's canonical entry order.
         let ordered = named.sorted { Array($0.0.utf8).lexicographicallyPrecedes(Array($1.0.utf8)) }
         let names = ordered.map(\.0)
+        let imported = Set(options.imports.map { PathRules.key(ExportImporter.name(of: $0)) })
+        let description = SourceDescription(sources: ordered.map { name, path in
+            let isImport = imported.contains(PathRules.key(name))
+            return .init(name: name, origin: isImport ? options.imports.first { PathRules.same(ExportImporter.name(of: $0), name) } ?? path : path,
+                         kind: isImport ? "import" : FileSystem.isDirectory(path) ? "directory" : "file")
+        }, host: ProcessInfo.processInfo.hostName)
         let summary = try write(to: options.output, signer: signer, recipients: recipients, label: options.label, sources: names,
                                 compressionLevel: options.compressionLevel, chunkRawSize: options.chunkRawSize,
-                                workers: options.workers, now: now) { content in
+                                workers: options.workers, now: now, description: description, position: options.position,
+                                retainUntil: options.retainUntil) { content in
             let outcome = try SourceWalker.walkInBackground(ordered.map { (name: $0.0, path: $0.1) }, into: content, ownFiles: ownFiles)
             warnings += outcome.warnings
             return (outcome.entryCount, outcome.contentBytes)
@@ -107,6 +118,8 @@ public enum ArchiveCreator {
         /// content hash: the next `entry.size` bytes written to `tar` are its content, and the
         /// sealing workers hash them on their way into the chunks.
         let recordFile: (ManifestEntry) throws -> Void
+        /// The file begun with `recordFile` is complete; what reading it found (FORMAT.md §8 flags).
+        let endFile: (ManifestEntry.Flags, UInt64?) throws -> Void
         /// Bytes that go straight into the data section, bypassing libarchive: for an already-formed
         /// tar stream (and for tests that craft hostile ones). Not to be mixed with `tar`.
         let raw: (UnsafeRawBufferPointer) throws -> Void
@@ -119,6 +132,8 @@ public enum ArchiveCreator {
     /// chunking, sealing, trailer, signature, atomic publication — happens here and only here.
     static func write(to output: String, signer: SigningKey, recipients: [EncryptionPublicKey], label: String?, sources: [String],
                       compressionLevel: Int32, chunkRawSize: UInt32, workers: Int, now: Date,
+                      formatVersion: UInt16 = FormatV1.version2, description: SourceDescription? = nil,
+                      position: ArchiveHeader.SeriesPosition? = nil, retainUntil: Int64? = nil,
                       fill: (ContentWriter) throws -> (entries: UInt64, contentBytes: UInt64)) throws
         -> (summary: ArchiveSummary, peakChunksInFlight: Int, warnings: [SourceWarning]) {
         if FileSystem.exists(output) {
@@ -132,10 +147,25 @@ public enum ArchiveCreator {
 
         // Keys and the header.
         let fileKey = FileKey.generate()
-        let header = ArchiveHeader(
+        let v2 = formatVersion >= FormatV1.version2
+        var header = ArchiveHeader(
             archiveID: Sodium.randomBytes(16), created: Int64(now.timeIntervalSince1970.rounded(.down)),
             chunkRawSize: chunkRawSize, noncePrefix: Sodium.randomBytes(16), payloadSalt: Sodium.randomBytes(32),
-            signerPublicKey: signer.publicKey.bytes, label: label, sources: sources, creator: creatorName)
+            signerPublicKey: signer.publicKey.bytes, label: label, sources: v2 ? [] : sources, creator: creatorName)
+        header.formatVersion = formatVersion
+        if v2 {
+            header.position = position
+            header.retainUntil = retainUntil
+            if let position {
+                guard ArchiveHeader.isValidSeriesName(position.series), ArchiveHeader.isValidPeriod(position.period), position.sequence >= 1,
+                      (position.previousArchiveDigest != nil) == (position.sequence >= 2) else {
+                    throw OperationError("series '\(position.series)', sequence \(position.sequence), period '\(position.period)' do not make a valid series position (FORMAT.md §5)", kind: .usage)
+                }
+            }
+            if let retainUntil, retainUntil < header.created {
+                throw OperationError("retain-until lies before the archive's creation time", kind: .usage)
+            }
+        }
         let headerBytes = header.encoded()
         guard headerBytes.count - FormatV1.preludeSize <= Int(FormatV1.maxHeaderLength) else {
             throw OperationError("the header would exceed \(FormatV1.maxHeaderLength) bytes; use fewer sources or shorter names", kind: .usage)
@@ -164,7 +194,7 @@ public enum ArchiveCreator {
             // Written back as it goes (every 32 MiB), so the final fsync waits only for the tail.
             var writtenBack = payloadOffset
             var rawBytes: [FormatV1.Section: UInt64] = [.data: 0, .manifest: 0]
-            let spool = try ManifestSpool(directory: directory)
+            let spool = try ManifestSpool(directory: directory, version: formatVersion)
             let manifest = PendingManifest { try spool.append($0) }
             let stream = ChunkSealingStream(cipher: cipher, chunkRawSize: chunkRawSize, level: compressionLevel,
                                             workers: workers) { chunk in
@@ -179,22 +209,23 @@ public enum ArchiveCreator {
                 // This chunk's files are hashed now: their entries can go to the spool.
                 try manifest.flush()
             }
-            let tar = try TarWriter { try stream.write($0) }
+            let tar = try TarWriter(version: formatVersion) { try stream.write($0) }
             let recordFile: (ManifestEntry) throws -> Void = { entry in
                 guard entry.size > 0 else {
                     var empty = entry
                     empty.contentHash = Sodium.blake2b([])
-                    try manifest.append(empty)
+                    manifest.appendFile(empty, hash: nil)
                     return
                 }
                 let hash = ContentHash()
                 try stream.expectContent(hash, length: entry.size)
-                manifest.append(entry, hash: hash)
+                manifest.appendFile(entry, hash: hash)
             }
             var ownFiles: [FileIdentity: String] = [:]
             var st = stat()
             if fstat(out.fd, &st) == 0 { ownFiles[FileIdentity(st)] = "the archive being written ('\(output)')" }
             let (entryCount, contentBytes) = try fill(ContentWriter(tar: tar, record: { try manifest.append($0) }, recordFile: recordFile,
+                                                                    endFile: { try manifest.endFile(flags: $0, readSize: $1) },
                                                                     raw: { try stream.write($0) }, ownFiles: ownFiles))
             try tar.finish()
             let manifestFirstChunk = try stream.startManifestSection()
@@ -202,7 +233,17 @@ public enum ArchiveCreator {
             guard manifest.isEmpty else {
                 throw OperationError("internal error: a file's content hash was never computed; nothing was published")
             }
-            try spool.replay { try stream.write($0) }
+            // The source description names the top-level entries that were archived (a source that
+            // was skipped, a FIFO say, has none), in their order.
+            var described = description ?? SourceDescription(sources: [], host: nil)
+            described.sources = spool.topLevel.map { name in
+                described.sources.first { PathRules.same($0.name, name) } ?? .init(name: name, origin: "", kind: "directory")
+            }
+            let descriptionBytes = described.encoded()
+            guard descriptionBytes.count <= FormatV1.maxDescriptionBytes else {
+                throw OperationError("the source description would exceed \(FormatV1.maxDescriptionBytes) bytes; use fewer sources", kind: .usage)
+            }
+            try spool.replay(description: descriptionBytes) { try stream.write($0) }
             try stream.finish()
 
             // The trailer, signed, and the footer.
@@ -221,7 +262,7 @@ public enum ArchiveCreator {
             try out.write(totalsBytes)
             try out.write(table.bytes)
             try out.write(signature)
-            let footer = Footer(payloadOffset: payloadOffset, trailerOffset: payloadOffset + payloadBytes,
+            let footer = Footer(formatVersion: formatVersion, payloadOffset: payloadOffset, trailerOffset: payloadOffset + payloadBytes,
                                 trailerLength: totals.trailerLength)
             try out.write(footer.encoded())
             try out.sync()

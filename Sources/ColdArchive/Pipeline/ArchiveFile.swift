@@ -22,10 +22,18 @@ public struct ArchiveSummary: Sendable, Codable, Equatable {
     public var manifestBytes: UInt64
     public var payloadBytes: UInt64
     public var fileSize: UInt64
+    // v2 series and retention fields (FORMAT.md §5); absent when the header has none.
+    public var series: String?
+    public var sequence: UInt64?
+    public var period: String?
+    public var previousArchiveDigest: String?
+    public var backupMode: String?
+    public var baseArchiveDigest: String?
+    public var retainUntil: String?
 
     init(header: ArchiveHeader, headerDigest: [UInt8], recipients: [Recipient], totals: TrailerTotals,
          archiveDigest: [UInt8], fileSize: UInt64) {
-        formatVersion = Int(FormatV1.formatVersion)
+        formatVersion = Int(header.formatVersion)
         suite = Int(header.suite)
         archiveID = header.archiveID.hex
         created = ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: TimeInterval(header.created)))
@@ -45,6 +53,13 @@ public struct ArchiveSummary: Sendable, Codable, Equatable {
         manifestBytes = totals.manifestBytes
         payloadBytes = totals.payloadBytes
         self.fileSize = fileSize
+        series = header.position?.series
+        sequence = header.position?.sequence
+        period = header.position?.period
+        previousArchiveDigest = header.position?.previousArchiveDigest?.hex
+        backupMode = header.backupMode.map { "\($0)" }
+        baseArchiveDigest = header.baseArchiveDigest?.hex
+        retainUntil = header.retainUntil.map { ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: TimeInterval($0))) }
     }
 }
 
@@ -110,6 +125,10 @@ public final class ArchiveFile {
         let prelude = try file.readExactly(FormatV1.preludeSize, at: 0, what: "prelude")
         let headerLength = UInt64(try ArchiveHeader.parsePrelude(prelude))
         footer = try Footer.decode(try file.readExactly(FormatV1.footerSize, at: fileSize - UInt64(FormatV1.footerSize), what: "footer"))
+        let preludeVersion = UInt16(prelude[8]) | UInt16(prelude[9]) << 8
+        guard footer.formatVersion == preludeVersion else {
+            throw IntegrityError.inconsistent(what: "the prelude says format version \(preludeVersion), the footer \(footer.formatVersion)")
+        }
 
         let space = fileSize - UInt64(FormatV1.footerSize)
         guard UInt64(FormatV1.preludeSize) + headerLength + 4 <= space else { throw IntegrityError.truncated(what: "header") }

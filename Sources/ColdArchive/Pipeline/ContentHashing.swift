@@ -89,27 +89,42 @@ struct ContentTracker {
 /// once the chunk holding the file's last byte is sealed), then passed on in the same order.
 /// Holds at most the entries of the chunks in flight.
 final class PendingManifest {
-    private var queue: [(entry: ManifestEntry, hash: ContentHash?)] = []
+    private var queue: [(entry: ManifestEntry, hash: ContentHash?, ended: Bool)] = []
     private var head = 0
+    /// The queue index of the file whose content is being written, until `endFile`.
+    private var openFile: Int?
     private let sink: (ManifestEntry) throws -> Void
 
     init(sink: @escaping (ManifestEntry) throws -> Void) { self.sink = sink }
 
     /// An entry whose content hash is already known (or that has none).
     func append(_ entry: ManifestEntry) throws {
-        queue.append((entry, nil))
+        queue.append((entry, nil, true))
         try flush()
     }
 
-    /// A file entry whose content hash `hash` will compute.
-    func append(_ entry: ManifestEntry, hash: ContentHash) {
-        queue.append((entry, hash))
+    /// A file entry whose content follows; `hash` (nil for an empty file) will compute its content
+    /// hash, and `endFile` completes what only the end of reading tells (flags, read size).
+    func appendFile(_ entry: ManifestEntry, hash: ContentHash?) {
+        openFile = queue.count
+        queue.append((entry, hash, false))
     }
 
-    /// Passes on every entry at the front whose hash is known.
+    /// The open file's content is complete: what reading it found out goes into its entry.
+    func endFile(flags: ManifestEntry.Flags, readSize: UInt64?) throws {
+        guard let index = openFile else { throw OperationError("internal error: a file ended that was not begun") }
+        openFile = nil
+        queue[index].entry.flags = flags
+        queue[index].entry.readSize = readSize
+        queue[index].ended = true
+        try flush()
+    }
+
+    /// Passes on every entry at the front whose hash is known and whose file has ended.
     func flush() throws {
         while head < queue.count {
-            var (entry, hash) = queue[head]
+            var (entry, hash, ended) = queue[head]
+            guard ended else { break }
             if let hash {
                 guard let digest = hash.result else { break }
                 entry.contentHash = digest
@@ -119,6 +134,7 @@ final class PendingManifest {
         }
         if head > 4096 && head * 2 > queue.count {
             queue.removeFirst(head)
+            if let index = openFile { openFile = index - head }
             head = 0
         }
     }

@@ -12,21 +12,38 @@ final class ManifestSpool {
 
     static let namePrefix = ".coldarchive-manifest-"
 
-    init(directory: String) throws {
+    private let version: UInt16
+    /// The top-level entries spooled so far, in order: what the v2 source description must name.
+    private(set) var topLevel: [String] = []
+
+    /// A spool for the entries of a manifest of format `version`; `replay` puts the magic (and, for v2,
+    /// the source description) in front of them.
+    init(directory: String, version: UInt16) throws {
+        self.version = version
         let path = "\(directory)/\(Self.namePrefix)\(getpid())-\(Sodium.randomBytes(6).hex)"
         file = try OpenFile.createNew(path, mode: 0o600, readWrite: true)
         FileSystem.remove(path)
-        buffer.raw(FormatV1.manifestMagic)
     }
 
     func append(_ entry: ManifestEntry) throws {
-        entry.encode(into: &buffer)
+        if PathRules.isTopLevel(entry.path) { topLevel.append(entry.path) }
+        entry.encode(into: &buffer, version: version)
         if buffer.bytes.count >= 1 << 20 { try flush() }
     }
 
-    /// Sends the whole manifest, in order, to `sink`.
-    func replay(into sink: (UnsafeRawBufferPointer) throws -> Void) throws {
+    /// Sends the whole manifest, in order, to `sink`: the magic, for v2 the source `description`, and
+    /// every entry.
+    func replay(description: [UInt8], into sink: (UnsafeRawBufferPointer) throws -> Void) throws {
         try flush()
+        var head = ByteWriter()
+        if version >= FormatV1.version2 {
+            head.raw(FormatV1.manifestMagicV2)
+            head.u32(UInt32(description.count))
+            head.raw(description)
+        } else {
+            head.raw(FormatV1.manifestMagic)
+        }
+        try head.bytes.withUnsafeBytes { try sink($0) }
         let chunk = ByteBuffer(capacity: 1 << 20)
         var offset: UInt64 = 0
         while offset < length {

@@ -107,13 +107,16 @@ final class ManifestReader {
     private let archive: ArchiveFile
     private let cursor: ChunkTableCursor
     private let opener: ChunkOpener
-    private var decoder = ManifestDecoder()
+    private var decoder: ManifestDecoder
     private var exhausted = false
+    /// v2: the source description's bytes, once the first entry (or the end) has been read.
+    var description: [UInt8]? { decoder.description }
 
     private let pool: BufferPool
 
     init(archive: ArchiveFile, cipher: ChunkCipher) throws {
         self.archive = archive
+        decoder = ManifestDecoder(version: archive.header.formatVersion)
         cursor = archive.chunkTable(fromManifest: true)
         pool = archive.sealedPool(keep: 1)
         opener = try ChunkOpener(cipher: cipher, chunkRawSize: archive.header.chunkRawSize, totals: archive.totals, sealedPool: pool)
@@ -170,9 +173,27 @@ extension ArchiveFile {
         var contentBytes: UInt64 = 0
         var topLevel: [String] = []
         var order = EntryOrderCheck()
+        let v2 = header.formatVersion >= FormatV1.version2
+        let mayDelete = header.backupMode == .incremental || header.backupMode == .differential
+        var lastOffset: UInt64?
         while let entry = try reader.next() {
             try order.check(entry)
             if PathRules.isTopLevel(entry.path) { topLevel.append(entry.path) }
+            if v2 {
+                guard entry.kind != .deleted || mayDelete else {
+                    throw IntegrityError.malformed(what: "manifest entry '\(DisplayName.escaped(entry.path))' (a deleted entry in a full archive)")
+                }
+                // tar_offset: 512-aligned, 0 first, increasing over the entries in the tar stream (FORMAT.md §8).
+                guard entry.tarOffset % 512 == 0, entry.tarOffset < totals.tarBytes else {
+                    throw IntegrityError.malformed(what: "manifest entry '\(DisplayName.escaped(entry.path))' (tar_offset \(entry.tarOffset))")
+                }
+                if entry.kind != .deleted {
+                    guard lastOffset.map({ entry.tarOffset > $0 }) ?? (entry.tarOffset == 0) else {
+                        throw IntegrityError.malformed(what: "manifest entry '\(DisplayName.escaped(entry.path))' (tar_offset \(entry.tarOffset) out of order)")
+                    }
+                    lastOffset = entry.tarOffset
+                }
+            }
             let (sum, overflow) = contentBytes.addingReportingOverflow(entry.size)
             guard !overflow else { throw IntegrityError.inconsistent(what: "the manifest's file sizes add up to more than 2^64 bytes") }
             contentBytes = sum
@@ -180,6 +201,12 @@ extension ArchiveFile {
         try checkUnchanged()
         guard contentBytes == totals.contentBytes else {
             throw IntegrityError.inconsistent(what: "the manifest's files add up to \(contentBytes) bytes, the trailer says \(totals.contentBytes)")
+        }
+        if v2 {
+            _ = try SourceDescription.decode(reader.description ?? [], topLevel: topLevel)
+        } else if !header.sources.isEmpty, !PathRules.same(header.sources, topLevel) {
+            // v1: the plaintext `sources` field, when present, lists exactly the top-level entries (FORMAT.md §5).
+            throw IntegrityError.inconsistent(what: "the header's sources field names \(header.sources.map { "'\(DisplayName.escaped($0))'" }.joined(separator: ", ")), the archive's top-level entries are \(topLevel.map { "'\(DisplayName.escaped($0))'" }.joined(separator: ", "))")
         }
         return topLevel
     }
@@ -219,7 +246,7 @@ extension ArchiveFile {
             return raw
         }
         let tar: TarReader
-        do { tar = try TarReader(source: nextRaw) } catch let error as LibArchiveError {
+        do { tar = try TarReader(version: header.formatVersion, source: nextRaw) } catch let error as LibArchiveError {
             throw IntegrityError.tarStream(reason: error.message)
         }
         var found = PayloadTotals()
@@ -232,10 +259,12 @@ extension ArchiveFile {
                 throw IntegrityError.tarStream(reason: error.message)
             }
             guard let header else { break }
-            guard let expected = try manifest.next() else {
+            var next = try manifest.next()
+            while let deleted = next, deleted.kind == .deleted { next = try manifest.next() }
+            guard let expected = next else {
                 throw IntegrityError.manifestMismatch(path: header.path, reason: .notInManifest)
             }
-            try Self.check(header, against: expected)
+            try Self.check(header, against: expected, version: self.header.formatVersion)
             try sink?.begin(expected)
             if hashHere { hash.reset() }
             var size: UInt64 = 0
@@ -264,8 +293,8 @@ extension ArchiveFile {
             found.contentBytes += size
         }
         try sink?.finishContent()
-        if let extra = try manifest.next() {
-            throw IntegrityError.manifestMismatch(path: extra.path, reason: .notInTarStream)
+        while let extra = try manifest.next() {
+            guard extra.kind == .deleted else { throw IntegrityError.manifestMismatch(path: extra.path, reason: .notInTarStream) }
         }
         // After the end-of-archive marker only zero bytes may follow (FORMAT.md §10), and every data
         // chunk must be read and authenticated, padding included.
@@ -284,34 +313,79 @@ extension ArchiveFile {
         return found
     }
 
-    private static func check(_ header: TarEntryHeader, against expected: ManifestEntry) throws {
+    private static func check(_ header: TarEntryHeader, against expected: ManifestEntry, version: UInt16) throws {
         func mismatch(_ reason: ManifestMismatch) -> IntegrityError { .manifestMismatch(path: header.path, reason: reason) }
         let parts = try PathRules.components(of: header.path)
-        // The one place names are compared up to canonical equivalence (Swift's `==`), not by bytes:
-        // libarchive composes UTF-8 names towards NFC when it writes and when it reads pax headers
-        // (archive_string.c, SCONV_NORMALIZATION_C on every converter from UTF-8), so the tar stream
-        // may hold "é" where the manifest holds "e" + U+0301. The manifest's bytes are what restore
-        // writes; format v2 stores names as raw bytes so the two agree exactly.
-        guard header.path == expected.path else { throw mismatch(.path(manifest: expected.path)) }
-        guard header.mode & 0o7000 == 0 else {
-            throw IntegrityError.unsafeEntry(path: header.path, reason: .privilegeBits)
+        let v2 = version >= FormatV1.version2
+        if v2 {
+            // Names are bytes in the tar stream too (hdrcharset=BINARY): they must agree exactly.
+            guard PathRules.same(header.path, expected.path) else { throw mismatch(.path(manifest: expected.path)) }
+        } else {
+            // v1: the one place names are compared up to canonical equivalence (Swift's `==`), not by
+            // bytes: libarchive composes UTF-8 names towards NFC when it writes and when it reads pax
+            // headers (archive_string.c, SCONV_NORMALIZATION_C on every converter from UTF-8), so the
+            // tar stream may hold "é" where the manifest holds "e" + U+0301. The manifest's bytes are
+            // what restore writes.
+            guard header.path == expected.path else { throw mismatch(.path(manifest: expected.path)) }
+            guard header.mode & 0o7000 == 0 else {
+                throw IntegrityError.unsafeEntry(path: header.path, reason: .privilegeBits)
+            }
+            guard header.uid == 0, header.gid == 0, header.userName.isEmpty, header.groupName.isEmpty else {
+                throw mismatch(.owner)
+            }
         }
         guard header.kind == expected.kind else { throw mismatch(.kind(tar: header.kind, manifest: expected.kind)) }
-        guard header.mode == UInt32(expected.mode) else { throw mismatch(.mode(tar: header.mode, manifest: expected.mode)) }
-        guard header.mtime == expected.mtime, header.mtimeNanoseconds == expected.mtimeNanoseconds else {
+        guard header.kind != .directory || header.hadTrailingSlash else { throw mismatch(.directoryWithoutSlash) }
+        guard header.mode == Self.tarMode(of: expected, version: version) else { throw mismatch(.mode(tar: header.mode, manifest: expected.mode)) }
+        let (seconds, nanoseconds) = v2 ? TarWriter.timeFromPax(header.mtime, header.mtimeNanoseconds) : (header.mtime, header.mtimeNanoseconds)
+        guard seconds == expected.mtime, nanoseconds == expected.mtimeNanoseconds else {
             throw mismatch(.modificationTime)
         }
         guard header.size == expected.size else { throw mismatch(.size(tar: header.size, manifest: expected.size)) }
-        guard header.linkTarget == expected.linkTarget else { throw mismatch(.linkTarget) }
+        if v2 {
+            guard PathRules.same(header.linkTarget, expected.linkTarget) else { throw mismatch(.linkTarget) }
+            guard header.headerPosition == expected.tarOffset else { throw mismatch(.tarOffset(tar: header.headerPosition, manifest: expected.tarOffset)) }
+            guard header.uid == expected.uid, header.gid == expected.gid, header.userName == (expected.userName ?? ""),
+                  header.groupName == (expected.groupName ?? "") else { throw mismatch(.owner) }
+            // libarchive reads each attribute from both records it writes (LIBARCHIVE.xattr, SCHILY.xattr).
+            guard Set(header.xattrs) == Set(expected.xattrs) else { throw mismatch(.extendedAttributes) }
+            guard sameACL(header.accessACL, expected.accessACL), sameACL(header.defaultACL, expected.defaultACL) else { throw mismatch(.acl) }
+        } else {
+            guard header.linkTarget == expected.linkTarget else { throw mismatch(.linkTarget) }
+        }
         switch header.kind {
         case .symlink:
-            if PathRules.symlinkEscapes(linkPath: parts, target: header.linkTarget) {
+            if !v2 && PathRules.symlinkEscapes(linkPath: parts, target: header.linkTarget) {
+                throw IntegrityError.unsafeEntry(path: header.path, reason: .symlinkEscapes(target: header.linkTarget))
+            }
+            guard !header.linkTarget.isEmpty, !header.linkTarget.utf8.contains(0) else {
                 throw IntegrityError.unsafeEntry(path: header.path, reason: .symlinkEscapes(target: header.linkTarget))
             }
         case .hardlink:
             _ = try PathRules.components(of: header.linkTarget)
-        case .file, .directory:
+        case .file, .directory, .deleted:
             break
         }
+    }
+
+    /// The mode the tar header holds for a manifest entry (FORMAT.md §10): the manifest's, except that
+    /// with an access ACL libarchive keeps the ACL's GROUP_OBJ permissions in the group bits (the mask,
+    /// which Linux keeps there, is in the ACL record).
+    static func tarMode(of entry: ManifestEntry, version: UInt16) -> UInt32 {
+        var mode = UInt32(entry.mode)
+        if version >= FormatV1.version2, let group = entry.accessACL.first(where: { $0.tag == .groupObj }) {
+            mode = mode & ~0o070 | UInt32(group.permissions) << 3
+        }
+        return mode
+    }
+
+    /// ACLs as libarchive reads them back: the same entries (tag, permissions, id) — libarchive's reader
+    /// may leave out the owner, group and other entries it folds into the mode, so those are compared
+    /// only when it gives them.
+    private static func sameACL(_ tar: [ACLEntry], _ manifest: [ACLEntry]) -> Bool {
+        func key(_ e: ACLEntry) -> String { "\(e.tag.rawValue):\(e.isNamed ? e.id : ACLEntry.undefinedID):\(e.permissions)" }
+        let tarKeys = Set(tar.map(key)), manifestKeys = Set(manifest.map(key))
+        let named = { (e: ACLEntry) in e.isNamed || e.tag == .mask }
+        return Set(tar.filter(named).map(key)) == Set(manifest.filter(named).map(key)) && tarKeys.isSubset(of: manifestKeys)
     }
 }

@@ -8,6 +8,13 @@ public struct RestoreReport: Sendable, Equatable, Codable {
     public var topLevel: [String]
     /// The most chunks held in memory at once during extraction.
     public var peakChunksInFlight: Int
+    /// Whose owners were set: "archived" (by name, else number), "numeric", or "none" with the reason.
+    public var owners: String = "none"
+    /// Everything that could not be applied exactly (owner, attributes, ACLs, special bits) and every
+    /// file that changed while it was archived, by path; at most `MetadataApplier.maxNotices` kept.
+    public var notices: [RestoreNotice] = []
+    /// How many notices there were in all.
+    public var noticeCount: Int = 0
 }
 
 /// Restores an archive into a directory, only after the whole archive has been verified, and
@@ -23,7 +30,7 @@ public enum Restorer {
     /// An existing non-empty target is refused unless `force`; an existing entry is never replaced.
     /// `trusted` overrides the keyring's own signing keys (an escrow holder restoring a site's archive).
     public static func restore(archivePath: String, to target: String, keyring: Keyring, trusting trusted: [SigningPublicKey]? = nil,
-                               force: Bool = false, checkContent: Bool = false,
+                               force: Bool = false, checkContent: Bool = false, owners: OwnerPolicy = .automatic,
                                workers: Int = Verifier.defaultWorkers) throws -> RestoreReport {
         // Pass 1: verify everything that can be verified before a byte is written.
         let archive = try ArchiveFile(path: archivePath)
@@ -67,7 +74,7 @@ public enum Restorer {
         var extractor: SafeExtractor?
         do {
             try FileSystem.makeDirectory(staging, mode: 0o700)
-            let sink = try SafeExtractor(root: staging, writers: workers, checkContent: checkContent)
+            let sink = try SafeExtractor(root: staging, writers: workers, checkContent: checkContent, owners: owners)
             extractor = sink
             let found = try archive.readPayload(cipher: cipher, workers: workers, sink: sink, checkContent: checkContent)
             // Top-level directories keep a writable mode until they are in place: moving a directory
@@ -81,10 +88,21 @@ public enum Restorer {
                 moved.append(name)
             }
             try FileSystem.removeTree(staging)
-            try SafeExtractor.applyModeAndTimes(topLevelDirectories, under: target)
+            try SafeExtractor.applyModeAndTimes(topLevelDirectories, under: target, applier: sink.applier)
             try FileSystem.syncDirectory(target)
-            return RestoreReport(target: target, entries: found.entries, contentBytes: found.contentBytes, topLevel: topLevel,
-                                 peakChunksInFlight: found.peakChunksInFlight)
+            var report = RestoreReport(target: target, entries: found.entries, contentBytes: found.contentBytes, topLevel: topLevel,
+                                       peakChunksInFlight: found.peakChunksInFlight)
+            let (notices, total) = sink.applier.collected
+            report.notices = notices
+            report.noticeCount = total
+            if archive.header.formatVersion < FormatV1.version2 {
+                report.owners = "none (a version 1 archive keeps no owners)"
+            } else if sink.applier.setsOwners {
+                report.owners = owners == .numeric ? "numeric" : "archived"
+            } else {
+                report.owners = owners == .none ? "none (--no-owner)" : "none (not running as root: everything belongs to the user who restored)"
+            }
+            return report
         } catch {
             // No writer thread may still be adding to the staging directory while it is removed.
             extractor?.shutdown()

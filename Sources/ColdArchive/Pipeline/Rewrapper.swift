@@ -54,7 +54,7 @@ public enum Rewrapper {
             }
             try archive.checkUnchanged()
             let delta = Int64(newPayloadOffset) - Int64(oldFooter.payloadOffset)
-            let footer = Footer(payloadOffset: newPayloadOffset, trailerOffset: UInt64(Int64(oldFooter.trailerOffset) + delta),
+            let footer = Footer(formatVersion: oldFooter.formatVersion, payloadOffset: newPayloadOffset, trailerOffset: UInt64(Int64(oldFooter.trailerOffset) + delta),
                                 trailerLength: oldFooter.trailerLength)
             try out.write(footer.encoded())
             try out.sync()

@@ -157,6 +157,11 @@ public enum ManifestMismatch: Equatable, Sendable, CustomStringConvertible {
     case moreContent(manifestSize: UInt64)
     case contentSize(found: UInt64, manifest: UInt64)
     case contentHash
+    case owner
+    case extendedAttributes
+    case acl
+    case tarOffset(tar: UInt64, manifest: UInt64)
+    case directoryWithoutSlash
 
     public var description: String {
         switch self {
@@ -171,6 +176,11 @@ public enum ManifestMismatch: Equatable, Sendable, CustomStringConvertible {
         case .moreContent(let size): "more content than the manifest's \(size) bytes"
         case .contentSize(let found, let manifest): "\(found) content bytes, the manifest says \(manifest)"
         case .contentHash: "its content does not match the manifest's BLAKE2b-256"
+        case .owner: "its owner (uid, gid or names) differs from the manifest's"
+        case .extendedAttributes: "its extended attributes differ from the manifest's"
+        case .acl: "its ACL differs from the manifest's"
+        case .tarOffset(let tar, let manifest): "it starts at byte \(tar) of the tar stream, the manifest says \(manifest)"
+        case .directoryWithoutSlash: "it is a directory whose tar name does not end in '/'"
         }
     }
 }

@@ -29,6 +29,8 @@ final class FileWriters: @unchecked Sendable {
         let entry: ManifestEntry
         let directory: DirectoryHandle
         let name: String
+        /// The owner to set, resolved on the parsing thread; nil when owners are not set.
+        let owner: (uid: UInt32, gid: UInt32)?
     }
 
     private enum Item: ContentRecord {
@@ -75,12 +77,14 @@ final class FileWriters: @unchecked Sendable {
     private let pool: BufferPool
     private let checkContent: Bool
     private let rootPath: String
+    private let applier: MetadataApplier
 
     // The parsing thread's side.
     private var current: Batch?
     private var currentLane = 0
 
-    init(lanes requested: Int, checkContent: Bool, rootPath: String) {
+    init(lanes requested: Int, checkContent: Bool, rootPath: String, applier: MetadataApplier) {
+        self.applier = applier
         let lanes = min(max(1, requested), Self.maxLanes)
         self.checkContent = checkContent
         self.rootPath = rootPath
@@ -270,8 +274,7 @@ final class FileWriters: @unchecked Sendable {
                     throw IntegrityError.manifestMismatch(path: entry.path, reason: .contentHash)
                 }
                 // Always: the file was created writable, and the umask or a default ACL may have taken bits.
-                guard fchmod(open.fd, mode_t(entry.mode)) == 0 else { throw failure("chmod", entry.path) }
-                guard futimens(open.fd, SafeExtractor.times(entry)) == 0 else { throw failure("set times of", entry.path) }
+                try applier.apply(fd: open.fd, entry: entry, owner: open.start.owner, path: "\(rootPath)/\(entry.path)")
             }
         }
     }

@@ -24,6 +24,18 @@ struct TarEntryHeader: Equatable {
     var mtimeNanoseconds: UInt32
     var size: UInt64
     var linkTarget: String
+    // Read from v2 archives (and written from the manifest entry): owner, attributes, ACLs.
+    var uid: UInt32 = 0
+    var gid: UInt32 = 0
+    var userName: String = ""
+    var groupName: String = ""
+    var xattrs: [ExtendedAttribute] = []
+    var accessACL: [ACLEntry] = []
+    var defaultACL: [ACLEntry] = []
+    /// Where the entry's first header block starts in the tar stream (libarchive's header position).
+    var headerPosition: UInt64 = 0
+    /// Whether a directory's name ended in `/` in the tar header.
+    var hadTrailingSlash = false
 }
 
 /// A libarchive failure, with the library's own message.
@@ -52,14 +64,20 @@ final class TarWriter {
     private final class Context {
         let sink: (UnsafeRawBufferPointer) throws -> Void
         var error: Error?
+        var written: UInt64 = 0
         init(sink: @escaping (UnsafeRawBufferPointer) throws -> Void) { self.sink = sink }
     }
 
     private let archive: OpaquePointer
     private let context: Context
     private let entry: OpaquePointer
+    /// The format version whose tar rules apply (FORMAT.md §10).
+    let version: UInt16
+    /// Bytes handed to the sink so far.
+    var position: UInt64 { context.written }
 
-    init(sink: @escaping (UnsafeRawBufferPointer) throws -> Void) throws {
+    init(version: UInt16 = FormatV1.version2, sink: @escaping (UnsafeRawBufferPointer) throws -> Void) throws {
+        self.version = version
         ArchiveLocale.useUTF8OnThisThread()
         guard let a = archive_write_new(), let e = archive_entry_new() else {
             throw LibArchiveError(message: "out of memory")
@@ -69,10 +87,15 @@ final class TarWriter {
         context = Context(sink: sink)
         guard archive_write_set_format_pax(a) == ARCHIVE_OK,
               archive_write_set_bytes_per_block(a, 0) == ARCHIVE_OK else { throw LibArchiveError.from(a) }
+        // v2: names are bytes, written without conversion or normalisation (FORMAT.md §10).
+        if version >= FormatV1.version2 {
+            guard archive_write_set_format_option(a, "pax", "hdrcharset", "BINARY") == ARCHIVE_OK else { throw LibArchiveError.from(a) }
+        }
         let write: @convention(c) (OpaquePointer?, UnsafeMutableRawPointer?, UnsafeRawPointer?, Int) -> Int = { _, client, buffer, length in
             let ctx = Unmanaged<Context>.fromOpaque(client!).takeUnretainedValue()
             do {
                 try ctx.sink(UnsafeRawBufferPointer(start: buffer, count: length))
+                ctx.written += UInt64(length)
                 return length
             } catch {
                 ctx.error = error
@@ -89,31 +112,90 @@ final class TarWriter {
         archive_entry_free(entry)
     }
 
-    /// `archive_write_header` for one entry.
-    func writeHeader(_ h: TarEntryHeader) throws {
+    /// Ends the previous entry (its padding to 512 bytes) and returns where the next header will
+    /// start: the entry's `tar_offset`.
+    func nextHeaderOffset() throws -> UInt64 {
+        try check(archive_write_finish_entry(archive))
+        return position
+    }
+
+    /// `archive_write_header` for one manifest entry: v1 writes what format 1 keeps (no owner, no
+    /// attributes); v2 writes the owner, names, extended attributes and ACLs too (FORMAT.md §10).
+    func writeHeader(_ m: ManifestEntry) throws {
         archive_entry_clear(entry)
-        archive_entry_set_pathname_utf8(entry, h.path)
-        archive_entry_set_perm(entry, mode_t(h.mode))
-        archive_entry_set_mtime(entry, time_t(h.mtime), Int(h.mtimeNanoseconds))
-        archive_entry_set_uid(entry, 0)
-        archive_entry_set_gid(entry, 0)
-        switch h.kind {
+        let v2 = version >= FormatV1.version2
+        if v2 {
+            archive_entry_copy_pathname(entry, m.path)
+        } else {
+            archive_entry_set_pathname_utf8(entry, m.path)
+        }
+        archive_entry_set_perm(entry, mode_t(m.mode))
+        let (seconds, nanoseconds) = v2 ? Self.paxTime(m.mtime, m.mtimeNanoseconds) : (m.mtime, m.mtimeNanoseconds)
+        archive_entry_set_mtime(entry, time_t(seconds), Int(nanoseconds))
+        archive_entry_set_uid(entry, v2 ? la_int64_t(m.uid) : 0)
+        archive_entry_set_gid(entry, v2 ? la_int64_t(m.gid) : 0)
+        if v2 {
+            if let user = m.userName { archive_entry_copy_uname(entry, user) }
+            if let group = m.groupName { archive_entry_copy_gname(entry, group) }
+            for x in m.xattrs {
+                let name = String(decoding: x.name, as: UTF8.self)
+                x.value.withUnsafeBytes { v in _ = archive_entry_xattr_add_entry(entry, name, v.baseAddress, v.count) }
+            }
+            for (acl, type) in [(m.accessACL, ARCHIVE_ENTRY_ACL_TYPE_ACCESS), (m.defaultACL, ARCHIVE_ENTRY_ACL_TYPE_DEFAULT)] {
+                for e in acl {
+                    let status = archive_entry_acl_add_entry(entry, type, Int32(e.permissions), Self.libarchiveTag(e.tag),
+                                                             e.isNamed ? Int32(bitPattern: e.id) : -1, e.isNamed && !e.name.isEmpty ? e.name : nil)
+                    guard status == ARCHIVE_OK else { throw LibArchiveError(message: "ACL entry of '\(m.path)' refused") }
+                }
+            }
+        }
+        switch m.kind {
         case .file:
             archive_entry_set_filetype(entry, FileTypeBits.regular)
-            archive_entry_set_size(entry, la_int64_t(h.size))
+            archive_entry_set_size(entry, la_int64_t(m.size))
         case .directory:
             archive_entry_set_filetype(entry, FileTypeBits.directory)
             archive_entry_set_size(entry, 0)
         case .symlink:
             archive_entry_set_filetype(entry, FileTypeBits.symlink)
-            archive_entry_set_symlink_utf8(entry, h.linkTarget)
+            if v2 { archive_entry_copy_symlink(entry, m.linkTarget) } else { archive_entry_set_symlink_utf8(entry, m.linkTarget) }
             archive_entry_set_size(entry, 0)
         case .hardlink:
             archive_entry_set_filetype(entry, FileTypeBits.regular)
-            archive_entry_set_hardlink_utf8(entry, h.linkTarget)
+            if v2 { archive_entry_copy_hardlink(entry, m.linkTarget) } else { archive_entry_set_hardlink_utf8(entry, m.linkTarget) }
             archive_entry_set_size(entry, 0)
+        case .deleted:
+            throw LibArchiveError(message: "internal error: a deleted entry has no tar entry")
         }
         try check(archive_write_header(archive, entry))
+    }
+
+    /// The (seconds, nanoseconds) to give libarchive so that its pax `mtime` record states the time the
+    /// way the pax standard reads it (FORMAT.md §10, v2). libarchive prints the seconds with their sign,
+    /// then the fraction: for a negative time with a fraction, floored seconds S and fraction N are
+    /// written as S + 1 with 10^9 − N, so −473385600 s + 0.5 s reads "-473385599.5". Where S + 1 is 0
+    /// libarchive cannot print "-0.5"; the caller drops the fraction (and warns) before it gets here.
+    static func paxTime(_ seconds: Int64, _ nanoseconds: UInt32) -> (Int64, UInt32) {
+        guard seconds < -1, nanoseconds > 0 else { return (seconds, nanoseconds) }
+        return (seconds + 1, 1_000_000_000 - nanoseconds)
+    }
+
+    /// The inverse of `paxTime`, for what libarchive's reader returns from such a record (it keeps the
+    /// sign on the seconds and reads the fraction as positive).
+    static func timeFromPax(_ seconds: Int64, _ nanoseconds: UInt32) -> (Int64, UInt32) {
+        guard seconds < 0, nanoseconds > 0 else { return (seconds, nanoseconds) }
+        return (seconds - 1, 1_000_000_000 - nanoseconds)
+    }
+
+    static func libarchiveTag(_ tag: ACLEntry.Tag) -> Int32 {
+        switch tag {
+        case .userObj: ARCHIVE_ENTRY_ACL_USER_OBJ
+        case .user: ARCHIVE_ENTRY_ACL_USER
+        case .groupObj: ARCHIVE_ENTRY_ACL_GROUP_OBJ
+        case .group: ARCHIVE_ENTRY_ACL_GROUP
+        case .mask: ARCHIVE_ENTRY_ACL_MASK
+        case .other: ARCHIVE_ENTRY_ACL_OTHER
+        }
     }
 
     /// `archive_write_data`: the next bytes of the current entry.
@@ -152,9 +234,13 @@ final class TarReader {
     private let context: Context
     private var opened = false
 
+    /// The format version whose tar rules apply (names as bytes from v2 on).
+    let version: UInt16
+
     /// `source` returns the next piece of the stream, or nil at its end. Each piece must stay
     /// untouched until `source` is called again.
-    init(source: @escaping () throws -> ByteBuffer?) throws {
+    init(version: UInt16 = FormatV1.formatVersion, source: @escaping () throws -> ByteBuffer?) throws {
+        self.version = version
         ArchiveLocale.useUTF8OnThisThread()
         guard let a = archive_read_new() else { throw LibArchiveError(message: "out of memory") }
         archive = a
@@ -196,7 +282,9 @@ final class TarReader {
         if status == ARCHIVE_EOF { return nil }
         if let error = context.error { throw error }
         guard status >= ARCHIVE_WARN, let e = entryPointer else { throw LibArchiveError.from(archive) }
-        return try describeEntry(e)
+        var header = try describeEntry(e, bytes: version >= FormatV1.version2)
+        header.headerPosition = UInt64(max(0, archive_read_header_position(archive)))
+        return header
     }
 
     /// `archive_filter_bytes(a, 0)`: how many bytes of the stream the tar reader has consumed —
@@ -245,7 +333,7 @@ final class ExportReader {
         let status = archive_read_next_header(archive, &entryPointer)
         if status == ARCHIVE_EOF { return nil }
         guard status >= ARCHIVE_WARN, let e = entryPointer else { throw LibArchiveError.from(archive) }
-        let header = try describeEntry(e)
+        let header = try describeEntry(e, bytes: false)
         if archive_entry_is_encrypted(e) != 0 {
             throw IntegrityError.unsafeEntry(path: header.path, reason: .encryptedEntry)
         }
@@ -260,15 +348,28 @@ final class ExportReader {
     }
 }
 
-/// What libarchive says about the current entry, refusing types the format does not carry.
-private func describeEntry(_ e: OpaquePointer) throws -> TarEntryHeader {
-    guard let rawPath = archive_entry_pathname_utf8(e) else {
+/// What libarchive says about the current entry, refusing types the format does not carry. With
+/// `bytes` (format v2), names are taken as the raw bytes the stream holds (`hdrcharset=BINARY`), and
+/// the owner, extended attributes and ACLs are read too.
+private func describeEntry(_ e: OpaquePointer, bytes: Bool) throws -> TarEntryHeader {
+    func text(_ utf8: UnsafePointer<CChar>?, _ raw: UnsafePointer<CChar>?) throws -> String? {
+        guard let p = bytes ? raw : utf8 else { return nil }
+        if !bytes { return String(cString: p) }
+        let length = strlen(p)
+        let data = UnsafeRawBufferPointer(start: p, count: length)
+        guard let s = String(validating: data, as: UTF8.self) else {
+            // Names are bytes in v2; this reader handles those that are UTF-8 (all this version writes).
+            throw IntegrityError.unsafeEntry(path: String(decoding: data, as: UTF8.self), reason: .nameNotUTF8)
+        }
+        return s
+    }
+    guard var path = try text(archive_entry_pathname_utf8(e), archive_entry_pathname(e)) else {
         throw IntegrityError.unsafeEntry(path: "?", reason: .nameNotUTF8)
     }
-    var path = String(cString: rawPath)
+    let hadSlash = path.utf8.count > 1 && path.utf8.last == UInt8(ascii: "/")
     while path.utf8.count > 1 && path.utf8.last == UInt8(ascii: "/") { path.removeLast() }
     let type = archive_entry_filetype(e)
-    let hardlink = archive_entry_hardlink_utf8(e).map { String(cString: $0) }
+    let hardlink = try text(archive_entry_hardlink_utf8(e), archive_entry_hardlink(e))
     let kind: ManifestEntry.Kind
     if let hardlink, !hardlink.isEmpty {
         kind = .hardlink
@@ -285,13 +386,52 @@ private func describeEntry(_ e: OpaquePointer) throws -> TarEntryHeader {
     }
     let link: String
     switch kind {
-    case .symlink: link = archive_entry_symlink_utf8(e).map { String(cString: $0) } ?? ""
+    case .symlink: link = try text(archive_entry_symlink_utf8(e), archive_entry_symlink(e)) ?? ""
     case .hardlink: link = hardlink ?? ""
     default: link = ""
     }
     let size = archive_entry_size_is_set(e) != 0 ? archive_entry_size(e) : 0
     guard size >= 0 else { throw IntegrityError.unsafeEntry(path: path, reason: .negativeSize) }
-return TarEntryHeader(kind: kind, path: path, mode: UInt32(archive_entry_perm(e)),
-                      mtime: Int64(archive_entry_mtime(e)), mtimeNanoseconds: UInt32(clamping: archive_entry_mtime_nsec(e)),
-                      size: UInt64(size), linkTarget: link)
+    var header = TarEntryHeader(kind: kind, path: path, mode: UInt32(archive_entry_perm(e)),
+                                mtime: Int64(archive_entry_mtime(e)), mtimeNanoseconds: UInt32(clamping: archive_entry_mtime_nsec(e)),
+                                size: UInt64(size), linkTarget: link)
+    header.hadTrailingSlash = hadSlash
+    let uid = archive_entry_uid(e), gid = archive_entry_gid(e)
+    guard (0...Int64(UInt32.max)).contains(uid), (0...Int64(UInt32.max)).contains(gid) else {
+        throw IntegrityError.manifestMismatch(path: path, reason: .owner)
+    }
+    header.uid = UInt32(uid)
+    header.gid = UInt32(gid)
+    header.userName = try text(archive_entry_uname_utf8(e), archive_entry_uname(e)) ?? ""
+    header.groupName = try text(archive_entry_gname_utf8(e), archive_entry_gname(e)) ?? ""
+    if archive_entry_xattr_reset(e) > 0 {
+        var name: UnsafePointer<CChar>?, value: UnsafeRawPointer?, length = 0
+        while archive_entry_xattr_next(e, &name, &value, &length) == ARCHIVE_OK {
+            guard let name else { continue }
+            let v = value.map { Array(UnsafeRawBufferPointer(start: $0, count: length)) } ?? []
+            header.xattrs.append(ExtendedAttribute(name: Array(String(cString: name).utf8), value: v))
+        }
+    }
+    for (type, keyPath) in [(ARCHIVE_ENTRY_ACL_TYPE_ACCESS, \TarEntryHeader.accessACL), (ARCHIVE_ENTRY_ACL_TYPE_DEFAULT, \TarEntryHeader.defaultACL)] {
+        guard archive_entry_acl_reset(e, type) > 0 else { continue }
+        var entryType: Int32 = 0, permset: Int32 = 0, tag: Int32 = 0, qualifier: Int32 = 0
+        var name: UnsafePointer<CChar>?
+        while archive_entry_acl_next(e, type, &entryType, &permset, &tag, &qualifier, &name) == ARCHIVE_OK {
+            let t: ACLEntry.Tag
+            switch tag {
+            case ARCHIVE_ENTRY_ACL_USER_OBJ: t = .userObj
+            case ARCHIVE_ENTRY_ACL_USER: t = .user
+            case ARCHIVE_ENTRY_ACL_GROUP_OBJ: t = .groupObj
+            case ARCHIVE_ENTRY_ACL_GROUP: t = .group
+            case ARCHIVE_ENTRY_ACL_MASK: t = .mask
+            case ARCHIVE_ENTRY_ACL_OTHER: t = .other
+            default: throw IntegrityError.manifestMismatch(path: path, reason: .acl)
+            }
+            let named = t == .user || t == .group
+            header[keyPath: keyPath].append(ACLEntry(tag: t, permissions: UInt8(permset & 7),
+                                                     id: named ? UInt32(bitPattern: qualifier) : ACLEntry.undefinedID,
+                                                     name: named ? name.map { String(cString: $0) } ?? "" : ""))
+        }
+    }
+    return header
 }

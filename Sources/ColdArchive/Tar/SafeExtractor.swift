@@ -19,18 +19,23 @@ final class SafeExtractor: EntrySink {
     private let writers: FileWriters?
     private var currentFile: Int32 = -1
     private var currentEntry: ManifestEntry?
+    private var currentOwner: (uid: UInt32, gid: UInt32)?
     private let hasher: Sodium.Blake2bState?
     private lazy var buffer = ByteBuffer(capacity: 1 << 20)
 
     /// `writers` threads create and fill regular files (0: the calling thread does). With
     /// `checkContent`, every file's content is hashed as it is written and compared with the
     /// manifest's BLAKE2b-256.
-    init(root: String, writers: Int = 0, checkContent: Bool = false) throws {
+    /// Owner, attributes, ACLs and times of every restored entry, and what could not be applied.
+    let applier: MetadataApplier
+
+    init(root: String, writers: Int = 0, checkContent: Bool = false, owners: OwnerPolicy = .automatic) throws {
         rootPath = root
+        applier = MetadataApplier(policy: owners)
         let fd = open(root, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         guard fd >= 0 else { throw SystemError(operation: "open", path: root, errno: errno) }
         self.root = DirectoryHandle(fd: fd)
-        self.writers = writers > 0 ? FileWriters(lanes: writers, checkContent: checkContent, rootPath: root) : nil
+        self.writers = writers > 0 ? FileWriters(lanes: writers, checkContent: checkContent, rootPath: root, applier: applier) : nil
         hasher = writers == 0 && checkContent ? Sodium.Blake2bState(outputBytes: 32) : nil
         checksContentHashes = checkContent
     }
@@ -70,10 +75,17 @@ final class SafeExtractor: EntrySink {
             guard mkdirat(parent, name, 0o700) == 0 else { throw failure("create directory", entry.path) }
             directories.append(entry)
         case .file:
+            if entry.flags.contains(.changedWhileRead) {
+                applier.notice(.changedWhileRead, entry.path, entry.flags.contains(.shrank)
+                    ? "shrank while it was archived: restored as the \(entry.readSize ?? 0) bytes that were read"
+                    : "changed while it was archived: restored as stored, which may mix old and new content")
+            }
+            let owner = applier.owner(for: entry)
             if let writers {
-                try writers.beginFile(FileWriters.FileStart(entry: entry, directory: handle, name: name))
+                try writers.beginFile(FileWriters.FileStart(entry: entry, directory: handle, name: name, owner: owner))
                 return
             }
+            currentOwner = owner
             let fd = openat(parent, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
             guard fd >= 0 else { throw failure("create file", entry.path) }
             currentFile = fd
@@ -81,6 +93,7 @@ final class SafeExtractor: EntrySink {
             hasher?.reset()
         case .symlink:
             guard symlinkat(entry.linkTarget, parent, name) == 0 else { throw failure("create symlink", entry.path) }
+            applier.applySymlink(parent: parent, name: name, entry: entry, owner: applier.owner(for: entry))
             _ = utimensat(parent, name, Self.times(entry), AT_SYMLINK_NOFOLLOW)
         case .hardlink:
             // The file it points at must be complete, with its mode and times, before it is linked.
@@ -94,7 +107,13 @@ final class SafeExtractor: EntrySink {
                   UInt32(st.st_mode) & 0o170000 == FileTypeBits.regular else {
                 throw IntegrityError.unsafeEntry(path: entry.path, reason: .hardlinkNotToRestoredFile)
             }
+            // A hardlink carries its file's metadata (FORMAT.md §8): the permission bits must agree.
+            guard UInt16(st.st_mode) & 0o777 == entry.mode & 0o777 else {
+                throw IntegrityError.manifestMismatch(path: entry.path, reason: .mode(tar: UInt32(st.st_mode) & 0o7777, manifest: entry.mode))
+            }
             guard linkat(targetParent, targetName, parent, name, 0) == 0 else { throw failure("create hardlink", entry.path) }
+        case .deleted:
+            throw IntegrityError.malformed(what: "manifest entry '\(DisplayName.escaped(entry.path))' (a deleted entry reached the extractor)")
         }
     }
 
@@ -143,8 +162,7 @@ final class SafeExtractor: EntrySink {
         if let hasher, hasher.finalize() != entry.contentHash {
             throw IntegrityError.manifestMismatch(path: entry.path, reason: .contentHash)
         }
-        guard fchmod(currentFile, mode_t(entry.mode)) == 0 else { throw failure("chmod", entry.path) }
-        guard futimens(currentFile, Self.times(entry)) == 0 else { throw failure("set times of", entry.path) }
+        try applier.apply(fd: currentFile, entry: entry, owner: currentOwner, path: "\(rootPath)/\(entry.path)")
     }
 
     /// Waits until every file is written, closed and checked.
@@ -164,7 +182,7 @@ final class SafeExtractor: EntrySink {
                 deferred.append(entry)
                 continue
             }
-            try Self.applyModeAndTimes(entry, rootFD: rootFD, rootPath: rootPath)
+            try Self.applyModeAndTimes(entry, rootFD: rootFD, rootPath: rootPath, applier: applier)
         }
         // Everything written reaches the disk before the restore reports success (this file system only).
         _ = syncfs(rootFD)
@@ -172,24 +190,23 @@ final class SafeExtractor: EntrySink {
     }
 
     /// Sets a directory's mode and times, reaching it without following symlinks.
-    static func applyModeAndTimes(_ entries: [ManifestEntry], under root: String) throws {
+    static func applyModeAndTimes(_ entries: [ManifestEntry], under root: String, applier: MetadataApplier) throws {
         guard !entries.isEmpty else { return }
         let fd = open(root, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         guard fd >= 0 else { throw SystemError(operation: "open", path: root, errno: errno) }
         defer { close(fd) }
-        for entry in entries { try applyModeAndTimes(entry, rootFD: fd, rootPath: root) }
+        for entry in entries { try applyModeAndTimes(entry, rootFD: fd, rootPath: root, applier: applier) }
     }
 
-    private static func applyModeAndTimes(_ entry: ManifestEntry, rootFD: Int32, rootPath: String) throws {
+    /// A directory's owner, mode, attributes, ACLs and times, reaching it without following symlinks.
+    private static func applyModeAndTimes(_ entry: ManifestEntry, rootFD: Int32, rootPath: String, applier: MetadataApplier) throws {
         let parts = try PathRules.components(of: entry.path)
         let parent = try openParent(of: parts, path: entry.path, rootFD: rootFD)
         defer { if parent != rootFD { close(parent) } }
         let fd = openat(parent, parts[parts.count - 1], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         guard fd >= 0 else { throw SystemError(operation: "open directory", path: "\(rootPath)/\(entry.path)", errno: errno) }
         defer { close(fd) }
-        guard fchmod(fd, mode_t(entry.mode)) == 0, futimens(fd, times(entry)) == 0 else {
-            throw SystemError(operation: "set mode and times of", path: "\(rootPath)/\(entry.path)", errno: errno)
-        }
+        try applier.apply(fd: fd, entry: entry, owner: applier.owner(for: entry), path: "\(rootPath)/\(entry.path)")
     }
 
     /// Opens the directory that will hold the last component, refusing symlinks on the way.

@@ -50,7 +50,9 @@ final class SourceWalker {
     private(set) var warnings: [SourceWarning] = []
     private(set) var entryCount: UInt64 = 0
     private(set) var contentBytes: UInt64 = 0
-    private var hardlinks: [FileIdentity: String] = [:]
+    /// The first entry archived for each multiply-linked file, by identity.
+    private var hardlinks: [FileIdentity: ManifestEntry] = [:]
+    private var owners = OwnerNames()
     /// coldarchive's own files of this run (the archive being written, the import workspace), each with
     /// what to call it: a source that contains them never archives them.
     var ownFiles: [FileIdentity: String] = [:]
@@ -121,19 +123,32 @@ final class SourceWalker {
         let identity = FileIdentity(st)
         if st.st_nlink > 1, let first = hardlinks[identity] {
             close(fd)
-            var entry = try makeEntry(.hardlink, st, diskPath: diskPath, archivePath: archivePath)
-            entry.linkTarget = first
+            // A hardlink carries its file's metadata as archived (FORMAT.md §8), not a second reading.
+            var entry = first
+            entry.kind = .hardlink
+            entry.path = archivePath
+            entry.linkTarget = first.path
+            entry.size = 0
+            entry.contentHash = ManifestEntry.zeroHash
+            entry.flags.remove(.shrank)
+            entry.readSize = nil
+            guard archivePath.utf8.count <= FormatV1.maxPathBytes else { throw SourceError.nameTooLong(path: diskPath) }
             try emit(entry)
             return
         }
-        if st.st_nlink > 1 { hardlinks[identity] = archivePath }
         let file = OpenFile(adopting: fd, path: diskPath)
-        try addFile(file, entry: try makeEntry(.file, st, diskPath: diskPath, archivePath: archivePath), size: UInt64(st.st_size))
+        let entry = try makeEntry(.file, st, diskPath: diskPath, archivePath: archivePath, fd: file.fd)
+        let flags = try addFile(file, entry: entry, size: UInt64(st.st_size), before: st)
+        if st.st_nlink > 1 {
+            var first = entry
+            first.flags = flags
+            hardlinks[identity] = first
+        }
     }
 
     private func visitDirectory(_ fd: Int32, _ st: stat, diskPath: String, archivePath: String, depth: Int) throws {
         defer { close(fd) }
-        try emit(try makeEntry(.directory, st, diskPath: diskPath, archivePath: archivePath))
+        try emit(try makeEntry(.directory, st, diskPath: diskPath, archivePath: archivePath, fd: fd))
         for (child, listedType) in try children(fd, diskPath) {
             let childPath = archivePath + "/" + child
             let childDisk = { diskPath.hasSuffix("/") ? diskPath + child : diskPath + "/" + child }
@@ -211,28 +226,76 @@ final class SourceWalker {
             warnings.append(SourceWarning(.changedWhileArchived, path: diskPath, "changed while it was archived; skipped"))
             return
         }
-        var entry = try makeEntry(.symlink, st, diskPath: diskPath, archivePath: archivePath)
+        var entry = try makeEntry(.symlink, st, diskPath: diskPath, archivePath: archivePath, symlinkIn: (directory, name))
+        let warned = warnings.count
         guard let target = try readLink(in: directory, name, diskPath: diskPath) else {
-            warnings.append(SourceWarning(.changedWhileArchived, path: diskPath, "changed or vanished while it was archived; skipped"))
+            if warnings.count == warned {
+                warnings.append(SourceWarning(.changedWhileArchived, path: diskPath, "changed or vanished while it was archived; skipped"))
+            }
             return
         }
+        // A link's target is data (FORMAT.md §8, v2): absolute or leaving the tree, it is archived as
+        // it is; restore never follows one.
         entry.linkTarget = target
-        if PathRules.symlinkEscapes(linkDepth: depth, target: entry.linkTarget) {
-            throw SourceError.symlinkEscapes(path: diskPath, target: entry.linkTarget)
-        }
         try emit(entry)
     }
 
-    /// The manifest entry for what `st` describes, with the bits the format keeps.
-    private func makeEntry(_ kind: ManifestEntry.Kind, _ st: stat, diskPath: String, archivePath: String) throws -> ManifestEntry {
+    /// The manifest entry for what `st` describes, with everything format v2 keeps: mode with its
+    /// setuid, setgid and sticky bits, owner and group (with their names here), extended attributes and
+    /// ACLs — read from the open `fd`, or for a symlink by name in its directory.
+    private func makeEntry(_ kind: ManifestEntry.Kind, _ st: stat, diskPath: String, archivePath: String,
+                           fd: Int32? = nil, symlinkIn: (directory: Int32, name: String)? = nil) throws -> ManifestEntry {
         guard archivePath.utf8.count <= FormatV1.maxPathBytes else { throw SourceError.nameTooLong(path: diskPath) }
-        var mode = UInt32(st.st_mode) & 0o7777
-        if mode & 0o7000 != 0 {
-            warnings.append(SourceWarning(.privilegeBitsDropped, path: diskPath, ": setuid, setgid and sticky bits are not archived"))
-            mode &= 0o777
+        var seconds = Int64(st.st_mtim.tv_sec), nanoseconds = UInt32(st.st_mtim.tv_nsec)
+        if seconds == -1 && nanoseconds > 0 {
+            // The pax record cannot state a time in (-1 s, 0 s) through libarchive (FORMAT.md §10).
+            warnings.append(SourceWarning(.timeRounded, path: diskPath, "has a modification time in the last second of 1969, which the tar stream cannot state with its fraction; stored as 1969-12-31T23:59:59Z"))
+            nanoseconds = 0
         }
-        return ManifestEntry(kind: kind, path: archivePath, mode: UInt16(mode), mtime: Int64(st.st_mtim.tv_sec),
-                             mtimeNanoseconds: UInt32(st.st_mtim.tv_nsec), size: 0, contentHash: ManifestEntry.zeroHash, linkTarget: "")
+        var entry = ManifestEntry(kind: kind, path: archivePath, mode: UInt16(UInt32(st.st_mode) & 0o7777), mtime: seconds,
+                                  mtimeNanoseconds: nanoseconds, size: 0, contentHash: ManifestEntry.zeroHash, linkTarget: "")
+        seconds = 0
+        entry.uid = UInt32(st.st_uid)
+        entry.gid = UInt32(st.st_gid)
+        entry.userName = owners.userName(entry.uid)
+        entry.groupName = owners.groupName(entry.gid)
+        let attributes: [(name: String, value: [UInt8])]
+        do {
+            if let fd {
+                attributes = try ExtendedAttributes.list(fd: fd)
+            } else if let symlinkIn {
+                attributes = try ExtendedAttributes.list(symlinkNamed: symlinkIn.name, in: symlinkIn.directory)
+            } else {
+                attributes = []
+            }
+        } catch let error as SystemError {
+            warnings.append(SourceWarning(.attributesNotRead, path: diskPath, "its extended attributes could not be read (\(String(cString: strerror(error.errno)))); archived without them"))
+            attributes = []
+        }
+        for (name, value) in attributes {
+            switch name {
+            case ACLXattr.accessName, ACLXattr.defaultName:
+                guard let acl = ACLXattr.decode(value) else {
+                    warnings.append(SourceWarning(.attributesNotRead, path: diskPath, "has an ACL this version cannot read; archived without it"))
+                    continue
+                }
+                let named = acl.map { e -> ACLEntry in
+                    var e = e
+                    if e.tag == .user { e.name = owners.userName(e.id) ?? "" }
+                    if e.tag == .group { e.name = owners.groupName(e.id) ?? "" }
+                    return e
+                }
+                if name == ACLXattr.accessName {
+                    // A minimal ACL (owner, group, other) is the mode; only an extended one is stored.
+                    if named.contains(where: \.isNamed) { entry.accessACL = named }
+                } else if kind == .directory {
+                    entry.defaultACL = named
+                }
+            default:
+                entry.xattrs.append(ExtendedAttribute(name: Array(name.utf8), value: value))
+            }
+        }
+        return entry
     }
 
     private func emit(_ entry: ManifestEntry) throws {
@@ -241,15 +304,20 @@ final class SourceWalker {
         contentBytes += entry.size
     }
 
-    /// Streams one regular file into the tar stream. A file that shrinks while
-    /// it is read is padded with zeros, one that grows is cut at the size it had; both are reported.
-    func addFile(_ file: OpenFile, entry: ManifestEntry, size: UInt64) throws {
+    /// Streams one regular file into the tar stream. A file that shrinks while it is read is padded
+    /// with zeros (the tar header already gave its size), one that grows is cut at the size it had;
+    /// either, or a change of its modification or change time while it was read, flags its entry
+    /// `changed_while_read` (FORMAT.md §8) and is reported. `before` is the `fstat` the entry was made
+    /// from, when there is one.
+    @discardableResult
+    func addFile(_ file: OpenFile, entry: ManifestEntry, size: UInt64, before: stat? = nil) throws -> ManifestEntry.Flags {
         let diskPath = file.path
         var entry = entry
         entry.size = size
         try output.beginFile(entry)
         var remaining = size
         var shrank = false, grew = false
+        var readSize: UInt64 = 0
         // The last read asks for one byte more than is left, when it fits: a file that grew shows
         // without another system call.
         var askedPastEnd = false
@@ -258,11 +326,12 @@ final class SourceWalker {
             let want = Int(min(UInt64(space.count), remaining))
             askedPastEnd = want < space.count
             let ask = askedPastEnd ? want + 1 : want
-            var n = try file.readSequential(into: UnsafeMutableRawBufferPointer(rebasing: space[0..<ask]))
+            var n = shrank ? 0 : try file.readSequential(into: UnsafeMutableRawBufferPointer(rebasing: space[0..<ask]))
             if n > want {
                 grew = true
                 n = want
             } else if n < want {
+                if !shrank { readSize = size - remaining + UInt64(n) }
                 shrank = true
                 UnsafeMutableRawBufferPointer(rebasing: space[n..<want]).initializeMemory(as: UInt8.self, repeating: 0)
                 n = want
@@ -274,13 +343,30 @@ final class SourceWalker {
             var probe: UInt8 = 0
             grew = try withUnsafeMutableBytes(of: &probe, { try file.readSequential(into: $0) }) > 0
         }
-        if shrank {
-            warnings.append(SourceWarning(.shrankWhileRead, path: diskPath, "shrank while it was read; the missing end was stored as zeros"))
-        } else if grew {
-            warnings.append(SourceWarning(.grewWhileRead, path: diskPath, "grew while it was read; only its first \(size) bytes were stored"))
+        var changed = false
+        if let before, !shrank, !grew {
+            var after = stat()
+            if fstat(file.fd, &after) == 0 {
+                changed = after.st_size != before.st_size || after.st_mtim.tv_sec != before.st_mtim.tv_sec
+                    || after.st_mtim.tv_nsec != before.st_mtim.tv_nsec || after.st_ctim.tv_sec != before.st_ctim.tv_sec
+                    || after.st_ctim.tv_nsec != before.st_ctim.tv_nsec
+            }
         }
+        var flags: ManifestEntry.Flags = []
+        if shrank {
+            flags = [.changedWhileRead, .shrank]
+            warnings.append(SourceWarning(.shrankWhileRead, path: diskPath, "shrank while it was read: \(readSize) of \(size) bytes were read and the rest stored as zeros; restore cuts it at \(readSize) bytes"))
+        } else if grew {
+            flags = .changedWhileRead
+            warnings.append(SourceWarning(.grewWhileRead, path: diskPath, "grew while it was read; only its first \(size) bytes were stored"))
+        } else if changed {
+            flags = .changedWhileRead
+            warnings.append(SourceWarning(.changedWhileRead, path: diskPath, "changed while it was read; what was stored may mix old and new content"))
+        }
+        try output.endFile(flags: flags, readSize: shrank ? readSize : nil)
         entryCount += 1
         contentBytes += size
+        return flags
     }
 
     /// The link's target; nil when it is no longer a link (or gone).
@@ -294,7 +380,10 @@ final class SourceWalker {
             throw SystemError(operation: "read link", path: diskPath, errno: errno)
         }
         guard n <= FormatV1.maxPathBytes else { throw SourceError.nameTooLong(path: diskPath) }
-        guard let target = String(validating: buf[0..<n], as: UTF8.self) else { throw SourceError.nameNotUTF8(path: diskPath) }
+        guard let target = String(validating: buf[0..<n], as: UTF8.self) else {
+            warnings.append(SourceWarning(.nameNotUTF8, path: diskPath, "is a symlink whose target is not valid UTF-8, which this version cannot archive yet; not archived"))
+            return nil
+        }
         return target
     }
 
@@ -315,9 +404,13 @@ final class SourceWalker {
             names.append((raw, entry.pointee.d_type))
         }
         names.sort { $0.0.lexicographicallyPrecedes($1.0) }
-        return try names.map { raw, type in
+        return names.compactMap { raw, type in
             guard let name = String(validating: raw, as: UTF8.self) else {
-                throw SourceError.nameNotUTF8(path: path + "/" + String(decoding: raw, as: UTF8.self))
+                // One odd name (Latin-1 from an old Windows share) must not stop a monthly archive: it is
+                // left out and named exactly, with every other such name.
+                warnings.append(SourceWarning(.nameNotUTF8, pathBytes: Array(path.utf8) + [UInt8(ascii: "/")] + raw,
+                                              "has a name that is not valid UTF-8, which this version cannot archive yet; not archived — rename it (for example with convmv) to include it"))
+                return nil
             }
             return (name, type)
         }
@@ -330,6 +423,8 @@ protocol WalkOutput: AnyObject {
     func entry(_ entry: ManifestEntry) throws
     /// A regular file of `entry.size` bytes, whose content follows through `space`/`commit`.
     func beginFile(_ entry: ManifestEntry) throws
+    /// The current file's content is complete; what reading it found out.
+    func endFile(flags: ManifestEntry.Flags, readSize: UInt64?) throws
     /// Room for the current file's next bytes (at least a few KiB): fill a prefix, then `commit` it.
     func space() throws -> UnsafeMutableRawBufferPointer
     func commit(_ count: Int) throws
@@ -343,15 +438,21 @@ final class DirectWalkOutput: WalkOutput {
     init(content: ArchiveCreator.ContentWriter) { self.content = content }
 
     func entry(_ entry: ManifestEntry) throws {
-        try content.tar.writeHeader(TarEntryHeader(kind: entry.kind, path: entry.path, mode: UInt32(entry.mode), mtime: entry.mtime,
-                                                   mtimeNanoseconds: entry.mtimeNanoseconds, size: entry.size, linkTarget: entry.linkTarget))
+        var entry = entry
+        entry.tarOffset = try content.tar.nextHeaderOffset()
+        try content.tar.writeHeader(entry)
         try content.record(entry)
     }
 
     func beginFile(_ entry: ManifestEntry) throws {
-        try content.tar.writeHeader(TarEntryHeader(kind: .file, path: entry.path, mode: UInt32(entry.mode), mtime: entry.mtime,
-                                                   mtimeNanoseconds: entry.mtimeNanoseconds, size: entry.size, linkTarget: ""))
+        var entry = entry
+        entry.tarOffset = try content.tar.nextHeaderOffset()
+        try content.tar.writeHeader(entry)
         try content.recordFile(entry)
+    }
+
+    func endFile(flags: ManifestEntry.Flags, readSize: UInt64?) throws {
+        try content.endFile(flags, readSize)
     }
 
     func space() throws -> UnsafeMutableRawBufferPointer { buffer.storage }
@@ -367,6 +468,7 @@ final class DirectWalkOutput: WalkOutput {
             case .entry(let entry): try self.entry(entry)
             case .beginFile(let entry): try beginFile(entry)
             case .data(let range): try content.tar.writeData(UnsafeRawBufferPointer(rebasing: block.buffer.storage[range]))
+            case .endFile(let flags, let readSize): try endFile(flags: flags, readSize: readSize)
             }
         }
     }

@@ -13,18 +13,30 @@ public struct SourceWarning: Sendable, Equatable, Codable, CustomStringConvertib
         case grewWhileRead = "grew-while-read"
         /// Shrank while read: the missing end was stored as zeros.
         case shrankWhileRead = "shrank-while-read"
-        /// setuid, setgid or sticky bits: not kept.
+        /// Size, modification or change time differed after reading: what was stored may be mixed.
+        case changedWhileRead = "changed-while-read"
+        /// setuid, setgid or sticky bits of a vendor export's entry: not kept.
         case privilegeBitsDropped = "privilege-bits-dropped"
+        /// A modification time in the last second of 1969 was stored without its fraction.
+        case timeRounded = "time-rounded"
+        /// Extended attributes or an ACL could not be read: archived without them.
+        case attributesNotRead = "attributes-not-read"
         /// An import whose directory entry came after its contents: its time and mode were not kept.
         case metadataNotKept = "metadata-not-kept"
         /// coldarchive's own output or workspace inside a source: left out on purpose.
         case ownFile = "own-file"
         /// The archive is complete, but its directory could not be synced to disk.
         case notDurable = "not-durable"
+        /// A name that is not valid UTF-8: this version does not archive it yet (FORMAT.md §8 carries it).
+        case nameNotUTF8 = "name-not-utf8"
     }
 
     public var kind: Kind
+    /// The path; for a path that is not valid UTF-8, its bytes decoded with U+FFFD for the invalid ones,
+    /// and `pathHex` holds the exact bytes.
     public var path: String
+    /// The path's bytes in lower-case hex, only when they are not valid UTF-8 (FORMAT.md §18).
+    public var pathHex: String?
     /// What happened, as it follows the quoted path in `description`.
     public var detail: String
 
@@ -34,7 +46,23 @@ public struct SourceWarning: Sendable, Equatable, Codable, CustomStringConvertib
         self.detail = detail
     }
 
-    public var description: String { detail.hasPrefix(":") ? "'\(path)'\(detail)" : "'\(path)' \(detail)" }
+    public init(_ kind: Kind, pathBytes: [UInt8], _ detail: String) {
+        self.kind = kind
+        self.path = String(decoding: pathBytes, as: UTF8.self)
+        self.pathHex = String(validating: pathBytes, as: UTF8.self) == nil ? pathBytes.hex : nil
+        self.detail = detail
+    }
+
+    /// The path as shown to people: escaped (FORMAT.md §18), exact even when it is not UTF-8.
+    public var displayPath: String {
+        if let pathHex, let bytes = [UInt8](hex: pathHex) { return DisplayName.escaped(bytes: bytes) }
+        return DisplayName.escaped(path)
+    }
+
+    /// One line for people, names escaped.
+    public var description: String {
+        detail.hasPrefix(":") ? "'\(displayPath)'\(DisplayName.escaped(detail))" : "'\(displayPath)' \(DisplayName.escaped(detail))"
+    }
 
     /// Whether the archive differs from the source because of this: what it holds is not what the
     /// source had, or something the source had is missing (exit code 4). Leaving out coldarchive's own

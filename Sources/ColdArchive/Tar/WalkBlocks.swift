@@ -14,6 +14,7 @@ final class WalkBlocks: WalkOutput, @unchecked Sendable {
         case entry(ManifestEntry)
         case beginFile(ManifestEntry)
         case data(Range<Int>)
+        case endFile(ManifestEntry.Flags, UInt64?)
 
         var dataRange: Range<Int>? {
             if case .data(let range) = self { return range }
@@ -57,6 +58,10 @@ final class WalkBlocks: WalkOutput, @unchecked Sendable {
 
     func beginFile(_ entry: ManifestEntry) throws {
         try add(.beginFile(entry))
+    }
+
+    func endFile(flags: ManifestEntry.Flags, readSize: UInt64?) throws {
+        try add(.endFile(flags, readSize))
     }
 
     func space() throws -> UnsafeMutableRawBufferPointer {

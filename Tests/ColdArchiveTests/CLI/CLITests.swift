@@ -221,7 +221,7 @@ import Testing
     @Test func versionAndUsageErrorsReadCleanly() throws {
         let version = try CLI.run(["--version"])
         #expect(version.status == 0)
-        #expect(version.stdout == "coldarchive \(ArchiveCreator.version) (writes archive format version 1)\n")
+        #expect(version.stdout == "coldarchive \(ArchiveCreator.version) (writes archive format version 2)\n")
         let usage = try CLI.run(["create"])
         #expect(usage.status == 2)
         #expect(usage.stderr.hasPrefix("coldarchive: error: Missing expected argument '--out <out>'"), "\(usage.stderr)")

@@ -3,10 +3,87 @@ import Testing
 
 @Suite struct HeaderEncodingTests {
     func sampleHeader() -> ArchiveHeader {
-        ArchiveHeader(archiveID: [UInt8](repeating: 1, count: 16), created: 1_767_225_600, chunkRawSize: FormatV1.defaultChunkRawSize,
-                      noncePrefix: [UInt8](repeating: 2, count: 16), payloadSalt: [UInt8](repeating: 3, count: 32),
-                      signerPublicKey: [UInt8](repeating: 4, count: 32), label: "März 2026", sources: ["crm", "tickets"],
-                      creator: "test")
+        var header = ArchiveHeader(archiveID: [UInt8](repeating: 1, count: 16), created: 1_767_225_600, chunkRawSize: FormatV1.defaultChunkRawSize,
+                                   noncePrefix: [UInt8](repeating: 2, count: 16), payloadSalt: [UInt8](repeating: 3, count: 32),
+                                   signerPublicKey: [UInt8](repeating: 4, count: 32), label: "März 2026", sources: ["crm", "tickets"],
+                                   creator: "test")
+        header.formatVersion = 1
+        return header
+    }
+
+    /// A version 2 header in a series (FORMAT.md §5).
+    func seriesHeader(sequence: UInt64 = 2, previous: [UInt8]? = [UInt8](repeating: 7, count: 32)) -> ArchiveHeader {
+        var header = sampleHeader()
+        header.formatVersion = 2
+        header.sources = []
+        header.position = .init(series: "crm-monthly", sequence: sequence, period: "2026-11", previousArchiveDigest: previous)
+        header.retainUntil = 1_767_225_600 + 10 * 365 * 86_400
+        return header
+    }
+
+    func expectRefused(_ header: ArchiveHeader, _ what: String, sourceLocation: SourceLocation = #_sourceLocation) {
+        let (prelude, body) = split(header.encoded())
+        #expect(throws: IntegrityError.malformed(what: "header (\(what))"), sourceLocation: sourceLocation) {
+            try ArchiveHeader.decode(prelude: prelude, fields: body)
+        }
+    }
+
+    @Test func aSeriesHeaderRoundTrips() throws {
+        let header = seriesHeader()
+        let (prelude, body) = split(header.encoded())
+        let decoded = try ArchiveHeader.decode(prelude: prelude, fields: body)
+        #expect(decoded == header)
+        #expect(decoded.position == header.position)
+        #expect(decoded.retainUntil == header.retainUntil)
+        var first = seriesHeader(sequence: 1, previous: nil)
+        first.backupMode = .full
+        let (p1, b1) = split(first.encoded())
+        #expect(try ArchiveHeader.decode(prelude: p1, fields: b1).backupMode == .full)
+    }
+
+    @Test func theSeriesRulesAreEnforced() {
+        expectRefused(seriesHeader(sequence: 2, previous: nil), "sequence 2 without a previous-archive digest")
+        expectRefused(seriesHeader(sequence: 1), "sequence 1 with a previous-archive digest")
+        expectRefused(seriesHeader(sequence: 0, previous: nil), "sequence 0")
+        var badPeriod = seriesHeader()
+        badPeriod.position?.period = "2026-02-30"
+        expectRefused(badPeriod, "period '2026-02-30'")
+        var badName = seriesHeader()
+        badName.position?.series = "-crm"
+        expectRefused(badName, "series name '-crm'")
+        var incremental = seriesHeader()
+        incremental.backupMode = .incremental
+        expectRefused(incremental, "an incremental or differential archive needs a series and a base-archive digest, and only it has a base")
+        var lonelyBase = seriesHeader()
+        lonelyBase.baseArchiveDigest = [UInt8](repeating: 5, count: 32)
+        expectRefused(lonelyBase, "an incremental or differential archive needs a series and a base-archive digest, and only it has a base")
+        var early = seriesHeader()
+        early.retainUntil = early.created - 1
+        expectRefused(early, "retain_until before created")
+        var plaintextSources = seriesHeader()
+        plaintextSources.sources = ["crm"]
+        expectRefused(plaintextSources, "a version 2 header holds the plaintext sources field")
+        // A previous digest alone (no series) cannot be built through `position`; craft it.
+        var fields = requiredFields() + [(0x0013, [UInt8](repeating: 7, count: 32))]
+        fields.sort { $0.0 < $1.0 }
+        let (prelude, body) = rawHeader(fields, version: 2)
+        #expect(throws: IntegrityError.malformed(what: "header (a previous-archive digest without a series)")) {
+            try ArchiveHeader.decode(prelude: prelude, fields: body)
+        }
+    }
+
+    @Test func periodsAreRealDates() {
+        for good in ["2026", "2026-11", "2024-02-29", "2026-W01", "2026-W53"] { #expect(ArchiveHeader.isValidPeriod(good), "\(good)") }
+        for bad in ["26-11", "2026-13", "2026-00", "2025-02-29", "2026-W54", "2026-W00", "2026-11-", "2026/11", "2026-1"] {
+            #expect(!ArchiveHeader.isValidPeriod(bad), "\(bad)")
+        }
+    }
+
+    @Test func aVersionOneHeaderRefusesVersionTwoFields() {
+        var fields = requiredFields() + [(0x0011, [1, 0, 0, 0, 0, 0, 0, 0])]
+        fields.sort { $0.0 < $1.0 }
+        let (prelude, body) = rawHeader(fields, version: 1)
+        #expect(throws: IntegrityError.unknownCriticalField(tag: 0x0011)) { try ArchiveHeader.decode(prelude: prelude, fields: body) }
     }
 
     func split(_ bytes: [UInt8]) -> ([UInt8], [UInt8]) { (Array(bytes[0..<16]), Array(bytes[16...])) }
@@ -80,8 +157,8 @@ import Testing
     }
 
     @Test func unknownVersionIsRefusedClearly() {
-        let (prelude, body) = rawHeader(requiredFields(), version: 2)
-        #expect(throws: IntegrityError.unsupportedVersion(2)) { try ArchiveHeader.decode(prelude: prelude, fields: body) }
+        let (prelude, body) = rawHeader(requiredFields(), version: 3)
+        #expect(throws: IntegrityError.unsupportedVersion(3)) { try ArchiveHeader.decode(prelude: prelude, fields: body) }
     }
 
     @Test func unknownSuiteIsRefused() {
@@ -174,7 +251,7 @@ import Testing
     @Test func decoderAcceptsAnySplitOfTheStream() throws {
         var w = ByteWriter()
         w.raw(FormatV1.manifestMagic)
-        for e in entries { e.encode(into: &w) }
+        for e in entries { e.encode(into: &w, version: 1) }
         var decoder = ManifestDecoder()
         var decoded: [ManifestEntry] = []
         for byte in w.bytes {
@@ -201,7 +278,7 @@ import Testing
         var w = ByteWriter()
         var bad = entries[1]
         bad.mode = 0o4755
-        bad.encode(into: &w)
-        #expect(throws: IntegrityError.malformed(what: "manifest entry (mode 4755)")) { try ManifestEntry.decode(Array(w.bytes[4...])) }
+        bad.encode(into: &w, version: 1)
+        #expect(throws: IntegrityError.malformed(what: "manifest entry (mode 4755)")) { try ManifestEntry.decode(Array(w.bytes[4...]), version: 1) }
     }
 }

@@ -49,7 +49,7 @@ struct ArchiveSurgeon {
         if let signer { signature = signer.sign(FormatV1.signatureContext + Sodium.blake2b(trailerBody)) }
         let payload = chunks.flatMap { $0 }
         let payloadOffset = UInt64(headerBytes.count + recipientBytes.count)
-        let footer = Footer(payloadOffset: payloadOffset, trailerOffset: payloadOffset + UInt64(payload.count),
+        let footer = Footer(formatVersion: UInt16(headerBytes[8]) | UInt16(headerBytes[9]) << 8, payloadOffset: payloadOffset, trailerOffset: payloadOffset + UInt64(payload.count),
                             trailerLength: UInt64(trailerBody.count + 64))
         return headerBytes + recipientBytes + payload + trailerBody + signature + footer.encoded()
     }

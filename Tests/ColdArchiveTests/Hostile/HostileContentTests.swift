@@ -70,8 +70,11 @@ extension ManifestEntry {
 func craftArchive(_ scratch: Scratch, keys: TestKeys, tar: [UInt8], manifest: [ManifestEntry],
                   chunkRawSize: UInt32 = FormatV1.defaultChunkRawSize) throws -> String {
     let path = scratch.sub("crafted-\(UUID().uuidString.prefix(6)).car")
-    _ = try ArchiveCreator.write(to: path, signer: keys.signer, recipients: keys.recipients, label: "crafted", sources: ["crm"],
-                                 compressionLevel: 3, chunkRawSize: chunkRawSize, workers: 2, now: Date()) { content in
+    // A version 1 archive (hand-made ustar carries no v2 metadata); its plaintext sources field names the
+    // top-level entries, as FORMAT.md §5 requires.
+    let topLevel = manifest.filter { PathRules.isTopLevel($0.path) }.map(\.path)
+    _ = try ArchiveCreator.write(to: path, signer: keys.signer, recipients: keys.recipients, label: "crafted", sources: topLevel,
+                                 compressionLevel: 3, chunkRawSize: chunkRawSize, workers: 2, now: Date(), formatVersion: 1) { content in
         try (tar + HandTar.end).withUnsafeBytes { try content.raw($0) }
         for entry in manifest { try content.record(entry) }
         return (UInt64(manifest.count), manifest.reduce(0) { $0 + $1.size })

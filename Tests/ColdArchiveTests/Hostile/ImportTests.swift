@@ -33,7 +33,10 @@ import Testing
         var options = CreateOptions(sources: [], output: scratch.sub("a.car"))
         options.imports = [zip]
         let report = try ArchiveCreator.create(options, signer: keys.signer, recipients: keys.recipients)
-        #expect(report.summary.sources == ["salesforce-export-2026-11"])
+        let description = try #require(try Lister.sourceDescription(path: scratch.sub("a.car"), keyring: keys.keyring))
+        #expect(description.sources.map(\.name) == ["salesforce-export-2026-11"])
+        #expect(description.sources.map(\.kind) == ["import"])
+        #expect(description.sources.map(\.origin) == [zip])
         let entries = try listing(scratch.sub("a.car"), keys)
         #expect(entries["salesforce-export-2026-11/Attachments/00P1/scan.pdf"]?.size == 256 * 40)
         #expect(entries["salesforce-export-2026-11/Attachments"]?.kind == .directory)
@@ -54,7 +57,9 @@ import Testing
         var options = CreateOptions(sources: [], output: scratch.sub("a.car"))
         options.imports = [scratch.sub("hubspot.zip"), scratch.sub("dynamics.tar.gz")]
         let report = try ArchiveCreator.create(options, signer: keys.signer, recipients: keys.recipients)
-        #expect(report.summary.sources == ["dynamics", "hubspot"])
+        let description = try #require(try Lister.sourceDescription(path: scratch.sub("a.car"), keyring: keys.keyring))
+        #expect(description.sources.map(\.name) == ["dynamics", "hubspot"])
+        #expect(report.summary.sources.isEmpty)
         _ = try Restorer.restore(archivePath: scratch.sub("a.car"), to: scratch.sub("out"), keyring: keys.keyring)
         for name in ["hubspot", "dynamics"] {
             let restored = try TreeSnapshot(scratch.sub("out/\(name)/crm"))

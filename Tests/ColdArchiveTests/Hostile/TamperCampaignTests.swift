@@ -195,8 +195,12 @@ import Testing
         downgraded[8] = 0
         try f.expectRestoreRefuses(downgraded, "format version 0", containing: "version 0")
         var future = f.bytes
-        future[8] = 2
-        try f.expectRestoreRefuses(future, "format version 2", containing: "version 2")
+        future[8] = 3
+        try f.expectRestoreRefuses(future, "format version 3", containing: "version 3")
+        // A version 2 archive relabelled version 1 in its prelude: the footer still says 2.
+        var relabelled = f.bytes
+        relabelled[8] = 1
+        try f.expectRestoreRefuses(relabelled, "prelude relabelled version 1", containing: "the prelude says format version 1, the footer 2")
         // suite is the first header field: tag (2) + length (4) after the 16-byte prelude.
         var suite = try ArchiveSurgeon(f.path)
         suite.headerBytes[22] = 9
