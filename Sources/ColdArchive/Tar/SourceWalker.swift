@@ -59,6 +59,9 @@ final class SourceWalker {
     /// Called with a child's path between listing its directory and opening it: the window in which
     /// a local user can swap the name for a symlink or a FIFO. Tests use it to swap deterministically.
     var beforeOpeningChild: ((String) -> Void)?
+    /// Called with a regular file's path after its first read: tests change the file there, as a
+    /// CRM writing to it during the archive would.
+    var whileReading: ((String) -> Void)?
 
 
     /// A walker that writes to the archive's content on the calling thread.
@@ -338,6 +341,7 @@ final class SourceWalker {
             }
             try output.commit(n)
             remaining -= UInt64(n)
+            whileReading?(diskPath)
         }
         if !shrank && !grew && !askedPastEnd {
             var probe: UInt8 = 0

@@ -1,0 +1,262 @@
+import Foundation
+import Testing
+@testable import ColdArchive
+
+/// Issue 15: every name, link, owner, attribute and byte kept exactly, or a loud account of what was
+/// not. Trees are compared with Tests/Support/compare-trees (lstat, listxattr, getfacl), not with the
+/// library's own idea of a tree.
+@Suite struct FidelityTests {
+    static let support = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("Support").path
+    static let isRoot = geteuid() == 0
+
+    func setxattr(_ path: String, _ name: String, _ value: String) throws {
+        let r = try CLI.run(["-n", name, "-v", value, path], executable: "/usr/bin/setfattr")
+        try #require(r.status == 0, "setfattr: \(r.stderr)")
+    }
+
+    func setfacl(_ arguments: [String]) throws {
+        let r = try CLI.run(arguments, executable: "/usr/bin/setfacl")
+        try #require(r.status == 0, "setfacl: \(r.stderr)")
+    }
+
+    func setTime(_ path: String, seconds: Int, nanoseconds: Int) {
+        var times = [timespec(tv_sec: seconds, tv_nsec: nanoseconds), timespec(tv_sec: seconds, tv_nsec: nanoseconds)]
+        #expect(utimensat(AT_FDCWD, path, &times, AT_SYMLINK_NOFOLLOW) == 0)
+    }
+
+    func compare(_ expected: String, _ actual: String, owners: Bool) throws {
+        let result = try CLI.run([Self.support + "/compare-trees"] + (owners ? ["--owners"] : []) + [expected, actual],
+                                 executable: "/usr/bin/python3")
+        #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
+    }
+
+    /// A tree with every kind of name, link, owner, attribute and timestamp this machine can make (as
+    /// the user running the test: root adds other owners), archived and restored, is exact.
+    @Test func everyKindOfMetadataRoundTripsExactly() throws {
+        let scratch = try Scratch()
+        let keys = try TestKeys(in: scratch)
+        let crm = scratch.sub("src/crm")
+        let fm = FileManager.default
+        try fm.createDirectory(atPath: "\(crm)/tickets/closed", withIntermediateDirectories: true)
+        try fm.createDirectory(atPath: "\(crm)/shared", withIntermediateDirectories: true)
+        try TreeBuilder.write("\(crm)/customers.csv", "id,name\n1,Ada\n")
+        try TreeBuilder.write("\(crm)/tickets/T-1.json", "{}\n")
+        try TreeBuilder.write("\(crm)/tickets/closed/T-0.json", "{\"old\":true}\n", mode: 0o400)
+        try TreeBuilder.write("\(crm)/report.sh", "#!/bin/sh\n", mode: 0o4755)
+        try TreeBuilder.write("\(crm)/caf\u{E9}.txt", "precomposed")
+        try TreeBuilder.write("\(crm)/cafe\u{301}.txt", "decomposed")
+        try TreeBuilder.write("\(crm)/line\nbreak.txt", "newline in the name")
+        try TreeBuilder.write("\(crm)/1955.txt", "old")
+        try fm.createSymbolicLink(atPath: "\(crm)/localtime", withDestinationPath: "/usr/share/zoneinfo/UTC")
+        try fm.createSymbolicLink(atPath: "\(crm)/tickets/up", withDestinationPath: "../../../elsewhere")
+        try fm.createSymbolicLink(atPath: "\(crm)/dangling", withDestinationPath: "no-such-file")
+        #expect(link("\(crm)/customers.csv", "\(crm)/tickets/customers-again.csv") == 0)
+        #expect(chmod("\(crm)/shared", 0o1777) == 0)
+        // Attributes and ACLs (ext4 and tmpfs take both); the ACL names the user running the test.
+        let me = String(getuid())
+        try setxattr("\(crm)/customers.csv", "user.origin", "crm-export")
+        try setxattr("\(crm)/customers.csv", "user.checksum", "0123")
+        try setxattr("\(crm)/tickets", "user.retention", "10y")
+        try setfacl(["-m", "u:\(me):r,g:\(getgid()):rw", "\(crm)/tickets/T-1.json"])
+        try setfacl(["-d", "-m", "u:\(me):rx", "\(crm)/tickets"])
+        if Self.isRoot {
+            #expect(chown("\(crm)/tickets/T-1.json", 1000, 100) == 0)
+            #expect(lchown("\(crm)/localtime", 65534, 65534) == 0)
+            #expect(chown("\(crm)/shared", 65534, 100) == 0)
+            try TreeBuilder.write("\(crm)/setgid-tool", "#!/bin/sh\n", mode: 0o755)
+            #expect(chown("\(crm)/setgid-tool", 0, 100) == 0 && chmod("\(crm)/setgid-tool", 0o2755) == 0)
+        }
+        // Times last, deepest first: 1955-01-01 00:00:00.5 (input 8) and nanoseconds everywhere.
+        setTime("\(crm)/1955.txt", seconds: -473_385_600, nanoseconds: 500_000_000)
+        setTime("\(crm)/report.sh", seconds: 1_769_903_999, nanoseconds: 123_456_789)
+        setTime("\(crm)/localtime", seconds: 1_700_000_000, nanoseconds: 1)
+        for dir in ["\(crm)/tickets/closed", "\(crm)/tickets", "\(crm)/shared", crm] {
+            setTime(dir, seconds: 1_600_000_000, nanoseconds: 999_999_999)
+        }
+
+        let report = try ArchiveCreator.create(CreateOptions(sources: [crm], output: scratch.sub("a.car")), signer: keys.signer,
+                                               recipients: keys.recipients)
+        #expect(report.warnings.isEmpty, "\(report.warnings)")
+        _ = try Verifier.verifyDeep(path: scratch.sub("a.car"), keyring: keys.keyring)
+        let restored = try Restorer.restore(archivePath: scratch.sub("a.car"), to: scratch.sub("out"), keyring: keys.keyring,
+                                            checkContent: true)
+        #expect(restored.notices.isEmpty, "\(restored.notices)")
+        #expect(restored.owners == (Self.isRoot ? "archived" : "none (not running as root: everything belongs to the user who restored)"))
+        try compare(scratch.sub("src"), scratch.sub("out"), owners: Self.isRoot)
+
+        // The manifest says what was kept.
+        var entries: [String: ManifestEntry] = [:]
+        try Lister.list(path: scratch.sub("a.car"), keyring: keys.keyring) { entries[$0.path] = $0 }
+        let csv = try #require(entries["crm/customers.csv"])
+        #expect(csv.xattrs.map(\.displayName).sorted() == ["user.checksum", "user.origin"])
+        let ticket = try #require(entries["crm/tickets/T-1.json"])
+        #expect(ticket.accessACL.contains { $0.tag == .user && $0.id == getuid() && $0.permissions == 4 })
+        #expect(entries["crm/tickets"]?.defaultACL.isEmpty == false)
+        #expect(entries["crm/report.sh"]?.mode == 0o4755)
+        #expect(entries["crm/shared"]?.mode == 0o1777)
+        #expect(entries["crm/1955.txt"].map { [$0.mtime, Int64($0.mtimeNanoseconds)] } == [-473_385_600, 500_000_000])
+        if Self.isRoot { #expect(ticket.uid == 1000 && ticket.gid == 100) }
+    }
+
+    /// `--no-owner` (and a restore by another user than root) gives everything to the restoring user
+    /// and says so; `--numeric-owner` sets the archived numbers even where the names differ here.
+    @Test(.enabled(if: FidelityTests.isRoot)) func ownerPoliciesDoWhatTarsDo() throws {
+        let scratch = try Scratch()
+        let keys = try TestKeys(in: scratch)
+        try FileManager.default.createDirectory(atPath: scratch.sub("src/crm"), withIntermediateDirectories: true)
+        try TreeBuilder.write(scratch.sub("src/crm/a.csv"), "a\n")
+        #expect(chown(scratch.sub("src/crm/a.csv"), 4242, 4343) == 0)  // no such user or group here: by number
+        #expect(chown(scratch.sub("src/crm"), 65534, 65534) == 0)
+        _ = try ArchiveCreator.create(CreateOptions(sources: [scratch.sub("src/crm")], output: scratch.sub("a.car")),
+                                      signer: keys.signer, recipients: keys.recipients)
+        func owner(_ path: String) throws -> [UInt32] {
+            var st = stat()
+            try #require(lstat(path, &st) == 0)
+            return [st.st_uid, st.st_gid]
+        }
+        let archived = try Restorer.restore(archivePath: scratch.sub("a.car"), to: scratch.sub("a"), keyring: keys.keyring)
+        #expect(archived.owners == "archived")
+        #expect(try owner(scratch.sub("a/crm/a.csv")) == [4242, 4343])
+        #expect(try owner(scratch.sub("a/crm")) == [65534, 65534])
+        let none = try Restorer.restore(archivePath: scratch.sub("a.car"), to: scratch.sub("n"), keyring: keys.keyring, owners: .none)
+        #expect(none.owners == "none (--no-owner)")
+        #expect(try owner(scratch.sub("n/crm/a.csv")) == [0, 0])
+        let numeric = try Restorer.restore(archivePath: scratch.sub("a.car"), to: scratch.sub("m"), keyring: keys.keyring, owners: .numeric)
+        #expect(numeric.owners == "numeric")
+        #expect(try owner(scratch.sub("m/crm")) == [65534, 65534])
+    }
+
+    /// Issue 15, input 1: a file that shrinks while it is read was stored padded with zeros and called
+    /// intact. Now the entry is flagged, the warning says what happened, restore cuts it at the bytes
+    /// that were read and names it.
+    @Test func aFileThatShrinksWhileReadIsFlaggedCutAndReported() throws {
+        let scratch = try Scratch()
+        let keys = try TestKeys(in: scratch)
+        try FileManager.default.createDirectory(atPath: scratch.sub("src/crm"), withIntermediateDirectories: true)
+        let big = TreeBuilder.noise(3 << 20, seed: 9)
+        try TreeBuilder.write(scratch.sub("src/crm/big.bin"), bytes: big)
+        try TreeBuilder.write(scratch.sub("src/crm/small.txt"), "unchanged\n")
+        var warnings: [SourceWarning] = []
+        _ = try ArchiveCreator.write(to: scratch.sub("a.car"), signer: keys.signer, recipients: keys.recipients, label: nil, sources: ["crm"],
+                                     compressionLevel: 3, chunkRawSize: FormatV1.defaultChunkRawSize, workers: 2, now: Date()) { content in
+            let walker = SourceWalker(content: content)
+            // As `truncate -s 1M` does to a file being archived: after the first read.
+            walker.whileReading = { path in if path.hasSuffix("big.bin") { truncate(path, 1 << 20) } }
+            try walker.add(source: scratch.sub("src/crm"), as: "crm")
+            warnings = walker.warnings
+            return (walker.entryCount, walker.contentBytes)
+        }
+        #expect(warnings.map(\.kind) == [.shrankWhileRead])
+        #expect(warnings.first?.path == scratch.sub("src/crm/big.bin"))
+        var entries: [String: ManifestEntry] = [:]
+        try Lister.list(path: scratch.sub("a.car"), keyring: keys.keyring) { entries[$0.path] = $0 }
+        let entry = try #require(entries["crm/big.bin"])
+        #expect(entry.flags == [.changedWhileRead, .shrank])
+        #expect(entry.size == UInt64(big.count))
+        let readSize = try #require(entry.readSize)
+        #expect(readSize >= 1 << 20 && readSize < UInt64(big.count))
+        #expect(entries["crm/small.txt"]?.flags == [])
+        _ = try Verifier.verifyDeep(path: scratch.sub("a.car"), keyring: keys.keyring)
+        let report = try Restorer.restore(archivePath: scratch.sub("a.car"), to: scratch.sub("out"), keyring: keys.keyring)
+        #expect(report.notices.map(\.kind) == [.changedWhileRead])
+        #expect(report.notices.first?.path == "crm/big.bin")
+        let restored = Array(try Data(contentsOf: URL(fileURLWithPath: scratch.sub("out/crm/big.bin"))))
+        #expect(restored.count == Int(readSize))
+        #expect(restored == Array(big.prefix(Int(readSize))))
+    }
+
+    /// A file whose modification time changes while it is read (same size) is flagged too: what was
+    /// stored may mix old and new content.
+    @Test func aFileModifiedWhileReadIsFlagged() throws {
+        let scratch = try Scratch()
+        let keys = try TestKeys(in: scratch)
+        try FileManager.default.createDirectory(atPath: scratch.sub("src/crm"), withIntermediateDirectories: true)
+        try TreeBuilder.write(scratch.sub("src/crm/ledger.db"), bytes: TreeBuilder.noise(2 << 20, seed: 3))
+        var warnings: [SourceWarning] = []
+        _ = try ArchiveCreator.write(to: scratch.sub("a.car"), signer: keys.signer, recipients: keys.recipients, label: nil, sources: ["crm"],
+                                     compressionLevel: 3, chunkRawSize: FormatV1.defaultChunkRawSize, workers: 2, now: Date()) { content in
+            let walker = SourceWalker(content: content)
+            walker.whileReading = { path in
+                // An in-place write of one byte, as a database does.
+                let fd = open(path, O_WRONLY)
+                var byte: UInt8 = 0xFF
+                _ = pwrite(fd, &byte, 1, 100)
+                close(fd)
+            }
+            try walker.add(source: scratch.sub("src/crm"), as: "crm")
+            warnings = walker.warnings
+            return (walker.entryCount, walker.contentBytes)
+        }
+        #expect(warnings.map(\.kind) == [.changedWhileRead])
+        var flags: ManifestEntry.Flags = []
+        try Lister.list(path: scratch.sub("a.car"), keyring: keys.keyring) { if $0.path == "crm/ledger.db" { flags = $0.flags } }
+        #expect(flags == .changedWhileRead)
+        let report = try Restorer.restore(archivePath: scratch.sub("a.car"), to: scratch.sub("out"), keyring: keys.keyring)
+        #expect(report.notices.map(\.path) == ["crm/ledger.db"])
+    }
+
+    /// Issue 15, input 4: one name that is not UTF-8 aborted the whole archive and was shown with U+FFFD.
+    /// Now every such name is its own warning, shown exactly (\xfe and \xff differ), and the rest is archived.
+    @Test func namesThatAreNotUTF8AreEachReportedExactlyAndTheRestIsArchived() throws {
+        let scratch = try Scratch()
+        let keyring = scratch.sub("keys")
+        #expect(try CLI.run(["keys", "init", "--no-passphrase", "--keyring", keyring]).status == 0)
+        let crm = scratch.sub("src/crm")
+        try FileManager.default.createDirectory(atPath: crm, withIntermediateDirectories: true)
+        try TreeBuilder.write("\(crm)/good.csv", "ok\n")
+        for byte: UInt8 in [0xFE, 0xFF] {
+            let name = Array("\(crm)/Kunde-".utf8) + [byte] + Array(".pdf".utf8)
+            let fd = name.withUnsafeBufferPointer { p in
+                p.withMemoryRebound(to: CChar.self) { open(Array($0) + [0], O_WRONLY | O_CREAT, 0o644) }
+            }
+            #expect(fd >= 0)
+            close(fd)
+        }
+        let result = try CLI.run(["create", "--keyring", keyring, "--out", scratch.sub("a.car"), "--json", crm])
+        #expect(result.status == 4, "\(result.stderr)")
+        #expect(result.stderr.contains("'\(crm)/Kunde-\\xfe.pdf' has a name that is not valid UTF-8"), "\(result.stderr)")
+        #expect(result.stderr.contains("'\(crm)/Kunde-\\xff.pdf' has a name"), "\(result.stderr)")
+        let json = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any]
+        let warnings = try #require(json?["warnings"] as? [[String: Any]])
+        #expect(warnings.compactMap { $0["kind"] as? String } == ["name-not-utf8", "name-not-utf8"])
+        #expect(warnings.compactMap { $0["pathHex"] as? String } == [0xFE, 0xFF].map { Array("\(crm)/Kunde-".utf8).hex + String($0, radix: 16) + Array(".pdf".utf8).hex })
+        let list = try CLI.run(["list", "--keyring", keyring, scratch.sub("a.car")])
+        #expect(list.stdout.contains("crm/good.csv"))
+    }
+
+    /// Issue 15, input 8: GNU tar and Python's tarfile read the pax time of a pre-1970 file with a
+    /// fraction one second early, as libarchive wrote it. Version 2 writes the standard form, which
+    /// Python's tarfile (a stock reader) reads right; coldarchive reads it right too.
+    @Test func preEpochTimesAreWrittenTheWayStockReadersReadThem() throws {
+        #expect(TarWriter.paxTime(-473_385_600, 500_000_000) == (-473_385_599, 500_000_000))
+        #expect(TarWriter.timeFromPax(-473_385_599, 500_000_000) == (-473_385_600, 500_000_000))
+        #expect(TarWriter.paxTime(-2, 250_000_000) == (-1, 750_000_000))
+        #expect(TarWriter.paxTime(5, 250_000_000) == (5, 250_000_000))
+        // The record libarchive prints for it, read by Python's tarfile.
+        var out: [UInt8] = []
+        let writer = try TarWriter(version: 2) { out += Array($0) }
+        var entry = ManifestEntry(kind: .file, path: "old.txt", mode: 0o644, mtime: -473_385_600, mtimeNanoseconds: 500_000_000,
+                                  size: 0, contentHash: ManifestEntry.zeroHash, linkTarget: "")
+        entry.userName = "root"
+        try writer.writeHeader(entry)
+        try writer.finish()
+        let scratch = try Scratch()
+        try TreeBuilder.write(scratch.sub("t.tar"), bytes: out)
+        let python = try CLI.run(["-c", "import tarfile; print(repr(tarfile.open('\(scratch.sub("t.tar"))').getmember('old.txt').mtime))"],
+                                 executable: "/usr/bin/python3")
+        #expect(python.stdout == "-473385599.5\n", "\(python.stderr)")
+        // A time in the last second of 1969 cannot be stated with its fraction: stored whole, with a warning.
+        let keys = try TestKeys(in: scratch)
+        try FileManager.default.createDirectory(atPath: scratch.sub("src/crm"), withIntermediateDirectories: true)
+        try TreeBuilder.write(scratch.sub("src/crm/edge.txt"), "x")
+        setTime(scratch.sub("src/crm/edge.txt"), seconds: -1, nanoseconds: 250_000_000)
+        let report = try ArchiveCreator.create(CreateOptions(sources: [scratch.sub("src/crm")], output: scratch.sub("a.car")),
+                                               signer: keys.signer, recipients: keys.recipients)
+        #expect(report.warnings.map(\.kind) == [.timeRounded])
+        _ = try Restorer.restore(archivePath: scratch.sub("a.car"), to: scratch.sub("out"), keyring: keys.keyring)
+        var st = stat()
+        #expect(lstat(scratch.sub("out/crm/edge.txt"), &st) == 0)
+        #expect(st.st_mtim.tv_sec == -1 && st.st_mtim.tv_nsec == 0)
+    }
+}
