@@ -1,5 +1,6 @@
 import ArgumentParser
 import ColdArchive
+import Foundation
 
 struct CreateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -39,6 +40,15 @@ struct CreateCommand: ParsableCommand {
     @Option(name: .customLong("import"), help: "A vendor export (.zip, .tar, .tar.gz, …) to archive as a directory named after it; repeatable. Unsafe entries are refused with a list.")
     var imports: [String] = []
 
+    @Option(name: .long, help: ArgumentHelp("Leave out what matches GLOB (repeatable): a pattern without '/' matches any name below a source ('*.tmp', 'cache'), one with '/' the archive path from the top-level name ('crm/tmp/*'). Recorded, encrypted, in the archive.", valueName: "GLOB"))
+    var exclude: [String] = []
+
+    @Option(name: .long, help: ArgumentHelp("Read exclude patterns from FILE, one per line ('#' comments and blank lines ignored).", valueName: "FILE"))
+    var excludeFrom: [String] = []
+
+    @Flag(name: .long, help: "Stay on each source's file system: a mount point below it is archived as an empty directory.")
+    var oneFileSystem = false
+
     @Argument(help: "Directories or files to archive.")
     var sources: [String] = []
 
@@ -52,6 +62,14 @@ struct CreateCommand: ParsableCommand {
         var options = CreateOptions(sources: sources, output: out, label: label)
         options.compressionLevel = level
         options.imports = imports
+        options.exclude = exclude
+        for file in excludeFrom {
+            guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
+                throw ValidationError("cannot read exclude file '\(file)' (it must exist and be UTF-8 text)")
+            }
+            options.exclude += ExcludePatterns.read(text)
+        }
+        options.oneFileSystem = oneFileSystem
         let report = try ArchiveCreator.create(options, signer: try ring.signingKey(), recipients: try ring.recipientPublicKeys())
         for warning in report.warnings { Output.warning(escaped: warning.description) }
         if json {

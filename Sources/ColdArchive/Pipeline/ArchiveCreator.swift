@@ -15,6 +15,14 @@ public struct CreateOptions: Sendable {
     public var chunkRawSize: UInt32 = FormatV1.defaultChunkRawSize
     /// Worker threads that compress and seal; defaults to the number of cores.
     public var workers: Int = max(1, ProcessInfo.processInfo.activeProcessorCount)
+    /// What to leave out (FORMAT.md §8 records them): a pattern without `/` is matched against each
+    /// name below a source (`*.tmp`, `cache`), one with `/` against the whole archive path from the
+    /// top-level name (`crm/tmp/*`), with shell wildcards (`fnmatch(3)`, `*` not crossing `/`). An
+    /// excluded directory is not walked. Sources named on the command line are never excluded.
+    public var exclude: [String] = []
+    /// Stay on each source's file system: a directory on another one (a mount point) is archived as an
+    /// empty directory, as `tar --one-file-system` and `restic --one-file-system` do.
+    public var oneFileSystem = false
     /// Where the archive sits in a series (signed header fields, FORMAT.md §5); nil for a lone archive.
     public var position: ArchiveHeader.SeriesPosition?
     /// Seconds since the epoch before which the archive must not be deleted (signed; FORMAT.md §5).
@@ -96,12 +104,17 @@ public enum ArchiveCreator {
             let isImport = imported.contains(PathRules.key(name))
             return .init(name: name, origin: isImport ? options.imports.first { PathRules.same(ExportImporter.name(of: $0), name) } ?? path : path,
                          kind: isImport ? "import" : FileSystem.isDirectory(path) ? "directory" : "file")
-        }, host: ProcessInfo.processInfo.hostName)
+        }, exclude: options.exclude, oneFileSystem: options.oneFileSystem, host: ProcessInfo.processInfo.hostName)
+        for pattern in options.exclude where pattern.isEmpty || pattern.utf8.contains(0) {
+            throw OperationError("exclude pattern '\(DisplayName.escaped(pattern))' is empty or holds a NUL byte", kind: .usage)
+        }
+        let rules = ExcludeRules(patterns: options.exclude)
         let summary = try write(to: options.output, signer: signer, recipients: recipients, label: options.label, sources: names,
                                 compressionLevel: options.compressionLevel, chunkRawSize: options.chunkRawSize,
                                 workers: options.workers, now: now, description: description, position: options.position,
                                 retainUntil: options.retainUntil) { content in
-            let outcome = try SourceWalker.walkInBackground(ordered.map { (name: $0.0, path: $0.1) }, into: content, ownFiles: ownFiles)
+            let outcome = try SourceWalker.walkInBackground(ordered.map { (name: $0.0, path: $0.1) }, into: content, ownFiles: ownFiles,
+                                                            exclude: rules, oneFileSystem: options.oneFileSystem)
             warnings += outcome.warnings
             return (outcome.entryCount, outcome.contentBytes)
         }

@@ -56,6 +56,12 @@ final class SourceWalker {
     /// coldarchive's own files of this run (the archive being written, the import workspace), each with
     /// what to call it: a source that contains them never archives them.
     var ownFiles: [FileIdentity: String] = [:]
+    /// What to leave out below the sources.
+    var exclude = ExcludeRules(patterns: [])
+    /// Do not descend into directories on another file system than their source's.
+    var oneFileSystem = false
+    /// The device of the source being walked (for `oneFileSystem`).
+    private var sourceDevice: UInt64?
     /// Called with a child's path between listing its directory and opening it: the window in which
     /// a local user can swap the name for a symlink or a FIFO. Tests use it to swap deterministically.
     var beforeOpeningChild: ((String) -> Void)?
@@ -92,6 +98,7 @@ final class SourceWalker {
             if errno == ENOENT { throw SourceError.missing(path: diskPath) }
             throw SystemError(operation: "open", path: diskPath, errno: errno)
         }
+        sourceDevice = UInt64(st.st_dev)
         try visit(opened: fd, diskPath: diskPath, archivePath: name, depth: 1)
     }
 
@@ -152,8 +159,11 @@ final class SourceWalker {
     private func visitDirectory(_ fd: Int32, _ st: stat, diskPath: String, archivePath: String, depth: Int) throws {
         defer { close(fd) }
         try emit(try makeEntry(.directory, st, diskPath: diskPath, archivePath: archivePath, fd: fd))
+        // A mount point below the source, with --one-file-system: the directory, not what is mounted on it.
+        if oneFileSystem, let sourceDevice, UInt64(st.st_dev) != sourceDevice { return }
         for (child, listedType) in try children(fd, diskPath) {
             let childPath = archivePath + "/" + child
+            if exclude.excludes(name: child, path: childPath) { continue }
             let childDisk = { diskPath.hasSuffix("/") ? diskPath + child : diskPath + "/" + child }
             var type = listedType
             if type == UInt8(DT_UNKNOWN) {

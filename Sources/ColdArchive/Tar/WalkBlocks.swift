@@ -174,7 +174,8 @@ extension SourceWalker {
     /// Walks `sources` (archive name, path on disk; in canonical order) on a thread of its own while
     /// the calling thread writes what it finds to `content`. Returns when both are done.
     static func walkInBackground(_ sources: [(name: String, path: String)], into content: ArchiveCreator.ContentWriter,
-                                 ownFiles: [FileIdentity: String] = [:]) throws -> Outcome {
+                                 ownFiles: [FileIdentity: String] = [:], exclude: ExcludeRules = ExcludeRules(patterns: []),
+                                 oneFileSystem: Bool = false) throws -> Outcome {
         /// What the walking thread reports back, guarded by `condition`.
         final class Shared: @unchecked Sendable {
             let condition = NSCondition()
@@ -187,6 +188,8 @@ extension SourceWalker {
         let thread = Thread {
             let walker = SourceWalker(output: blocks)
             walker.ownFiles = excluded
+            walker.exclude = exclude
+            walker.oneFileSystem = oneFileSystem
             do {
                 for source in sources { try walker.add(source: source.path, as: source.name) }
                 blocks.finish()

@@ -260,3 +260,58 @@ import Testing
         #expect(st.st_mtim.tv_sec == -1 && st.st_mtim.tv_nsec == 0)
     }
 }
+
+/// What gets archived is the user's to choose (issue 15): `--exclude`, `--exclude-from`,
+/// `--one-file-system`, recorded in the encrypted source description.
+@Suite struct ExcludeTests {
+    @Test func excludePatternsLeaveOutNamesAndPathsAndAreRecorded() throws {
+        let scratch = try Scratch()
+        let keyring = scratch.sub("keys")
+        #expect(try CLI.run(["keys", "init", "--no-passphrase", "--keyring", keyring]).status == 0)
+        let crm = scratch.sub("src/crm")
+        for dir in ["tickets/cache", "tmp/a", "exports", "cache"] {
+            try FileManager.default.createDirectory(atPath: "\(crm)/\(dir)", withIntermediateDirectories: true)
+        }
+        for file in ["tickets/T-1.json", "tickets/T-1.json.tmp", "tickets/cache/x", "tmp/a/y", "tmp/keep.txt", "exports/e.csv",
+                     "cache/z", "notes.tmp", "exports/cache"] {
+            try TreeBuilder.write("\(crm)/\(file)", file)
+        }
+        try TreeBuilder.write(scratch.sub("excludes"), "# build and scratch space\n\ncrm/tmp/*\r\n*.tmp\n")
+        let result = try CLI.run(["create", "--keyring", keyring, "--out", scratch.sub("a.car"), "--exclude", "cache",
+                                  "--exclude-from", scratch.sub("excludes"), crm])
+        #expect(result.status == 0, "\(result.stderr)")
+        let keys = try Keyring(directory: keyring)
+        var paths: [String] = []
+        try Lister.list(path: scratch.sub("a.car"), keyring: keys) { paths.append($0.path) }
+        // 'cache' (a name) goes wherever it is, file or directory; 'crm/tmp/*' only there, so the
+        // directory crm/tmp stays with nothing in it; '*.tmp' by name.
+        #expect(paths == ["crm", "crm/exports", "crm/exports/e.csv", "crm/tickets", "crm/tickets/T-1.json", "crm/tmp"])
+        let description = try #require(try Lister.sourceDescription(path: scratch.sub("a.car"), keyring: keys))
+        #expect(description.exclude == ["cache", "crm/tmp/*", "*.tmp"])
+        #expect(description.oneFileSystem == false)
+        #expect(description.sources.map(\.origin) == [crm])
+    }
+
+    @Test(.enabled(if: FidelityTests.isRoot)) func oneFileSystemKeepsTheMountPointButNotWhatIsMountedThere() throws {
+        let scratch = try Scratch()
+        let keys = try TestKeys(in: scratch)
+        let crm = scratch.sub("src/crm")
+        try FileManager.default.createDirectory(atPath: "\(crm)/mnt", withIntermediateDirectories: true)
+        try TreeBuilder.write("\(crm)/a.csv", "a")
+        let mount = try CLI.run(["-t", "tmpfs", "-o", "size=1m", "coldarchive-test", "\(crm)/mnt"], executable: "/usr/bin/mount")
+        try #require(mount.status == 0, "mount: \(mount.stderr)")
+        defer { _ = try? CLI.run(["\(crm)/mnt"], executable: "/usr/bin/umount") }
+        try TreeBuilder.write("\(crm)/mnt/other-fs.txt", "b")
+        func paths(oneFileSystem: Bool, _ name: String) throws -> [String] {
+            var options = CreateOptions(sources: [crm], output: scratch.sub(name))
+            options.oneFileSystem = oneFileSystem
+            _ = try ArchiveCreator.create(options, signer: keys.signer, recipients: keys.recipients)
+            var out: [String] = []
+            try Lister.list(path: scratch.sub(name), keyring: keys.keyring) { out.append($0.path) }
+            return out
+        }
+        #expect(try paths(oneFileSystem: false, "all.car") == ["crm", "crm/a.csv", "crm/mnt", "crm/mnt/other-fs.txt"])
+        #expect(try paths(oneFileSystem: true, "one.car") == ["crm", "crm/a.csv", "crm/mnt"])
+        #expect(try Lister.sourceDescription(path: scratch.sub("one.car"), keyring: keys.keyring)?.oneFileSystem == true)
+    }
+}
