@@ -36,7 +36,7 @@ test: deps
 	  echo "== the suite again as an unprivileged user ($${TEST_USER:-nobody})"; \
 	  Tests/Support/run-unprivileged $(TEST_BINARY) --testing-library swift-testing; \
 	fi
-	$(PYTHON) Tests/Interop/decode_v1.py --check $(VECTORS)
+	$(PYTHON) Tests/Interop/decode.py --check $(VECTORS)
 
 # Every security check proven by a test: each defect in Tests/Mutants/defects.toml is applied alone to
 # a scratch copy (.build-mutants/src) and must make its named tests fail. MUTANTS=id,id runs some.

@@ -286,14 +286,18 @@ public struct ArchiveHeader: Sendable, Equatable {
         guard let year = digits(0..<4), year >= 1 else { return false }
         if b.count == 4 { return true }
         guard b.count >= 7, b[4] == 0x2D else { return false }
+        let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
         if b[5] == 0x57 {
             guard b.count == 8, let week = digits(6..<8) else { return false }
-            return (1...53).contains(week)
+            // ISO 8601: a year has 53 weeks when 1 January is a Thursday, or a Wednesday in a leap year.
+            let y = year - 1
+            let january1 = (1 + 5 * (y % 4) + 4 * (y % 100) + 6 * (y % 400)) % 7  // 0 Sunday … 6 Saturday
+            let weeks = january1 == 4 || (leap && january1 == 3) ? 53 : 52
+            return (1...weeks).contains(week)
         }
         guard let month = digits(5..<7), (1...12).contains(month) else { return false }
         if b.count == 7 { return true }
         guard b.count == 10, b[7] == 0x2D, let day = digits(8..<10) else { return false }
-        let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
         let days = [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][month - 1]
         return (1...days).contains(day)
     }

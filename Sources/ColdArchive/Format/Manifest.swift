@@ -171,7 +171,7 @@ struct ManifestDecoder {
         guard buffer.count - start >= 4 else { return nil }
         var r = ByteReader(Array(buffer[start..<start + 4]), what: "manifest")
         let length = Int(try r.u32())
-        let (minimum, maximum) = version >= FormatV1.version2 ? (ManifestEntry.fixedSizeV2, ManifestEntry.maxEncodedSizeV2)
+        let (minimum, maximum) = version >= FormatV1.version2 ? (ManifestEntry.fixedSizeV2 + 1, ManifestEntry.maxEncodedSizeV2)
                                                                : (ManifestEntry.fixedSize, ManifestEntry.maxEncodedSize)
         guard length >= minimum, length <= maximum else {
             throw IntegrityError.outOfRange(field: "manifest entry_length", value: UInt64(length), min: UInt64(minimum), max: UInt64(maximum))

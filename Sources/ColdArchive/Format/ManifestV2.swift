@@ -171,7 +171,7 @@ extension ManifestEntry {
             guard let n = value.first, n >= 1, value.count >= 1 + Int(n) else { throw bad("xattr record") }
             let name = Array(value[1...Int(n)])
             let data = Array(value[(1 + Int(n))...])
-            guard !name.contains(0), data.count <= ExtendedAttribute.maxValueBytes else { throw bad("xattr record") }
+            guard !name.contains(0), !name.contains(UInt8(ascii: "=")), data.count <= ExtendedAttribute.maxValueBytes else { throw bad("xattr record") }
             guard name != Array(ACLXattr.accessName.utf8), name != Array(ACLXattr.defaultName.utf8) else {
                 throw bad("an ACL stored as an extended attribute")
             }
@@ -201,7 +201,9 @@ extension ManifestEntry {
             guard perm & ~7 == 0 else { throw bad("ACL permissions") }
             let id = try r.u32()
             let nameBytes = try r.raw(Int(try r.u8()))
-            guard !nameBytes.contains(0), let name = String(validating: nameBytes, as: UTF8.self) else { throw bad("ACL name") }
+            guard !nameBytes.contains(where: { [0, 0x0A, 0x2C, 0x3A].contains($0) }), let name = String(validating: nameBytes, as: UTF8.self) else {
+                throw bad("ACL name")
+            }
             let e = ACLEntry(tag: tag, permissions: perm, id: id, name: name)
             guard e.isNamed || (id == ACLEntry.undefinedID && name.isEmpty) else { throw bad("ACL id or name on an unnamed entry") }
             if let previous = out.last, !ACLEntry.precedes(previous, e) { throw bad("ACL entries out of order or repeated") }
@@ -219,6 +221,7 @@ extension ManifestEntry {
     /// The rules between fields of one v2 entry (FORMAT.md §8).
     func checkV2Rules() throws {
         func bad(_ what: String) -> IntegrityError { .malformed(what: "manifest entry '\(DisplayName.escaped(path))' (\(what))") }
+        guard kind == .file || kind == .hardlink || flags.isEmpty else { throw bad("flags on a \(kind.name)") }
         if kind != .file {
             guard size == 0, contentHash == Self.zeroHash else { throw bad("a \(kind.name) with a size or content hash") }
             guard readSize == nil, !flags.contains(.shrank) else { throw bad("a \(kind.name) that shrank") }

@@ -146,7 +146,7 @@ public enum ArchiveCreator {
     static func write(to output: String, signer: SigningKey, recipients: [EncryptionPublicKey], label: String?, sources: [String],
                       compressionLevel: Int32, chunkRawSize: UInt32, workers: Int, now: Date,
                       formatVersion: UInt16 = FormatV1.version2, description: SourceDescription? = nil,
-                      position: ArchiveHeader.SeriesPosition? = nil, retainUntil: Int64? = nil,
+                      position: ArchiveHeader.SeriesPosition? = nil, retainUntil: Int64? = nil, describeAsGiven: Bool = false,
                       fill: (ContentWriter) throws -> (entries: UInt64, contentBytes: UInt64)) throws
         -> (summary: ArchiveSummary, peakChunksInFlight: Int, warnings: [SourceWarning]) {
         if FileSystem.exists(output) {
@@ -249,9 +249,10 @@ public enum ArchiveCreator {
             // The source description names the top-level entries that were archived (a source that
             // was skipped, a FIFO say, has none), in their order.
             var described = description ?? SourceDescription(sources: [], host: nil)
-            described.sources = spool.topLevel.map { name in
+            // (`describeAsGiven`: tests seal a description that does not match, to show readers refuse it.)
+            if !describeAsGiven { described.sources = spool.topLevel.map { name in
                 described.sources.first { PathRules.same($0.name, name) } ?? .init(name: name, origin: "", kind: "directory")
-            }
+            } }
             let descriptionBytes = described.encoded()
             guard descriptionBytes.count <= FormatV1.maxDescriptionBytes else {
                 throw OperationError("the source description would exceed \(FormatV1.maxDescriptionBytes) bytes; use fewer sources", kind: .usage)

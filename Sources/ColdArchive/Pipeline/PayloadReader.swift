@@ -178,7 +178,7 @@ extension ArchiveFile {
         var lastOffset: UInt64?
         while let entry = try reader.next() {
             try order.check(entry)
-            if PathRules.isTopLevel(entry.path) { topLevel.append(entry.path) }
+            if PathRules.isTopLevel(entry.path) && entry.kind != .deleted { topLevel.append(entry.path) }
             if v2 {
                 guard entry.kind != .deleted || mayDelete else {
                     throw IntegrityError.malformed(what: "manifest entry '\(DisplayName.escaped(entry.path))' (a deleted entry in a full archive)")
@@ -233,6 +233,8 @@ extension ArchiveFile {
         var chunksRead: UInt64 = 0
         var delivered: UInt64 = 0
         var previous: ByteBuffer?
+        // Every header block is checked for a type the format carries before libarchive acts on it.
+        var structure = TarStructureCheck()
         let nextRaw: () throws -> ByteBuffer? = {
             // libarchive asks for the next piece only once it is done with the previous one.
             if let previous { rawPool.give(previous) }
@@ -243,6 +245,7 @@ extension ArchiveFile {
             })
             previous = raw
             delivered += UInt64(raw?.count ?? 0)
+            if let raw { try structure.feed(raw.bytes) }
             return raw
         }
         let tar: TarReader

@@ -36,6 +36,9 @@ public enum Restorer {
         let archive = try ArchiveFile(path: archivePath)
         try archive.checkSignature(trusting: try trusted ?? keyring.trustedSigningKeys())
         _ = try archive.checkChunkHashes(workers: workers)
+        if archive.header.backupMode == .incremental || archive.header.backupMode == .differential {
+            throw OperationError("'\(archivePath)' is an \(archive.header.backupMode == .incremental ? "incremental" : "differential") archive: it holds only changes since its base, and this version restores full archives only")
+        }
         let cipher = try archive.unlock(with: keyring)
         let topLevel = try archive.checkManifest(cipher: cipher)
 

@@ -292,10 +292,12 @@ final class SourceWalker {
                     warnings.append(SourceWarning(.attributesNotRead, path: diskPath, "has an ACL this version cannot read; archived without it"))
                     continue
                 }
+                // Names the ACL text form cannot carry (':', ',', newline) are left empty: the id stays.
                 let named = acl.map { e -> ACLEntry in
                     var e = e
                     if e.tag == .user { e.name = owners.userName(e.id) ?? "" }
                     if e.tag == .group { e.name = owners.groupName(e.id) ?? "" }
+                    if e.name.utf8.contains(where: { $0 == 0x3A || $0 == 0x2C || $0 == 0x0A }) { e.name = "" }
                     return e
                 }
                 if name == ACLXattr.accessName {
@@ -304,6 +306,9 @@ final class SourceWalker {
                 } else if kind == .directory {
                     entry.defaultACL = named
                 }
+            case _ where name.contains("="):
+                // A pax keyword ends at the first '=' (FORMAT.md §8): such a name cannot be written.
+                warnings.append(SourceWarning(.attributesNotRead, path: diskPath, "has an extended attribute whose name holds '=' ('\(name)'), which tar cannot carry; archived without it"))
             default:
                 entry.xattrs.append(ExtendedAttribute(name: Array(name.utf8), value: value))
             }

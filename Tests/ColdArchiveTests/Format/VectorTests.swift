@@ -2,39 +2,55 @@ import Foundation
 import Testing
 @testable import ColdArchive
 
-/// The committed v1 test vector must keep opening, verifying and restoring exactly as recorded.
+/// The committed test vectors (format versions 1 and 2) must keep opening, verifying and restoring
+/// exactly as recorded.
 @Suite struct VectorTests {
     static let vectors = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("Vectors").path
-    var archive: String { "\(Self.vectors)/vector-v1.car" }
+    static let versions = ["v1", "v2"]
+    var archive: String { archive("v1") }
+    func archive(_ version: String) -> String { "\(Self.vectors)/vector-\(version).car" }
 
     /// The vector's keyring, copied so its secret files get mode 0600 (git does not keep modes).
     func keyring(in scratch: Scratch) throws -> Keyring {
         try FuzzHarness.copyVectorKeyring(to: scratch.sub("keys"))
     }
 
-    @Test func theSummaryIsAsRecorded() throws {
+    @Test(arguments: versions) func theSummaryIsAsRecorded(version: String) throws {
         let recorded = try JSONDecoder().decode(ArchiveSummary.self,
-                                                from: Data(contentsOf: URL(fileURLWithPath: "\(Self.vectors)/vector-v1.summary.json")))
-        #expect(try ArchiveFile(path: archive).summary == recorded)
+                                                from: Data(contentsOf: URL(fileURLWithPath: "\(Self.vectors)/vector-\(version).summary.json")))
+        #expect(try ArchiveFile(path: archive(version)).summary == recorded)
+        #expect(recorded.formatVersion == (version == "v1" ? 1 : 2))
     }
 
-    @Test func itVerifiesWithItsSigningKey() throws {
+    @Test(arguments: versions) func itVerifiesWithItsSigningKey(version: String) throws {
         let trusted = try SigningPublicKey(contentsOf: "\(Self.vectors)/keys/signing.pub")
-        let report = try Verifier.verify(path: archive, trusting: trusted)
+        let report = try Verifier.verify(path: archive(version), trusting: trusted)
         #expect(report.signer == trusted.fingerprint)
         #expect(report.chunksChecked == report.summary.chunkCount && report.bytesHashed == report.summary.payloadBytes)
     }
 
-    @Test func itRestoresToTheRecordedListing() throws {
+    @Test(arguments: versions) func itRestoresToTheRecordedListing(version: String) throws {
         let scratch = try Scratch()
         let ring = try keyring(in: scratch)
-        _ = try Restorer.restore(archivePath: archive, to: scratch.sub("out"), keyring: ring)
-        let lines = try String(contentsOfFile: "\(Self.vectors)/vector-v1.listing.json", encoding: .utf8).split(separator: "\n")
-        #expect(lines.count == 11)
+        _ = try Restorer.restore(archivePath: archive(version), to: scratch.sub("out"), keyring: ring)
+        let lines = try String(contentsOfFile: "\(Self.vectors)/vector-\(version).listing.json", encoding: .utf8).split(separator: "\n")
+        #expect(lines.count == (version == "v1" ? 11 : 17))
         for line in lines {
             let row = try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
             let path = scratch.sub("out/\(row["path"] as! String)")
+            var st = stat()
+            try #require(lstat(path, &st) == 0, "\(path)")
+            // Times to the nanosecond (1955-01-01 00:00:00.5 included), modes with their special bits,
+            // and, when root restores a v2 archive, the owners.
+            if row["type"] as? String != "symlink" {
+                #expect(String(UInt16(st.st_mode) & 0o7777, radix: 8) == row["mode"] as? String, "\(path)")
+            }
+            let seconds = ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: TimeInterval(st.st_mtim.tv_sec)))
+            #expect(seconds.dropLast() + "." + String(format: "%09ld", st.st_mtim.tv_nsec) + "Z" == row["mtime"] as? String, "\(path)")
+            if version == "v2" && geteuid() == 0 {
+                #expect(NSNumber(value: st.st_uid) == row["uid"] as? NSNumber && NSNumber(value: st.st_gid) == row["gid"] as? NSNumber, "\(path)")
+            }
             switch row["type"] as! String {
             case "file":
                 let content = try Data(contentsOf: URL(fileURLWithPath: path))

@@ -9,7 +9,8 @@ enum HandTar {
         case file = 0x30, hardlink = 0x31, symlink = 0x32, charDevice = 0x33, blockDevice = 0x34, directory = 0x35, fifo = 0x36
     }
 
-    static func header(_ name: String, _ type: TypeFlag, size: Int = 0, mode: Int = 0o644, link: String = "", mtime: Int = 1_700_000_000) -> [UInt8] {
+    static func header(_ name: String, _ type: TypeFlag, size: Int = 0, mode: Int = 0o644, link: String = "", mtime: Int = 1_700_000_000,
+                       uid: Int = 0) -> [UInt8] {
         var h = [UInt8](repeating: 0, count: 512)
         func put(_ s: String, at offset: Int, width: Int) {
             for (i, b) in Array(s.utf8).prefix(width).enumerated() { h[offset + i] = b }
@@ -20,7 +21,7 @@ enum HandTar {
         }
         put(name, at: 0, width: 100)
         octal(mode, at: 100, width: 8)
-        octal(0, at: 108, width: 8)
+        octal(uid, at: 108, width: 8)
         octal(0, at: 116, width: 8)
         octal(size, at: 124, width: 12)
         octal(mtime, at: 136, width: 12)
@@ -38,14 +39,38 @@ enum HandTar {
 
     /// A whole entry: header and padded data. Modes default to what an honest writer stores, so a
     /// crafted entry differs from its manifest entry only where a test means it to.
-    static func entry(_ name: String, _ type: TypeFlag, data: [UInt8] = [], mode: Int? = nil, link: String = "") -> [UInt8] {
+    static func entry(_ name: String, _ type: TypeFlag, data: [UInt8] = [], mode: Int? = nil, link: String = "", uid: Int = 0) -> [UInt8] {
         let mode = mode ?? (type == .symlink ? 0o777 : type == .directory ? 0o755 : 0o644)
-        var out = header(name, type, size: data.count, mode: mode, link: link) + data
+        var out = header(name, type, size: data.count, mode: mode, link: link, uid: uid) + data
         if data.count % 512 != 0 { out += [UInt8](repeating: 0, count: 512 - data.count % 512) }
         return out
     }
 
     static let end = [UInt8](repeating: 0, count: 1024)
+
+    /// A pax extended header (typeflag `x`, or `g` for a global one) holding `records` ("key=value"),
+    /// each framed as "LEN key=value\n".
+    static func pax(_ records: [String], global: Bool = false) -> [UInt8] {
+        var data: [UInt8] = []
+        for record in records {
+            let body = " \(record)\n"
+            var length = body.utf8.count + 1
+            while String(length).utf8.count + body.utf8.count != length { length += 1 }
+            data += Array("\(length)\(body)".utf8)
+        }
+        var h = header(global ? "pax_global_header" : "PaxHeaders/entry", .file, size: data.count, mode: 0o644)
+        h[156] = global ? 0x67 : 0x78
+        // The checksum covers the type flag: recompute it.
+        for i in 148..<156 { h[i] = 0x20 }
+        let sum = String(h.reduce(0) { $0 + Int($1) }, radix: 8)
+        let digits = Array((String(repeating: "0", count: max(0, 6 - sum.count)) + sum).utf8)
+        for (i, b) in digits.enumerated() { h[148 + i] = b }
+        h[154] = 0
+        h[155] = 0x20
+        var out = h + data
+        if data.count % 512 != 0 { out += [UInt8](repeating: 0, count: 512 - data.count % 512) }
+        return out
+    }
 }
 
 extension ManifestEntry {
@@ -68,13 +93,13 @@ extension ManifestEntry {
 
 /// Seals a hand-made tar stream and manifest with the library's own writer, validly signed.
 func craftArchive(_ scratch: Scratch, keys: TestKeys, tar: [UInt8], manifest: [ManifestEntry],
-                  chunkRawSize: UInt32 = FormatV1.defaultChunkRawSize) throws -> String {
+                  chunkRawSize: UInt32 = FormatV1.defaultChunkRawSize, formatVersion: UInt16 = 1) throws -> String {
     let path = scratch.sub("crafted-\(UUID().uuidString.prefix(6)).car")
     // A version 1 archive (hand-made ustar carries no v2 metadata); its plaintext sources field names the
     // top-level entries, as FORMAT.md §5 requires.
     let topLevel = manifest.filter { PathRules.isTopLevel($0.path) }.map(\.path)
     _ = try ArchiveCreator.write(to: path, signer: keys.signer, recipients: keys.recipients, label: "crafted", sources: topLevel,
-                                 compressionLevel: 3, chunkRawSize: chunkRawSize, workers: 2, now: Date(), formatVersion: 1) { content in
+                                 compressionLevel: 3, chunkRawSize: chunkRawSize, workers: 2, now: Date(), formatVersion: formatVersion) { content in
         try (tar + HandTar.end).withUnsafeBytes { try content.raw($0) }
         for entry in manifest { try content.record(entry) }
         return (UInt64(manifest.count), manifest.reduce(0) { $0 + $1.size })

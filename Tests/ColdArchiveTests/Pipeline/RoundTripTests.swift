@@ -84,7 +84,7 @@ import Testing
         _ = try ArchiveCreator.create(CreateOptions(sources: [root], output: scratch.sub("a.car")), signer: keys.signer,
                                       recipients: keys.recipients)
         let decoder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().appendingPathComponent("Interop/decode_v1.py").path
+            .deletingLastPathComponent().appendingPathComponent("Interop/decode.py").path
         let result = try CLI.run([decoder, "--extract", scratch.sub("a.car"), "--keyring", keys.directory, "--to", scratch.sub("out")],
                                  executable: "/usr/bin/python3")
         #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
