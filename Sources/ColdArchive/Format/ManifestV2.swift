@@ -12,6 +12,11 @@ public struct ExtendedAttribute: Sendable, Equatable, Codable, Hashable {
     public var displayName: String { String(decoding: name, as: UTF8.self) }
 
     static let maxNameBytes = 255
+
+    /// The order of a manifest's xattr records (FORMAT.md §8): by name length, then name.
+    static func precedes(_ a: ExtendedAttribute, _ b: ExtendedAttribute) -> Bool {
+        a.name.count != b.name.count ? a.name.count < b.name.count : a.name.lexicographicallyPrecedes(b.name)
+    }
     static let maxValueBytes = 65_536
 }
 

@@ -313,6 +313,7 @@ final class SourceWalker {
                 entry.xattrs.append(ExtendedAttribute(name: Array(name.utf8), value: value))
             }
         }
+        entry.xattrs.sort(by: ExtendedAttribute.precedes)
         return entry
     }
 

@@ -284,3 +284,102 @@ import Testing
         #expect(throws: IntegrityError.malformed(what: "manifest entry (mode 4755)")) { try ManifestEntry.decode(Array(w.bytes[4...]), version: 1) }
     }
 }
+
+/// Version 2 manifest entries (FORMAT.md §8): every field and record round-trips, and every rule one
+/// entry can break is refused for its reason.
+@Suite struct ManifestV2EncodingTests {
+    func richEntry() -> ManifestEntry {
+        var e = ManifestEntry(kind: .file, path: "crm/tickets/T-1.json", mode: 0o4750, mtime: -473_385_600, mtimeNanoseconds: 500_000_000,
+                              size: 1000, contentHash: [UInt8](repeating: 9, count: 32), linkTarget: "")
+        e.uid = 1000
+        e.gid = 100
+        e.userName = "ada"
+        e.groupName = "users"
+        // In record order: by name length, then name.
+        e.xattrs = [ExtendedAttribute(name: Array("user.z".utf8), value: [0, 1, 2]),
+                    ExtendedAttribute(name: Array("user.origin".utf8), value: Array("crm".utf8))]
+        e.accessACL = [ACLEntry(tag: .userObj, permissions: 7), ACLEntry(tag: .user, permissions: 4, id: 1001, name: "grace"),
+                       ACLEntry(tag: .groupObj, permissions: 4), ACLEntry(tag: .mask, permissions: 5), ACLEntry(tag: .other, permissions: 0)]
+        e.flags = [.changedWhileRead, .shrank]
+        e.readSize = 600
+        e.tarOffset = 512 * 7
+        return e
+    }
+
+    func encoded(_ e: ManifestEntry) -> [UInt8] {
+        var w = ByteWriter()
+        e.encode(into: &w, version: 2)
+        return Array(w.bytes[4...])
+    }
+
+    func expectRefused(_ e: ManifestEntry, _ what: String, sourceLocation: SourceLocation = #_sourceLocation) {
+        #expect(throws: IntegrityError.malformed(what: what), sourceLocation: sourceLocation) { try ManifestEntry.decode(encoded(e), version: 2) }
+    }
+
+    @Test func everyFieldAndRecordRoundTrips() throws {
+        let e = richEntry()
+        let decoded = try ManifestEntry.decode(encoded(e), version: 2)
+        #expect(decoded == e)
+        // Records are in canonical order whatever order the attributes were given in.
+        var shuffled = e
+        shuffled.xattrs.reverse()
+        #expect(encoded(shuffled) == encoded(e))
+    }
+
+    @Test func recordsOutOfOrderOrUnknownAreRefused() throws {
+        let bytes = encoded(richEntry())
+        // Swap the first two records (user_name, group_name): find them after the fixed part and names.
+        let fixed = ManifestEntry.fixedSizeV2 - 2 + "crm/tickets/T-1.json".utf8.count
+        var r = ByteReader(Array(bytes[fixed...]), what: "test")
+        let count = try r.u16()
+        #expect(count == 6)
+        let first = 1 + 4 + 3, second = 1 + 4 + 5  // "ada", "users"
+        let start = fixed + 2
+        let swapped = Array(bytes[..<start]) + Array(bytes[(start + first)..<(start + first + second)])
+            + Array(bytes[start..<(start + first)]) + Array(bytes[(start + first + second)...])
+        #expect(throws: IntegrityError.malformed(what: "manifest entry (records out of order or repeated)")) {
+            try ManifestEntry.decode(swapped, version: 2)
+        }
+        // An unknown critical record (tag 0x40) is refused; an unknown optional one (0xC0) is skipped.
+        for (tag, accepted) in [(UInt8(0x40), false), (UInt8(0xC0), true)] {
+            var w = ByteWriter()
+            var plain = richEntry()
+            plain.xattrs = []; plain.accessACL = []; plain.userName = nil; plain.groupName = nil; plain.flags = []; plain.readSize = nil
+            plain.encode(into: &w, version: 2)
+            var body = Array(w.bytes[4...])
+            body[body.count - 2] = 1  // record_count = 1 (it was 0), then the record
+            body += [tag, 1, 0, 0, 0, 42]
+            if accepted {
+                #expect(try ManifestEntry.decode(body, version: 2) == plain)
+            } else {
+                #expect(throws: IntegrityError.malformed(what: "manifest entry (unknown critical record 0x40)")) { try ManifestEntry.decode(body, version: 2) }
+            }
+        }
+    }
+
+    @Test func theEntryRulesAreEnforced() {
+        var e = richEntry()
+        e.accessACL.removeAll { $0.tag == .mask }
+        expectRefused(e, "manifest entry 'crm/tickets/T-1.json' (an ACL without its owner, group and other entries, or with a mask exactly when it has no named entry)")
+        e = richEntry()
+        e.mode = 0o4770
+        expectRefused(e, "manifest entry 'crm/tickets/T-1.json' (an access ACL that disagrees with the mode)")
+        e = richEntry()
+        e.readSize = nil
+        expectRefused(e, "manifest entry 'crm/tickets/T-1.json' (flag shrank and read_size disagree)")
+        e = richEntry()
+        e.readSize = 1000
+        expectRefused(e, "manifest entry 'crm/tickets/T-1.json' (read_size)")
+        var dir = ManifestEntry.directory("crm")
+        dir.flags = .changedWhileRead
+        expectRefused(dir, "manifest entry 'crm' (flags on a directory)")
+        dir = ManifestEntry.directory("crm")
+        dir.xattrs = [ExtendedAttribute(name: Array("user.a".utf8), value: [1]), ExtendedAttribute(name: Array("user.a".utf8), value: [2])]
+        expectRefused(dir, "manifest entry 'crm' (xattr name repeated)")
+        var deleted = ManifestEntry(kind: .deleted, path: "crm/gone", mode: 0o644, mtime: 0, mtimeNanoseconds: 0, size: 0,
+                                    contentHash: ManifestEntry.zeroHash, linkTarget: "")
+        expectRefused(deleted, "manifest entry 'crm/gone' (a deleted entry with metadata)")
+        deleted.mode = 0
+        #expect(throws: Never.self) { try ManifestEntry.decode(encoded(deleted), version: 2) }
+    }
+}

@@ -85,6 +85,27 @@ import Testing
                           because: .tarStream(reason: Self.structure("a GNU long-name header", at: 512)))
     }
 
+    /// A deleted entry (FORMAT.md §8) belongs to incremental and differential archives only.
+    @Test func aDeletedEntryInAFullArchiveIsRefused() throws {
+        var (tar, manifest) = placed([(HandTar.entry("crm/", .directory), .directory("crm")),
+                                      (HandTar.entry("crm/a.csv", .file, data: data), .file("crm/a.csv", data))])
+        let deleted = ManifestEntry(kind: .deleted, path: "crm/b.csv", mode: 0, mtime: 0, mtimeNanoseconds: 0, size: 0,
+                                    contentHash: ManifestEntry.zeroHash, linkTarget: "")
+        manifest.append(deleted)
+        manifest[2].tarOffset = UInt64(tar.count)
+        tar += []
+        try expectRefused(tar, manifest, version: 2, because: .malformed(what: "manifest entry 'crm/b.csv' (a deleted entry in a full archive)"))
+    }
+
+    /// tar_offset rises from 0 (FORMAT.md §8), checked on the manifest before anything is written.
+    @Test func offsetsThatDoNotRiseAreRefused() throws {
+        var (tar, manifest) = placed([(HandTar.entry("crm/", .directory), .directory("crm")),
+                                      (HandTar.entry("crm/a.csv", .file, data: data), .file("crm/a.csv", data))])
+        manifest[1].tarOffset = 0
+        try expectRefused(tar, manifest, version: 2, because: .malformed(what: "manifest entry 'crm/a.csv' (tar_offset 0 out of order)"))
+        tar += []
+    }
+
     @Test func anOwnerThatDiffersFromTheManifestIsRefused() throws {
         let (tar, manifest) = placed([(HandTar.entry("crm/", .directory), .directory("crm")),
                                       (HandTar.entry("crm/a.csv", .file, data: data, uid: 1000), .file("crm/a.csv", data))])
