@@ -95,9 +95,14 @@ extension ManifestEntry {
     }
 
     func encodeV2(into w: inout ByteWriter) {
-        let p = Array(path.utf8), l = Array(linkTarget.utf8)
-        let recs = records()
-        w.u32(UInt32(Self.fixedSizeV2 + p.count + l.count + recs.reduce(0) { $0 + 5 + $1.1.count }))
+        // The common entry has at most its owner names: written straight into `w` without building
+        // record arrays (this runs once per entry on create's tar thread).
+        let simple = xattrs.isEmpty && accessACL.isEmpty && defaultACL.isEmpty && readSize == nil
+        let recs = simple ? [] : records()
+        let user = userName?.utf8.count, group = groupName?.utf8.count
+        let recordBytes = simple ? (user.map { 5 + $0 } ?? 0) + (group.map { 5 + $0 } ?? 0) : recs.reduce(0) { $0 + 5 + $1.1.count }
+        let recordCount = simple ? (user == nil ? 0 : 1) + (group == nil ? 0 : 1) : recs.count
+        w.u32(UInt32(Self.fixedSizeV2 + path.utf8.count + linkTarget.utf8.count + recordBytes))
         w.u8(kind.rawValue)
         w.u8(flags.rawValue)
         w.u16(mode)
@@ -108,10 +113,15 @@ extension ManifestEntry {
         w.u64(size)
         w.raw(contentHash)
         w.u64(tarOffset)
-        w.u16(UInt16(p.count)); w.raw(p)
-        w.u16(UInt16(l.count)); w.raw(l)
-        w.u16(UInt16(recs.count))
-        for (tag, value) in recs { w.u8(tag); w.u32(UInt32(value.count)); w.raw(value) }
+        w.u16(UInt16(path.utf8.count)); w.utf8(path)
+        w.u16(UInt16(linkTarget.utf8.count)); w.utf8(linkTarget)
+        w.u16(UInt16(recordCount))
+        if simple {
+            if let userName { w.u8(RecordTag.userName.rawValue); w.u32(UInt32(userName.utf8.count)); w.utf8(userName) }
+            if let groupName { w.u8(RecordTag.groupName.rawValue); w.u32(UInt32(groupName.utf8.count)); w.utf8(groupName) }
+        } else {
+            for (tag, value) in recs { w.u8(tag); w.u32(UInt32(value.count)); w.raw(value) }
+        }
     }
 
     /// Decodes a v2 entry, enforcing every rule of FORMAT.md §8 that one entry can be checked against.

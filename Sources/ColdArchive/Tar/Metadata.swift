@@ -7,8 +7,13 @@ import Glibc
 struct OwnerNames {
     private var users: [UInt32: String?] = [:]
     private var groups: [UInt32: String?] = [:]
+    // The last answers: consecutive files almost always share their owner.
+    private var lastUser: (UInt32, String?)?
+    private var lastGroup: (UInt32, String?)?
 
     mutating func userName(_ uid: UInt32) -> String? {
+        if let lastUser, lastUser.0 == uid { return lastUser.1 }
+        defer { lastUser = (uid, users[uid] ?? nil) }
         if let known = users[uid] { return known }
         let name = Self.lookup { buffer, size in
             var entry = passwd(), result: UnsafeMutablePointer<passwd>?
@@ -19,6 +24,8 @@ struct OwnerNames {
     }
 
     mutating func groupName(_ gid: UInt32) -> String? {
+        if let lastGroup, lastGroup.0 == gid { return lastGroup.1 }
+        defer { lastGroup = (gid, groups[gid] ?? nil) }
         if let known = groups[gid] { return known }
         let name = Self.lookup { buffer, size in
             var entry = group(), result: UnsafeMutablePointer<group>?

@@ -423,7 +423,12 @@ final class SourceWalker {
             if raw == [46] || raw == [46, 46] { continue }
             names.append((raw, entry.pointee.d_type))
         }
-        names.sort { $0.0.lexicographicallyPrecedes($1.0) }
+        // Bytewise, with memcmp: a directory of tens of thousands of tickets is sorted on every create.
+        names.sort { a, b in
+            let n = min(a.0.count, b.0.count)
+            let c = a.0.withUnsafeBufferPointer { pa in b.0.withUnsafeBufferPointer { pb in memcmp(pa.baseAddress!, pb.baseAddress!, n) } }
+            return c != 0 ? c < 0 : a.0.count < b.0.count
+        }
         return names.compactMap { raw, type in
             guard let name = String(validating: raw, as: UTF8.self) else {
                 // One odd name (Latin-1 from an old Windows share) must not stop a monthly archive: it is
