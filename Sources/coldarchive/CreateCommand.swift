@@ -17,7 +17,7 @@ struct CreateCommand: ParsableCommand {
         What is kept (archive format 2): regular files, directories, symlinks (any target, absolute or leaving the \
         tree: a target is data), hardlinks, names exactly as the file system's bytes, modification times to the \
         nanosecond, permission bits with setuid, setgid and sticky, owner and group (numbers and names), extended \
-        attributes and POSIX ACLs. A file that changes while it is read is archived, flagged in the manifest and \
+        attributes, POSIX ACLs and the holes of sparse files. A file that changes while it is read is archived, flagged in the manifest and \
         reported. Not kept: access and change times; devices, FIFOs and sockets are skipped with a warning. Names \
         that are not valid UTF-8 are not archived yet (each is a warning; the format carries them). The host, the \
         source paths and the exclude rules are recorded in the encrypted manifest, never in the plaintext header.

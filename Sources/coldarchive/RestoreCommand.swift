@@ -13,7 +13,7 @@ struct RestoreCommand: ParsableCommand {
 
         What is kept (format 2 archives): file content, names exactly as bytes, directories, symlinks (any target; \
         restore never follows one), hardlinks, modification times to the nanosecond, permission bits including setuid, \
-        setgid and sticky, owner and group (set when run as root: by name where the name exists here, else by number; \
+        setgid and sticky, the holes of sparse files, owner and group (set when run as root: by name where the name exists here, else by number; \
         see --numeric-owner and --no-owner), extended attributes and POSIX ACLs where the target file system takes them. \
         Whatever could not be applied is reported per entry (text on stderr, 'notices' in --json), and so is every file \
         that changed while it was archived (a file that shrank is cut at the bytes that were read). Not kept: access and \

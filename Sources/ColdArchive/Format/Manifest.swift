@@ -52,6 +52,9 @@ public struct ManifestEntry: Sendable, Equatable, Codable {
     public var readSize: UInt64?
     /// Where the entry's first header block is in the tar stream.
     public var tarOffset: UInt64 = 0
+    /// A sparse file's data regions (record 0x07); every byte outside them is a hole. nil for a file
+    /// stored whole.
+    public var sparseMap: [SparseRegion]?
 
     public struct Flags: OptionSet, Sendable, Codable, Hashable {
         public let rawValue: UInt8

@@ -20,6 +20,20 @@ public struct ExtendedAttribute: Sendable, Equatable, Codable, Hashable {
     static let maxValueBytes = 65_536
 }
 
+/// One data region of a sparse file (manifest record 0x07): `length` bytes at `offset`.
+public struct SparseRegion: Sendable, Equatable, Codable, Hashable {
+    public var offset: UInt64
+    public var length: UInt64
+
+    public init(offset: UInt64, length: UInt64) {
+        self.offset = offset
+        self.length = length
+    }
+
+    var end: UInt64 { offset + length }
+    static let maxRegions = 1 << 20
+}
+
 /// One entry of a POSIX.1e ACL (manifest records 0x04 and 0x05), with Linux's tag values.
 public struct ACLEntry: Sendable, Equatable, Codable, Hashable {
     public enum Tag: UInt8, Sendable, Codable {
@@ -80,6 +94,12 @@ extension ManifestEntry {
             var w = ByteWriter(); w.u64(readSize)
             out.append((RecordTag.readSize.rawValue, w.bytes))
         }
+        if let sparseMap {
+            var w = ByteWriter(capacity: 4 + 16 * sparseMap.count)
+            w.u32(UInt32(sparseMap.count))
+            for r in sparseMap { w.u64(r.offset); w.u64(r.length) }
+            out.append((RecordTag.sparseMap.rawValue, w.bytes))
+        }
         return out
     }
 
@@ -97,7 +117,7 @@ extension ManifestEntry {
     func encodeV2(into w: inout ByteWriter) {
         // The common entry has at most its owner names: written straight into `w` without building
         // record arrays (this runs once per entry on create's tar thread).
-        let simple = xattrs.isEmpty && accessACL.isEmpty && defaultACL.isEmpty && readSize == nil
+        let simple = xattrs.isEmpty && accessACL.isEmpty && defaultACL.isEmpty && readSize == nil && sparseMap == nil
         let recs = simple ? [] : records()
         let user = userName?.utf8.count, group = groupName?.utf8.count
         let recordBytes = simple ? (user.map { 5 + $0 } ?? 0) + (group.map { 5 + $0 } ?? 0) : recs.reduce(0) { $0 + 5 + $1.1.count }
@@ -201,7 +221,10 @@ extension ManifestEntry {
             var r = ByteReader(value, what: "read_size")
             readSize = try r.u64()
         case .sparseMap:
-            throw IntegrityError.malformed(what: "manifest entry '\(DisplayName.escaped(path))' (a sparse map: this version of coldarchive writes none and cannot restore one yet)")
+            var r = ByteReader(value, what: "sparse_map")
+            let count = Int(try r.u32())
+            guard count >= 1, count <= SparseRegion.maxRegions, value.count == 4 + 16 * count else { throw bad("sparse_map length") }
+            sparseMap = try (0..<count).map { _ in SparseRegion(offset: try r.u64(), length: try r.u64()) }
         }
     }
 
@@ -246,6 +269,10 @@ extension ManifestEntry {
             guard flags.contains(.changedWhileRead), let readSize, readSize < size else { throw bad("read_size") }
         }
         guard defaultACL.isEmpty || kind == .directory else { throw bad("a default ACL on a \(kind.name)") }
+        if let sparseMap {
+            guard kind == .file else { throw bad("a sparse map on a \(kind.name)") }
+            guard Self.isValidSparseMap(sparseMap, size: size) else { throw bad("sparse map") }
+        }
         if !accessACL.isEmpty {
             guard accessACL.contains(where: \.isNamed) else { throw bad("an access ACL the mode already says") }
             func perm(_ tag: ACLEntry.Tag) -> UInt16 { UInt16(accessACL.first { $0.tag == tag }?.permissions ?? 0) }
@@ -266,6 +293,21 @@ extension ManifestEntry {
         case .file, .directory:
             guard linkTarget.isEmpty else { throw bad("a \(kind.name) with a link target") }
         }
+    }
+
+    /// FORMAT.md §8, record 0x07: regions in order, not overlapping, inside `size`; all but the last
+    /// non-empty and 512-aligned at both ends.
+    static func isValidSparseMap(_ map: [SparseRegion], size: UInt64) -> Bool {
+        var previousEnd: UInt64 = 0
+        for (i, r) in map.enumerated() {
+            let (end, overflow) = r.offset.addingReportingOverflow(r.length)
+            guard !overflow, r.offset >= previousEnd, end <= size else { return false }
+            if i < map.count - 1 {
+                guard r.length > 0, r.offset % 512 == 0, end % 512 == 0 else { return false }
+            }
+            previousEnd = end
+        }
+        return true
     }
 
     /// The metadata a hardlink must share with the file it links to (FORMAT.md §8).

@@ -132,7 +132,7 @@ public enum ArchiveCreator {
         /// sealing workers hash them on their way into the chunks.
         let recordFile: (ManifestEntry) throws -> Void
         /// The file begun with `recordFile` is complete; what reading it found (FORMAT.md §8 flags).
-        let endFile: (ManifestEntry.Flags, UInt64?) throws -> Void
+        let endFile: (ManifestEntry.Flags, UInt64?, [UInt8]?) throws -> Void
         /// Bytes that go straight into the data section, bypassing libarchive: for an already-formed
         /// tar stream (and for tests that craft hostile ones). Not to be mixed with `tar`.
         let raw: (UnsafeRawBufferPointer) throws -> Void
@@ -224,7 +224,8 @@ public enum ArchiveCreator {
             }
             let tar = try TarWriter(version: formatVersion) { try stream.write($0) }
             let recordFile: (ManifestEntry) throws -> Void = { entry in
-                guard entry.size > 0 else {
+                // A sparse file's content hash comes from the walk (its tar data is the map and the regions).
+                guard entry.size > 0, entry.sparseMap == nil else {
                     var empty = entry
                     empty.contentHash = Sodium.blake2b([])
                     manifest.appendFile(empty, hash: nil)
@@ -238,7 +239,7 @@ public enum ArchiveCreator {
             var st = stat()
             if fstat(out.fd, &st) == 0 { ownFiles[FileIdentity(st)] = "the archive being written ('\(output)')" }
             let (entryCount, contentBytes) = try fill(ContentWriter(tar: tar, record: { try manifest.append($0) }, recordFile: recordFile,
-                                                                    endFile: { try manifest.endFile(flags: $0, readSize: $1) },
+                                                                    endFile: { try manifest.endFile(flags: $0, readSize: $1, contentHash: $2) },
                                                                     raw: { try stream.write($0) }, ownFiles: ownFiles))
             try tar.finish()
             let manifestFirstChunk = try stream.startManifestSection()

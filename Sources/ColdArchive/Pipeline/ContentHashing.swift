@@ -111,11 +111,12 @@ final class PendingManifest {
     }
 
     /// The open file's content is complete: what reading it found out goes into its entry.
-    func endFile(flags: ManifestEntry.Flags, readSize: UInt64?) throws {
+    func endFile(flags: ManifestEntry.Flags, readSize: UInt64?, contentHash: [UInt8]? = nil) throws {
         guard let index = openFile else { throw OperationError("internal error: a file ended that was not begun") }
         openFile = nil
         queue[index].entry.flags = flags
         queue[index].entry.readSize = readSize
+        if let contentHash { queue[index].entry.contentHash = contentHash }
         queue[index].ended = true
         try flush()
     }

@@ -353,6 +353,8 @@ extension ArchiveFile {
             // libarchive reads each attribute from both records it writes (LIBARCHIVE.xattr, SCHILY.xattr).
             guard Set(header.xattrs) == Set(expected.xattrs) else { throw mismatch(.extendedAttributes) }
             guard sameACL(header.accessACL, expected.accessACL), sameACL(header.defaultACL, expected.defaultACL) else { throw mismatch(.acl) }
+            // libarchive reads the map back without its zero-length regions.
+            guard header.sparseMap?.filter({ $0.length > 0 }) == expected.sparseMap?.filter({ $0.length > 0 }) else { throw mismatch(.sparseMap) }
         } else {
             guard header.linkTarget == expected.linkTarget else { throw mismatch(.linkTarget) }
         }

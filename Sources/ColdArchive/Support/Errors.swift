@@ -162,6 +162,7 @@ public enum ManifestMismatch: Equatable, Sendable, CustomStringConvertible {
     case acl
     case tarOffset(tar: UInt64, manifest: UInt64)
     case directoryWithoutSlash
+    case sparseMap
 
     public var description: String {
         switch self {
@@ -181,6 +182,7 @@ public enum ManifestMismatch: Equatable, Sendable, CustomStringConvertible {
         case .acl: "its ACL differs from the manifest's"
         case .tarOffset(let tar, let manifest): "it starts at byte \(tar) of the tar stream, the manifest says \(manifest)"
         case .directoryWithoutSlash: "it is a directory whose tar name does not end in '/'"
+        case .sparseMap: "its sparse map differs from the manifest's"
         }
     }
 }

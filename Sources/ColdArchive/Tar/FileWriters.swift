@@ -202,6 +202,8 @@ final class FileWriters: @unchecked Sendable {
     private struct OpenFile {
         let start: FileStart
         let fd: Int32
+        /// Bytes of content written so far (for a sparse file, the logical position).
+        var position: UInt64 = 0
     }
 
     private func work(lane: Int) {
@@ -256,6 +258,11 @@ final class FileWriters: @unchecked Sendable {
                 guard let open = file else { throw OperationError("internal error: restored content arrived outside a file") }
                 let bytes = UnsafeRawBufferPointer(rebasing: batch.buffer.storage[range])
                 hasher?.update(bytes)
+                file?.position += UInt64(bytes.count)
+                if let map = open.start.entry.sparseMap {
+                    try SparseWriter.write(bytes, at: open.position, map: map, fd: open.fd, path: "\(rootPath)/\(open.start.entry.path)")
+                    continue
+                }
                 var done = 0
                 while done < bytes.count {
                     let n = Glibc.write(open.fd, bytes.baseAddress! + done, bytes.count - done)
@@ -273,6 +280,7 @@ final class FileWriters: @unchecked Sendable {
                 if let hasher, hasher.finalize() != entry.contentHash {
                     throw IntegrityError.manifestMismatch(path: entry.path, reason: .contentHash)
                 }
+                if open.start.entry.sparseMap != nil { try SparseWriter.finish(fd: open.fd, size: entry.size, path: "\(rootPath)/\(entry.path)") }
                 // Always: the file was created writable, and the umask or a default ACL may have taken bits.
                 try applier.apply(fd: open.fd, entry: entry, owner: open.start.owner, path: "\(rootPath)/\(entry.path)")
             }

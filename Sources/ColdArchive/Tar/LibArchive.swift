@@ -36,6 +36,8 @@ struct TarEntryHeader: Equatable {
     var headerPosition: UInt64 = 0
     /// Whether a directory's name ended in `/` in the tar header.
     var hadTrailingSlash = false
+    /// A sparse file's data regions as the tar stream maps them; nil when it has no map.
+    var sparseMap: [SparseRegion]?
 }
 
 /// A libarchive failure, with the library's own message.
@@ -153,6 +155,11 @@ final class TarWriter {
         case .file:
             archive_entry_set_filetype(entry, FileTypeBits.regular)
             archive_entry_set_size(entry, la_int64_t(m.size))
+            // GNU sparse 1.0 (FORMAT.md §10): libarchive writes the map, then only the data regions of
+            // the content it is given (holes included, as zeros).
+            if v2, let map = m.sparseMap {
+                for r in map { archive_entry_sparse_add_entry(entry, la_int64_t(r.offset), la_int64_t(r.length)) }
+            }
         case .directory:
             archive_entry_set_filetype(entry, FileTypeBits.directory)
             archive_entry_set_size(entry, 0)
@@ -396,6 +403,15 @@ private func describeEntry(_ e: OpaquePointer, bytes: Bool) throws -> TarEntryHe
                                 mtime: Int64(archive_entry_mtime(e)), mtimeNanoseconds: UInt32(clamping: archive_entry_mtime_nsec(e)),
                                 size: UInt64(size), linkTarget: link)
     header.hadTrailingSlash = hadSlash
+    if archive_entry_sparse_reset(e) > 0 {
+        var offset: la_int64_t = 0, length: la_int64_t = 0
+        var map: [SparseRegion] = []
+        while archive_entry_sparse_next(e, &offset, &length) == ARCHIVE_OK {
+            guard offset >= 0, length >= 0 else { throw IntegrityError.manifestMismatch(path: path, reason: .sparseMap) }
+            map.append(SparseRegion(offset: UInt64(offset), length: UInt64(length)))
+        }
+        header.sparseMap = map
+    }
     let uid = archive_entry_uid(e), gid = archive_entry_gid(e)
     guard (0...Int64(UInt32.max)).contains(uid), (0...Int64(UInt32.max)).contains(gid) else {
         throw IntegrityError.manifestMismatch(path: path, reason: .owner)

@@ -20,6 +20,7 @@ final class SafeExtractor: EntrySink {
     private var currentFile: Int32 = -1
     private var currentEntry: ManifestEntry?
     private var currentOwner: (uid: UInt32, gid: UInt32)?
+    private var currentPosition: UInt64 = 0
     private let hasher: Sodium.Blake2bState?
     private lazy var buffer = ByteBuffer(capacity: 1 << 20)
 
@@ -90,6 +91,7 @@ final class SafeExtractor: EntrySink {
             guard fd >= 0 else { throw failure("create file", entry.path) }
             currentFile = fd
             currentEntry = entry
+            currentPosition = 0
             hasher?.reset()
         case .symlink:
             guard symlinkat(entry.linkTarget, parent, name) == 0 else { throw failure("create symlink", entry.path) }
@@ -137,6 +139,10 @@ final class SafeExtractor: EntrySink {
             throw IntegrityError.unsafeEntry(path: "?", reason: .contentForNonFile)
         }
         hasher?.update(bytes)
+        defer { currentPosition += UInt64(bytes.count) }
+        if let entry = currentEntry, let map = entry.sparseMap {
+            return try SparseWriter.write(bytes, at: currentPosition, map: map, fd: currentFile, path: "\(rootPath)/\(entry.path)")
+        }
         var done = 0
         while done < bytes.count {
             let n = Glibc.write(currentFile, bytes.baseAddress! + done, bytes.count - done)
@@ -162,6 +168,7 @@ final class SafeExtractor: EntrySink {
         if let hasher, hasher.finalize() != entry.contentHash {
             throw IntegrityError.manifestMismatch(path: entry.path, reason: .contentHash)
         }
+        if entry.sparseMap != nil { try SparseWriter.finish(fd: currentFile, size: entry.size, path: "\(rootPath)/\(entry.path)") }
         try applier.apply(fd: currentFile, entry: entry, owner: currentOwner, path: "\(rootPath)/\(entry.path)")
     }
 

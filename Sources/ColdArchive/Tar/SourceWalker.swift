@@ -142,12 +142,14 @@ final class SourceWalker {
             entry.contentHash = ManifestEntry.zeroHash
             entry.flags.remove(.shrank)
             entry.readSize = nil
+            entry.sparseMap = nil
             guard archivePath.utf8.count <= FormatV1.maxPathBytes else { throw SourceError.nameTooLong(path: diskPath) }
             try emit(entry)
             return
         }
         let file = OpenFile(adopting: fd, path: diskPath)
-        let entry = try makeEntry(.file, st, diskPath: diskPath, archivePath: archivePath, fd: file.fd)
+        var entry = try makeEntry(.file, st, diskPath: diskPath, archivePath: archivePath, fd: file.fd)
+        entry.sparseMap = Self.sparseMap(fd: file.fd, st)
         let flags = try addFile(file, entry: entry, size: UInt64(st.st_size), before: st)
         if st.st_nlink > 1 {
             var first = entry
@@ -253,6 +255,33 @@ final class SourceWalker {
         try emit(entry)
     }
 
+    /// A file's data regions when it has holes (fewer blocks allocated than its size says), found with
+    /// `lseek(SEEK_DATA/SEEK_HOLE)`; nil for a file without holes, or whose regions would break FORMAT.md
+    /// §8's alignment rule (it is then stored whole, holes as zeros).
+    static func sparseMap(fd: Int32, _ st: stat) -> [SparseRegion]? {
+        let size = Int64(st.st_size)
+        guard size > 0, Int64(st.st_blocks) * 512 < size else { return nil }
+        var regions: [SparseRegion] = []
+        var position: Int64 = 0
+        while position < size {
+            let data = lseek(fd, off_t(position), Self.seekData)
+            if data < 0 { if errno == ENXIO { break } else { return nil } }
+            let hole = lseek(fd, off_t(data), Self.seekHole)
+            guard hole > data else { return nil }
+            regions.append(SparseRegion(offset: UInt64(data), length: UInt64(hole - data)))
+            position = Int64(hole)
+            guard regions.count < SparseRegion.maxRegions else { return nil }
+        }
+        _ = lseek(fd, 0, SEEK_SET)
+        if regions.count == 1 && regions[0].offset == 0 && regions[0].length == UInt64(size) { return nil }
+        if regions.last.map({ $0.end < UInt64(size) }) ?? true { regions.append(SparseRegion(offset: UInt64(size), length: 0)) }
+        return ManifestEntry.isValidSparseMap(regions, size: UInt64(size)) ? regions : nil
+    }
+
+    /// Linux's SEEK_DATA and SEEK_HOLE (glibc defines them only under _GNU_SOURCE).
+    private static let seekData: Int32 = 3
+    private static let seekHole: Int32 = 4
+
     /// The manifest entry for what `st` describes, with everything format v2 keeps: mode with its
     /// setuid, setgid and sticky bits, owner and group (with their names here), extended attributes and
     /// ACLs — read from the open `fd`, or for a symlink by name in its directory.
@@ -333,6 +362,9 @@ final class SourceWalker {
         let diskPath = file.path
         var entry = entry
         entry.size = size
+        // A sparse file's tar data is its map and data regions, not its content: the walk hashes the
+        // content (holes read as zeros) itself.
+        let sparseHash = entry.sparseMap == nil ? nil : Sodium.Blake2bState(outputBytes: 32)
         try output.beginFile(entry)
         var remaining = size
         var shrank = false, grew = false
@@ -355,6 +387,7 @@ final class SourceWalker {
                 UnsafeMutableRawBufferPointer(rebasing: space[n..<want]).initializeMemory(as: UInt8.self, repeating: 0)
                 n = want
             }
+            sparseHash?.update(UnsafeRawBufferPointer(rebasing: space[0..<n]))
             try output.commit(n)
             remaining -= UInt64(n)
             whileReading?(diskPath)
@@ -383,7 +416,7 @@ final class SourceWalker {
             flags = .changedWhileRead
             warnings.append(SourceWarning(.changedWhileRead, path: diskPath, "changed while it was read; what was stored may mix old and new content"))
         }
-        try output.endFile(flags: flags, readSize: shrank ? readSize : nil)
+        try output.endFile(flags: flags, readSize: shrank ? readSize : nil, contentHash: sparseHash?.finalize())
         entryCount += 1
         contentBytes += size
         return flags
@@ -448,8 +481,9 @@ protocol WalkOutput: AnyObject {
     func entry(_ entry: ManifestEntry) throws
     /// A regular file of `entry.size` bytes, whose content follows through `space`/`commit`.
     func beginFile(_ entry: ManifestEntry) throws
-    /// The current file's content is complete; what reading it found out.
-    func endFile(flags: ManifestEntry.Flags, readSize: UInt64?) throws
+    /// The current file's content is complete; what reading it found out, and for a sparse file (whose
+    /// tar data is not its content) the content hash the walk computed.
+    func endFile(flags: ManifestEntry.Flags, readSize: UInt64?, contentHash: [UInt8]?) throws
     /// Room for the current file's next bytes (at least a few KiB): fill a prefix, then `commit` it.
     func space() throws -> UnsafeMutableRawBufferPointer
     func commit(_ count: Int) throws
@@ -476,8 +510,8 @@ final class DirectWalkOutput: WalkOutput {
         try content.recordFile(entry)
     }
 
-    func endFile(flags: ManifestEntry.Flags, readSize: UInt64?) throws {
-        try content.endFile(flags, readSize)
+    func endFile(flags: ManifestEntry.Flags, readSize: UInt64?, contentHash: [UInt8]?) throws {
+        try content.endFile(flags, readSize, contentHash)
     }
 
     func space() throws -> UnsafeMutableRawBufferPointer { buffer.storage }
@@ -493,7 +527,7 @@ final class DirectWalkOutput: WalkOutput {
             case .entry(let entry): try self.entry(entry)
             case .beginFile(let entry): try beginFile(entry)
             case .data(let range): try content.tar.writeData(UnsafeRawBufferPointer(rebasing: block.buffer.storage[range]))
-            case .endFile(let flags, let readSize): try endFile(flags: flags, readSize: readSize)
+            case .endFile(let flags, let readSize, let hash): try endFile(flags: flags, readSize: readSize, contentHash: hash)
             }
         }
     }

@@ -14,7 +14,7 @@ final class WalkBlocks: WalkOutput, @unchecked Sendable {
         case entry(ManifestEntry)
         case beginFile(ManifestEntry)
         case data(Range<Int>)
-        case endFile(ManifestEntry.Flags, UInt64?)
+        case endFile(ManifestEntry.Flags, UInt64?, [UInt8]?)
 
         var dataRange: Range<Int>? {
             if case .data(let range) = self { return range }
@@ -60,8 +60,8 @@ final class WalkBlocks: WalkOutput, @unchecked Sendable {
         try add(.beginFile(entry))
     }
 
-    func endFile(flags: ManifestEntry.Flags, readSize: UInt64?) throws {
-        try add(.endFile(flags, readSize))
+    func endFile(flags: ManifestEntry.Flags, readSize: UInt64?, contentHash: [UInt8]?) throws {
+        try add(.endFile(flags, readSize, contentHash))
     }
 
     func space() throws -> UnsafeMutableRawBufferPointer {

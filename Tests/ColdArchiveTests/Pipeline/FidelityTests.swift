@@ -99,6 +99,48 @@ import Testing
         if Self.isRoot { #expect(ticket.uid == 1000 && ticket.gid == 100) }
     }
 
+    /// Holes in sparse files (a VM image, a database's preallocated file) are kept: the tar stream holds
+    /// only the data regions (GNU sparse 1.0), and restore makes the same holes again.
+    @Test func sparseFilesKeepTheirHoles() throws {
+        let scratch = try Scratch()
+        let keys = try TestKeys(in: scratch)
+        let crm = scratch.sub("src/crm")
+        try FileManager.default.createDirectory(atPath: crm, withIntermediateDirectories: true)
+        func sparse(_ name: String, size: Int, data: [(offset: Int, bytes: [UInt8])]) throws {
+            let fd = open("\(crm)/\(name)", O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+            try #require(fd >= 0)
+            defer { close(fd) }
+            #expect(ftruncate(fd, off_t(size)) == 0)
+            for (offset, bytes) in data { #expect(bytes.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, off_t(offset)) } == bytes.count) }
+        }
+        let noise = TreeBuilder.noise(40_000, seed: 5)
+        try sparse("disk.img", size: 64 << 20, data: [(0, Array("HEADER".utf8)), (16 << 20, noise), (40 << 20, noise)])
+        try sparse("ends-in-a-hole.db", size: 20 << 20, data: [(1000, Array(noise.prefix(3000)))])
+        try TreeBuilder.write("\(crm)/plain.csv", "a,b\n")
+        func allocated(_ path: String) throws -> Int {
+            var st = stat()
+            try #require(stat(path, &st) == 0)
+            return Int(st.st_blocks) * 512
+        }
+        try #require(try allocated("\(crm)/disk.img") < 1 << 20, "this file system makes no holes")
+        let report = try ArchiveCreator.create(CreateOptions(sources: [crm], output: scratch.sub("a.car")), signer: keys.signer,
+                                               recipients: keys.recipients)
+        #expect(report.summary.contentBytes == UInt64((64 << 20) + (20 << 20) + 4))
+        #expect(report.summary.tarBytes < 1 << 20, "the holes went into the tar stream: \(report.summary.tarBytes) bytes")
+        var entries: [String: ManifestEntry] = [:]
+        try Lister.list(path: scratch.sub("a.car"), keyring: keys.keyring) { entries[$0.path] = $0 }
+        let disk = try #require(entries["crm/disk.img"]?.sparseMap)
+        #expect(disk.filter { $0.length > 0 }.count == 3 && disk.allSatisfy { $0.offset % 4096 == 0 })
+        #expect(disk.last == SparseRegion(offset: 64 << 20, length: 0))
+        #expect(entries["crm/ends-in-a-hole.db"]?.sparseMap?.last == SparseRegion(offset: 20 << 20, length: 0))
+        #expect(entries["crm/plain.csv"]?.sparseMap == nil)
+        _ = try Verifier.verifyDeep(path: scratch.sub("a.car"), keyring: keys.keyring)
+        _ = try Restorer.restore(archivePath: scratch.sub("a.car"), to: scratch.sub("out"), keyring: keys.keyring, checkContent: true)
+        try compare(scratch.sub("src"), scratch.sub("out"), owners: Self.isRoot)
+        #expect(try allocated(scratch.sub("out/crm/disk.img")) < 1 << 20)
+        #expect(try allocated(scratch.sub("out/crm/ends-in-a-hole.db")) < 1 << 20)
+    }
+
     /// `--no-owner` (and a restore by another user than root) gives everything to the restoring user
     /// and says so; `--numeric-owner` sets the archived numbers even where the names differ here.
     @Test(.enabled(if: FidelityTests.isRoot)) func ownerPoliciesDoWhatTarsDo() throws {
