@@ -13,7 +13,8 @@ struct VerifyCommand: ParsableCommand {
         With --deep (key holders): additionally decrypts and decompresses everything and checks every entry \
         against the manifest; writes nothing.
         Every FILE given is checked, whatever the others gave; a damaged archive is reported with every damaged \
-        chunk (index and byte range). With --json, one JSON object per archive and line, for success and failure \
+        chunk (index and byte range, and with --deep, for a format 2 archive, the files each damaged chunk holds: \
+        what a restore would lose). With --json, one JSON object per archive and line, for success and failure \
         alike ("valid": true or false, "error", "damagedChunks"). Exit status: 1 if any archive failed a check, \
         else 3 if any could not be read, else 0.
         """)
@@ -78,6 +79,8 @@ struct VerifyCommand: ParsableCommand {
                 outcome.errorKind = error.kind
                 if case IntegrityError.chunkHashMismatch = error, let keys = try trusted ?? ring?.trustedSigningKeys() {
                     outcome.damagedChunks = (try? Verifier.damagedChunks(path: file, trusting: keys)) ?? []
+                    // With the keyring (--deep): which files each damaged chunk holds.
+                    if let ring { outcome.damagedChunks = Verifier.identifyFiles(in: outcome.damagedChunks, path: file, keyring: ring) }
                 }
                 worst = error.kind == .integrity ? 1 : (worst == 1 ? 1 : error.kind.rawValue)
             }
@@ -94,6 +97,14 @@ struct VerifyCommand: ParsableCommand {
                 Output.error("\(file): \(outcome.error ?? "")")
                 for chunk in outcome.damagedChunks {
                     print("  damaged chunk \(chunk.index): bytes \(chunk.offset)–\(chunk.offset + chunk.length - 1) (\(Output.bytes(chunk.length)))")
+                    if let files = chunk.files {
+                        let more = chunk.moreFiles.map { " and \($0) more" } ?? ""
+                        print("    holds \(files.count + (chunk.moreFiles ?? 0)) entr\(files.count + (chunk.moreFiles ?? 0) == 1 ? "y" : "ies")\(files.isEmpty ? "" : ":")")
+                        for path in files { print("      \(DisplayName.escaped(path))") }
+                        if !more.isEmpty { print("     \(more)") }
+                    } else if let why = chunk.filesUnknown {
+                        print("    which files it holds is unknown: \(why)")
+                    }
                 }
             }
         }

@@ -19,6 +19,21 @@ public struct DamagedChunk: Sendable, Codable, Equatable {
     public var index: UInt64
     public var offset: UInt64
     public var length: UInt64
+    /// With a key, for a data chunk of a version 2 archive: the entries whose tar bytes lie (partly) in
+    /// this chunk — what a restore of everything else would lose (at most `maxFilesListed`).
+    public var files: [String]?
+    /// How many more entries the chunk holds than `files` lists.
+    public var moreFiles: Int?
+    /// Why `files` is absent although a key was given (a manifest chunk, a version 1 archive, …).
+    public var filesUnknown: String?
+
+    public static let maxFilesListed = 1000
+
+    init(index: UInt64, offset: UInt64, length: UInt64) {
+        self.index = index
+        self.offset = offset
+        self.length = length
+    }
 }
 
 /// Checks archives without writing anything.
@@ -52,6 +67,61 @@ public enum Verifier {
             // Reported chunk by chunk above.
         }
         return found
+    }
+
+    /// Names the entries each damaged data chunk holds (FORMAT.md §8 `tar_offset`: every data chunk but
+    /// the last is exactly `chunk_raw_size` bytes of tar, so chunk k holds tar bytes
+    /// [k·size, (k+1)·size), and an entry spans from its `tar_offset` to the next entry's). Needs a key to
+    /// read the manifest, and the manifest chunks intact; otherwise each chunk says why it cannot tell.
+    public static func identifyFiles(in damaged: [DamagedChunk], path: String, keyring: Keyring) -> [DamagedChunk] {
+        guard !damaged.isEmpty else { return damaged }
+        var out = damaged
+        func unknown(_ why: String) -> [DamagedChunk] {
+            out.indices.forEach { out[$0].filesUnknown = why }
+            return out
+        }
+        do {
+            let archive = try ArchiveFile(path: path)
+            let rawSize = UInt64(archive.header.chunkRawSize)
+            let firstManifestChunk = archive.totals.manifestFirstChunk
+            for i in out.indices where out[i].index >= firstManifestChunk {
+                out[i].filesUnknown = "a chunk of the manifest: which files the archive holds cannot be read past it"
+            }
+            if out.contains(where: { $0.index >= firstManifestChunk }) {
+                for i in out.indices where out[i].filesUnknown == nil {
+                    out[i].filesUnknown = "the manifest is damaged too (see the manifest chunk)"
+                }
+                return out
+            }
+            guard archive.header.formatVersion >= FormatV1.version2 else {
+                return unknown("a version 1 archive does not record where each file lies in the tar stream")
+            }
+            let cipher = try archive.unlock(with: keyring)
+            let reader = try ManifestReader(archive: archive, cipher: cipher)
+            var files = Array(repeating: [String](), count: out.count)
+            var more = Array(repeating: 0, count: out.count)
+            var previous: ManifestEntry?
+            func settle(_ entry: ManifestEntry, end: UInt64) {
+                for (i, chunk) in out.enumerated() {
+                    let start = chunk.index * rawSize, stop = start + rawSize
+                    guard entry.tarOffset < stop, end > start else { continue }
+                    if files[i].count < DamagedChunk.maxFilesListed { files[i].append(entry.path) } else { more[i] += 1 }
+                }
+            }
+            while let entry = try reader.next() {
+                guard entry.kind != .deleted else { continue }
+                if let previous { settle(previous, end: entry.tarOffset) }
+                previous = entry
+            }
+            if let previous { settle(previous, end: archive.totals.tarBytes) }
+            for i in out.indices {
+                out[i].files = files[i]
+                out[i].moreFiles = more[i] > 0 ? more[i] : nil
+            }
+            return out
+        } catch {
+            return unknown("the manifest could not be read: \(error)")
+        }
     }
 
     public static func verify(path: String, trusting trusted: SigningPublicKey, workers: Int = defaultWorkers) throws -> VerificationReport {

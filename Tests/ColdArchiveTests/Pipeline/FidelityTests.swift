@@ -357,3 +357,63 @@ import Testing
         #expect(try Lister.sourceDescription(path: scratch.sub("one.car"), keyring: keys.keyring)?.oneFileSystem == true)
     }
 }
+
+/// Issue 16, input 5: with a key, `verify --deep` names the files each damaged chunk holds (format v2's
+/// `tar_offset`s). The truth is taken from the decrypted chunks themselves, before the damage: a file
+/// is in a chunk when a piece of its (incompressible, unique) content is.
+@Suite struct DamagedChunkFilesTests {
+    @Test func eachDamagedChunkNamesTheFilesItHolds() throws {
+        let scratch = try Scratch()
+        let keys = try TestKeys(in: scratch)
+        let crm = scratch.sub("src/crm")
+        try FileManager.default.createDirectory(atPath: crm, withIntermediateDirectories: true)
+        var contents: [String: [UInt8]] = [:]
+        for i in 0..<12 {
+            let bytes = TreeBuilder.noise(5000 + 997 * i, seed: UInt64(100 + i))
+            contents["crm/f\(String(format: "%02d", i)).bin"] = bytes
+            try TreeBuilder.write("\(crm)/f\(String(format: "%02d", i)).bin", bytes: bytes)
+        }
+        let path = scratch.sub("a.car")
+        _ = try ArchiveCreator.write(to: path, signer: keys.signer, recipients: keys.recipients, label: nil, sources: ["crm"],
+                                     compressionLevel: 3, chunkRawSize: 4096, workers: 2, now: Date()) { content in
+            let walker = SourceWalker(content: content)
+            try walker.add(source: crm, as: "crm")
+            return (walker.entryCount, walker.contentBytes)
+        }
+        // The truth: each data chunk's plaintext, searched for 64-byte pieces of every file.
+        let archive = try ArchiveFile(path: path)
+        let cipher = try archive.unlock(with: keys.keyring)
+        let opener = try ChunkOpener(cipher: cipher, chunkRawSize: 4096, totals: archive.totals)
+        let cursor = archive.chunkTable()
+        let pool = archive.sealedPool(keep: 1)
+        var windows: [Data: String] = [:]
+        for (name, bytes) in contents {
+            for start in stride(from: 0, to: bytes.count - 32, by: 16) { windows[Data(bytes[start..<start + 32])] = name }
+        }
+        var truth: [UInt64: Set<String>] = [:]
+        while let chunk = try archive.readChunk(cursor, pool: pool), chunk.index < archive.totals.manifestFirstChunk {
+            let raw = Data(try opener.open(chunk).toArray())
+            for start in 0..<max(0, raw.count - 32) {
+                if let name = windows[raw[start..<start + 32]] { truth[chunk.index, default: []].insert(name) }
+            }
+        }
+        // Damage three data chunks, then ask.
+        var offsets: [UInt64] = []
+        let all = archive.chunkTable()
+        while let (_, offset, _) = try all.next() { offsets.append(offset) }
+        let picked: [UInt64] = [2, 9, archive.totals.manifestFirstChunk / 2]
+        try #require(Set(picked).count == 3 && picked.allSatisfy { $0 < archive.totals.manifestFirstChunk - 1 })
+        for index in picked { try flipBit(path, at: offsets[Int(index)] + 20) }
+        let damaged = try Verifier.damagedChunks(path: path, trusting: [keys.signer.publicKey])
+        #expect(damaged.map(\.index) == picked.sorted())
+        let named = Verifier.identifyFiles(in: damaged, path: path, keyring: keys.keyring)
+        for chunk in named {
+            let files = Set(try #require(chunk.files, "\(chunk.filesUnknown ?? "")"))
+            let expected = truth[chunk.index] ?? []
+            #expect(!expected.isEmpty, "chunk \(chunk.index) holds no file content: the test would prove nothing")
+            #expect(expected.isSubset(of: files), "chunk \(chunk.index): \(files) misses \(expected.subtracting(files))")
+            // Besides those, at most the entry whose header alone lies at the chunk's edge.
+            #expect(files.count <= expected.count + 1, "chunk \(chunk.index): \(files) against \(expected)")
+        }
+    }
+}
