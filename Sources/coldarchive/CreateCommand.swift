@@ -19,7 +19,7 @@ struct CreateCommand: ParsableCommand {
         nanosecond, permission bits with setuid, setgid and sticky, owner and group (numbers and names), extended \
         attributes, POSIX ACLs and the holes of sparse files. A file that changes while it is read is archived, flagged in the manifest and \
         reported. Not kept: access and change times; devices, FIFOs and sockets are skipped with a warning. Names \
-        that are not valid UTF-8 are not archived yet (each is a warning; the format carries them). The host, the \
+        are kept as bytes, valid UTF-8 or not (shown escaped: \\xfe). The host, the \
         source paths and the exclude rules are recorded in the encrypted manifest, never in the plaintext header.
         """)
 

@@ -22,12 +22,15 @@ struct ListCommand: ParsableCommand {
 
     struct Row: Encodable {
         var type: String
-        var path: String
+        /// Absent, and `pathHex` given instead, when the name is not valid UTF-8 (FORMAT.md §18).
+        var path: String?
+        var pathHex: String?
         var mode: String
         var size: UInt64
         var mtime: String
         var blake2b: String?
         var link: String?
+        var linkHex: String?
         // Format v2 (absent for v1 archives, which keep no owners or attributes).
         var uid: UInt32?
         var gid: UInt32?
@@ -64,6 +67,8 @@ struct ListCommand: ParsableCommand {
             let mode = String(entry.mode, radix: 8)
             if json {
                 var row = Row(type: entry.kind.name, path: entry.path, mode: mode, size: entry.size, mtime: time, blake2b: hash, link: link)
+                if NameCodec.hasEscapes(entry.path) { row.path = nil; row.pathHex = NameCodec.hex(entry.path) }
+                if let l = link, NameCodec.hasEscapes(l) { row.link = nil; row.linkHex = NameCodec.hex(l) }
                 if version >= 2 {
                     row.uid = entry.uid
                     row.gid = entry.gid

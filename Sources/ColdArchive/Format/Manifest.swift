@@ -87,7 +87,7 @@ public struct ManifestEntry: Sendable, Equatable, Codable {
 
     func encode(into w: inout ByteWriter, version: UInt16) {
         if version >= FormatV1.version2 { return encodeV2(into: &w) }
-        let p = Array(path.utf8), l = Array(linkTarget.utf8)
+        let p = NameCodec.bytes(path), l = NameCodec.bytes(linkTarget)
         w.u32(UInt32(Self.fixedSize + p.count + l.count))
         w.u8(kind.rawValue)
         w.u16(mode)
@@ -112,8 +112,9 @@ public struct ManifestEntry: Sendable, Equatable, Codable {
         guard nsec < 1_000_000_000 else { throw IntegrityError.malformed(what: "manifest entry (nanoseconds)") }
         let size = try r.u64()
         let hash = try r.raw(32)
-        let path = try ArchiveHeader.utf8(try r.raw(Int(try r.u16())), field: "manifest path", limit: FormatV1.maxPathBytes)
-        let link = try ArchiveHeader.utf8(try r.raw(Int(try r.u16())), field: "manifest link target", limit: FormatV1.maxPathBytes)
+        // UTF-8 in v1; held as NameCodec strings like every name.
+        let path = NameCodec.decode(Array(try ArchiveHeader.utf8(try r.raw(Int(try r.u16())), field: "manifest path", limit: FormatV1.maxPathBytes).utf8))
+        let link = NameCodec.decode(Array(try ArchiveHeader.utf8(try r.raw(Int(try r.u16())), field: "manifest link target", limit: FormatV1.maxPathBytes).utf8))
         try r.expectEnd()
         guard kind == .file || (size == 0 && hash == zeroHash) else {
             throw IntegrityError.malformed(what: "manifest entry '\(path)' (a \(kind.name) with a size or content hash)")

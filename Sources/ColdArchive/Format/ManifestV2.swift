@@ -122,7 +122,9 @@ extension ManifestEntry {
         let user = userName?.utf8.count, group = groupName?.utf8.count
         let recordBytes = simple ? (user.map { 5 + $0 } ?? 0) + (group.map { 5 + $0 } ?? 0) : recs.reduce(0) { $0 + 5 + $1.1.count }
         let recordCount = simple ? (user == nil ? 0 : 1) + (group == nil ? 0 : 1) : recs.count
-        w.u32(UInt32(Self.fixedSizeV2 + path.utf8.count + linkTarget.utf8.count + recordBytes))
+        // Names as their bytes (NameCodec): the same as their UTF-8 unless they hold escaped bytes.
+        let p = NameCodec.bytes(path), l = NameCodec.bytes(linkTarget)
+        w.u32(UInt32(Self.fixedSizeV2 + p.count + l.count + recordBytes))
         w.u8(kind.rawValue)
         w.u8(flags.rawValue)
         w.u16(mode)
@@ -133,8 +135,8 @@ extension ManifestEntry {
         w.u64(size)
         w.raw(contentHash)
         w.u64(tarOffset)
-        w.u16(UInt16(path.utf8.count)); w.utf8(path)
-        w.u16(UInt16(linkTarget.utf8.count)); w.utf8(linkTarget)
+        w.u16(UInt16(p.count)); w.raw(p)
+        w.u16(UInt16(l.count)); w.raw(l)
         w.u16(UInt16(recordCount))
         if simple {
             if let userName { w.u8(RecordTag.userName.rawValue); w.u32(UInt32(userName.utf8.count)); w.utf8(userName) }
@@ -162,9 +164,15 @@ extension ManifestEntry {
         let tarOffset = try r.u64()
         let pathBytes = try r.raw(Int(try r.u16()))
         let linkBytes = try r.raw(Int(try r.u16()))
-        // Names are bytes in v2; this reader handles those that are UTF-8 (every name this version writes).
-        let path = try ArchiveHeader.utf8(pathBytes, field: "manifest path", limit: FormatV1.maxPathBytes)
-        let link = try ArchiveHeader.utf8(linkBytes, field: "manifest link target", limit: FormatV1.maxPathBytes)
+        // Names are bytes in v2 (any but NUL), held as NameCodec strings.
+        for (bytes, field) in [(pathBytes, "manifest path"), (linkBytes, "manifest link target")] {
+            guard bytes.count <= FormatV1.maxPathBytes else {
+                throw IntegrityError.outOfRange(field: "length of \(field)", value: UInt64(bytes.count), min: 0, max: UInt64(FormatV1.maxPathBytes))
+            }
+            guard !bytes.contains(0) else { throw IntegrityError.malformed(what: "\(field) (it holds a NUL byte)") }
+        }
+        let path = NameCodec.decode(pathBytes)
+        let link = NameCodec.decode(linkBytes)
         var entry = ManifestEntry(kind: kind, path: path, mode: mode, mtime: mtime, mtimeNanoseconds: nsec, size: size,
                                   contentHash: hash, linkTarget: link)
         entry.flags = flags

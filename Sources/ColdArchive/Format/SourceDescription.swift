@@ -10,6 +10,47 @@ public struct SourceDescription: Sendable, Equatable, Codable {
         public var origin: String
         /// "directory", "file" or "import".
         public var kind: String
+
+        public init(name: String, origin: String, kind: String) {
+            self.name = name
+            self.origin = origin
+            self.kind = kind
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case name, origin, kind
+            case nameHex = "name_hex"
+        }
+
+        // A name that is not valid UTF-8 is given as `name_hex` (FORMAT.md §8).
+        public init(from decoder: Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            let text = try c.decodeIfPresent(String.self, forKey: .name)
+            let hex = try c.decodeIfPresent(String.self, forKey: .nameHex)
+            guard (text == nil) != (hex == nil) else {
+                throw DecodingError.dataCorruptedError(forKey: .name, in: c, debugDescription: "exactly one of name and name_hex")
+            }
+            if let text {
+                name = NameCodec.decode(Array(text.utf8))
+            } else {
+                guard let bytes = [UInt8](hex: hex!), !bytes.contains(0) else {
+                    throw DecodingError.dataCorruptedError(forKey: .nameHex, in: c, debugDescription: "not hex bytes")
+                }
+                name = NameCodec.decode(bytes)
+            }
+            origin = try c.decode(String.self, forKey: .origin)
+            kind = try c.decode(String.self, forKey: .kind)
+            guard ["directory", "file", "import"].contains(kind) else {
+                throw DecodingError.dataCorruptedError(forKey: .kind, in: c, debugDescription: "unknown kind")
+            }
+        }
+
+        public func encode(to encoder: Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            if NameCodec.hasEscapes(name) { try c.encode(NameCodec.hex(name), forKey: .nameHex) } else { try c.encode(name, forKey: .name) }
+            try c.encode(origin, forKey: .origin)
+            try c.encode(kind, forKey: .kind)
+        }
     }
 
     public var sources: [Source]

@@ -313,6 +313,8 @@ public enum ArchiveCreator {
             guard !name.isEmpty, name != "/", name != ".", name != ".." else {
                 throw OperationError("cannot name source '\(source)'; pass a directory below the root", kind: .usage)
             }
+            // Held as a NameCodec string like every name (a rare U+10FF80… scalar is escaped).
+            name = NameCodec.decode(Array(name.utf8))
             guard seen.insert(PathRules.key(name)).inserted else { throw SourceError.duplicateName(name: name) }
             return name
         }

@@ -19,6 +19,10 @@ public enum DisplayName {
             case 0x08: out += "\\b"
             case 0x0C: out += "\\f"
             case 0x0B: out += "\\v"
+            case (NameCodec.escapeBase + 0x80)...(NameCodec.escapeBase + 0xFF):
+                // A byte that is not part of valid UTF-8 (NameCodec), shown as GNU tar and ls -b show it.
+                let hex = String(scalar.value - NameCodec.escapeBase, radix: 16)
+                out += "\\x" + (hex.count == 1 ? "0" : "") + hex
             case 0x00..<0x20, 0x7F...0x9F, 0x202A...0x202E, 0x2066...0x2069:
                 for byte in String(scalar).utf8 {
                     let octal = String(byte, radix: 8)

@@ -128,12 +128,12 @@ final class OpenFile {
 enum FileSystem {
     static func exists(_ path: String) -> Bool {
         var st = stat()
-        return lstat(path, &st) == 0
+        return NameCodec.withCString(path) { lstat($0, &st) } == 0
     }
 
     static func isDirectory(_ path: String) -> Bool {
         var st = stat()
-        return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
+        return NameCodec.withCString(path) { stat($0, &st) } == 0 && (st.st_mode & S_IFMT) == S_IFDIR
     }
 
     static func makeDirectory(_ path: String, mode: mode_t = 0o755) throws {
@@ -165,11 +165,11 @@ enum FileSystem {
     }
 
     static func rename(_ from: String, _ to: String) throws {
-        guard Glibc.rename(from, to) == 0 else { throw SystemError(operation: "rename", path: "\(from)' to '\(to)", errno: errno) }
+        guard NameCodec.withCString(from, { f in NameCodec.withCString(to) { Glibc.rename(f, $0) } }) == 0 else { throw SystemError(operation: "rename", path: "\(from)' to '\(to)", errno: errno) }
     }
 
     static func remove(_ path: String) {
-        _ = unlink(path)
+        _ = NameCodec.withCString(path) { unlink($0) }
     }
 
     /// `fsync` on a directory, so that a rename in it survives a crash.
@@ -181,16 +181,15 @@ enum FileSystem {
     }
 
     static func directoryEntries(_ path: String) throws -> [String] {
-        guard let dir = opendir(path) else { throw SystemError(operation: "list directory", path: path, errno: errno) }
+        guard let dir = NameCodec.withCString(path, { opendir($0) }) else { throw SystemError(operation: "list directory", path: path, errno: errno) }
         defer { closedir(dir) }
         var names: [String] = []
         while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
-            }
+            // Names as bytes (NameCodec): one that is not UTF-8 is listed exactly, not with U+FFFD.
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in NameCodec.decode(raw.prefix(while: { $0 != 0 })) }
             if name != "." && name != ".." { names.append(name) }
         }
-        return names.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+        return names.sorted { NameCodec.bytes($0).lexicographicallyPrecedes(NameCodec.bytes($1)) }
     }
 
     static func parent(of path: String) -> String {
@@ -241,13 +240,13 @@ enum FileSystem {
     /// Deletes a directory tree without following any symlink in it.
     static func removeTree(_ path: String) throws {
         var st = stat()
-        guard lstat(path, &st) == 0 else { return }
+        guard NameCodec.withCString(path, { lstat($0, &st) }) == 0 else { return }
         if UInt32(st.st_mode) & 0o170000 == FileTypeBits.directory {
-            _ = chmod(path, 0o700)
+            _ = NameCodec.withCString(path) { chmod($0, 0o700) }
             for name in try FileSystem.directoryEntries(path) { try removeTree("\(path)/\(name)") }
-            guard rmdir(path) == 0 else { throw SystemError(operation: "remove directory", path: path, errno: errno) }
+            guard NameCodec.withCString(path, { rmdir($0) }) == 0 else { throw SystemError(operation: "remove directory", path: path, errno: errno) }
         } else {
-            guard unlink(path) == 0 else { throw SystemError(operation: "remove", path: path, errno: errno) }
+            guard NameCodec.withCString(path, { unlink($0) }) == 0 else { throw SystemError(operation: "remove", path: path, errno: errno) }
         }
     }
 

@@ -249,8 +249,7 @@ final class FileWriters: @unchecked Sendable {
             switch item {
             case .begin(let start):
                 guard file == nil else { throw OperationError("internal error: a restored file was begun before the previous one ended") }
-                let fd = openat(start.directory.fd, start.name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-                                0o600)
+                let fd = NameCodec.withCString(start.name) { openat(start.directory.fd, $0, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600) }
                 guard fd >= 0 else { throw failure("create file", start.entry.path) }
                 file = OpenFile(start: start, fd: fd)
                 hasher?.reset()

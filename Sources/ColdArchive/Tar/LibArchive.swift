@@ -127,7 +127,7 @@ final class TarWriter {
         archive_entry_clear(entry)
         let v2 = version >= FormatV1.version2
         if v2 {
-            archive_entry_copy_pathname(entry, m.path)
+            NameCodec.withCString(m.path) { archive_entry_copy_pathname(entry, $0) }
         } else {
             archive_entry_set_pathname_utf8(entry, m.path)
         }
@@ -165,11 +165,11 @@ final class TarWriter {
             archive_entry_set_size(entry, 0)
         case .symlink:
             archive_entry_set_filetype(entry, FileTypeBits.symlink)
-            if v2 { archive_entry_copy_symlink(entry, m.linkTarget) } else { archive_entry_set_symlink_utf8(entry, m.linkTarget) }
+            if v2 { NameCodec.withCString(m.linkTarget) { archive_entry_copy_symlink(entry, $0) } } else { archive_entry_set_symlink_utf8(entry, m.linkTarget) }
             archive_entry_set_size(entry, 0)
         case .hardlink:
             archive_entry_set_filetype(entry, FileTypeBits.regular)
-            if v2 { archive_entry_copy_hardlink(entry, m.linkTarget) } else { archive_entry_set_hardlink_utf8(entry, m.linkTarget) }
+            if v2 { NameCodec.withCString(m.linkTarget) { archive_entry_copy_hardlink(entry, $0) } } else { archive_entry_set_hardlink_utf8(entry, m.linkTarget) }
             archive_entry_set_size(entry, 0)
         case .deleted:
             throw LibArchiveError(message: "internal error: a deleted entry has no tar entry")
@@ -361,14 +361,9 @@ final class ExportReader {
 private func describeEntry(_ e: OpaquePointer, bytes: Bool) throws -> TarEntryHeader {
     func text(_ utf8: UnsafePointer<CChar>?, _ raw: UnsafePointer<CChar>?) throws -> String? {
         guard let p = bytes ? raw : utf8 else { return nil }
-        if !bytes { return String(cString: p) }
-        let length = strlen(p)
-        let data = UnsafeRawBufferPointer(start: p, count: length)
-        guard let s = String(validating: data, as: UTF8.self) else {
-            // Names are bytes in v2; this reader handles those that are UTF-8 (all this version writes).
-            throw IntegrityError.unsafeEntry(path: String(decoding: data, as: UTF8.self), reason: .nameNotUTF8)
-        }
-        return s
+        if !bytes { return NameCodec.decode(UnsafeRawBufferPointer(start: p, count: strlen(p))) }
+        // Names are bytes in v2 (hdrcharset=BINARY), held as NameCodec strings.
+        return NameCodec.decode(UnsafeRawBufferPointer(start: p, count: strlen(p)))
     }
     guard var path = try text(archive_entry_pathname_utf8(e), archive_entry_pathname(e)) else {
         throw IntegrityError.unsafeEntry(path: "?", reason: .nameNotUTF8)

@@ -76,8 +76,12 @@ enum ExtendedAttributes {
     }
 
     static func list(symlinkNamed name: String, in directory: Int32) throws -> [(name: String, value: [UInt8])] {
-        let path = "/proc/self/fd/\(directory)/\(name)"
-        return try read(names: { llistxattr(path, $0, $1) }, value: { lgetxattr(path, $0, $1, $2) })
+        let path = NameCodec.bytes("/proc/self/fd/\(directory)/\(name)") + [0]
+        return try path.withUnsafeBufferPointer { p in
+            try p.withMemoryRebound(to: CChar.self) { c in
+                try read(names: { llistxattr(c.baseAddress!, $0, $1) }, value: { lgetxattr(c.baseAddress!, $0, $1, $2) })
+            }
+        }
     }
 
     private static func read(names: (UnsafeMutablePointer<CChar>?, Int) -> Int,

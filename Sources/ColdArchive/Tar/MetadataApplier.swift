@@ -128,7 +128,7 @@ final class MetadataApplier: @unchecked Sendable {
     /// A restored symlink: its owner (the mode of a link means nothing on Linux), and a notice for
     /// attributes, which Linux does not let users set on links.
     func applySymlink(parent: Int32, name: String, entry: ManifestEntry, owner: (uid: UInt32, gid: UInt32)?) {
-        if let owner, fchownat(parent, name, uid_t(owner.uid), gid_t(owner.gid), AT_SYMLINK_NOFOLLOW) != 0 {
+        if let owner, NameCodec.withCString(name, { fchownat(parent, $0, uid_t(owner.uid), gid_t(owner.gid), AT_SYMLINK_NOFOLLOW) }) != 0 {
             notice(.owner, entry.path, "owner \(owner.uid):\(owner.gid) not set: \(String(cString: strerror(errno)))")
         }
         if !entry.xattrs.isEmpty {

@@ -11,7 +11,13 @@ enum PathRules {
         let result: Result<[String], IntegrityError> = path.utf8.withContiguousStorageIfAvailable { bytes in
             func unsafe(_ reason: UnsafeReason) -> Result<[String], IntegrityError> { .failure(.unsafeEntry(path: path, reason: reason)) }
             guard !bytes.isEmpty else { return unsafe(.emptyName) }
-            guard bytes.count <= FormatV1.maxPathBytes else { return unsafe(.nameTooLong) }
+            // Lengths are of the name's bytes: an escaped byte (NameCodec) is four bytes of UTF-8 here.
+            func rawLength(_ r: Range<Int>) -> Int {
+                var n = r.count
+                for i in r where bytes[i] == 0xF4 && i + 3 < r.upperBound && bytes[i + 1] == 0x8F && (0xBE...0xBF).contains(bytes[i + 2]) { n -= 3 }
+                return n
+            }
+            guard rawLength(0..<bytes.count) <= FormatV1.maxPathBytes else { return unsafe(.nameTooLong) }
             guard bytes[0] != slash else { return unsafe(.absolutePath) }
             var parts: [String] = []
             var start = 0
@@ -23,7 +29,7 @@ enum PathRules {
                 let length = i - start
                 if length == 0 || (length == 1 && bytes[start] == dot) { return unsafe(.emptyOrDotComponent) }
                 if length == 2 && bytes[start] == dot && bytes[start + 1] == dot { return unsafe(.dotDotComponent) }
-                if length > maxComponentBytes { return unsafe(.componentTooLong) }
+                if length > maxComponentBytes && rawLength(start..<i) > maxComponentBytes { return unsafe(.componentTooLong) }
                 parts.append(String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<i]), as: UTF8.self))
                 start = i + 1
             }
@@ -80,6 +86,8 @@ enum PathRules {
     /// path can appear twice.
     static func precedes(_ a: [String], _ b: [String]) -> Bool {
         for (x, y) in zip(a, b) where !same(x, y) {
+            // By the names' bytes (NameCodec: an escaped byte's scalar does not sort as the byte does).
+            if NameCodec.hasEscapes(x) || NameCodec.hasEscapes(y) { return NameCodec.bytes(x).lexicographicallyPrecedes(NameCodec.bytes(y)) }
             return x.utf8.lexicographicallyPrecedes(y.utf8)
         }
         return a.count < b.count

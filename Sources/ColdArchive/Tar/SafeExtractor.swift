@@ -73,7 +73,7 @@ final class SafeExtractor: EntrySink {
         let parent = handle.fd
         switch entry.kind {
         case .directory:
-            guard mkdirat(parent, name, 0o700) == 0 else { throw failure("create directory", entry.path) }
+            guard NameCodec.withCString(name, { mkdirat(parent, $0, 0o700) }) == 0 else { throw failure("create directory", entry.path) }
             directories.append(entry)
         case .file:
             if entry.flags.contains(.changedWhileRead) {
@@ -87,16 +87,16 @@ final class SafeExtractor: EntrySink {
                 return
             }
             currentOwner = owner
-            let fd = openat(parent, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+            let fd = NameCodec.withCString(name) { openat(parent, $0, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600) }
             guard fd >= 0 else { throw failure("create file", entry.path) }
             currentFile = fd
             currentEntry = entry
             currentPosition = 0
             hasher?.reset()
         case .symlink:
-            guard symlinkat(entry.linkTarget, parent, name) == 0 else { throw failure("create symlink", entry.path) }
+            guard NameCodec.withCString(entry.linkTarget, { t in NameCodec.withCString(name) { symlinkat(t, parent, $0) } }) == 0 else { throw failure("create symlink", entry.path) }
             applier.applySymlink(parent: parent, name: name, entry: entry, owner: applier.owner(for: entry))
-            _ = utimensat(parent, name, Self.times(entry), AT_SYMLINK_NOFOLLOW)
+            _ = NameCodec.withCString(name) { utimensat(parent, $0, Self.times(entry), AT_SYMLINK_NOFOLLOW) }
         case .hardlink:
             // The file it points at must be complete, with its mode and times, before it is linked.
             try writers?.drain()
@@ -105,7 +105,7 @@ final class SafeExtractor: EntrySink {
             defer { if targetParent != rootFD { close(targetParent) } }
             let targetName = targetParts[targetParts.count - 1]
             var st = stat()
-            guard fstatat(targetParent, targetName, &st, AT_SYMLINK_NOFOLLOW) == 0,
+            guard NameCodec.withCString(targetName, { fstatat(targetParent, $0, &st, AT_SYMLINK_NOFOLLOW) }) == 0,
                   UInt32(st.st_mode) & 0o170000 == FileTypeBits.regular else {
                 throw IntegrityError.unsafeEntry(path: entry.path, reason: .hardlinkNotToRestoredFile)
             }
@@ -113,7 +113,7 @@ final class SafeExtractor: EntrySink {
             guard UInt16(st.st_mode) & 0o777 == entry.mode & 0o777 else {
                 throw IntegrityError.manifestMismatch(path: entry.path, reason: .mode(tar: UInt32(st.st_mode) & 0o7777, manifest: entry.mode))
             }
-            guard linkat(targetParent, targetName, parent, name, 0) == 0 else { throw failure("create hardlink", entry.path) }
+            guard NameCodec.withCString(targetName, { t in NameCodec.withCString(name) { linkat(targetParent, t, parent, $0, 0) } }) == 0 else { throw failure("create hardlink", entry.path) }
         case .deleted:
             throw IntegrityError.malformed(what: "manifest entry '\(DisplayName.escaped(entry.path))' (a deleted entry reached the extractor)")
         }
@@ -210,7 +210,7 @@ final class SafeExtractor: EntrySink {
         let parts = try PathRules.components(of: entry.path)
         let parent = try openParent(of: parts, path: entry.path, rootFD: rootFD)
         defer { if parent != rootFD { close(parent) } }
-        let fd = openat(parent, parts[parts.count - 1], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        let fd = NameCodec.withCString(parts[parts.count - 1]) { openat(parent, $0, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) }
         guard fd >= 0 else { throw SystemError(operation: "open directory", path: "\(rootPath)/\(entry.path)", errno: errno) }
         defer { close(fd) }
         try applier.apply(fd: fd, entry: entry, owner: applier.owner(for: entry), path: "\(rootPath)/\(entry.path)")
@@ -220,7 +220,7 @@ final class SafeExtractor: EntrySink {
     private static func openParent(of parts: [String], path: String, rootFD: Int32) throws -> Int32 {
         var fd = rootFD
         for component in parts.dropLast() {
-            let next = openat(fd, component, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+            let next = NameCodec.withCString(component) { openat(fd, $0, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) }
             let code = errno
             if fd != rootFD { close(fd) }
             guard next >= 0 else {

@@ -6,9 +6,7 @@ import Glibc
 public enum SourceError: ColdArchiveError, Equatable {
     case missing(path: String)
     case duplicateName(name: String)
-    case nameNotUTF8(path: String)
     case nameTooLong(path: String)
-    case symlinkEscapes(path: String, target: String)
 
     public var kind: FailureKind { .other }
 
@@ -16,10 +14,7 @@ public enum SourceError: ColdArchiveError, Equatable {
         switch self {
         case .missing(let path): return "source '\(path)' does not exist"
         case .duplicateName(let name): return "two sources are both named '\(name)'; archive them from different names or under one parent"
-        case .nameNotUTF8(let path): return "'\(path)' has a name that is not valid UTF-8; rename it (archives store UTF-8 names only)"
         case .nameTooLong(let path): return "'\(path)' has a name longer than \(FormatV1.maxPathBytes) bytes"
-        case .symlinkEscapes(let path, let target):
-            return "symlink '\(path)' points to '\(target)', which is absolute, leaves the archived tree, or goes up after going down (a/../b); restore would refuse it, so it is not archived — replace it with the file, a simpler relative link, or remove it"
         }
     }
 }
@@ -143,7 +138,7 @@ final class SourceWalker {
             entry.flags.remove(.shrank)
             entry.readSize = nil
             entry.sparseMap = nil
-            guard archivePath.utf8.count <= FormatV1.maxPathBytes else { throw SourceError.nameTooLong(path: diskPath) }
+            guard NameCodec.bytes(archivePath).count <= FormatV1.maxPathBytes else { throw SourceError.nameTooLong(path: diskPath) }
             try emit(entry)
             return
         }
@@ -171,7 +166,7 @@ final class SourceWalker {
             if type == UInt8(DT_UNKNOWN) {
                 // The file system does not say (some network and FUSE ones): ask, without opening it.
                 var cst = stat()
-                guard fstatat(fd, child, &cst, AT_SYMLINK_NOFOLLOW) == 0 else {
+                guard NameCodec.withCString(child, { fstatat(fd, $0, &cst, AT_SYMLINK_NOFOLLOW) }) == 0 else {
                     if errno == ENOENT {
                         warnings.append(SourceWarning(.vanished, path: childDisk(), "vanished before it could be archived"))
                         continue
@@ -221,16 +216,16 @@ final class SourceWalker {
     /// read after a change would otherwise write an inode).
     private func openWithoutTouchingAccessTime(_ directory: Int32, _ name: String, _ flags: Int32) -> Int32 {
         if useNoAccessTime {
-            let fd = openat(directory, name, flags | Self.noAccessTime)
+            let fd = NameCodec.withCString(name) { openat(directory, $0, flags | Self.noAccessTime) }
             if fd >= 0 || errno != EPERM { return fd }
             useNoAccessTime = false
         }
-        return openat(directory, name, flags)
+        return NameCodec.withCString(name) { openat(directory, $0, flags) }
     }
 
     private func visitSymlink(in directory: Int32, _ name: String, diskPath: String, archivePath: String, depth: Int) throws {
         var st = stat()
-        guard fstatat(directory, name, &st, AT_SYMLINK_NOFOLLOW) == 0 else {
+        guard NameCodec.withCString(name, { fstatat(directory, $0, &st, AT_SYMLINK_NOFOLLOW) }) == 0 else {
             if errno == ENOENT {
                 warnings.append(SourceWarning(.vanished, path: diskPath, "vanished before it could be archived"))
                 return
@@ -287,7 +282,7 @@ final class SourceWalker {
     /// ACLs — read from the open `fd`, or for a symlink by name in its directory.
     private func makeEntry(_ kind: ManifestEntry.Kind, _ st: stat, diskPath: String, archivePath: String,
                            fd: Int32? = nil, symlinkIn: (directory: Int32, name: String)? = nil) throws -> ManifestEntry {
-        guard archivePath.utf8.count <= FormatV1.maxPathBytes else { throw SourceError.nameTooLong(path: diskPath) }
+        guard NameCodec.bytes(archivePath).count <= FormatV1.maxPathBytes else { throw SourceError.nameTooLong(path: diskPath) }
         var seconds = Int64(st.st_mtim.tv_sec), nanoseconds = UInt32(st.st_mtim.tv_nsec)
         if seconds == -1 && nanoseconds > 0 {
             // The pax record cannot state a time in (-1 s, 0 s) through libarchive (FORMAT.md §10).
@@ -426,18 +421,15 @@ final class SourceWalker {
     private func readLink(in directory: Int32, _ name: String, diskPath: String) throws -> String? {
         var buf = [UInt8](repeating: 0, count: FormatV1.maxPathBytes + 1)
         let n = buf.withUnsafeMutableBufferPointer { p in
-            p.baseAddress!.withMemoryRebound(to: CChar.self, capacity: p.count) { readlinkat(directory, name, $0, p.count) }
+            p.baseAddress!.withMemoryRebound(to: CChar.self, capacity: p.count) { buffer in NameCodec.withCString(name) { readlinkat(directory, $0, buffer, p.count) } }
         }
         guard n >= 0 else {
             if errno == EINVAL || errno == ENOENT { return nil }
             throw SystemError(operation: "read link", path: diskPath, errno: errno)
         }
         guard n <= FormatV1.maxPathBytes else { throw SourceError.nameTooLong(path: diskPath) }
-        guard let target = String(validating: buf[0..<n], as: UTF8.self) else {
-            warnings.append(SourceWarning(.nameNotUTF8, path: diskPath, "is a symlink whose target is not valid UTF-8, which this version cannot archive yet; not archived"))
-            return nil
-        }
-        return target
+        // A target is bytes too (FORMAT.md §8): one that is not UTF-8 is kept exactly (NameCodec).
+        return NameCodec.decode(buf[0..<n])
     }
 
     /// The entries of an open directory with their `d_type`, sorted bytewise by name; refuses names
@@ -462,16 +454,9 @@ final class SourceWalker {
             let c = a.0.withUnsafeBufferPointer { pa in b.0.withUnsafeBufferPointer { pb in memcmp(pa.baseAddress!, pb.baseAddress!, n) } }
             return c != 0 ? c < 0 : a.0.count < b.0.count
         }
-        return names.compactMap { raw, type in
-            guard let name = String(validating: raw, as: UTF8.self) else {
-                // One odd name (Latin-1 from an old Windows share) must not stop a monthly archive: it is
-                // left out and named exactly, with every other such name.
-                warnings.append(SourceWarning(.nameNotUTF8, pathBytes: Array(path.utf8) + [UInt8(ascii: "/")] + raw,
-                                              "has a name that is not valid UTF-8, which this version cannot archive yet; not archived — rename it (for example with convmv) to include it"))
-                return nil
-            }
-            return (name, type)
-        }
+        // Names are bytes (FORMAT.md §8): one that is not UTF-8 (Latin-1 from an old Windows share) is
+        // archived exactly, through NameCodec, like any other.
+        return names.map { raw, type in (NameCodec.decode(raw), type) }
     }
 }
 

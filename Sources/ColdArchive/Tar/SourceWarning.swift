@@ -27,13 +27,10 @@ public struct SourceWarning: Sendable, Equatable, Codable, CustomStringConvertib
         case ownFile = "own-file"
         /// The archive is complete, but its directory could not be synced to disk.
         case notDurable = "not-durable"
-        /// A name that is not valid UTF-8: this version does not archive it yet (FORMAT.md §8 carries it).
-        case nameNotUTF8 = "name-not-utf8"
     }
 
     public var kind: Kind
-    /// The path; for a path that is not valid UTF-8, its bytes decoded with U+FFFD for the invalid ones,
-    /// and `pathHex` holds the exact bytes.
+    /// The path (a NameCodec string: a name that is not valid UTF-8 holds its bytes escaped).
     public var path: String
     /// The path's bytes in lower-case hex, only when they are not valid UTF-8 (FORMAT.md §18).
     public var pathHex: String?
@@ -43,21 +40,12 @@ public struct SourceWarning: Sendable, Equatable, Codable, CustomStringConvertib
     public init(_ kind: Kind, path: String, _ detail: String) {
         self.kind = kind
         self.path = path
-        self.detail = detail
-    }
-
-    public init(_ kind: Kind, pathBytes: [UInt8], _ detail: String) {
-        self.kind = kind
-        self.path = String(decoding: pathBytes, as: UTF8.self)
-        self.pathHex = String(validating: pathBytes, as: UTF8.self) == nil ? pathBytes.hex : nil
+        self.pathHex = NameCodec.hasEscapes(path) ? NameCodec.bytes(path).hex : nil
         self.detail = detail
     }
 
     /// The path as shown to people: escaped (FORMAT.md §18), exact even when it is not UTF-8.
-    public var displayPath: String {
-        if let pathHex, let bytes = [UInt8](hex: pathHex) { return DisplayName.escaped(bytes: bytes) }
-        return DisplayName.escaped(path)
-    }
+    public var displayPath: String { DisplayName.escaped(path) }
 
     /// One line for people, names escaped.
     public var description: String {
