@@ -116,6 +116,8 @@ vectors: build
 	: > $$t/crm/legacy-1955.txt; touch -d '1955-01-01 00:00:00.5' $$t/crm/legacy-1955.txt; \
 	ln -s ../customers.csv $$t/crm/tickets/customers-link.csv; ln $$t/crm/customers.csv $$t/crm/customers-hardlink.csv; \
 	ln -s /usr/share/zoneinfo/UTC $$t/crm/localtime; \
+	printf 'Latin-1\n' > "$$t/crm/names/Kunde-M$$(printf '\374')ller.txt"; ln -s "Kunde-M$$(printf '\374')ller.txt" $$t/crm/names/latin1-link; \
+	truncate -s 8M $$t/crm/attachments/sparse.img; printf 'data' | dd of=$$t/crm/attachments/sparse.img bs=1 seek=4194304 conv=notrunc 2>/dev/null; \
 	setfattr -n user.origin -v crm-export $$t/crm/customers.csv; setfattr -n user.checksum.sha256 -v 0123abcd $$t/crm/attachments/scan.bin; \
 	setfacl -m u:1000:r,g:100:rw $$t/crm/attachments/scan.bin; setfacl -d -m u:1000:rx $$t/crm/tickets; \
 	chown 1000:100 $$t/crm/tickets/T-1.json; chmod 600 $$t/crm/attachments/scan.bin; \

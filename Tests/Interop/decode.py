@@ -1177,7 +1177,7 @@ def mutations(a, buf, key, entries, sk):
 
 def listing_fields(e, version):
     """An entry as `coldarchive list --json` prints it (§15; the v2 fields are this decoder's reading)."""
-    name = lambda key, raw: {key: raw.decode("utf-8")} if _utf8(raw) else {key + "_hex": raw.hex()}
+    name = lambda key, raw: {key: raw.decode("utf-8")} if _utf8(raw) else {key + "Hex": raw.hex()}
     have = {"type": e.type, "mode": f"{e.mode:o}", "size": e.size, "mtime": iso(e.mtime, e.nsec), **name("path", e.path)}
     have.update({"blake2b": e.hash.hex()} if e.type == "file" else {}, **(name("link", e.link) if e.link else {}))
     if version == 2:
@@ -1446,7 +1446,7 @@ def check_one(vdir, car, line, skip):
     for e, want in zip(entries, listing):
         have = listing_fields(e, a.version)
         want = dict(want, mode=f"{int(want.get('mode', '-1'), 8):o}")   # "0755" and "755" alike
-        known = set(have) | {"type", "path", "path_hex", "mode", "size", "mtime", "blake2b", "link", "link_hex"}
+        known = set(have) | {"type", "path", "pathHex", "mode", "size", "mtime", "blake2b", "link", "linkHex"}
         diff = [f"{f} {have.get(f)!r} != {want.get(f)!r}" for f in sorted(known & (set(have) | set(want))) if have.get(f) != want.get(f)]
         line(not diff, f"{car}: listing {esc(e.path)}: " + (", ".join(diff) or "all fields equal"))
         for f in sorted(set(want) - known):

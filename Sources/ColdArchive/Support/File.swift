@@ -24,7 +24,7 @@ final class OpenFile {
 
     /// `open(path, O_RDONLY)`.
     static func forReading(_ path: String) throws -> OpenFile {
-        OpenFile(fd: try retrying("open", path) { open(path, O_RDONLY | O_CLOEXEC) }, path: path)
+        OpenFile(fd: try retrying("open", path) { NameCodec.withCString(path) { open($0, O_RDONLY | O_CLOEXEC) } }, path: path)
     }
 
     /// `open(path, O_WRONLY|O_CREAT|O_EXCL)`: a new file that must not exist yet.
