@@ -176,8 +176,11 @@ extension ArchiveFile {
         let v2 = header.formatVersion >= FormatV1.version2
         let mayDelete = header.backupMode == .incremental || header.backupMode == .differential
         var lastOffset: UInt64?
+        // The files hardlinks name, for the second pass below (memory: one key per hardlink).
+        var hardlinkTargets = Set<[UInt8]>()
         while let entry = try reader.next() {
             try order.check(entry)
+            if entry.kind == .hardlink { hardlinkTargets.insert(PathRules.key(entry.linkTarget)) }
             if PathRules.isTopLevel(entry.path) && entry.kind != .deleted { topLevel.append(entry.path) }
             if v2 {
                 guard entry.kind != .deleted || mayDelete else {
@@ -202,6 +205,7 @@ extension ArchiveFile {
         guard contentBytes == totals.contentBytes else {
             throw IntegrityError.inconsistent(what: "the manifest's files add up to \(contentBytes) bytes, the trailer says \(totals.contentBytes)")
         }
+        if !hardlinkTargets.isEmpty { try checkHardlinks(cipher: cipher, targets: hardlinkTargets) }
         if v2 {
             _ = try SourceDescription.decode(reader.description ?? [], topLevel: topLevel)
         } else if !header.sources.isEmpty, !PathRules.same(header.sources, topLevel) {
@@ -209,6 +213,28 @@ extension ArchiveFile {
             throw IntegrityError.inconsistent(what: "the header's sources field names \(header.sources.map { "'\(DisplayName.escaped($0))'" }.joined(separator: ", ")), the archive's top-level entries are \(topLevel.map { "'\(DisplayName.escaped($0))'" }.joined(separator: ", "))")
         }
         return topLevel
+    }
+
+    /// A second pass over the manifest, for archives with hardlinks: each names an earlier entry of type
+    /// file and carries that file's metadata (FORMAT.md §8: v1 mode and mtime; v2 mode, owner, times,
+    /// `changed_while_read` and records 0x01–0x05). Only the named files are remembered.
+    private func checkHardlinks(cipher: ChunkCipher, targets: Set<[UInt8]>) throws {
+        let reader = try ManifestReader(archive: self, cipher: cipher)
+        let v2 = header.formatVersion >= FormatV1.version2
+        var files: [[UInt8]: ManifestEntry] = [:]
+        while let entry = try reader.next() {
+            let key = PathRules.key(entry.path)
+            if entry.kind == .file, targets.contains(key) { files[key] = entry }
+            guard entry.kind == .hardlink else { continue }
+            guard let file = files[PathRules.key(entry.linkTarget)] else {
+                throw IntegrityError.unsafeEntry(path: entry.path, reason: .hardlinkNotToRestoredFile)
+            }
+            var shared = file
+            shared.flags.remove(.shrank)
+            let same = v2 ? entry.sameMetadata(as: shared)
+                          : entry.mode == file.mode && entry.mtime == file.mtime && entry.mtimeNanoseconds == file.mtimeNanoseconds
+            guard same else { throw IntegrityError.manifestMismatch(path: entry.path, reason: .hardlinkMetadata) }
+        }
     }
 
     /// Decrypts and decompresses the data section on `workers` threads, parses the tar stream, and

@@ -163,6 +163,7 @@ public enum ManifestMismatch: Equatable, Sendable, CustomStringConvertible {
     case tarOffset(tar: UInt64, manifest: UInt64)
     case directoryWithoutSlash
     case sparseMap
+    case hardlinkMetadata
 
     public var description: String {
         switch self {
@@ -183,6 +184,7 @@ public enum ManifestMismatch: Equatable, Sendable, CustomStringConvertible {
         case .tarOffset(let tar, let manifest): "it starts at byte \(tar) of the tar stream, the manifest says \(manifest)"
         case .directoryWithoutSlash: "it is a directory whose tar name does not end in '/'"
         case .sparseMap: "its sparse map differs from the manifest's"
+        case .hardlinkMetadata: "a hardlink whose mode, owner, times or attributes differ from the file it links to"
         }
     }
 }

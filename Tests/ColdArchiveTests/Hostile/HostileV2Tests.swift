@@ -139,15 +139,29 @@ import Testing
                           because: .manifestMismatch(path: "crm", reason: .directoryWithoutSlash))
     }
 
-    /// A hardlink carries its file's metadata (FORMAT.md §8): one that claims another mode is refused
-    /// when it is restored (the file it names is on disk then, with the mode the manifest gave it).
-    @Test func aHardlinkWhoseModeDiffersFromItsFileIsRefused() throws {
+    /// A hardlink carries its file's metadata (FORMAT.md §8): one that claims another mode (v1) or
+    /// another owner (v2) is refused on the manifest, before anything is written.
+    @Test func aHardlinkWhoseMetadataDiffersFromItsFileIsRefused() throws {
         var link = ManifestEntry.link(.hardlink, "crm/b", to: "crm/a.csv")
         link.mode = 0o600
         try expectRefused(HandTar.entry("crm/", .directory) + HandTar.entry("crm/a.csv", .file, data: data)
                             + HandTar.entry("crm/b", .hardlink, mode: 0o600, link: "crm/a.csv"),
                           [.directory("crm"), .file("crm/a.csv", data), link], version: 1,
-                          because: .manifestMismatch(path: "crm/b", reason: .mode(tar: 0o644, manifest: 0o600)), restoreOnly: true)
+                          because: .manifestMismatch(path: "crm/b", reason: .hardlinkMetadata))
+        var owned = ManifestEntry.link(.hardlink, "crm/b", to: "crm/a.csv")
+        owned.uid = 1000
+        let (tar, manifest) = placed([(HandTar.entry("crm/", .directory), .directory("crm")),
+                                      (HandTar.entry("crm/a.csv", .file, data: data), .file("crm/a.csv", data)),
+                                      (HandTar.entry("crm/b", .hardlink, link: "crm/a.csv", uid: 1000), owned)])
+        try expectRefused(tar, manifest, version: 2, because: .manifestMismatch(path: "crm/b", reason: .hardlinkMetadata))
+    }
+
+    /// A hardlink to an earlier directory passes the order rule; the manifest check knows the types.
+    @Test func aHardlinkToADirectoryIsRefusedOnTheManifest() throws {
+        let (tar, manifest) = placed([(HandTar.entry("crm/", .directory), .directory("crm")),
+                                      (HandTar.entry("crm/a/", .directory), .directory("crm/a")),
+                                      (HandTar.entry("crm/b", .hardlink, link: "crm/a"), .link(.hardlink, "crm/b", to: "crm/a"))])
+        try expectRefused(tar, manifest, version: 2, because: .unsafeEntry(path: "crm/b", reason: .hardlinkNotToRestoredFile))
     }
 
     /// Version 1's plaintext `sources` field must name the top-level entries (FORMAT.md §5).
@@ -225,5 +239,33 @@ import Testing
         #expect(throws: IntegrityError.tarStream(reason: HostileV2Tests.structure("two pax headers in a row", at: 1024))) {
             _ = try feed(HandTar.pax(["path=a"]) + HandTar.pax(["path=b"]) + HandTar.entry("crm/", .directory))
         }
+    }
+}
+
+/// The extractor's own checks on hardlinks, behind the manifest's (which refuse such archives first):
+/// driven directly, as a writer bug that slipped past the manifest check would reach them.
+@Suite struct ExtractorHardlinkTests {
+    @Test func theExtractorLinksOnlyToRestoredFilesOfTheSameMode() throws {
+        let scratch = try Scratch()
+        try FileManager.default.createDirectory(atPath: scratch.sub("root"), withIntermediateDirectories: true)
+        let x = try SafeExtractor(root: scratch.sub("root"))
+        for dir in ["crm", "crm/a"] {
+            try x.begin(.directory(dir))
+            try x.end(.directory(dir))
+        }
+        #expect(throws: IntegrityError.unsafeEntry(path: "crm/b", reason: .hardlinkNotToRestoredFile)) {
+            try x.begin(.link(.hardlink, "crm/b", to: "crm/a"))
+        }
+        let data = Array("id\n".utf8)
+        let file = ManifestEntry.file("crm/f", data)
+        try x.begin(file)
+        let space = try x.space()
+        space.copyBytes(from: data)
+        try x.commit(data.count)
+        try x.end(file)
+        var link = ManifestEntry.link(.hardlink, "crm/g", to: "crm/f")
+        link.mode = 0o600
+        #expect(throws: IntegrityError.manifestMismatch(path: "crm/g", reason: .mode(tar: 0o644, manifest: 0o600))) { try x.begin(link) }
+        try x.begin(.link(.hardlink, "crm/h", to: "crm/f"))
     }
 }

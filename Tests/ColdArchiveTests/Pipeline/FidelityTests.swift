@@ -51,6 +51,16 @@ import Testing
         try fm.createSymbolicLink(atPath: "\(crm)/localtime", withDestinationPath: "/usr/share/zoneinfo/UTC")
         try fm.createSymbolicLink(atPath: "\(crm)/tickets/up", withDestinationPath: "../../../elsewhere")
         try fm.createSymbolicLink(atPath: "\(crm)/dangling", withDestinationPath: "no-such-file")
+        // A Latin-1 name (not UTF-8), a link to it, and a sparse file with a hole at each end.
+        let latin1 = Array("\(crm)/Kunde-M".utf8) + [0xFC] + Array("ller.txt".utf8) + [0]
+        let fd = latin1.withUnsafeBufferPointer { p in p.withMemoryRebound(to: CChar.self) { open($0.baseAddress!, O_WRONLY | O_CREAT, 0o640) } }
+        #expect(fd >= 0 && write(fd, "latin-1", 7) == 7)
+        close(fd)
+        #expect(symlink([CChar](arrayLiteral: 75, 117, 110, 100, 101, 45, 77, CChar(bitPattern: 0xFC), 108, 108, 101, 114, 46, 116, 120, 116, 0),
+                        "\(crm)/latin1-link") == 0)
+        let image = open("\(crm)/disk.img", O_WRONLY | O_CREAT, 0o600)
+        #expect(ftruncate(image, 32 << 20) == 0 && pwrite(image, "MBR", 3, 8 << 20) == 3)
+        close(image)
         #expect(link("\(crm)/customers.csv", "\(crm)/tickets/customers-again.csv") == 0)
         #expect(chmod("\(crm)/shared", 0o1777) == 0)
         // Attributes and ACLs (ext4 and tmpfs take both); the ACL names the user running the test.
@@ -205,7 +215,8 @@ import Testing
         #expect(report.notices.first?.path == "crm/big.bin")
         let restored = Array(try Data(contentsOf: URL(fileURLWithPath: scratch.sub("out/crm/big.bin"))))
         #expect(restored.count == Int(readSize))
-        #expect(restored == Array(big.prefix(Int(readSize))))
+        // Compared by hash: a failing comparison of two 3 MiB arrays would print them whole.
+        #expect(Sodium.blake2b(restored).hex == Sodium.blake2b(Array(big.prefix(Int(readSize)))).hex)
     }
 
     /// A file whose modification time changes while it is read (same size) is flagged too: what was
