@@ -64,10 +64,7 @@ struct CreateCommand: ParsableCommand {
         options.imports = imports
         options.exclude = exclude
         for file in excludeFrom {
-            guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
-                throw ValidationError("cannot read exclude file '\(file)' (it must exist and be UTF-8 text)")
-            }
-            options.exclude += ExcludePatterns.read(text)
+            options.exclude += try ExcludePatterns.read(file: file)
         }
         options.oneFileSystem = oneFileSystem
         let report = try ArchiveCreator.create(options, signer: try ring.signingKey(), recipients: try ring.recipientPublicKeys())

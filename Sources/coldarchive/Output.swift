@@ -10,7 +10,10 @@ enum ExitStatus {
 /// Printing for the commands: results on stdout, messages on stderr, JSON on request.
 enum Output {
     static func error(_ message: String) {
-        FileHandle.standardError.write(Data("coldarchive: error: \(message)\n".utf8))
+        // Escaped (DisplayName): a name in the message cannot forge a line, and a byte that is not
+        // UTF-8 shows as \xHH.
+        let lines = message.split(separator: "\n", omittingEmptySubsequences: false).map { DisplayName.escaped(String($0)) }
+        FileHandle.standardError.write(Data("coldarchive: error: \(lines.joined(separator: "\n"))\n".utf8))
     }
 
     /// A warning whose names are already escaped (a `SourceWarning`'s description).

@@ -18,8 +18,14 @@ if getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &fileLimit) == 0 && fi
     _ = setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &fileLimit)
 }
 
+// Arguments are bytes: a path that is not valid UTF-8 (a Latin-1 directory name) is taken exactly
+// (NameCodec), not with U+FFFD as Swift's CommandLine.arguments would give it.
+let arguments = (1..<Int(CommandLine.argc)).map { i in
+    NameCodec.decode(UnsafeRawBufferPointer(start: CommandLine.unsafeArgv[i]!, count: strlen(CommandLine.unsafeArgv[i]!)))
+}
+
 do {
-    var command = try ColdArchiveCommand.parseAsRoot()
+    var command = try ColdArchiveCommand.parseAsRoot(arguments)
     try command.run()
     exit(0)
 } catch let code as ExitCode {

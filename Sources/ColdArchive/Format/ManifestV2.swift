@@ -13,6 +13,11 @@ public struct ExtendedAttribute: Sendable, Equatable, Codable, Hashable {
 
     static let maxNameBytes = 255
 
+    /// FORMAT.md §8: an attribute name is printable ASCII (0x21–0x7E) without `=` or `%`.
+    static func isPortableName(_ name: [UInt8]) -> Bool {
+        !name.isEmpty && name.count <= maxNameBytes && name.allSatisfy { (0x21...0x7E).contains($0) && $0 != 0x3D && $0 != 0x25 }
+    }
+
     /// The order of a manifest's xattr records (FORMAT.md §8): by name length, then name.
     static func precedes(_ a: ExtendedAttribute, _ b: ExtendedAttribute) -> Bool {
         a.name.count != b.name.count ? a.name.count < b.name.count : a.name.lexicographicallyPrecedes(b.name)
@@ -214,7 +219,7 @@ extension ManifestEntry {
             guard let n = value.first, n >= 1, value.count >= 1 + Int(n) else { throw bad("xattr record") }
             let name = Array(value[1...Int(n)])
             let data = Array(value[(1 + Int(n))...])
-            guard !name.contains(0), !name.contains(UInt8(ascii: "=")), data.count <= ExtendedAttribute.maxValueBytes else { throw bad("xattr record") }
+            guard ExtendedAttribute.isPortableName(name), data.count <= ExtendedAttribute.maxValueBytes else { throw bad("xattr record") }
             guard name != Array(ACLXattr.accessName.utf8), name != Array(ACLXattr.defaultName.utf8) else {
                 throw bad("an ACL stored as an extended attribute")
             }

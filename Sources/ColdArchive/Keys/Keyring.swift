@@ -348,8 +348,27 @@ public final class Keyring {
         try copy(signingPublicKeyPath, "\(target)/signing.pub", mode: 0o644)
         if includeSigningKey {
             let (secret, info) = try KeyFiles.readSecret(kind: .signing, from: signingSecretKeyPath, passphrase: passphrase)
-            try KeyFiles.writeSecret(kind: .signing, secret: secret, publicKey: info.publicKey, created: info.created,
-                                     to: "\(target)/signing.key", passphrase: try passphrase.passphrase())
+            let hostKey = "\(target)/signing.key"
+            // On a host being updated the old signing secret (a rotated key, say) is overwritten, not only
+            // unlinked, as a rotation does: kept under a second name while the new file replaces it
+            // atomically, then shredded; what a killed update left is shredded first.
+            var superseded: String?
+            if update {
+                try Keyring(directory: target).removeSupersededSigningKeys()
+                if FileSystem.exists(hostKey) {
+                    let second = "\(target)/\(Self.supersededSigningKeyPrefix)\(getpid())"
+                    guard link(hostKey, second) == 0 else { throw SystemError(operation: "link", path: second, errno: errno) }
+                    superseded = second
+                }
+            }
+            do {
+                try KeyFiles.writeSecret(kind: .signing, secret: secret, publicKey: info.publicKey, created: info.created,
+                                         to: hostKey, passphrase: try passphrase.passphrase())
+            } catch {
+                if let superseded { FileSystem.remove(superseded) }
+                throw error
+            }
+            if let superseded { try FileSystem.shred(superseded) }
         }
         for (from, to) in [(encryptionDirectory, "\(target)/encryption"), (recipientsDirectory, "\(target)/recipients"),
                            (signingHistoryDirectory, "\(target)/signing-history"), (signingChainDirectory, "\(target)/signing-chain")]

@@ -17,7 +17,8 @@ public struct CreateOptions: Sendable {
     public var workers: Int = max(1, ProcessInfo.processInfo.activeProcessorCount)
     /// What to leave out (FORMAT.md §8 records them): a pattern without `/` is matched against each
     /// name below a source (`*.tmp`, `cache`), one with `/` against the whole archive path from the
-    /// top-level name (`crm/tmp/*`), with shell wildcards (`fnmatch(3)`, `*` not crossing `/`). An
+    /// top-level name (`crm/tmp/*`), with shell wildcards (`fnmatch(3)` on the names' bytes: `?` is one
+    /// byte, `*` does not cross `/`). An
     /// excluded directory is not walked. Sources named on the command line are never excluded.
     public var exclude: [String] = []
     /// Stay on each source's file system: a directory on another one (a mount point) is archived as an
@@ -50,7 +51,7 @@ public struct CreateReport: Sendable {
 /// Makes an archive: tar (libarchive) → zstd frames → XChaCha20-Poly1305 chunks → one file, written
 /// under a temporary name, fsynced and linked into place only when complete and signed.
 public enum ArchiveCreator {
-    public static let version = "0.1.0"
+    public static let version = "0.2.0"
     /// The archive format version `create` writes (FORMAT.md §4).
     public static let formatVersion = Int(FormatV1.version2)
     /// What the header's `creator` field says (FORMAT.md §5).
@@ -313,8 +314,6 @@ public enum ArchiveCreator {
             guard !name.isEmpty, name != "/", name != ".", name != ".." else {
                 throw OperationError("cannot name source '\(source)'; pass a directory below the root", kind: .usage)
             }
-            // Held as a NameCodec string like every name (a rare U+10FF80… scalar is escaped).
-            name = NameCodec.decode(Array(name.utf8))
             guard seen.insert(PathRules.key(name)).inserted else { throw SourceError.duplicateName(name: name) }
             return name
         }
@@ -333,7 +332,7 @@ enum PartialFiles {
     /// no hard links (vfat, exFAT, some network mounts) the name is checked and the file renamed.
     /// Returns warnings: once the archive is in place, a failed directory sync is not a failed create.
     static func publish(_ partial: String, as output: String) throws -> [SourceWarning] {
-        if link(partial, output) == 0 {
+        if NameCodec.withCString(partial, { p in NameCodec.withCString(output) { link(p, $0) } }) == 0 {
             FileSystem.remove(partial)
         } else {
             let code = errno

@@ -30,7 +30,7 @@ final class OpenFile {
     /// `open(path, O_WRONLY|O_CREAT|O_EXCL)`: a new file that must not exist yet.
     static func createNew(_ path: String, mode: mode_t = 0o644, readWrite: Bool = false) throws -> OpenFile {
         let access = readWrite ? O_RDWR : O_WRONLY
-        return OpenFile(fd: try retrying("create", path) { open(path, access | O_CREAT | O_EXCL | O_CLOEXEC, mode) }, path: path)
+        return OpenFile(fd: try retrying("create", path) { NameCodec.withCString(path) { open($0, access | O_CREAT | O_EXCL | O_CLOEXEC, mode) } }, path: path)
     }
 
     /// `fstat(2)`'s size.
@@ -137,7 +137,7 @@ enum FileSystem {
     }
 
     static func makeDirectory(_ path: String, mode: mode_t = 0o755) throws {
-        if mkdir(path, mode) != 0 && errno != EEXIST {
+        if NameCodec.withCString(path, { mkdir($0, mode) }) != 0 && errno != EEXIST {
             throw SystemError(operation: "create directory", path: path, errno: errno)
         }
     }
@@ -155,7 +155,7 @@ enum FileSystem {
         var created: [String] = []
         for directory in missing.reversed() {
             let directoryMode: mode_t = directory == path ? mode : 0o755
-            if mkdir(directory, directoryMode) != 0 {
+            if NameCodec.withCString(directory, { mkdir($0, directoryMode) }) != 0 {
                 guard errno == EEXIST else { throw SystemError(operation: "create directory", path: directory, errno: errno) }
                 continue
             }
@@ -174,7 +174,7 @@ enum FileSystem {
 
     /// `fsync` on a directory, so that a rename in it survives a crash.
     static func syncDirectory(_ path: String) throws {
-        let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        let fd = NameCodec.withCString(path) { open($0, O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
         guard fd >= 0 else { throw SystemError(operation: "open directory", path: path, errno: errno) }
         defer { close(fd) }
         guard fsync(fd) == 0 else { throw SystemError(operation: "fsync directory", path: path, errno: errno) }

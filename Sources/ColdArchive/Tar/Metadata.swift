@@ -97,7 +97,10 @@ enum ExtendedAttributes {
         for i in 0..<size where list[i] == 0 {
             let nameBytes = list[start..<i].map { UInt8(bitPattern: $0) }
             start = i + 1
-            guard let name = String(validating: nameBytes, as: UTF8.self), !name.isEmpty, nameBytes.count <= ExtendedAttribute.maxNameBytes else { continue }
+            // A name that is not UTF-8 is passed on escaped (NameCodec) for the caller to refuse by name.
+            let name = NameCodec.decode(nameBytes)
+            guard !name.isEmpty, nameBytes.count <= ExtendedAttribute.maxNameBytes else { continue }
+            guard String(validating: nameBytes, as: UTF8.self) != nil else { out.append((name, [])); continue }
             var length = value(name, nil, 0)
             if length < 0 {
                 if errno == ENODATA { continue }

@@ -33,7 +33,7 @@ final class SafeExtractor: EntrySink {
     init(root: String, writers: Int = 0, checkContent: Bool = false, owners: OwnerPolicy = .automatic) throws {
         rootPath = root
         applier = MetadataApplier(policy: owners)
-        let fd = open(root, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        let fd = NameCodec.withCString(root) { open($0, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) }
         guard fd >= 0 else { throw SystemError(operation: "open", path: root, errno: errno) }
         self.root = DirectoryHandle(fd: fd)
         self.writers = writers > 0 ? FileWriters(lanes: writers, checkContent: checkContent, rootPath: root, applier: applier) : nil
@@ -199,7 +199,7 @@ final class SafeExtractor: EntrySink {
     /// Sets a directory's mode and times, reaching it without following symlinks.
     static func applyModeAndTimes(_ entries: [ManifestEntry], under root: String, applier: MetadataApplier) throws {
         guard !entries.isEmpty else { return }
-        let fd = open(root, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        let fd = NameCodec.withCString(root) { open($0, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) }
         guard fd >= 0 else { throw SystemError(operation: "open", path: root, errno: errno) }
         defer { close(fd) }
         for entry in entries { try applyModeAndTimes(entry, rootFD: fd, rootPath: root, applier: applier) }

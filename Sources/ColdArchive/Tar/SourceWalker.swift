@@ -79,7 +79,7 @@ final class SourceWalker {
         // A top-level source may itself be a link; everything below it is reached without following one.
         // Only directories and regular files are ever opened (opening a device can have effects).
         var st = stat()
-        guard stat(diskPath, &st) == 0 else {
+        guard NameCodec.withCString(diskPath, { stat($0, &st) }) == 0 else {
             if errno == ENOENT { throw SourceError.missing(path: diskPath) }
             throw SystemError(operation: "stat", path: diskPath, errno: errno)
         }
@@ -330,9 +330,10 @@ final class SourceWalker {
                 } else if kind == .directory {
                     entry.defaultACL = named
                 }
-            case _ where name.contains("="):
-                // A pax keyword ends at the first '=' (FORMAT.md §8): such a name cannot be written.
-                warnings.append(SourceWarning(.attributesNotRead, path: diskPath, "has an extended attribute whose name holds '=' ('\(name)'), which tar cannot carry; archived without it"))
+            case _ where !ExtendedAttribute.isPortableName(Array(name.utf8)):
+                // FORMAT.md §8: printable ASCII without '=' (a pax keyword ends there) or '%' (libarchive's
+                // percent-encoding of the name does not round-trip it) — what tar can carry exactly.
+                warnings.append(SourceWarning(.attributesNotRead, path: diskPath, "has an extended attribute whose name ('\(name)') holds a space, '=', '%' or a byte outside printable ASCII, which the tar stream cannot carry exactly; archived without it"))
             default:
                 entry.xattrs.append(ExtendedAttribute(name: Array(name.utf8), value: value))
             }

@@ -184,6 +184,21 @@ import Testing
         #expect(try FileManager.default.contentsOfDirectory(atPath: keys.directory).filter { $0.contains("superseded") }.isEmpty)
     }
 
+    /// Issue 16: `export-public --update` after a signing rotation overwrites the host's old signing
+    /// secret, as the rotation does at the custodian, instead of only unlinking it.
+    @Test func updatingAHostOverwritesItsOldSigningSecret() throws {
+        let scratch = try Scratch()
+        let keys = try TestKeys(in: scratch)
+        let host = scratch.sub("host")
+        try keys.keyring.exportPublic(to: host, includeSigningKey: true)
+        let held = try holdInode("\(host)/signing.key", scratch)
+        try keys.keyring.rotateSigningKey()
+        try keys.keyring.exportPublic(to: host, includeSigningKey: true, update: true)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: held)).allSatisfy { $0 == 0 })
+        #expect(try Keyring(directory: host).signingKey().publicKey == keys.keyring.signingKey().publicKey)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: host).filter { $0.contains("superseded") }.isEmpty)
+    }
+
     /// A rotation killed midway leaves a second name of a secret; the next rotation removes it —
     /// shredding an old secret, only unlinking a name of the current key.
     @Test func theNextRotationRemovesWhatAKilledOneLeft() throws {

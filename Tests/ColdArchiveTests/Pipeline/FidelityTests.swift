@@ -442,3 +442,70 @@ import Testing
         }
     }
 }
+
+/// Found by a new user's review of format 2 (2026-11-29), each a test.
+@Suite struct FormatTwoReviewTests {
+    func keyring(_ scratch: Scratch) throws -> String {
+        let keyring = scratch.sub("keys")
+        #expect(try CLI.run(["keys", "init", "--no-passphrase", "--keyring", keyring]).status == 0)
+        return keyring
+    }
+
+    func cPath(_ bytes: [UInt8]) -> [CChar] { bytes.map { CChar(bitPattern: $0) } + [0] }
+
+    /// Attribute names tar cannot carry exactly (a space, a newline, '%', bytes that are not UTF-8)
+    /// made an archive that verified keylessly but could never be restored, with exit 0. Now each is
+    /// left out with a warning (exit 4), and the archive restores.
+    @Test func attributeNamesTarCannotCarryAreReportedAndTheArchiveRestores() throws {
+        let scratch = try Scratch()
+        let keyring = try keyring(scratch)
+        let crm = scratch.sub("src/crm")
+        try FileManager.default.createDirectory(atPath: crm, withIntermediateDirectories: true)
+        try TreeBuilder.write("\(crm)/f", "a\n")
+        for name in ["user.sp ace", "user.a\nb", "user.pct%41"] {
+            let r = try CLI.run(["-n", name, "-v", "v", "\(crm)/f"], executable: "/usr/bin/setfattr")
+            try #require(r.status == 0, "\(r.stderr)")
+        }
+        let latin1 = try CLI.run(["-c", "setfattr -n $'user.l\\xfe' -v v '\(crm)/f'"], executable: "/bin/bash")
+        try #require(latin1.status == 0, "\(latin1.stderr)")
+        try FidelityTests().setxattr("\(crm)/f", "user.kept", "yes")
+        let result = try CLI.run(["create", "--keyring", keyring, "--out", scratch.sub("a.car"), "--json", crm])
+        #expect(result.status == 4, "\(result.stderr)")
+        let json = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any]
+        let kinds = (json?["warnings"] as? [[String: Any]] ?? []).compactMap { $0["kind"] as? String }
+        #expect(kinds == Array(repeating: "attributes-not-read", count: 4))
+        #expect(result.stderr.contains("user.l\\xfe"), "\(result.stderr)")
+        #expect(try CLI.run(["restore", "--keyring", keyring, scratch.sub("a.car"), "--to", scratch.sub("out")]).status == 0)
+        let get = try CLI.run(["-d", "-m", "-", "\(scratch.sub("out"))/crm/f"], executable: "/usr/bin/getfattr")
+        #expect(get.stdout.contains("user.kept=\"yes\"") && !get.stdout.contains("user.sp"), "\(get.stdout)")
+    }
+
+    /// Command-line paths are bytes too: a Latin-1 source, output and exclude pattern work exactly.
+    @Test func commandLinePathsThatAreNotUTF8AreTakenExactly() throws {
+        let scratch = try Scratch()
+        let keyring = try keyring(scratch)
+        let archiv = Array(scratch.sub("Archiv-").utf8) + [0xE4]
+        #expect(mkdir(cPath(archiv), 0o755) == 0)
+        for name in [Array("Kunde-".utf8) + [0xFE] + Array(".pdf".utf8), Array("Kunde-".utf8) + [0xFF] + Array(".pdf".utf8), Array("ok.csv".utf8)] {
+            let fd = open(cPath(archiv + [0x2F] + name), O_WRONLY | O_CREAT, 0o644)
+            close(fd)
+        }
+        let source = NameCodec.decode(archiv)
+        let out = NameCodec.decode(Array(scratch.sub("out").utf8) + [0xE9] + Array(".car".utf8))
+        // The binary gets the raw bytes, as a shell passes them (Process passes each String's UTF-8,
+        // which for a NameCodec string would be the escape: so these go through a shell script).
+        let script = scratch.sub("run.sh")
+        let quoted = { (s: String) in "$'" + NameCodec.bytes(s).map { String(format: "\\x%02x", $0) }.joined() + "'" }
+        try TreeBuilder.write(script, "exec \(CLI.executable) create --keyring \(keyring) --out \(quoted(out)) --exclude $'Kunde-?.pdf' \(quoted(source))\n")
+        let result = try CLI.run([script], executable: "/bin/bash")
+        #expect(result.status == 0, "\(result.stderr)")
+        var st = stat()
+        #expect(NameCodec.withCString(out) { stat($0, &st) } == 0)
+        var paths: [String] = []
+        try Lister.list(path: out, keyring: try Keyring(directory: keyring)) { paths.append($0.path) }
+        #expect(paths == [NameCodec.decode(Array("Archiv-".utf8) + [0xE4]), NameCodec.decode(Array("Archiv-".utf8) + [0xE4] + Array("/ok.csv".utf8))])
+        // A missing exclude file is an I/O error (exit 3), not a usage error.
+        let missing = try CLI.run(["create", "--keyring", keyring, "--out", scratch.sub("b.car"), "--exclude-from", scratch.sub("nope"), scratch.sub("src")])
+        #expect(missing.status == 3, "\(missing.stderr)")
+    }
+}
