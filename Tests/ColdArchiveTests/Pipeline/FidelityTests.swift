@@ -509,3 +509,35 @@ import Testing
         #expect(missing.status == 3, "\(missing.stderr)")
     }
 }
+
+/// `list` writes its lines byte by byte (issue 17: it spent its time in date formatters and
+/// `String(format:)`); its times must read as Foundation's ISO 8601 formatter says, across centuries,
+/// leap days and negative times.
+@Suite struct ListFormattingTests {
+    @Test func listedTimesAreExactISO8601() throws {
+        let scratch = try Scratch()
+        let keyring = scratch.sub("keys")
+        #expect(try CLI.run(["keys", "init", "--no-passphrase", "--keyring", keyring]).status == 0)
+        let crm = scratch.sub("src/crm")
+        try FileManager.default.createDirectory(atPath: crm, withIntermediateDirectories: true)
+        // (ext4 keeps times from 1901-12-13 on: earlier ones are clamped by the file system.)
+        let times: [(Int, Int)] = [(-2_145_916_800, 0), (-2_077_704_000, 1), (4_107_542_400, 0), (-473_385_600, 500_000_000), (-1, 0), (0, 0),
+                                   (951_782_400, 999_999_999), (4_107_542_399, 999_999_999), (1_769_903_999, 123_456_789)]
+        for (i, (s, ns)) in times.enumerated() {
+            let path = "\(crm)/t\(i)"
+            try TreeBuilder.write(path, "\(i)")
+            var t = [timespec(tv_sec: s, tv_nsec: ns), timespec(tv_sec: s, tv_nsec: ns)]
+            #expect(utimensat(AT_FDCWD, path, &t, 0) == 0)
+        }
+        let create = try CLI.run(["create", "--keyring", keyring, "--out", scratch.sub("a.car"), crm])
+        #expect(create.status == 0, "\(create.stderr)")
+        let text = try CLI.run(["list", "--keyring", keyring, scratch.sub("a.car")]).stdout
+        let json = try CLI.run(["list", "--json", "--keyring", keyring, scratch.sub("a.car")]).stdout
+        let formatter = ISO8601DateFormatter()
+        for (i, (s, ns)) in times.enumerated() {
+            let expected = formatter.string(from: Date(timeIntervalSince1970: TimeInterval(s))).dropLast() + "." + String(format: "%09d", ns) + "Z"
+            #expect(text.contains(" \(expected) ") && text.contains("crm/t\(i)\n"), "\(expected)")
+            #expect(json.contains("\"mtime\":\"\(expected)\",\"path\":\"crm/t\(i)\""), "\(expected)")
+        }
+    }
+}
