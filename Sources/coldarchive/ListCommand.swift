@@ -24,10 +24,15 @@ struct ListCommand: ParsableCommand {
     static func aclText(_ acl: [ACLEntry]) -> String? {
         guard !acl.isEmpty else { return nil }
         return acl.map { e in
-            let tag = ["userObj": "user", "user": "user", "groupObj": "group", "group": "group", "mask": "mask", "other": "other"]["\(e.tag)"] ?? "?"
+            let tag: String
+            switch e.tag {
+            case .userObj, .user: tag = "user"
+            case .groupObj, .group: tag = "group"
+            case .mask: tag = "mask"
+            case .other: tag = "other"
+            }
             let qualifier = e.tag == .user || e.tag == .group ? (e.name.isEmpty ? String(e.id) : e.name) : ""
-            let r = e.permissions & 4 != 0 ? "r" : "-", w = e.permissions & 2 != 0 ? "w" : "-", x = e.permissions & 1 != 0 ? "x" : "-"
-            return "\(tag):\(qualifier):\(r)\(w)\(x)"
+            return "\(tag):\(qualifier):\(e.permissionText)"
         }.joined(separator: ",")
     }
 
@@ -40,6 +45,3 @@ struct ListCommand: ParsableCommand {
     }
 }
 
-extension String {
-    func leftPad(_ width: Int) -> String { count >= width ? self : String(repeating: " ", count: width - count) + self }
-}

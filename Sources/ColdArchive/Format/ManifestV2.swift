@@ -71,7 +71,7 @@ public struct ACLEntry: Sendable, Equatable, Codable, Hashable {
     var isNamed: Bool { tag == .user || tag == .group }
 
     /// `user:NAME:rwx` style permissions, as getfacl prints them.
-    var permissionText: String {
+    public var permissionText: String {
         (permissions & 4 != 0 ? "r" : "-") + (permissions & 2 != 0 ? "w" : "-") + (permissions & 1 != 0 ? "x" : "-")
     }
 }

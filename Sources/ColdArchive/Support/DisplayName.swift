@@ -33,24 +33,4 @@ public enum DisplayName {
         }
         return out
     }
-
-    /// The escaped form of a name given as bytes that may not be valid UTF-8 (FORMAT.md §18): valid
-    /// UTF-8 sequences as `escaped(_:)` shows them, every other byte as `\xHH`.
-    public static func escaped(bytes: [UInt8]) -> String {
-        var out = ""
-        var i = 0
-        while i < bytes.count {
-            let lead = bytes[i]
-            let length = lead < 0x80 ? 1 : lead >= 0xC2 && lead <= 0xDF ? 2 : lead >= 0xE0 && lead <= 0xEF ? 3 : lead >= 0xF0 && lead <= 0xF4 ? 4 : 0
-            if length > 0, i + length <= bytes.count, let s = String(validating: bytes[i..<i + length], as: UTF8.self) {
-                out += escaped(s)
-                i += length
-            } else {
-                let hex = String(lead, radix: 16)
-                out += "\\x" + (hex.count == 1 ? "0" : "") + hex
-                i += 1
-            }
-        }
-        return out
-    }
 }

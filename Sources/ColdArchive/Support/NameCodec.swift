@@ -56,9 +56,6 @@ public enum NameCodec {
         name.utf8.contains(escapeLead) && name.unicodeScalars.contains(where: isEscape)
     }
 
-    /// Whether the name is exactly valid UTF-8 (no escaped bytes).
-    public static func isUTF8(_ name: String) -> Bool { !hasEscapes(name) }
-
     static func isEscape(_ scalar: Unicode.Scalar) -> Bool { scalar.value >= escapeBase + 0x80 && scalar.value <= escapeBase + 0xFF }
 
     /// Runs `body` with the name as a NUL-terminated C string of its bytes (for system calls).

@@ -18,8 +18,6 @@ struct ExcludeRules: Sendable {
         pathPatterns = patterns.filter { $0.contains("/") }.map { $0.hasPrefix("/") ? String($0.dropFirst()) : $0 }
     }
 
-    var isEmpty: Bool { patterns.isEmpty }
-
     func excludes(name: String, path: String) -> Bool {
         guard !patterns.isEmpty else { return false }
         // On the names' bytes (NameCodec), so '?' matches one byte, a Latin-1 one included.

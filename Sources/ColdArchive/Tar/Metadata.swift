@@ -5,34 +5,39 @@ import Glibc
 /// User and group names of numeric ids on this machine (`getpwuid_r`, `getgrgid_r`), looked up once
 /// per id and cached: a tree of 600 000 files has a handful of owners.
 struct OwnerNames {
-    private var users: [UInt32: String?] = [:]
-    private var groups: [UInt32: String?] = [:]
-    // The last answers: consecutive files almost always share their owner.
-    private var lastUser: (UInt32, String?)?
-    private var lastGroup: (UInt32, String?)?
+    /// Names by id, and the last answer (consecutive files almost always share their owner).
+    private struct Cache {
+        var byID: [UInt32: String?] = [:]
+        var last: (id: UInt32, name: String?)?
+
+        mutating func name(_ id: UInt32, lookingUp look: (UInt32) -> String?) -> String? {
+            if let last, last.id == id { return last.name }
+            let name: String?
+            if let known = byID[id] { name = known } else { name = look(id); byID[id] = name }
+            last = (id, name)
+            return name
+        }
+    }
+
+    private var users = Cache()
+    private var groups = Cache()
 
     mutating func userName(_ uid: UInt32) -> String? {
-        if let lastUser, lastUser.0 == uid { return lastUser.1 }
-        defer { lastUser = (uid, users[uid] ?? nil) }
-        if let known = users[uid] { return known }
-        let name = Self.lookup { buffer, size in
-            var entry = passwd(), result: UnsafeMutablePointer<passwd>?
-            return (getpwuid_r(uid_t(uid), &entry, buffer, size, &result), result.flatMap { $0.pointee.pw_name.map { String(cString: $0) } })
+        users.name(uid) { uid in
+            Self.lookup { buffer, size in
+                var entry = passwd(), result: UnsafeMutablePointer<passwd>?
+                return (getpwuid_r(uid_t(uid), &entry, buffer, size, &result), result.flatMap { $0.pointee.pw_name.map { String(cString: $0) } })
+            }
         }
-        users[uid] = name
-        return name
     }
 
     mutating func groupName(_ gid: UInt32) -> String? {
-        if let lastGroup, lastGroup.0 == gid { return lastGroup.1 }
-        defer { lastGroup = (gid, groups[gid] ?? nil) }
-        if let known = groups[gid] { return known }
-        let name = Self.lookup { buffer, size in
-            var entry = group(), result: UnsafeMutablePointer<group>?
-            return (getgrgid_r(gid_t(gid), &entry, buffer, size, &result), result.flatMap { $0.pointee.gr_name.map { String(cString: $0) } })
+        groups.name(gid) { gid in
+            Self.lookup { buffer, size in
+                var entry = group(), result: UnsafeMutablePointer<group>?
+                return (getgrgid_r(gid_t(gid), &entry, buffer, size, &result), result.flatMap { $0.pointee.gr_name.map { String(cString: $0) } })
+            }
         }
-        groups[gid] = name
-        return name
     }
 
     /// Runs a `get*_r` call with a buffer that grows while it says ERANGE. Names that are not valid

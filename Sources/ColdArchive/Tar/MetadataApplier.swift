@@ -67,21 +67,29 @@ final class MetadataApplier: @unchecked Sendable {
         if notices.count < Self.maxNotices { notices.append(RestoreNotice(kind: kind, path: path, detail: detail)) }
     }
 
-    /// The uid and gid to give `entry` here, or nil when owners are not set. Parsing thread only.
+    /// The uid and gid to give `entry` here, or nil when owners are not set.
     func owner(for entry: ManifestEntry) -> (uid: UInt32, gid: UInt32)? {
         guard setsOwners else { return nil }
-        var uid = entry.uid, gid = entry.gid
-        if policy == .automatic {
-            if let name = entry.userName {
-                if userIDs[name] == nil { userIDs[name] = .some(OwnerNames.uid(named: name)) }
-                if let local = userIDs[name] ?? nil { uid = local }
-            }
-            if let name = entry.groupName {
-                if groupIDs[name] == nil { groupIDs[name] = .some(OwnerNames.gid(named: name)) }
-                if let local = groupIDs[name] ?? nil { gid = local }
-            }
-        }
-        return (uid, gid)
+        guard policy == .automatic else { return (entry.uid, entry.gid) }
+        return (entry.userName.flatMap { localUID($0) } ?? entry.uid, entry.groupName.flatMap { localGID($0) } ?? entry.gid)
+    }
+
+    /// The local id of a user or group name, looked up once per name (owners and ACL entries alike;
+    /// ACLs are applied on the writer lanes, hence the lock).
+    private func localUID(_ name: String) -> UInt32? {
+        lock.lock(); defer { lock.unlock() }
+        if let known = userIDs[name] { return known }
+        let id = OwnerNames.uid(named: name)
+        userIDs[name] = .some(id)
+        return id
+    }
+
+    private func localGID(_ name: String) -> UInt32? {
+        lock.lock(); defer { lock.unlock() }
+        if let known = groupIDs[name] { return known }
+        let id = OwnerNames.gid(named: name)
+        groupIDs[name] = .some(id)
+        return id
     }
 
     /// Sets owner, mode, attributes, ACLs, the shrink cut and times on the open restored file or
@@ -119,8 +127,8 @@ final class MetadataApplier: @unchecked Sendable {
         guard policy == .automatic else { return acl }
         return acl.map { e in
             var e = e
-            if e.tag == .user, !e.name.isEmpty, let id = OwnerNames.uid(named: e.name) { e.id = id }
-            if e.tag == .group, !e.name.isEmpty, let id = OwnerNames.gid(named: e.name) { e.id = id }
+            if e.tag == .user, !e.name.isEmpty, let id = localUID(e.name) { e.id = id }
+            if e.tag == .group, !e.name.isEmpty, let id = localGID(e.name) { e.id = id }
             return e
         }
     }
