@@ -86,18 +86,25 @@ fuzz: deps
 	  .build-fuzz/corpus Tests/Fuzz/corpus
 
 # Side by side with tar|zstd|age, restic and borg (Debian packages, installed here); figures go to
-# .build-bench/results.{md,json,svg}. BENCH_SIZES=10MB,1GB,4GB for the scaling series.
+# .build-bench/results.{md,json,svg}. BENCH_SIZES=10MB,1GB,4GB for the scaling series. Then the
+# small-files series (Tests/Bench/smallfiles.py: BENCH_FILES files restored to fresh ext4 and XFS images,
+# to ext4 after a mass deletion and to tmpfs; list; create) into .build-bench/results-smallfiles.*;
+# BENCH_SERIES=1GB or BENCH_SERIES=smallfiles runs one of the two.
 BENCH_SIZES ?= 1GB
 BENCH_RUNS ?= 3
-BENCH_PACKAGES := age restic borgbackup time
+BENCH_FILES ?= 600000
+BENCH_SERIES ?= 1GB,smallfiles
+BENCH_PACKAGES := age restic borgbackup time xfsprogs zstd
 bench: release
 	@missing=""; for p in $(BENCH_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
 	fi
-	$(PYTHON) Tests/Bench/bench.py --bin $$($(SWIFT) build -c release --show-bin-path)/coldarchive \
-	  --sizes $(BENCH_SIZES) --runs $(BENCH_RUNS)
+	@if [[ ",$(BENCH_SERIES)," == *,1GB,* ]]; then $(PYTHON) Tests/Bench/bench.py --bin $$($(SWIFT) build -c release --show-bin-path)/coldarchive \
+	  --sizes $(BENCH_SIZES) --runs $(BENCH_RUNS); fi
+	@if [[ ",$(BENCH_SERIES)," == *,smallfiles,* ]]; then $(PYTHON) Tests/Bench/smallfiles.py --bin $$($(SWIFT) build -c release --show-bin-path)/coldarchive \
+	  --files $(BENCH_FILES) --runs $(BENCH_RUNS); fi
 
 # Writes the committed version 2 test vector with the committed test keys (run as root: it sets owners).
 # Vectors are made once per format version and never regenerated: vector-v1.car (coldarchive 0.1) must

@@ -23,8 +23,20 @@ struct CreateCommand: ParsableCommand {
         source paths and the exclude rules are recorded in the encrypted manifest, never in the plaintext header.
         """)
 
-    @Option(name: .long, help: "The archive file to write; it must not exist.")
-    var out: String
+    @Option(name: .long, help: "The archive file to write; it must not exist. (Or --vault and --series.)")
+    var out: String?
+
+    @Option(name: .long, help: ArgumentHelp("Create the next archive of a series in this vault (see 'coldarchive vault init'): numbered, chained to the one before, journaled.", valueName: "DIR"))
+    var vault: String?
+
+    @Option(name: .long, help: "The vault series to add the archive to (with --vault).")
+    var series: String?
+
+    @Option(name: .long, help: ArgumentHelp("The period the archive covers: YYYY-MM (monthly), YYYY-Www (weekly), YYYY-MM-DD (daily), YYYY (yearly). Default: derived by the series' settings (a monthly series covers the last full month).", valueName: "PERIOD"))
+    var period: String?
+
+    @Flag(name: .long, help: "If another create into the same series is running, wait for it instead of stopping.")
+    var wait = false
 
     @OptionGroup var keyring: KeyringOption
 
@@ -54,12 +66,19 @@ struct CreateCommand: ParsableCommand {
 
     func validate() throws {
         if sources.isEmpty && imports.isEmpty { throw ValidationError("name at least one SOURCE to archive, or --import FILE") }
+        if vault == nil {
+            if out == nil { throw ValidationError("pass --out FILE, or --vault DIR --series NAME") }
+            if series != nil || period != nil || wait { throw ValidationError("--series, --period and --wait go with --vault DIR") }
+        } else {
+            if out != nil { throw ValidationError("--out and --vault exclude each other: a vault names its archives itself") }
+            if series == nil { throw ValidationError("--vault needs --series NAME") }
+        }
     }
 
     func run() throws {
         let ring = try keyring.open()
         for warning in ring.overdueWarnings() { Output.warning(warning) }
-        var options = CreateOptions(sources: sources, output: out, label: label)
+        var options = CreateOptions(sources: sources, output: out ?? "", label: label)
         options.compressionLevel = level
         options.imports = imports
         options.exclude = exclude
@@ -67,12 +86,21 @@ struct CreateCommand: ParsableCommand {
             options.exclude += try ExcludePatterns.read(file: file)
         }
         options.oneFileSystem = oneFileSystem
-        let report = try ArchiveCreator.create(options, signer: try ring.signingKey(), recipients: try ring.recipientPublicKeys())
+        let report: CreateReport
+        let path: String
+        if let vault, let series {
+            let made = try Vault.open(vault).create(options, series: series, period: period, wait: wait, signer: try ring.signingKey(),
+                                                    recipients: try ring.recipientPublicKeys(), trusting: try ring.trustedSigningKeys())
+            (report, path) = (made.report, made.path)
+        } else {
+            path = options.output
+            report = try ArchiveCreator.create(options, signer: try ring.signingKey(), recipients: try ring.recipientPublicKeys())
+        }
         for warning in report.warnings { Output.warning(escaped: warning.description) }
         if json {
-            try Output.json(CreatedArchive(archive: out, summary: report.summary, warnings: report.warnings))
+            try Output.json(CreatedArchive(archive: path, summary: report.summary, warnings: report.warnings))
         } else {
-            print("created \(out)")
+            print("created \(path)")
             Output.summary(report.summary)
         }
         if report.isInexact { throw ExitCode(ExitStatus.inexact) }

@@ -83,7 +83,10 @@ enum Output {
             ("file size", bytes(s.fileSize)),
             ("header digest", s.headerDigest),
             ("archive digest", s.archiveDigest),
-        ]
+        ] + (s.series.map { series in
+            [("series", "\(series), sequence \(s.sequence ?? 0), period \(s.period ?? "-")"),
+             ("previous", s.previousArchiveDigest ?? "none (the first of its series)")]
+        } ?? [])
         // The label and source names come from the plaintext header, which anyone can write into.
         for (name, value) in rows { print("\(name.padding(toLength: 15, withPad: " ", startingAt: 0)) \(DisplayName.escaped(value))") }
     }

@@ -1533,7 +1533,55 @@ def check(vdir):
         check_one(vdir, car, line, skip)
     if cars:
         check_synthetic(vdir, cars[-1], line)
+    journal = os.path.join(vdir, "journal-v1.log")
+    if os.path.exists(journal):
+        pk = read_public(os.path.join(vdir, "keys", "signing.pub"))
+        try:
+            records = check_journal(journal, pk)
+            line(True, f"journal-v1.log: {len(records)} records verify and chain")
+        except FormatError as e:
+            line(False, f"journal-v1.log: {e}")
+        import tempfile
+        data = open(journal, "rb").read()
+        for what, bad in (("an edited record", data.replace(b'"event":"series-created"', b'"event":"series-created" ', 1)),
+                          ("a removed record", b"\n".join(data.split(b"\n")[:1] + data.split(b"\n")[2:]))):
+            with tempfile.NamedTemporaryFile(suffix=".log") as f:
+                f.write(bad)
+                f.flush()
+                try:
+                    check_journal(f.name, pk)
+                    line(False, f"journal-v1.log with {what} was accepted")
+                except FormatError as e:
+                    line(True, f"journal-v1.log with {what} refused: {e}")
     return counts
+
+def check_journal(path, trusted_pk):   # §19: RECORD_JSON TAB base64(Ed25519), chained by n and prev
+    fingerprint = b2(trusted_pk, 16).hex()
+    data = open(path, "rb").read()
+    need(data.endswith(b"\n"), f"§19: {path}: the last line does not end in LF")
+    prev, records = b"", []
+    for number, line in enumerate(data[:-1].split(b"\n"), 1):
+        where = f"§19: {path} line {number}"
+        need(line.count(b"\t") == 1, f"{where}: not RECORD_JSON TAB SIGNATURE")
+        body, sig = line.split(b"\t")
+        try:
+            signature = base64.b64decode(sig, validate=True)
+            record = json.loads(body.decode("utf-8"), parse_constant=no_constant)
+        except ValueError as e:
+            raise FormatError(f"{where}: {e}")
+        need(len(signature) == 64 and isinstance(record, dict), f"{where}: malformed")
+        need(record.get("signer") == fingerprint, f"{where}: signed by {record.get('signer')}, not the trusted key {fingerprint}")
+        try:
+            nacl.signing.VerifyKey(trusted_pk).verify(b"coldarchive journal v1\x00" + body, signature)
+        except nacl.exceptions.BadSignatureError:
+            raise FormatError(f"{where}: the signature does not verify")
+        need(record.get("n") == number, f"{where}: n is {record.get('n')}, not {number}")
+        need(record.get("prev") == (b2(prev).hex() if number > 1 else "0" * 64), f"{where}: prev does not hash the line before")
+        need(isinstance(record.get("event"), str) and isinstance(record.get("time"), str), f"{where}: no event or time")
+        prev = line
+        records.append(record)
+    need(records and records[0]["event"] == "vault-created", f"§19: {path}: the first record is not vault-created")
+    return records
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -1541,17 +1589,22 @@ def main():
     mode.add_argument("--check", metavar="VECTORS_DIR")
     mode.add_argument("--verify", metavar="ARCHIVE")
     mode.add_argument("--extract", metavar="ARCHIVE")
+    mode.add_argument("--journal", metavar="JOURNAL", help="check a vault journal (§19) against --trust")
     ap.add_argument("--trust", metavar="SIGNING_PUB", help="trusted signing key (default for --extract: KEYDIR/signing.pub)")
     ap.add_argument("--keyring", metavar="KEYDIR")
     ap.add_argument("--to", metavar="DIR")
     args = ap.parse_args()
-    if args.verify and not args.trust or args.extract and not (args.keyring and args.to):
+    if (args.verify or args.journal) and not args.trust or args.extract and not (args.keyring and args.to):
         ap.error("--verify needs --trust; --extract needs --keyring and --to")
     try:
         if args.check:
             passed, failed, skipped = check(args.check)
             print(f"{passed} passed, {failed} failed" + (f", {skipped} skipped" if skipped else ""))
             return int(failed > 0)
+        if args.journal:
+            records = check_journal(args.journal, read_public(args.trust))
+            print(f"journal OK: {len(records)} records, events: {', '.join(r['event'] for r in records)}")
+            return 0
         if args.verify:
             a = verify(load(args.verify), read_public(args.trust), print)
             print(f"archive OK: format version {a.version}, archive_digest {a.archive_digest.hex()}")

@@ -322,10 +322,23 @@ public enum ArchiveCreator {
 
 /// The temporary files an archive is written to before it is complete.
 enum PartialFiles {
-    /// `DIR/.NAME.partial-PID-RANDOM`: hidden, and never mistaken for an archive by name.
+    /// `DIR/.NAME.partial-PID-RANDOM-HOST`: hidden, never mistaken for an archive by name, and telling
+    /// which process on which machine writes it (HOST: 8 hex digits of BLAKE2b of the host name), so
+    /// that a later run removes it once that process is gone — and only then, and only on that machine:
+    /// a vault on a shared disk may be written from several hosts.
     static func name(for output: String) -> String {
-        "\(FileSystem.parent(of: output))/.\(FileSystem.baseName(of: output)).partial-\(getpid())-\(Sodium.randomBytes(4).hex)"
+        "\(FileSystem.parent(of: output))/.\(FileSystem.baseName(of: output))\(marker)\(getpid())-\(Sodium.randomBytes(4).hex)-\(hostTag)"
     }
+
+    static let marker = ".partial-"
+
+    /// This machine's tag in partial and staging names.
+    static let hostTag: String = {
+        var name = [CChar](repeating: 0, count: 256)
+        _ = gethostname(&name, name.count - 1)
+        let host = name.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+        return Array(Sodium.blake2b(Array(host.utf8)).prefix(4)).hex
+    }()
 
     /// Makes the finished file visible under its final name without ever replacing an existing
     /// file, then syncs the directory. `link(2)` fails if the name is taken; where the file system has
@@ -358,18 +371,33 @@ enum PartialFiles {
     }
 
     /// Removes what runs that were killed left behind in the output's directory (their process is
-    /// gone): partial archives of this name, and manifest spools killed before they were unlinked.
+    /// gone): partial files of any archive (`.NAME.partial-PID-RANDOM[-HOST]`, written on this host;
+    /// without HOST by version 0.2), and manifest spools and import workspaces killed before they were
+    /// unlinked. A directory that `create` or `rewrap` writes into never accumulates them.
     static func removeStale(for output: String) {
         let directory = FileSystem.parent(of: output)
-        let prefixes = [".\(FileSystem.baseName(of: output)).partial-", ManifestSpool.namePrefix, ExportImporter.workspacePrefix]
         guard let names = try? FileSystem.directoryEntries(directory) else { return }
-        for name in names {
-            guard let prefix = prefixes.first(where: { name.hasPrefix($0) }) else { continue }
-            let rest = name.dropFirst(prefix.count)
-            guard let pid = rest.split(separator: "-").first.flatMap({ Int32($0) }), pid > 0 else { continue }
+        for name in names where name.hasPrefix(".") {
+            guard let pid = stalePID(name) else { continue }
             if kill(pid, 0) != 0 && errno == ESRCH {
                 try? FileSystem.removeTree("\(directory)/\(name)")
             }
         }
+    }
+
+    /// The writer's process id in a temporary name of this host's, or nil when `name` is not one.
+    static func stalePID(_ name: String) -> Int32? {
+        let rest: Substring
+        if let prefix = [ManifestSpool.namePrefix, ExportImporter.workspacePrefix].first(where: { name.hasPrefix($0) }) {
+            rest = name.dropFirst(prefix.count)
+        } else if let range = name.range(of: marker, options: .backwards) {
+            rest = name[range.upperBound...]
+            let fields = rest.split(separator: "-", omittingEmptySubsequences: false)
+            guard fields.count == 2 || (fields.count == 3 && fields[2] == hostTag) else { return nil }
+        } else {
+            return nil
+        }
+        guard let pid = rest.split(separator: "-").first.flatMap({ Int32($0) }), pid > 0 else { return nil }
+        return pid
     }
 }

@@ -8,6 +8,9 @@ public struct RestoreReport: Sendable, Equatable, Codable {
     public var topLevel: [String]
     /// The most chunks held in memory at once during extraction.
     public var peakChunksInFlight: Int
+    /// The most writer threads that ever created files in one directory at once: 1 by design (two
+    /// would fight over the directory's lock; docs/BENCHMARKS.md, issue 17), 0 when none ran.
+    public var peakWritersPerDirectory: Int = 0
     /// Whose owners were set: "archived" (by name, else number), "numeric", or "none" with the reason.
     public var owners: String = "none"
     /// Everything that could not be applied exactly (owner, attributes, ACLs, special bits) and every
@@ -97,6 +100,7 @@ public enum Restorer {
                                        peakChunksInFlight: found.peakChunksInFlight)
             let (notices, total) = sink.applier.collected
             report.notices = notices
+            report.peakWritersPerDirectory = sink.peakLanesPerDirectory
             report.noticeCount = total
             if archive.header.formatVersion < FormatV1.version2 {
                 report.owners = "none (a version 1 archive keeps no owners)"

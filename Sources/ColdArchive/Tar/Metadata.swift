@@ -135,6 +135,13 @@ enum ExtendedAttributes {
         let status = value.withUnsafeBytes { fsetxattr(fd, name, $0.baseAddress, $0.count, 0) }
         return status == 0 ? nil : errno
     }
+
+    /// Whether an open file has the attribute `name`; nil when that cannot be told (an error other
+    /// than "no such attribute" or "the file system has none").
+    static func has(fd: Int32, name: String) -> Bool? {
+        if fgetxattr(fd, name, nil, 0) >= 0 { return true }
+        return errno == ENODATA || errno == ENOTSUP || errno == EOPNOTSUPP ? false : nil
+    }
 }
 
 // <sys/xattr.h> is not part of Swift's Glibc module; these are glibc's own symbols.

@@ -56,6 +56,59 @@ final class MetadataApplier: @unchecked Sendable {
         setsOwners = policy != .none && (geteuid() == 0 || policy == .numeric)
     }
 
+    /// What a regular file created below the restore's root has before anything is applied: the
+    /// permission bits asked of `openat` less `umask`, and `uid`/`gid` (open(2): the creator's
+    /// effective ids, or the directory's group below a setgid directory). Nil when that is not known
+    /// for sure — a default ACL on the root decides modes instead of the umask — and then every file
+    /// gets its owner and mode set explicitly.
+    struct Creation: Equatable {
+        let umask: mode_t
+        let uid: UInt32
+        let gid: UInt32
+    }
+
+    /// Set once by the extractor before any file is created (`learnCreation(rootFD:)`).
+    private(set) var creation: Creation?
+
+    /// Learns `creation` for files created below the directory `rootFD`. Every directory below it is
+    /// made by the extractor, so it passes the root's setgid bit and group down unchanged until the
+    /// directories' own modes are applied at the end, after every file.
+    func learnCreation(rootFD: Int32) {
+        creation = nil
+        var st = stat()
+        guard fstat(rootFD, &st) == 0, let mask = Self.processUmask() else { return }
+        guard ExtendedAttributes.has(fd: rootFD, name: ACLXattr.defaultName) == false else { return }
+        let gid = UInt32(st.st_mode) & UInt32(S_ISGID) != 0 ? UInt32(st.st_gid) : UInt32(getegid())
+        creation = Creation(umask: mask, uid: UInt32(geteuid()), gid: gid)
+    }
+
+    /// The process's umask, read from /proc/self/status (Linux 4.7+) so that no other thread sees it
+    /// change, as it would with umask(2) set-and-restore; nil where that line is missing.
+    static func processUmask() -> mode_t? {
+        // Files in /proc report a size of 0: read until end of file.
+        let fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var status: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while status.count < 1 << 16 {
+            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { break }
+            status += chunk[0..<n]
+        }
+        for line in String(decoding: status, as: UTF8.self).split(separator: "\n") where line.hasPrefix("Umask:") {
+            return mode_t(line.dropFirst("Umask:".count).trimmingCharacters(in: .whitespaces), radix: 8)
+        }
+        return nil
+    }
+
+    /// The permission bits to create a regular file with: its archived ones (never the special bits,
+    /// which `apply` sets after the owner). The descriptor `openat` returns may write whatever the mode.
+    static func creationMode(for entry: ManifestEntry) -> mode_t {
+        mode_t(entry.mode & 0o777)
+    }
+
     var collected: (notices: [RestoreNotice], total: Int) {
         lock.lock(); defer { lock.unlock() }
         return (notices, noticeCount)
@@ -94,15 +147,21 @@ final class MetadataApplier: @unchecked Sendable {
 
     /// Sets owner, mode, attributes, ACLs, the shrink cut and times on the open restored file or
     /// directory `fd`. Throws only for what every restore must manage (mode, times, the cut);
-    /// the rest is reported.
-    func apply(fd: Int32, entry: ManifestEntry, owner: (uid: UInt32, gid: UInt32)?, path: String) throws {
+    /// the rest is reported. `created`: a regular file just created with `creationMode(for:)` below
+    /// the root of `learnCreation`; owner and mode calls that would change nothing are skipped then
+    /// (two of the five system calls a small file costs; issue 17's profile).
+    func apply(fd: Int32, entry: ManifestEntry, owner: (uid: UInt32, gid: UInt32)?, path: String, created: Bool = false) throws {
         if entry.flags.contains(.shrank), let readSize = entry.readSize {
             guard ftruncate(fd, off_t(readSize)) == 0 else { throw SystemError(operation: "truncate", path: path, errno: errno) }
         }
-        if let owner, fchown(fd, uid_t(owner.uid), gid_t(owner.gid)) != 0 {
+        let known = created ? creation : nil
+        if let owner, known.map({ $0.uid != owner.uid || $0.gid != owner.gid }) ?? true, fchown(fd, uid_t(owner.uid), gid_t(owner.gid)) != 0 {
             notice(.owner, entry.path, "owner \(owner.uid):\(owner.gid) not set: \(String(cString: strerror(errno)))")
         }
-        guard fchmod(fd, mode_t(entry.mode)) == 0 else { throw SystemError(operation: "chmod", path: path, errno: errno) }
+        let modeIsSet = known.map { entry.mode & 0o7000 == 0 && Self.creationMode(for: entry) & $0.umask == 0 } ?? false
+        if !modeIsSet {
+            guard fchmod(fd, mode_t(entry.mode)) == 0 else { throw SystemError(operation: "chmod", path: path, errno: errno) }
+        }
         if entry.mode & 0o7000 != 0 {
             var st = stat()
             if fstat(fd, &st) == 0, UInt16(st.st_mode) & 0o7000 != entry.mode & 0o7000 {

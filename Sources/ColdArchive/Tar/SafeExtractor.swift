@@ -36,6 +36,7 @@ final class SafeExtractor: EntrySink {
         let fd = NameCodec.withCString(root) { open($0, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) }
         guard fd >= 0 else { throw SystemError(operation: "open", path: root, errno: errno) }
         self.root = DirectoryHandle(fd: fd)
+        applier.learnCreation(rootFD: fd)
         self.writers = writers > 0 ? FileWriters(lanes: writers, checkContent: checkContent, rootPath: root, applier: applier) : nil
         hasher = writers == 0 && checkContent ? Sodium.Blake2bState(outputBytes: 32) : nil
         checksContentHashes = checkContent
@@ -47,6 +48,9 @@ final class SafeExtractor: EntrySink {
     }
 
     let checksContentHashes: Bool
+
+    /// The most writer lanes that ever created files in one directory at once (0 without lanes).
+    var peakLanesPerDirectory: Int { writers?.peakLanesPerDirectory ?? 0 }
 
     /// Stops the writer threads (dropping what they have not written yet); for a restore that failed,
     /// before its staging directory is removed.
@@ -87,7 +91,7 @@ final class SafeExtractor: EntrySink {
                 return
             }
             currentOwner = owner
-            let fd = NameCodec.withCString(name) { openat(parent, $0, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600) }
+            let fd = NameCodec.withCString(name) { openat(parent, $0, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, MetadataApplier.creationMode(for: entry)) }
             guard fd >= 0 else { throw failure("create file", entry.path) }
             currentFile = fd
             currentEntry = entry
@@ -169,7 +173,7 @@ final class SafeExtractor: EntrySink {
             throw IntegrityError.manifestMismatch(path: entry.path, reason: .contentHash)
         }
         if entry.sparseMap != nil { try SparseWriter.finish(fd: currentFile, size: entry.size, path: "\(rootPath)/\(entry.path)") }
-        try applier.apply(fd: currentFile, entry: entry, owner: currentOwner, path: "\(rootPath)/\(entry.path)")
+        try applier.apply(fd: currentFile, entry: entry, owner: currentOwner, path: "\(rootPath)/\(entry.path)", created: true)
     }
 
     /// Waits until every file is written, closed and checked.

@@ -104,6 +104,28 @@ import Testing
         #expect(left.isEmpty, "left behind: \(left)")
     }
 
+    /// Issue 18: the partial file of a killed create is removed by the next create into that directory
+    /// whatever that one names its archive (a vault gets a new name every month); a partial file
+    /// written from another host (a vault on a shared disk) is left alone, since its writer may be alive.
+    @Test func aKilledCreatesPartialFileIsRemovedByTheNextCreateOfAnyName() throws {
+        let scratch = try Scratch()
+        let keyring = try keyring(scratch)
+        let source = try bigSource(scratch)
+        let out = scratch.sub("vault")
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        let killed = try killMidway(["create", "--keyring", keyring, "--out", "\(out)/2026-10.car", source], directory: out,
+                                    marker: ".partial-", threshold: 1 << 20)
+        #expect(killed)
+        #expect(try leftovers(in: out).count == 1)
+        let otherHost = PartialFiles.hostTag == "0badc0de" ? "0badf00d" : "0badc0de"
+        let foreign = ".2026-09.car.partial-4194000-0123abcd-\(otherHost)"
+        try TreeBuilder.write("\(out)/\(foreign)", "another host's archive in progress")
+        let result = try CLI.run(["create", "--keyring", keyring, "--out", "\(out)/2026-11.car", source])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(try leftovers(in: out) == [foreign])
+        #expect(try FileManager.default.contentsOfDirectory(atPath: out).sorted() == [foreign, "2026-11.car"].sorted())
+    }
+
     @Test func aKilledRestoreLeavesOnlyItsStagingDirectoryWhichTheNextRestoreRemoves() throws {
         let (scratch, keyring, source, archive) = try archived()
         let target = scratch.sub("restore")

@@ -179,6 +179,44 @@ import Testing
         #expect(try owner(scratch.sub("m/crm")) == [65534, 65534])
     }
 
+    /// Restore creates each file with its archived permission bits and skips `fchmod` and `fchown`
+    /// when they would change nothing (issue 17). What decides a new file's mode and group besides the
+    /// request — a default ACL on the target, a setgid target — must still end in the archived ones.
+    @Test func modesAndGroupsAreExactWhereTheTargetWouldChangeThem() throws {
+        let scratch = try Scratch()
+        let keys = try TestKeys(in: scratch)
+        let crm = scratch.sub("src/crm")
+        try FileManager.default.createDirectory(atPath: "\(crm)/tickets", withIntermediateDirectories: true)
+        for (name, mode) in [("open.csv", 0o644), ("shared.csv", 0o666), ("tool.sh", 0o755), ("private.key", 0o600), ("sealed.txt", 0o444)] {
+            try TreeBuilder.write("\(crm)/tickets/\(name)", name, mode: mode)
+        }
+        _ = try ArchiveCreator.create(CreateOptions(sources: [crm], output: scratch.sub("a.car")), signer: keys.signer,
+                                      recipients: keys.recipients)
+        func status(_ path: String) throws -> stat {
+            var st = stat()
+            try #require(lstat(path, &st) == 0)
+            return st
+        }
+        // A default ACL on the target gives new files its own permissions instead of the umask's: here
+        // none for group and others, which would leave open.csv 0600.
+        let acl = scratch.sub("acl-target")
+        try FileManager.default.createDirectory(atPath: acl, withIntermediateDirectories: true)
+        try setfacl(["-d", "-m", "u::rwx,g::---,o::---", acl])
+        _ = try Restorer.restore(archivePath: scratch.sub("a.car"), to: acl, keyring: keys.keyring, workers: 2)
+        for (name, mode) in [("open.csv", 0o644), ("shared.csv", 0o666), ("tool.sh", 0o755), ("private.key", 0o600), ("sealed.txt", 0o444)] {
+            #expect(try status("\(acl)/crm/tickets/\(name)").st_mode & 0o7777 == mode_t(mode), "\(name)")
+        }
+        // Below a setgid directory a new file takes the directory's group, not the creator's.
+        if Self.isRoot {
+            let setgid = scratch.sub("setgid-target")
+            try FileManager.default.createDirectory(atPath: setgid, withIntermediateDirectories: true)
+            #expect(chown(setgid, 0, 100) == 0 && chmod(setgid, 0o2775) == 0)
+            _ = try Restorer.restore(archivePath: scratch.sub("a.car"), to: setgid, keyring: keys.keyring, workers: 2)
+            #expect(try status("\(setgid)/crm/tickets/open.csv").st_gid == 0)
+            #expect(try status("\(setgid)/crm/tickets/tool.sh").st_gid == 0)
+        }
+    }
+
     /// Issue 15, input 1: a file that shrinks while it is read was stored padded with zeros and called
     /// intact. Now the entry is flagged, the warning says what happened, restore cuts it at the bytes
     /// that were read and names it.

@@ -1,0 +1,372 @@
+import Foundation
+
+/// One thing an audit found wrong (docs/AUDIT.md explains each kind and what it proves).
+public struct AuditFinding: Codable, Sendable, Equatable {
+    public enum Kind: String, Codable, Sendable {
+        /// The file is not a readable archive (truncated, not an archive at all).
+        case unreadable
+        /// The signature does not verify, or the signer is not trusted (nor reached by a rotation chain).
+        case signature
+        /// A chunk's bytes do not match its signed hash.
+        case damaged
+        /// The file name and the signed header disagree on series, period or sequence (renamed, swapped).
+        case misplaced
+        /// An archive's `previous_archive_digest` is not the digest of the archive before it.
+        case chainBreak = "chain-break"
+        /// An archive the journal recorded, or the chain points to, is not in the vault.
+        case missingArchive = "missing-archive"
+        /// Two archives claim one sequence number of a series.
+        case fork
+        /// A period of the series' calendar has no archive and the journal does not explain why.
+        case missingPeriod = "missing-period"
+        /// An archive the journal does not record.
+        case unrecorded
+        /// The archive under a recorded name is not the one the journal recorded (its digest differs).
+        case replaced
+        /// A journal line that is not a record, is not signed by a trusted key, or breaks the chain.
+        case journal
+        /// A file in the vault that belongs to nothing.
+        case stray
+        /// A series' settings file disagrees with its signed journal record.
+        case settings
+    }
+
+    public var kind: Kind
+    public var series: String?
+    public var period: String?
+    public var file: String?
+    public var reason: String
+
+    public init(_ kind: Kind, series: String? = nil, period: String? = nil, file: String? = nil, _ reason: String) {
+        self.kind = kind
+        self.series = series
+        self.period = period
+        self.file = file
+        self.reason = reason
+    }
+}
+
+/// How one period of a series' calendar stands.
+public struct AuditPeriod: Codable, Sendable, Equatable {
+    public enum Status: String, Codable, Sendable {
+        /// At least one archive covers it, and none has a finding.
+        case ok
+        /// Archives cover it, but one has a finding.
+        case failed
+        /// No archive covers it, and nothing explains why: a finding.
+        case missing
+        /// No archive covers it, and a signed journal record says why.
+        case explained
+    }
+
+    public var period: String
+    public var status: Status
+    /// Vault-relative paths of the archives that cover it.
+    public var files: [String]
+    public var explanation: String?
+}
+
+/// One series as audited.
+public struct AuditSeries: Codable, Sendable, Equatable {
+    public var series: String
+    public var schedule: String
+    public var archives: Int
+    public var bytes: UInt64
+    public var firstSequence: UInt64?
+    public var lastSequence: UInt64?
+    public var periods: [AuditPeriod]
+}
+
+/// What `audit` checked and found (docs/AUDIT.md). `passed` exactly when there is no finding.
+public struct AuditReport: Encodable, Sendable {
+    public var vault: String
+    public var vaultID: String?
+    public var checkedAt: String
+    /// Chunk hashing skipped (`--quick`): signatures, chains, calendar and journal only.
+    public var quick: Bool
+    /// Fingerprints of the trusted signing keys (the one given and those its rotation chain reaches).
+    public var trustedSigners: [String]
+    /// Fingerprints of the keys that signed the archives and journal records found.
+    public var signers: [String]
+    public var series: [AuditSeries]
+    public var archives: Int
+    public var bytesHashed: UInt64
+    public var journalRecords: Int
+    public var findings: [AuditFinding]
+    public var passed: Bool { findings.isEmpty }
+
+    enum CodingKeys: String, CodingKey {
+        case vault, vaultID = "vault_id", checkedAt = "checked_at", quick, trustedSigners = "trusted_signers", signers, series, archives
+        case bytesHashed = "bytes_hashed", journalRecords = "journal_records", findings, passed
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(vault, forKey: .vault)
+        try c.encodeIfPresent(vaultID, forKey: .vaultID)
+        try c.encode(checkedAt, forKey: .checkedAt)
+        try c.encode(quick, forKey: .quick)
+        try c.encode(trustedSigners, forKey: .trustedSigners)
+        try c.encode(signers, forKey: .signers)
+        try c.encode(series, forKey: .series)
+        try c.encode(archives, forKey: .archives)
+        try c.encode(bytesHashed, forKey: .bytesHashed)
+        try c.encode(journalRecords, forKey: .journalRecords)
+        try c.encode(findings, forKey: .findings)
+        try c.encode(passed, forKey: .passed)
+    }
+}
+
+/// Audits a vault without any secret key and without writing to it (docs/AUDIT.md): every archive's
+/// signature and (unless quick) chunk hashes; each series' chain of sequence numbers and previous-archive
+/// digests; the calendar of periods; the journal's signatures and chain; and files that belong to nothing.
+public enum Auditor {
+    public struct Options: Sendable {
+        public var series: String?
+        public var from: String?
+        public var to: String?
+        public var quick = false
+        public var workers = Verifier.defaultWorkers
+        public var now = Date()
+        public init() {}
+    }
+
+    /// What the journal says, read once.
+    private struct JournalFacts {
+        var records = 0
+        var seriesCreated: [String: JournalRecord] = [:]
+        /// By vault-relative path, the last record of each.
+        var added: [String: JournalRecord] = [:]
+        var explained: [String: [String: String]] = [:]
+        var signers: Set<String> = []
+    }
+
+    public static func audit(vault root: String, trusting trusted: [SigningPublicKey], options: Options = Options()) throws -> AuditReport {
+        let vault = try Vault.open(root)
+        var findings: [AuditFinding] = []
+        var signers: Set<String> = []
+        var facts = JournalFacts()
+        if FileSystem.exists(vault.journalPath) {
+            try Journal.read(vault.journalPath, trusting: trusted) { line in
+                guard let record = line.record else {
+                    findings.append(AuditFinding(.journal, file: Journal.fileName, "line \(line.number): \(line.problem ?? "not a record")"))
+                    return
+                }
+                facts.records += 1
+                facts.signers.insert(record.signer)
+                switch record.event {
+                case .seriesCreated: if let s = record.series { facts.seriesCreated[s] = record }
+                case .archiveAdded: if let f = record.file { facts.added[f] = record }
+                case .periodExplained:
+                    if let s = record.series, let p = record.period { facts.explained[s, default: [:]][p] = record.reason ?? "explained" }
+                default: break
+                }
+            }
+        } else {
+            findings.append(AuditFinding(.journal, file: Journal.fileName, "the vault has no journal: what was added or removed cannot be told"))
+        }
+        signers.formUnion(facts.signers)
+
+        var names = Set(try vault.seriesNames())
+        names.formUnion(facts.seriesCreated.keys)
+        if let only = options.series {
+            guard names.contains(only) else { throw VaultError("the vault has no series '\(only)'", kind: .usage) }
+            names = [only]
+        }
+        var report = AuditReport(vault: root, vaultID: vault.settings.id, checkedAt: Journal.rfc3339(options.now), quick: options.quick,
+                                 trustedSigners: trusted.map(\.fingerprint), signers: [], series: [], archives: 0, bytesHashed: 0,
+                                 journalRecords: facts.records, findings: [])
+        for name in names.sorted() {
+            let audited = try auditSeries(name, vault: vault, facts: facts, trusted: trusted, options: options,
+                                          findings: &findings, signers: &signers, report: &report)
+            report.series.append(audited)
+        }
+        if options.series == nil { findings += strays(in: vault, series: names) }
+        report.signers = signers.sorted()
+        report.findings = findings
+        return report
+    }
+
+    private struct Checked {
+        let name: VaultArchiveName
+        let file: String
+        let position: ArchiveHeader.SeriesPosition?
+        let digest: [UInt8]?
+        var failed: Bool
+    }
+
+    private static func auditSeries(_ series: String, vault: Vault, facts: JournalFacts, trusted: [SigningPublicKey], options: Options,
+                                    findings: inout [AuditFinding], signers: inout Set<String>, report: inout AuditReport) throws -> AuditSeries {
+        let directory = vault.seriesDirectory(series)
+        let folder = "\(Vault.seriesFolder)/\(series)"
+        var settings: SeriesSettings?
+        do { settings = try vault.series(series) } catch {
+            findings.append(AuditFinding(.settings, series: series, file: "\(folder)/\(Vault.seriesSettingsName)", "\(error)"))
+        }
+        let recorded = facts.seriesCreated[series]
+        if let settings, let recorded,
+           recorded.schedule != settings.schedule.rawValue || recorded.timeZone != settings.timeZone
+            || (recorded.periodFromDate.map { $0 != settings.periodFromDate.rawValue } ?? false) {
+            findings.append(AuditFinding(.settings, series: series, file: "\(folder)/\(Vault.seriesSettingsName)",
+                                         "the settings say \(settings.schedule.rawValue) in \(settings.timeZone), the signed journal record \(recorded.schedule ?? "?") in \(recorded.timeZone ?? "?"): changed outside coldarchive"))
+        } else if recorded == nil && facts.records > 0 {
+            findings.append(AuditFinding(.journal, series: series, "the journal does not record the series' creation"))
+        }
+        let schedule = Schedule(rawValue: recorded?.schedule ?? "") ?? settings?.schedule ?? .monthly
+        let zone = TimeZone(identifier: recorded?.timeZone ?? settings?.timeZone ?? "UTC") ?? TimeZone(identifier: "UTC")!
+
+        // Every archive: readable, signed by a trusted key, intact, where its header says it belongs.
+        var checked: [Checked] = []
+        var bytes: UInt64 = 0
+        let present = FileSystem.isDirectory(directory) ? try FileSystem.directoryEntries(directory) : []
+        for entry in present.sorted() {
+            guard let name = VaultArchiveName(fileName: entry, series: series) else { continue }
+            let file = "\(folder)/\(entry)"
+            var item = Checked(name: name, file: file, position: nil, digest: nil, failed: false)
+            func find(_ kind: AuditFinding.Kind, _ reason: String) {
+                findings.append(AuditFinding(kind, series: series, period: name.period, file: file, reason))
+                item.failed = true
+            }
+            report.archives += 1
+            do {
+                let archive = try ArchiveFile(path: "\(vault.root)/\(file)")
+                bytes += archive.fileSize
+                signers.insert((try? archive.signerPublicKey.fingerprint) ?? "?")
+                do {
+                    try archive.checkSignature(trusting: trusted)
+                    item = Checked(name: name, file: file, position: archive.header.position, digest: archive.archiveDigest, failed: false)
+                } catch {
+                    find(.signature, "\(error)")
+                }
+                if !options.quick {
+                    do {
+                        _ = try archive.checkChunkHashes(workers: options.workers)
+                        report.bytesHashed += archive.fileSize
+                    } catch { find(.damaged, "\(error)") }
+                }
+            } catch {
+                find(.unreadable, "\(error)")
+            }
+            if let position = item.position {
+                if position.series != series || position.sequence != name.sequence || position.period != name.period {
+                    find(.misplaced, "the file name says \(name.series) sequence \(name.sequence) for \(name.period); the signed header says \(position.series) sequence \(position.sequence) for \(position.period): renamed, moved or swapped")
+                }
+            } else if !item.failed {
+                find(.misplaced, "the signed header names no series: an archive made outside the vault")
+            }
+            if let added = facts.added[file] {
+                if let digest = item.digest, added.archiveDigest != digest.hex {
+                    find(.replaced, "the journal recorded archive digest \(added.archiveDigest ?? "?") under this name; the file's is \(digest.hex): replaced after it was added")
+                }
+            } else {
+                find(.unrecorded, "the journal does not record this archive: added outside coldarchive, or the journal lost records")
+            }
+            checked.append(item)
+        }
+        let presentFiles = Set(checked.map(\.file))
+        for (file, record) in facts.added where record.series == series && !presentFiles.contains(file) {
+            findings.append(AuditFinding(.missingArchive, series: series, period: record.period, file: file,
+                                         "the journal recorded it as sequence \(record.sequence.map(String.init) ?? "?") (added \(record.time)); it is not in the vault"))
+        }
+
+        // The chain: sequences 1, 2, 3 … each pointing at the digest of the one before.
+        var bySequence: [UInt64: [Checked]] = [:]
+        for item in checked { if let p = item.position, p.series == series { bySequence[p.sequence, default: []].append(item) } }
+        var failedFiles = Set(checked.filter(\.failed).map(\.file))
+        for (sequence, items) in bySequence where items.count > 1 {
+            for item in items {
+                findings.append(AuditFinding(.fork, series: series, period: item.name.period, file: item.file,
+                                             "\(items.count) archives claim sequence \(sequence): \(items.map(\.file).joined(separator: ", "))"))
+                failedFiles.insert(item.file)
+            }
+        }
+        let sequences = bySequence.keys.sorted()
+        for sequence in sequences {
+            guard let item = bySequence[sequence]?.first, let position = item.position else { continue }
+            if sequence == 1 { continue }
+            guard let before = bySequence[sequence - 1], before.count == 1, let digest = before[0].digest else {
+                if bySequence[sequence - 1] == nil {
+                    findings.append(AuditFinding(.missingArchive, series: series, period: item.name.period, file: item.file,
+                                                 "sequence \(sequence - 1), which this archive follows, is not in the vault"))
+                }
+                continue
+            }
+            if position.previousArchiveDigest != digest {
+                findings.append(AuditFinding(.chainBreak, series: series, period: item.name.period, file: item.file,
+                                             "its previous-archive digest is \(position.previousArchiveDigest?.hex ?? "none"), but sequence \(sequence - 1) ('\(before[0].file)') has digest \(digest.hex): one of the two was replaced"))
+                failedFiles.insert(item.file)
+            }
+        }
+        if let first = sequences.first, first != 1 {
+            findings.append(AuditFinding(.missingArchive, series: series, "the series starts at sequence \(first): sequences 1…\(first - 1) are not in the vault"))
+        }
+
+        // The calendar: every period from the first to the last due has an archive, or an explanation.
+        var byPeriod: [Period: [String]] = [:]
+        for item in checked { if let p = Period(item.name.period), p.schedule == schedule { byPeriod[p, default: []].append(item.file) } }
+        for (file, record) in facts.added where record.series == series && !presentFiles.contains(file) {
+            if let p = record.period.flatMap(Period.init) { byPeriod[p, default: []] += [] }
+        }
+        let explained = facts.explained[series] ?? [:]
+        var candidates = Array(byPeriod.keys) + explained.keys.compactMap(Period.init)
+        if candidates.isEmpty, let created = recorded.flatMap({ ISO8601DateFormatter().date(from: $0.time) }) {
+            candidates.append(Period(containing: created, schedule: schedule, timeZone: zone))
+        }
+        var periods: [AuditPeriod] = []
+        if var first = candidates.filter({ $0.schedule == schedule }).min() {
+            var last = Period(containing: options.now, schedule: schedule, timeZone: zone).previous
+            if let latest = byPeriod.keys.max(), latest > last { last = latest }
+            if let from = options.from.flatMap(Period.init), from.schedule == schedule { first = from }
+            if let to = options.to.flatMap(Period.init), to.schedule == schedule { last = to }
+            for period in Period.range(first, through: last) {
+                let files = (byPeriod[period] ?? []).sorted()
+                let text = period.description
+                if !files.isEmpty {
+                    periods.append(AuditPeriod(period: text, status: files.contains(where: failedFiles.contains) ? .failed : .ok, files: files))
+                } else if let why = explained[text] {
+                    periods.append(AuditPeriod(period: text, status: .explained, files: [], explanation: why))
+                } else {
+                    periods.append(AuditPeriod(period: text, status: .missing, files: []))
+                    findings.append(AuditFinding(.missingPeriod, series: series, period: text,
+                                                 "no archive covers \(text), and the journal does not explain why"))
+                }
+            }
+        }
+        return AuditSeries(series: series, schedule: schedule.rawValue, archives: checked.count, bytes: bytes,
+                           firstSequence: sequences.first, lastSequence: sequences.last, periods: periods)
+    }
+
+    /// Files that belong to nothing: not the vault's settings, journal, catalog or locks, not a series
+    /// folder, not an archive of its series or that archive's sidecar.
+    static func strays(in vault: Vault, series: Set<String>) -> [AuditFinding] {
+        var out: [AuditFinding] = []
+        let known: Set<String> = [Vault.settingsName, Journal.fileName, Vault.seriesFolder, Vault.lockName,
+                                  "catalog.sqlite", "catalog.sqlite-wal", "catalog.sqlite-shm"]
+        for name in ((try? FileSystem.directoryEntries(vault.root)) ?? []).sorted() where !known.contains(name) {
+            out.append(AuditFinding(.stray, file: name, "it belongs to nothing the vault knows"))
+        }
+        let folder = "\(vault.root)/\(Vault.seriesFolder)"
+        for name in ((try? FileSystem.directoryEntries(folder)) ?? []).sorted() where !series.contains(name) {
+            out.append(AuditFinding(.stray, file: "\(Vault.seriesFolder)/\(name)", "it is not a series of the vault"))
+        }
+        for name in series.sorted() {
+            let directory = vault.seriesDirectory(name)
+            let entries = (try? FileSystem.directoryEntries(directory)) ?? []
+            let archives = Set(entries.filter { VaultArchiveName(fileName: $0, series: name) != nil })
+            for entry in entries.sorted() where !archives.contains(entry) && entry != Vault.seriesSettingsName && entry != Vault.lockName {
+                if let base = sidecarBase(entry), archives.contains(base) { continue }
+                // The work of a create running now on this host (a killed one's is a stray, which the
+                // next create removes).
+                if let pid = PartialFiles.stalePID(entry), kill(pid, 0) == 0 || errno != ESRCH { continue }
+                out.append(AuditFinding(.stray, series: name, file: "\(Vault.seriesFolder)/\(name)/\(entry)", "it belongs to nothing the vault knows"))
+            }
+        }
+        return out
+    }
+
+    /// The archive a sidecar file belongs to (`NAME.car.minisig`, `NAME.car.tsr`, `NAME.car.parity`).
+    static func sidecarBase(_ name: String) -> String? {
+        for suffix in [".minisig", ".tsr", ".parity"] where name.hasSuffix(suffix) { return String(name.dropLast(suffix.count)) }
+        return nil
+    }
+}

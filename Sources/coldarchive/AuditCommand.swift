@@ -1,0 +1,92 @@
+import ArgumentParser
+import ColdArchive
+import Foundation
+
+struct AuditCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "audit",
+        abstract: "Check a whole vault with the signing public key alone: every archive, every series, the calendar, the journal.",
+        discussion: """
+        Needs no secret key and writes nothing to the vault. Checks every archive's signature (following the \
+        signing key rotation chain from --trust with --chain) and every chunk hash (not with --quick); that each \
+        series runs 1, 2, 3 … with each archive chained to the one before by its digest (no break, fork, reorder \
+        or replacement); that every period from the series' first to the last one due has an archive or a signed \
+        explanation in the journal; the journal's own signatures and chain; and files that belong to nothing.
+        Exit status 0 only when there is no finding; 1 when there is one (each names the file, the period and the \
+        reason); 3 when the vault cannot be read. docs/AUDIT.md says what each check proves, and what it does not.
+        """)
+
+    @Option(name: .long, help: "The vault directory.")
+    var vault: String
+
+    @OptionGroup var trust: TrustOption
+
+    @Option(name: .long, help: "Audit only this series.")
+    var series: String?
+
+    @Option(name: .long, help: ArgumentHelp("The first period of the calendar to check (default: the series' first).", valueName: "PERIOD"))
+    var from: String?
+
+    @Option(name: .long, help: ArgumentHelp("The last period of the calendar to check (default: the last one due today).", valueName: "PERIOD"))
+    var to: String?
+
+    @Flag(name: .long, help: "Skip chunk hashing: signatures, chains, calendar and journal only.")
+    var quick = false
+
+    @Flag(name: .long, help: "Print the report as JSON.")
+    var json = false
+
+    func validate() throws {
+        if trust.trust == nil { throw ValidationError("pass --trust SIGNING_PUBLIC_KEY_FILE: the key the company's archives must be signed by") }
+        for p in [from, to].compactMap({ $0 }) where Period(p) == nil {
+            throw ValidationError("'\(p)' is not a period: YYYY-MM, YYYY-Www, YYYY-MM-DD or YYYY")
+        }
+    }
+
+    func run() throws {
+        var options = Auditor.Options()
+        options.series = series
+        options.from = from
+        options.to = to
+        options.quick = quick
+        let report = try Auditor.audit(vault: vault, trusting: try trust.keys() ?? [], options: options)
+        if json {
+            try Output.json(report)
+        } else {
+            print(AuditText.render(report))
+        }
+        if !report.passed { throw ExitCode(FailureKind.integrity.rawValue) }
+    }
+}
+
+/// The terminal form of an audit report: a verdict, a table per series, the findings.
+enum AuditText {
+    static func render(_ r: AuditReport) -> String {
+        var out: [String] = []
+        out.append("vault        \(r.vault) (id \(r.vaultID ?? "-"))")
+        out.append("checked      \(r.checkedAt)\(r.quick ? " (quick: chunk hashes not checked)" : "")")
+        out.append("trusted      \(r.trustedSigners.joined(separator: ", "))")
+        out.append("signed by    \(r.signers.joined(separator: ", "))")
+        out.append("archives     \(r.archives) in \(r.series.count) series, \(r.bytesHashed) bytes hashed; journal: \(r.journalRecords) records")
+        out.append("")
+        for s in r.series {
+            out.append("series \(s.series) (\(s.schedule)): \(s.archives) archives, sequences \(s.firstSequence.map(String.init) ?? "-")…\(s.lastSequence.map(String.init) ?? "-")")
+            out.append("  period       status     archives")
+            for p in s.periods {
+                let files = p.files.map { ($0 as NSString).lastPathComponent }.joined(separator: ", ")
+                out.append("  \(p.period.padding(toLength: 12, withPad: " ", startingAt: 0)) \(p.status.rawValue.padding(toLength: 10, withPad: " ", startingAt: 0)) \(DisplayName.escaped(p.explanation.map { "explained: \($0)" } ?? files))")
+            }
+            out.append("")
+        }
+        if r.findings.isEmpty {
+            out.append("PASSED: no finding")
+        } else {
+            out.append("FAILED: \(r.findings.count) finding\(r.findings.count == 1 ? "" : "s")")
+            for f in r.findings {
+                let place = [f.series, f.period, f.file].compactMap { $0 }.joined(separator: " ")
+                out.append("  \(f.kind.rawValue): \(DisplayName.escaped(place)): \(DisplayName.escaped(f.reason))")
+            }
+        }
+        return out.joined(separator: "\n")
+    }
+}

@@ -1,0 +1,198 @@
+#!/usr/bin/env python3
+"""coldarchive's small-files series: what a CRM attachment store of hundreds of thousands of small files
+costs to restore, list and archive, on the file systems it lives on.
+
+    smallfiles.py --bin .build/release/coldarchive [--files 600000] [--runs 5] [--targets ext4,deleted,tmpfs,xfs]
+
+It generates a deterministic tree (FILES files of 40–80 bytes, 1 000 per directory), archives it once with
+coldarchive and once with `tar --xattrs --acls | zstd -3 -T0`, then times, alternating the two tools run by
+run, with `sync` before every timed command:
+
+  restore   coldarchive restore (verify first, ends durable with syncfs)  |  zstd -dc | tar --xattrs --acls -x; sync
+  list      coldarchive list (text, then --json)                         |  zstd -dc | tar -tv
+  create    coldarchive create                                           |  tar --xattrs --acls -cf - | zstd -3 -T0
+
+Restores go to each target in turn:
+  ext4      a freshly made ext4 image (mkfs.ext4 -N 1000000, loop-mounted) for every single restore;
+  deleted   the same, onto which the same tree was restored and then deleted (`rm -rf; sync`) just before:
+            what a monthly restore drill into scratch space meets;
+  xfs       a freshly made XFS image (Debian's xfsprogs) for every restore;
+  tmpfs     /dev/shm.
+Disk targets need root (mount); without it only tmpfs runs. The images live in --work, on the machine's
+disk. Results: median wall, user and system CPU and peak RSS; a table on stdout and results-smallfiles.{md,json}.
+"""
+import argparse
+import json
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+MOUNT = "/mnt/coldarchive-bench-smallfiles"
+
+
+def sh(command, check=True):
+    return subprocess.run(["bash", "-c", command], check=check, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def measure(command):
+    """Runs a shell command under /usr/bin/time; returns wall, user, sys (children included), rss_mib."""
+    started = time.monotonic()
+    result = subprocess.run(["/usr/bin/time", "-f", "TIME %U %S %M", "bash", "-c", "set -o pipefail; " + command],
+                            capture_output=True, text=True)
+    wall = time.monotonic() - started
+    if result.returncode != 0:
+        sys.exit(f"benchmark command failed ({result.returncode}): {command}\n{result.stderr[-2000:]}")
+    line = next(l for l in reversed(result.stderr.splitlines()) if l.startswith("TIME "))
+    _, user, system, rss = line.split()
+    return {"wall": wall, "user": float(user), "sys": float(system), "rss_mib": int(rss) / 1024}
+
+
+def generate(path, files):
+    """FILES small JSON-like files, 1 000 per directory, the same bytes every time (seeded)."""
+    if os.path.exists(os.path.join(path, ".complete")):
+        return
+    shutil.rmtree(path, ignore_errors=True)
+    rng = random.Random(17)
+    for n in range(files):
+        directory = os.path.join(path, "tickets", f"d{n // 1000:04d}")
+        if n % 1000 == 0:
+            os.makedirs(directory)
+        body = f'{{"id":"T-{n}","status":"{rng.choice(["open", "closed", "pending"])}","n":{rng.randrange(10**9)}'
+        body += "x" * rng.randrange(0, 40) + "}\n"
+        with open(os.path.join(directory, f"t{n % 1000:04d}.json"), "w") as f:
+            f.write(body)
+    open(os.path.join(path, ".complete"), "w").close()
+
+
+class Target:
+    """Where a restore goes; `prepare` makes it ready (a new image for disk targets), `release` undoes it."""
+
+    def __init__(self, kind, work):
+        self.kind, self.work = kind, work
+        self.image = os.path.join(work, f"{kind}.img")
+
+    def prepare(self, fill=None):
+        if self.kind == "tmpfs":
+            self.root = "/dev/shm/coldarchive-bench-smallfiles"
+            shutil.rmtree(self.root, ignore_errors=True)
+            os.makedirs(self.root)
+            return
+        self.release()
+        os.makedirs(MOUNT, exist_ok=True)
+        sh(f"rm -f '{self.image}' && truncate -s 8G '{self.image}'")
+        if self.kind == "xfs":
+            sh(f"mkfs.xfs -q -f '{self.image}'")
+        else:
+            sh(f"mkfs.ext4 -q -F -N 1000000 '{self.image}'")
+        sh(f"mount -o loop '{self.image}' {MOUNT}")
+        self.root = MOUNT
+        if fill:
+            # As many files as the restore will make, written and deleted just before it.
+            sh(fill.replace("TARGET", f"{MOUNT}/previous"))
+            sh(f"rm -rf {MOUNT}/previous")
+        sh("sync")
+
+    def release(self):
+        if self.kind != "tmpfs":
+            sh(f"umount {MOUNT}", check=False)
+            sh(f"rm -f '{self.image}'", check=False)
+        else:
+            shutil.rmtree("/dev/shm/coldarchive-bench-smallfiles", ignore_errors=True)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--bin", required=True)
+    parser.add_argument("--files", type=int, default=600_000)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--targets", default="ext4,deleted,tmpfs,xfs")
+    parser.add_argument("--ops", default="restore,list,create")
+    parser.add_argument("--work", default=os.path.join(ROOT, ".build-bench"))
+    args = parser.parse_args()
+    binary = os.path.abspath(args.bin)
+    os.makedirs(args.work, exist_ok=True)
+    keys = os.path.join(args.work, "keys")
+    if not os.path.exists(os.path.join(keys, "keyring.json")):
+        sh(f"'{binary}' keys init --no-passphrase --keyring '{keys}'")
+    data = os.path.join(args.work, f"smallfiles-{args.files}")
+    print(f"generating {args.files} files in {data}", file=sys.stderr)
+    generate(data, args.files)
+    car, tzst = os.path.join(args.work, "smallfiles.car"), os.path.join(args.work, "smallfiles.tar.zst")
+    sh(f"rm -f '{car}' && '{binary}' create --keyring '{keys}' --out '{car}' '{data}/tickets'")
+    sh(f"tar --xattrs --acls -cf - -C '{data}' tickets | zstd -q -3 -T0 > '{tzst}'")
+
+    targets = [t for t in args.targets.split(",") if t]
+    if os.geteuid() != 0 and any(t != "tmpfs" for t in targets):
+        print("not root: the disk targets (loop-mounted images) are skipped; tmpfs only", file=sys.stderr)
+        targets = [t for t in targets if t == "tmpfs"]
+    ours = {
+        "restore": lambda root: f"'{binary}' restore '{car}' --keyring '{keys}' --to '{root}/t' > /dev/null",
+        "list": lambda _: f"'{binary}' list '{car}' --keyring '{keys}' > /dev/null",
+        "list --json": lambda _: f"'{binary}' list --json '{car}' --keyring '{keys}' > /dev/null",
+        "create": lambda _: f"'{binary}' create --keyring '{keys}' --out /dev/shm/smallfiles-bench.car '{data}/tickets' > /dev/null",
+    }
+    peers = {
+        "restore": lambda root: f"mkdir -p '{root}/t' && zstd -dc '{tzst}' | tar --xattrs --acls -x -C '{root}/t' && sync",
+        "list": lambda _: f"zstd -dc '{tzst}' | tar -tv > /dev/null",
+        "list --json": lambda _: f"zstd -dc '{tzst}' | tar -tv > /dev/null",
+        "create": lambda _: f"tar --xattrs --acls -cf - -C '{data}' tickets | zstd -q -3 -T0 > /dev/shm/smallfiles-bench.tar.zst",
+    }
+    peer_name = {"restore": "zstd -dc | tar -x; sync", "list": "zstd -dc | tar -tv", "list --json": "zstd -dc | tar -tv",
+                 "create": "tar | zstd -3 -T0"}
+    plan = []
+    for op in args.ops.split(","):
+        if op == "restore":
+            plan += [("restore", t) for t in targets]
+        elif op == "list":
+            plan += [("list", None), ("list --json", None)]
+        else:
+            plan.append((op, None))
+    samples = {}
+    fill = f"mkdir -p TARGET && zstd -dc '{tzst}' | tar -x -C TARGET"
+    for r in range(args.runs):
+        for op, kind in plan:
+            # Which tool goes first alternates from run to run.
+            order = (("coldarchive", ours), ("peer", peers))
+            for tool, commands in (order if r % 2 == 0 else order[::-1]):
+                target = Target(kind, args.work) if kind else None
+                if target:
+                    target.prepare(fill if kind == "deleted" else None)
+                sh("sync")
+                sample = measure(commands[op](target.root if target else None))
+                if target:
+                    target.release()
+                sh("rm -f /dev/shm/smallfiles-bench.car /dev/shm/smallfiles-bench.tar.zst")
+                samples.setdefault((op, kind, tool), []).append(sample)
+            print(f"  run {r + 1}: {op} {kind or ''} done", file=sys.stderr)
+    results = []
+    for (op, kind, tool), runs in samples.items():
+        results.append({
+            "files": args.files, "op": op, "target": kind or "", "tool": "coldarchive" if tool == "coldarchive" else peer_name[op],
+            "runs": len(runs), "wall_s": round(statistics.median(x["wall"] for x in runs), 2),
+            "user_s": round(statistics.median(x["user"] for x in runs), 2), "sys_s": round(statistics.median(x["sys"] for x in runs), 2),
+            "peak_rss_mib": round(max(x["rss_mib"] for x in runs), 1),
+            "walls": [round(x["wall"], 2) for x in runs],
+        })
+    lines = ["| operation | target | tool | wall s (median) | user s | system s | peak RSS MiB | coldarchive's speed ÷ tool's | all walls |",
+             "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | --- |"]
+    for r in results:
+        ours_row = next(x for x in results if x["op"] == r["op"] and x["target"] == r["target"] and x["tool"] == "coldarchive")
+        ratio = f"{r['wall_s'] / ours_row['wall_s']:.2f}×" if r is not ours_row else ""
+        lines.append(f"| {r['op']} | {r['target']} | {r['tool']} | {r['wall_s']:.2f} | {r['user_s']:.2f} | {r['sys_s']:.2f} | "
+                     f"{r['peak_rss_mib']:.0f} | {ratio} | {' '.join(map(str, r['walls']))} |")
+    table = "\n".join(lines) + "\n"
+    with open(os.path.join(args.work, "results-smallfiles.json"), "w") as f:
+        json.dump(results, f, indent=1)
+    with open(os.path.join(args.work, "results-smallfiles.md"), "w") as f:
+        f.write(table)
+    print(table)
+
+
+if __name__ == "__main__":
+    main()
