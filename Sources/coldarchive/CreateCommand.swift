@@ -76,6 +76,8 @@ struct CreateCommand: ParsableCommand {
     }
 
     func run() throws {
+        // The vault first: a wrong --vault is said before anything asks for a passphrase.
+        let opened = try vault.map { try Vault.open($0) }
         let ring = try keyring.open()
         for warning in ring.overdueWarnings() { Output.warning(warning) }
         var options = CreateOptions(sources: sources, output: out ?? "", label: label)
@@ -88,8 +90,8 @@ struct CreateCommand: ParsableCommand {
         options.oneFileSystem = oneFileSystem
         let report: CreateReport
         let path: String
-        if let vault, let series {
-            let made = try Vault.open(vault).create(options, series: series, period: period, wait: wait, signer: try ring.signingKey(),
+        if let opened, let series {
+            let made = try opened.create(options, series: series, period: period, wait: wait, signer: try ring.signingKey(),
                                                     recipients: try ring.recipientPublicKeys(), trusting: try ring.trustedSigningKeys())
             (report, path) = (made.report, made.path)
         } else {

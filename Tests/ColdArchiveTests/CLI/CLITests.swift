@@ -224,7 +224,10 @@ import Testing
         #expect(version.stdout == "coldarchive \(ArchiveCreator.version) (writes archive format version 2)\n")
         let usage = try CLI.run(["create"])
         #expect(usage.status == 2)
-        #expect(usage.stderr.hasPrefix("coldarchive: error: Missing expected argument '--out <out>'"), "\(usage.stderr)")
+        #expect(usage.stderr.hasPrefix("coldarchive: error: name at least one SOURCE to archive, or --import FILE"), "\(usage.stderr)")
+        let noOutput = try CLI.run(["create", "somewhere"])
+        #expect(noOutput.status == 2)
+        #expect(noOutput.stderr.hasPrefix("coldarchive: error: pass --out FILE, or --vault DIR --series NAME"), "\(noOutput.stderr)")
     }
 
     /// `restore --to` and `keys init --keyring` create missing parents (as their help says); a restore

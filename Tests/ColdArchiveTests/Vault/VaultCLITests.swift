@@ -1,0 +1,80 @@
+import Foundation
+import Testing
+@testable import ColdArchive
+
+/// The vault and the audit through the built binary, as an operator and an auditor use them.
+@Suite struct VaultCLITests {
+    @Test func theCommittedJournalVectorVerifiesAndAnEditDoesNot() throws {
+        let vectors = VectorTests.vectors
+        let trusted = [try SigningPublicKey(contentsOf: "\(vectors)/keys/signing.pub")]
+        var events: [String] = []
+        try Journal.read("\(vectors)/journal-v1.log", trusting: trusted) { line in
+            #expect(line.problem == nil, "line \(line.number): \(line.problem ?? "")")
+            events += line.record.map { [$0.event.rawValue] } ?? []
+        }
+        #expect(events == ["vault-created", "series-created", "archive-added", "period-explained"])
+        let scratch = try Scratch()
+        var text = try String(contentsOfFile: "\(vectors)/journal-v1.log", encoding: .utf8)
+        text = text.replacingOccurrences(of: "CHG-1234", with: "CHG-1235")
+        try text.write(toFile: scratch.sub("journal.log"), atomically: false, encoding: .utf8)
+        var problems: [String] = []
+        try Journal.read(scratch.sub("journal.log"), trusting: trusted) { line in problems += line.problem.map { [$0] } ?? [] }
+        #expect(problems == ["its signature does not verify: the record was changed, or forged"])
+    }
+
+    @Test func anOperatorFillsASeriesAndAnAuditorChecksIt() throws {
+        let scratch = try Scratch()
+        let keyring = scratch.sub("keys")
+        #expect(try CLI.run(["keys", "init", "--no-passphrase", "--keyring", keyring]).status == 0)
+        try FileManager.default.createDirectory(atPath: scratch.sub("crm"), withIntermediateDirectories: true)
+        try TreeBuilder.write(scratch.sub("crm/customers.csv"), "id,name\n1,Ada\n")
+        let vault = scratch.sub("vault")
+        let made = try CLI.run(["vault", "init", vault, "--series", "crm", "--keyring", keyring])
+        #expect(made.status == 0 && made.stdout.contains("added series crm: monthly"), "\(made.stderr)")
+        for month in ["2026-08", "2026-09", "2026-10"] {
+            let created = try CLI.run(["create", "--vault", vault, "--series", "crm", "--period", month, "--keyring", keyring, scratch.sub("crm")])
+            #expect(created.status == 0, "\(created.stderr)")
+            #expect(created.stdout.contains("created \(vault)/series/crm/crm.\(month).00000"))
+        }
+        let audit = ["audit", "--vault", vault, "--trust", "\(keyring)/signing.pub", "--to", "2026-10"]
+        let clean = try CLI.run(audit)
+        #expect(clean.status == 0, "\(clean.stdout)\(clean.stderr)")
+        #expect(clean.stdout.contains("PASSED: no finding"))
+        #expect(clean.stdout.contains("2026-09      ok         crm.2026-09.000002.car"))
+        let json = try CLI.run(audit + ["--json"])
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])
+        #expect(object["passed"] as? Bool == true && object["archives"] as? Int == 3)
+
+        // A plaintext export left beside the archives: a finding, exit 1, named.
+        try TreeBuilder.write("\(vault)/series/crm/export.csv", "id,name\n1,Ada\n")
+        let stray = try CLI.run(audit)
+        #expect(stray.status == 1)
+        #expect(stray.stdout.contains("FAILED: 1 finding"))
+        #expect(stray.stdout.contains("stray: crm series/crm/export.csv: it belongs to nothing the vault knows"))
+        try FileManager.default.removeItem(atPath: "\(vault)/series/crm/export.csv")
+
+        // The journal, readable and checked; an edited line fails `vault log` with exit 1.
+        let log = try CLI.run(["vault", "log", "--vault", vault, "--trust", "\(keyring)/signing.pub"])
+        #expect(log.status == 0 && log.stdout.contains("archive-added  crm  sequence 3  2026-10"), "\(log.stdout)\(log.stderr)")
+        var journal = try String(contentsOfFile: "\(vault)/journal.log", encoding: .utf8)
+        journal = journal.replacingOccurrences(of: "\"sequence\":2", with: "\"sequence\":7")
+        try journal.write(toFile: "\(vault)/journal.log", atomically: false, encoding: .utf8)
+        let edited = try CLI.run(["vault", "log", "--vault", vault, "--trust", "\(keyring)/signing.pub"])
+        #expect(edited.status == 1)
+        #expect(edited.stdout.contains("line 4: NOT VERIFIED: its signature does not verify"))
+        // And create will not grow a series whose journal does not verify.
+        let refused = try CLI.run(["create", "--vault", vault, "--series", "crm", "--period", "2026-11", "--keyring", keyring, scratch.sub("crm")])
+        #expect(refused.status == 1)
+        #expect(refused.stderr.contains("the vault journal does not verify (line 4: its signature does not verify"))
+    }
+
+    @Test func createSaysWhatAVaultNeeds() throws {
+        let scratch = try Scratch()
+        let both = try CLI.run(["create", "--vault", scratch.sub("v"), "--series", "crm", "--out", scratch.sub("a.car"), scratch.path])
+        #expect(both.status == 2 && both.stderr.contains("--out and --vault exclude each other"))
+        let noSeries = try CLI.run(["create", "--vault", scratch.sub("v"), scratch.path])
+        #expect(noSeries.status == 2 && noSeries.stderr.contains("--vault needs --series NAME"))
+        let noVault = try CLI.run(["create", "--keyring", scratch.sub("k"), "--vault", scratch.sub("v"), "--series", "crm", scratch.path])
+        #expect(noVault.status == 3 && noVault.stderr.contains("is not a vault (it has no vault.json)"), "\(noVault.stderr)")
+    }
+}
