@@ -27,7 +27,7 @@ final class DirectoryHandle: @unchecked Sendable {
 /// queue several batches, so the parsing thread runs a directory or more ahead and the other lanes get
 /// the directories that follow. Memory is bounded by the batches in flight
 /// (`lanes × (queueDepth + 1) + 1` buffers); directory descriptors held by queued files by
-/// `directoriesPerBatch` per batch. The first failure anywhere stops every lane and is thrown to the
+/// `maxQueuedDirectories`. The first failure anywhere stops every lane and is thrown to the
 /// parsing thread at its next call.
 final class FileWriters: @unchecked Sendable {
     /// A regular file to create: `name` in `directory`, with the manifest's entry for its mode, times
@@ -63,10 +63,11 @@ final class FileWriters: @unchecked Sendable {
 
     static let batchBytes = 1 << 20
     static let filesPerBatch = 256
-    /// A batch is sent once its files span this many directories, so the directory descriptors
-    /// held by queued files stay few (`lanes × (queueDepth + 1) + 1` batches × this) whatever the
-    /// number of lanes.
+    /// A batch is sent once its files span this many directories.
     static let directoriesPerBatch = 4
+    /// At most this many distinct directories have files queued at once (each holds a descriptor until
+    /// its files are written): a tree of one file per directory restores under a small `ulimit -n`.
+    static let maxQueuedDirectories = 24
     /// More lanes than this do not make a file system create files faster.
     static let maxLanes = 4
     static let queueDepth = 4
@@ -207,7 +208,8 @@ final class FileWriters: @unchecked Sendable {
             if let failure { throw failure }
             var owning = Set(batch.directories.compactMap { owners[ObjectIdentifier($0)]?.lane })
             if let continuing { owning.insert(continuing) }
-            if owning.count <= 1 {
+            let added = batch.directories.filter { owners[ObjectIdentifier($0)] == nil }.count
+            if owning.count <= 1 && (owners.count + added <= Self.maxQueuedDirectories || queued == 0) {
                 // The least loaded lane, the next one round the ring on a tie.
                 let order = (1...queues.count).map { (currentLane + $0) % queues.count }
                 lane = owning.first ?? order.min { load[$0] < load[$1] } ?? 0
