@@ -274,7 +274,7 @@ import Testing
 }
 
 /// Restore's writer threads keep few directory descriptors however the files are spread: a tree of
-/// hundreds of directories holding one file each restores under a limit of 40 open files.
+/// hundreds of directories holding one file each restores under a limit of 32 open files (at most 16 directories with queued files, 4 in the batch being filled, and the process's own dozen).
 @Suite struct DescriptorBudgetTests {
     @Test func manyDirectoriesRestoreUnderATightFileLimit() throws {
         let scratch = try Scratch()
@@ -284,12 +284,15 @@ import Testing
             let dir = scratch.sub(String(format: "src/crm/c%04d", d))
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
             try TreeBuilder.write("\(dir)/customer.json", "{\"id\": \(d)}\n")
+            // Content the writer lanes take a while over (hashed with --check-content), so the
+            // parsing thread runs ahead of them and queues as many directories as it may.
+            try TreeBuilder.write("\(dir)/scan.pdf", bytes: TreeBuilder.noise(128 << 10, seed: UInt64(d)))
         }
         let archive = scratch.sub("a.car")
         let create = try CLI.run(["-c", "ulimit -n 40 && exec \"$0\" create --keyring \"$1\" --out \"$2\" \"$3\"",
                                   CLI.executable, keyring, archive, scratch.sub("src/crm")], executable: "/bin/bash")
         #expect(create.status == 0, "\(create.stderr)")
-        let restore = try CLI.run(["-c", "ulimit -n 40 && exec \"$0\" restore \"$2\" --keyring \"$1\" --to \"$3\"",
+        let restore = try CLI.run(["-c", "ulimit -n 32 && exec \"$0\" restore \"$2\" --check-content --keyring \"$1\" --to \"$3\"",
                                    CLI.executable, keyring, archive, scratch.sub("out")], executable: "/bin/bash")
         #expect(restore.status == 0, "\(restore.stderr)")
         #expect(try TreeSnapshot(scratch.sub("src/crm")) == TreeSnapshot(scratch.sub("out/crm")))
