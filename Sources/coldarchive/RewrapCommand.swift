@@ -34,7 +34,7 @@ struct RewrapCommand: ParsableCommand {
                 print("unchanged \(file): already wrapped to the current keys (\(report.recipients.joined(separator: ", ")))")
                 continue
             }
-            print("rewrapped \(file): \(report.previousRecipients.joined(separator: ", ")) -> \(report.recipients.joined(separator: ", ")) (archive digest \(report.archiveDigest) unchanged)")
+            print("rewrapped \(file): \(report.previousRecipients.joined(separator: ", ")) -> \(report.recipients.joined(separator: ", ")) (archive digest \(report.archiveDigest) unchanged)\(report.sidecar.map { "; \(file).minisig \($0)" } ?? "")")
         }
     }
 }

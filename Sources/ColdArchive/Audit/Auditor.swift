@@ -29,6 +29,8 @@ public struct AuditFinding: Codable, Sendable, Equatable {
         case stray
         /// A series' settings file disagrees with its signed journal record.
         case settings
+        /// An archive's minisign sidecar is not the signer's signature of this archive.
+        case sidecar
     }
 
     public var kind: Kind
@@ -233,8 +235,11 @@ public enum Auditor {
                 bytes += archive.fileSize
                 signers.insert((try? archive.signerPublicKey.fingerprint) ?? "?")
                 do {
-                    try archive.checkSignature(trusting: trusted)
+                    let signer = try archive.checkSignature(trusting: trusted)
                     item = Checked(name: name, file: file, position: archive.header.position, digest: archive.archiveDigest, failed: false)
+                    if let problem = sidecarProblem("\(vault.root)/\(file)", signer: signer, digest: archive.archiveDigest) {
+                        find(.sidecar, problem)
+                    }
                 } catch {
                     find(.signature, "\(error)")
                 }
@@ -362,6 +367,24 @@ public enum Auditor {
             }
         }
         return out
+    }
+
+    /// What is wrong with an archive's minisign sidecar, if it has one: it must be the archive's signer's,
+    /// and its signed trusted comment must name this archive's digest. (The signature over the file's
+    /// bytes is left to `minisign -V`: the chunk hashes already cover every byte, keylessly.)
+    static func sidecarProblem(_ path: String, signer: SigningPublicKey, digest: [UInt8]) -> String? {
+        let sidecar = path + Minisign.suffix
+        guard FileSystem.exists(sidecar) else { return nil }
+        do {
+            let signature = try Minisign.Signature(text: String(decoding: try FileSystem.readSmallFile(sidecar, limit: 1 << 16), as: UTF8.self))
+            if let problem = signature.check(signer: signer) { return "\(FileSystem.baseName(of: sidecar)): \(problem)" }
+            guard signature.trustedComment.split(separator: "\t").contains(where: { $0 == "coldarchive archive_digest:\(digest.hex)" }) else {
+                return "\(FileSystem.baseName(of: sidecar)) is the signature of another archive (its trusted comment: \(signature.trustedComment))"
+            }
+            return nil
+        } catch {
+            return "\(FileSystem.baseName(of: sidecar)): \(error)"
+        }
     }
 
     /// The archive a sidecar file belongs to (`NAME.car.minisig`, `NAME.car.tsr`, `NAME.car.parity`).

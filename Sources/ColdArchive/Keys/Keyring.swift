@@ -346,6 +346,8 @@ public final class Keyring {
             try FileSystem.writeAtomically(try FileSystem.readSmallFile(from, limit: 1 << 20), to: to, mode: mode)
         }
         try copy(signingPublicKeyPath, "\(target)/signing.pub", mode: 0o644)
+        // The same key in minisign's format: `minisign -Vm ARCHIVE -p minisign.pub` (FORMAT.md §5).
+        try FileSystem.writeAtomically(Array(Minisign.publicKeyFile(try signingPublicKey()).utf8), to: "\(target)/minisign.pub", mode: 0o644)
         if includeSigningKey {
             let (secret, info) = try KeyFiles.readSecret(kind: .signing, from: signingSecretKeyPath, passphrase: passphrase)
             let hostKey = "\(target)/signing.key"

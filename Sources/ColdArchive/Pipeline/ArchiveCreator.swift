@@ -197,9 +197,16 @@ public enum ArchiveCreator {
 
         let partial = PartialFiles.name(for: output)
         let out = try OpenFile.createNew(partial, mode: 0o644)
+        // BLAKE2b-512 of every byte as it is written, for the minisign sidecar (no second read).
+        let prehash = Sodium.Blake2bState(outputBytes: 64)
+        func emit(_ bytes: UnsafeRawBufferPointer) throws {
+            try out.write(bytes)
+            prehash.update(bytes)
+        }
+        func emit(_ bytes: [UInt8]) throws { try bytes.withUnsafeBytes { try emit($0) } }
         do {
-            try out.write(headerBytes)
-            try out.write(blockBytes)
+            try emit(headerBytes)
+            try emit(blockBytes)
             let payloadOffset = UInt64(headerBytes.count + blockBytes.count)
 
             // The payload: the tar stream, then the manifest, through the sealing pipeline.
@@ -212,7 +219,7 @@ public enum ArchiveCreator {
             let manifest = PendingManifest { try spool.append($0) }
             let stream = ChunkSealingStream(cipher: cipher, chunkRawSize: chunkRawSize, level: compressionLevel,
                                             workers: workers) { chunk in
-                try out.write(chunk.sealed.bytes)
+                try emit(chunk.sealed.bytes)
                 records.append(chunk.record)
                 payloadBytes += UInt64(chunk.record.sealedLength)
                 if payloadOffset + payloadBytes - writtenBack >= 32 << 20 {
@@ -275,12 +282,12 @@ public enum ArchiveCreator {
             digest.update(table.bytes)
             let archiveDigest = digest.finalize()
             let signature = signer.sign(FormatV1.signatureContext + archiveDigest)
-            try out.write(totalsBytes)
-            try out.write(table.bytes)
-            try out.write(signature)
+            try emit(totalsBytes)
+            try emit(table.bytes)
+            try emit(signature)
             let footer = Footer(formatVersion: formatVersion, payloadOffset: payloadOffset, trailerOffset: payloadOffset + payloadBytes,
                                 trailerLength: totals.trailerLength)
-            try out.write(footer.encoded())
+            try emit(footer.encoded())
             try out.sync()
             // Read back what was written, as a reader would, before it gets its final name: every
             // structure, the totals, and the signature.
@@ -289,11 +296,20 @@ public enum ArchiveCreator {
             guard written.archiveDigest == archiveDigest else {
                 throw OperationError("internal error: the archive read back differs from the one written; nothing was published")
             }
-            let published = try PartialFiles.publish(partial, as: output)
+            var published = try PartialFiles.publish(partial, as: output)
 
             let summary = ArchiveSummary(header: header, headerDigest: headerDigest, recipients: block.recipients,
                                          totals: totals, archiveDigest: archiveDigest,
                                          fileSize: footer.trailerOffset + footer.trailerLength + UInt64(FormatV1.footerSize))
+            // The minisign sidecar: `minisign -Vm FILE -p minisign.pub` checks the archive with stock tools.
+            let sidecar = Minisign.signature(prehash: prehash.finalize(), signer: signer,
+                                             trustedComment: Minisign.trustedComment(for: summary, fileName: FileSystem.baseName(of: output)))
+            do {
+                try FileSystem.writeAtomically(Array(sidecar.utf8), to: output + Minisign.suffix, mode: 0o644)
+            } catch {
+                published.append(SourceWarning(.sidecarNotWritten, path: output + Minisign.suffix,
+                                               "was not written (\(error)); the archive is complete and valid. Sign it again with 'coldarchive rewrap'"))
+            }
             return (summary, stream.peakChunksInFlight, published)
         } catch {
             FileSystem.remove(partial)

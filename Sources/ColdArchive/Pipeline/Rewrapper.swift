@@ -11,6 +11,9 @@ public struct RewrapReport: Sendable, Equatable, Codable {
     /// False when the archive was already wrapped to exactly the current recipients: the file was left
     /// as it was (a rewrap of such an archive would only change its bytes and its mtime).
     public var rewritten: Bool
+    /// What became of the minisign sidecar (`FILE.minisig`): signed anew, or removed and why; nil when
+    /// the file was not rewritten.
+    public var sidecar: String? = nil
 }
 
 /// Re-wraps an archive's file key to the keyring's current recipients (the active encryption key and
@@ -34,6 +37,9 @@ public enum Rewrapper {
         let oldFooter = archive.footer
         let newPayloadOffset = UInt64(headerBytes.count + blockBytes.count)
 
+        // Asked before anything is written: a wrong passphrase must not fail after the file was replaced.
+        let signer: SigningKey? = FileSystem.exists(keyring.signingSecretKeyPath) ? try keyring.signingKey() : nil
+        var sidecar: String?
         // What a killed rewrap of this archive left behind (its process is gone) goes first.
         PartialFiles.removeStale(for: path)
         let partial = PartialFiles.name(for: path)
@@ -77,12 +83,23 @@ public enum Rewrapper {
             }
             try FileSystem.rename(partial, path)
             try FileSystem.syncDirectory(FileSystem.parent(of: path))
+            // The file's bytes changed, so its minisign sidecar is signed anew (its trusted comment, with
+            // the unchanged archive digest, stays the same) — or, by a keyring without the signing key,
+            // removed rather than left to fail `minisign -V`.
+            if let signer {
+                try Minisign.sign(file: path, trustedComment: Minisign.trustedComment(for: rewrapped.summary, fileName: FileSystem.baseName(of: path)),
+                                  signer: signer)
+                sidecar = "signed anew"
+            } else if FileSystem.exists(path + Minisign.suffix) {
+                FileSystem.remove(path + Minisign.suffix)
+                sidecar = "removed: this keyring has no signing key to sign the new bytes; sign it where the signing key is"
+            }
         } catch {
             FileSystem.remove(partial)
             throw error
         }
         return RewrapReport(archive: path, previousRecipients: archive.recipientKeyIDs, recipients: recipients.map(\.keyIDHex),
-                            headerDigest: archive.headerDigest.hex, archiveDigest: archive.archiveDigest.hex, rewritten: true)
+                            headerDigest: archive.headerDigest.hex, archiveDigest: archive.archiveDigest.hex, rewritten: true, sidecar: sidecar)
     }
 }
 

@@ -27,6 +27,8 @@ public struct SourceWarning: Sendable, Equatable, Codable, CustomStringConvertib
         case ownFile = "own-file"
         /// The archive is complete, but its directory could not be synced to disk.
         case notDurable = "not-durable"
+        /// The archive is complete, but its minisign sidecar (`FILE.minisig`) could not be written.
+        case sidecarNotWritten = "sidecar-not-written"
     }
 
     public var kind: Kind
@@ -55,5 +57,5 @@ public struct SourceWarning: Sendable, Equatable, Codable, CustomStringConvertib
     /// Whether the archive differs from the source because of this: what it holds is not what the
     /// source had, or something the source had is missing (exit code 4). Leaving out coldarchive's own
     /// output, or a failed directory sync after the archive was complete, do not count.
-    public var archiveIsInexact: Bool { kind != .ownFile && kind != .notDurable }
+    public var archiveIsInexact: Bool { kind != .ownFile && kind != .notDurable && kind != .sidecarNotWritten }
 }

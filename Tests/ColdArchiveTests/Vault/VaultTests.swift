@@ -70,6 +70,7 @@ struct MonthlyVault {
     /// Each way of tampering with a vault is its own finding, naming the file, the period and the reason.
     enum Tampering: String, CaseIterable {
         case deleteAnArchive, replaceWithAnotherSignersArchive, replaceWithOtherContent, swapTwo, flipAByte, strayFile, forgedJournalRecord, editedJournalRecord
+        case sidecarOfAnotherArchive
     }
 
     @Test(arguments: Tampering.allCases)
@@ -130,6 +131,11 @@ struct MonthlyVault {
             record.reason = "nothing happened"
             try Journal.append(record, to: v.vault.journalPath, signer: other.signer)
             expected = [(.journal, nil)]
+        case .sidecarOfAnotherArchive:
+            // The minisign sidecar of sequence 2 beside sequence 3: validly signed, but not this archive's.
+            try fm.removeItem(atPath: third + ".minisig")
+            try fm.copyItem(atPath: v.path("2025-02", 2) + ".minisig", toPath: third + ".minisig")
+            expected = [(.sidecar, "2025-03")]
         case .editedJournalRecord:
             // The archive-added record of sequence 3 edited to name another digest.
             var text = try String(contentsOfFile: v.vault.journalPath, encoding: .utf8)
