@@ -13,7 +13,7 @@ struct ColdArchiveCommand: ParsableCommand {
         """,
         version: "\(ArchiveCreator.creatorName) (writes archive format version \(ArchiveCreator.formatVersion))",
         subcommands: [KeysCommand.self, CreateCommand.self, InspectCommand.self, VerifyCommand.self,
-                      ListCommand.self, RestoreCommand.self, RewrapCommand.self, VaultCommand.self, AuditCommand.self])
+                      ListCommand.self, RestoreCommand.self, RewrapCommand.self, VaultCommand.self, AuditCommand.self, CatalogCommand.self])
 }
 
 /// `--keyring DIR` and `--passphrase-file FILE`, shared by every command that needs keys.

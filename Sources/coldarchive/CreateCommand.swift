@@ -94,6 +94,7 @@ struct CreateCommand: ParsableCommand {
             let made = try opened.create(options, series: series, period: period, wait: wait, signer: try ring.signingKey(),
                                                     recipients: try ring.recipientPublicKeys(), trusting: try ring.trustedSigningKeys())
             (report, path) = (made.report, made.path)
+            VaultRecords.created(made, in: opened)
         } else {
             path = options.output
             report = try ArchiveCreator.create(options, signer: try ring.signingKey(), recipients: try ring.recipientPublicKeys())

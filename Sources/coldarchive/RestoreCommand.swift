@@ -51,8 +51,11 @@ struct RestoreCommand: ParsableCommand {
 
     func run() throws {
         let policy: OwnerPolicy = noOwner ? .none : numericOwner ? .numeric : .automatic
-        let report = try Restorer.restore(archivePath: file, to: to, keyring: try keyring.open(),
+        let ring = try keyring.open()
+        let report = try Restorer.restore(archivePath: file, to: to, keyring: ring,
                                           trusting: try trust.keys(), force: force, checkContent: checkContent, owners: policy)
+        // A vault's archive: who restored what, where and when goes into its signed journal.
+        VaultRecords.restored(file: file, target: to, keyring: ring)
         if json { return try Output.json(report) }
         print("restored \(report.entries) entries (\(Output.bytes(report.contentBytes)) of content) into \(report.target): \(report.topLevel.map(DisplayName.escaped).joined(separator: ", "))")
         print("owners: \(report.owners)")

@@ -346,7 +346,7 @@ public enum Auditor {
     static func strays(in vault: Vault, series: Set<String>) -> [AuditFinding] {
         var out: [AuditFinding] = []
         let known: Set<String> = [Vault.settingsName, Journal.fileName, Vault.seriesFolder, Vault.lockName,
-                                  "catalog.sqlite", "catalog.sqlite-wal", "catalog.sqlite-shm"]
+                                  "catalog.sqlite", "catalog.sqlite-wal", "catalog.sqlite-shm", "catalog.sqlite-journal"]
         for name in ((try? FileSystem.directoryEntries(vault.root)) ?? []).sorted() where !known.contains(name) {
             out.append(AuditFinding(.stray, file: name, "it belongs to nothing the vault knows"))
         }

@@ -192,6 +192,26 @@ public final class Vault: @unchecked Sendable {
             .sorted { ($0.sequence, $0.period) < ($1.sequence, $1.period) }
     }
 
+    /// The vault an archive file belongs to, with its vault-relative path, when the file sits in a
+    /// series folder of one (`VAULT/series/NAME/FILE`); nil otherwise.
+    public static func containing(file path: String) -> (vault: Vault, file: String)? {
+        let absolute = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
+        let parts = absolute.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
+        guard parts.count >= 4, parts[parts.count - 3] == seriesFolder else { return nil }
+        let root = "/" + parts.dropLast(3).joined(separator: "/")
+        guard FileSystem.exists("\(root)/\(settingsName)"), let vault = try? open(root) else { return nil }
+        return (vault, parts.suffix(3).joined(separator: "/"))
+    }
+
+    /// Journals a restore of the vault's archive `file` (vault-relative), signed by `signer`.
+    public func journalRestore(file: String, archiveDigest: String, target: String, signer: SigningKey) throws {
+        var record = JournalRecord(event: .restore)
+        record.file = file
+        record.archiveDigest = archiveDigest
+        record.target = target
+        try Journal.append(record, to: journalPath, signer: signer)
+    }
+
     static let encoder: JSONEncoder = {
         let e = JSONEncoder()
         e.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
