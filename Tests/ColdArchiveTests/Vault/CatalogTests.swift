@@ -66,6 +66,26 @@ import Testing
         #expect(listed.status == 0 && listed.stdout.contains("series/crm/crm.2026-10.000002.car  2026-10  sequence 2"), "\(listed.stdout)")
     }
 
+    /// An escrow holder restores a site's archive with its own keyring (trusting the site's key): its
+    /// signing key is not the site's, so it signs no journal record, and says so.
+    @Test func anEscrowRestoreIsNotJournaledWithAForeignKey() throws {
+        let scratch = try Scratch()
+        let site = try TestKeys(in: scratch, name: "site")
+        let escrow = try TestKeys(in: scratch, name: "escrow")
+        let vault = try Vault.initialize(at: scratch.sub("vault"), signer: site.signer)
+        try vault.addSeries(SeriesSettings(series: "crm"), signer: site.signer)
+        try FileManager.default.createDirectory(atPath: scratch.sub("crm"), withIntermediateDirectories: true)
+        try TreeBuilder.write(scratch.sub("crm/customers.csv"), "id\n1\n")
+        let made = try vault.create(CreateOptions(sources: [scratch.sub("crm")], output: ""), series: "crm", period: "2026-10",
+                                    signer: site.signer, recipients: site.recipients + escrow.recipients, trusting: [site.signer.publicKey])
+        let journal = try String(contentsOfFile: vault.journalPath, encoding: .utf8)
+        let restored = try CLI.run(["restore", made.path, "--keyring", escrow.directory, "--trust", "\(site.directory)/signing.pub",
+                                    "--to", scratch.sub("out")])
+        #expect(restored.status == 0, "\(restored.stderr)")
+        #expect(restored.stderr.contains("not recorded in the vault journal: this keyring's signing key is not the one that signed the archive"))
+        #expect(try String(contentsOfFile: vault.journalPath, encoding: .utf8) == journal)
+    }
+
     /// A vault on read-only media: audit, verify, list and restore all work, and nothing is written.
     @Test(.enabled(if: geteuid() != 0)) func aReadOnlyVaultWorksWithoutItsCatalog() throws {
         let scratch = try Scratch()
