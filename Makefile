@@ -89,11 +89,12 @@ fuzz: deps
 # .build-bench/results.{md,json,svg}. BENCH_SIZES=10MB,1GB,4GB for the scaling series. Then the
 # small-files series (Tests/Bench/smallfiles.py: BENCH_FILES files restored to fresh ext4 and XFS images,
 # to ext4 after a mass deletion and to tmpfs; list; create) into .build-bench/results-smallfiles.*;
-# BENCH_SERIES=1GB or BENCH_SERIES=smallfiles runs one of the two.
+# then the audit series (Tests/Bench/auditbench.py: audit --quick of 120 monthly archives, the full audit
+# against b2sum) into .build-bench/results-audit.*; BENCH_SERIES=1GB (or smallfiles, audit) runs one.
 BENCH_SIZES ?= 1GB
 BENCH_RUNS ?= 3
 BENCH_FILES ?= 600000
-BENCH_SERIES ?= 1GB,smallfiles
+BENCH_SERIES ?= 1GB,smallfiles,audit
 BENCH_PACKAGES := age restic borgbackup time xfsprogs zstd
 bench: release
 	@missing=""; for p in $(BENCH_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -105,6 +106,8 @@ bench: release
 	  --sizes $(BENCH_SIZES) --runs $(BENCH_RUNS); fi
 	@if [[ ",$(BENCH_SERIES)," == *,smallfiles,* ]]; then $(PYTHON) Tests/Bench/smallfiles.py --bin $$($(SWIFT) build -c release --show-bin-path)/coldarchive \
 	  --files $(BENCH_FILES) --runs $(BENCH_RUNS); fi
+	@if [[ ",$(BENCH_SERIES)," == *,audit,* ]]; then $(PYTHON) Tests/Bench/auditbench.py --bin $$($(SWIFT) build -c release --show-bin-path)/coldarchive \
+	  --runs $(BENCH_RUNS); fi
 
 # Writes the committed version 2 test vector with the committed test keys (run as root: it sets owners).
 # Vectors are made once per format version and never regenerated: vector-v1.car (coldarchive 0.1) must

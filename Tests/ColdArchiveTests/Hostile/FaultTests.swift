@@ -123,7 +123,7 @@ import Testing
         let result = try CLI.run(["create", "--keyring", keyring, "--out", "\(out)/2026-11.car", source])
         #expect(result.status == 0, "\(result.stderr)")
         #expect(try leftovers(in: out) == [foreign])
-        #expect(try FileManager.default.contentsOfDirectory(atPath: out).sorted() == [foreign, "2026-11.car"].sorted())
+        #expect(try FileManager.default.contentsOfDirectory(atPath: out).sorted() == [foreign, "2026-11.car", "2026-11.car.minisig"].sorted())
     }
 
     @Test func aKilledRestoreLeavesOnlyItsStagingDirectoryWhichTheNextRestoreRemoves() throws {

@@ -117,6 +117,6 @@ import Testing
         #expect(!report.isInexact)
         var paths: [String] = []
         try Lister.list(path: "\(root)/with-import.car", keyring: keys.keyring) { paths.append($0.path) }
-        #expect(paths.sorted() == ["export", "export/Account.csv", "src", "src/orders.csv", "src/self.car"])
+        #expect(paths.sorted() == ["export", "export/Account.csv", "src", "src/orders.csv", "src/self.car", "src/self.car.minisig"])
     }
 }
