@@ -43,7 +43,8 @@ test: deps
 mutants: deps
 	$(PYTHON) Tests/Mutants/mutants.py $(if $(MUTANTS),--only $(MUTANTS))
 
-# A sample CRM data set, a keyring in keys/, an archive, an auditor's verify, a restore and a comparison.
+# A sample CRM data set, a keyring in keys/, an archive, an auditor's verify, a restore and a comparison;
+# then a vault with a monthly series, and the auditor's audit of it.
 demo: release
 	@set -euo pipefail; bin=$$($(SWIFT) build -c release --show-bin-path)/coldarchive; \
 	rm -rf $(DEMO); mkdir -p $(DEMO); \
@@ -63,6 +64,11 @@ demo: release
 	$$bin restore $(DEMO)/crm-demo.car --keyring keys --to $(DEMO)/restored; \
 	echo "== 6. compare the restored tree with the original"; \
 	diff -r $(DEMO)/crm $(DEMO)/restored/crm && echo "identical: every file, directory and link restored"; \
+	echo "== 7. a vault with a monthly series: this month's archive covers last month"; \
+	$$bin vault init $(DEMO)/vault --series crm --keyring keys; \
+	$$bin create --vault $(DEMO)/vault --series crm --keyring keys $(DEMO)/crm | head -1; \
+	echo "== 8. the auditor checks the whole vault with the signing public key alone"; \
+	$$bin audit --vault $(DEMO)/vault --trust $(DEMO)/auditor/signing.pub; \
 	echo "demo files are in $(DEMO)/"
 
 # The tampering campaign at full size: every bit of every header and trailer byte, every payload byte.
