@@ -66,7 +66,7 @@ demo: release
 	diff -r $(DEMO)/crm $(DEMO)/restored/crm && echo "identical: every file, directory and link restored"; \
 	echo "== 7. a vault with a monthly series: this month's archive covers last month"; \
 	$$bin vault init $(DEMO)/vault --series crm --keyring keys; \
-	$$bin create --vault $(DEMO)/vault --series crm --keyring keys $(DEMO)/crm | head -1; \
+	$$bin create --vault $(DEMO)/vault --series crm --keyring keys $(DEMO)/crm | sed -n 1p; \
 	echo "== 8. the auditor checks the whole vault with the signing public key alone"; \
 	$$bin audit --vault $(DEMO)/vault --trust $(DEMO)/auditor/signing.pub; \
 	echo "demo files are in $(DEMO)/"
