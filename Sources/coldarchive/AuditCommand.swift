@@ -61,16 +61,18 @@ struct AuditCommand: ParsableCommand {
 
 /// The terminal form of an audit report: a verdict, a table per series, the findings.
 enum AuditText {
+    static func count(_ n: Int, _ noun: String) -> String { "\(n) \(noun)\(n == 1 ? "" : "s")" }
+
     static func render(_ r: AuditReport) -> String {
         var out: [String] = []
         out.append("vault        \(r.vault) (id \(r.vaultID ?? "-"))")
         out.append("checked      \(r.checkedAt)\(r.quick ? " (quick: chunk hashes not checked)" : "")")
         out.append("trusted      \(r.trustedSigners.joined(separator: ", "))")
         out.append("signed by    \(r.signers.joined(separator: ", "))")
-        out.append("archives     \(r.archives) in \(r.series.count) series, \(r.bytesHashed) bytes hashed; journal: \(r.journalRecords) records")
+        out.append("archives     \(count(r.archives, "archive")) in \(r.series.count) series, \(r.bytesHashed) bytes hashed; journal: \(count(r.journalRecords, "record"))")
         out.append("")
         for s in r.series {
-            out.append("series \(s.series) (\(s.schedule)): \(s.archives) archives, sequences \(s.firstSequence.map(String.init) ?? "-")…\(s.lastSequence.map(String.init) ?? "-")")
+            out.append("series \(s.series) (\(s.schedule)): \(count(s.archives, "archive")), sequences \(s.firstSequence.map(String.init) ?? "-")…\(s.lastSequence.map(String.init) ?? "-")")
             out.append("  period       status     archives")
             for p in s.periods {
                 let files = p.files.map { ($0 as NSString).lastPathComponent }.joined(separator: ", ")

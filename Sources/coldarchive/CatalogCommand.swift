@@ -26,8 +26,11 @@ struct CatalogCommand: ParsableCommand {
 
         func run() throws {
             let opened = try Vault.open(vault)
-            let trusted = try trust.keys() ?? keyring.open().trustedSigningKeys()
-            let report = try Catalog.rebuild(vault: opened, trusting: trusted)
+            let trusted = try trust.keys(orFrom: keyring)
+            let report: Catalog.RebuildReport
+            do { report = try Catalog.rebuild(vault: opened, trusting: trusted) } catch let error as ColdArchiveError { throw error } catch {
+                throw VaultError("the catalog could not be written in \(vault) (\(error)); a vault on read-only media keeps the catalog it has, and every command works without one")
+            }
             print("rebuilt \(vault)/\(Catalog.fileName): \(report.archives) archives, \(report.checks) restores from the journal")
             for file in report.unreadable { Output.warning("\(file) could not be read and is not in the catalog; run 'coldarchive audit'") }
         }
@@ -56,10 +59,15 @@ struct CatalogCommand: ParsableCommand {
             guard FileManager.default.fileExists(atPath: path) else {
                 throw VaultError("the vault has no catalog; make it with 'coldarchive catalog rebuild --vault \(vault)'")
             }
-            let catalog = try Catalog.open(path: path)
-            let archives = try catalog.archives(series: series)
-            let files = Set(archives.map(\.file))
-            let checks = try catalog.checks().filter { files.contains($0.file) }
+            let archives: [CatalogArchive], checks: [CatalogCheck]
+            do {
+                let catalog = try Catalog.open(path: path)
+                archives = try catalog.archives(series: series)
+                let files = Set(archives.map(\.file))
+                checks = try catalog.checks().filter { files.contains($0.file) }
+            } catch {
+                throw VaultError("the catalog '\(path)' cannot be read (\(error)); it is only an index: make it again with 'coldarchive catalog rebuild --vault \(vault) --trust SIGNING_PUB'")
+            }
             if json { return try Output.json(Listing(archives: archives, checks: checks)) }
             for a in archives {
                 let last = checks.last { $0.file == a.file }

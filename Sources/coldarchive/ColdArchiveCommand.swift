@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import ColdArchive
 
 struct ColdArchiveCommand: ParsableCommand {
@@ -48,6 +49,16 @@ struct TrustOption: ParsableArguments {
 
     @Option(name: .long, help: "Directory of signing key rotation statements (KEYRING/signing-chain) to follow from --trust.")
     var chain: String?
+
+    /// The trusted keys: --trust's (and its chain's), else the keyring's signing keys; an auditor without
+    /// a keyring is told to pass --trust.
+    func keys(orFrom keyring: KeyringOption) throws -> [SigningPublicKey] {
+        if let keys = try keys() { return keys }
+        guard FileManager.default.fileExists(atPath: "\(keyring.directory)/keyring.json") else {
+            throw OperationError("pass --trust SIGNING_PUB (the site's signing public key, as an auditor holds it), or --keyring DIR", kind: .usage)
+        }
+        return try keyring.open().trustedSigningKeys()
+    }
 
     /// The trusted keys, or nil when --trust was not given.
     func keys() throws -> [SigningPublicKey]? {

@@ -37,7 +37,8 @@ struct VaultCommand: ParsableCommand {
         @OptionGroup var keyring: KeyringOption
 
         func run() throws {
-            let signer = try keyring.open().signingKey()
+            let ring = try keyring.open()
+            let signer = try ring.signingKey()
             let vault: Vault
             if FileManager.default.fileExists(atPath: "\(directory)/\(Vault.settingsName)") {
                 vault = try Vault.open(directory)
@@ -48,7 +49,7 @@ struct VaultCommand: ParsableCommand {
             }
             if let series {
                 let settings = try vault.addSeries(SeriesSettings(series: series, schedule: schedule, timeZone: timeZone, periodFromDate: periodFromDate),
-                                                   signer: signer)
+                                                   signer: signer, trusting: try ring.trustedSigningKeys())
                 print("added series \(series): \(settings.schedule.rawValue), periods in \(settings.timeZone), period from date: \(settings.periodFromDate.rawValue)")
             }
         }
@@ -71,7 +72,7 @@ struct VaultCommand: ParsableCommand {
 
         func run() throws {
             let opened = try Vault.open(vault)
-            let trusted = try trust.keys() ?? keyring.open().trustedSigningKeys()
+            let trusted = try trust.keys(orFrom: keyring)
             var bad = 0
             try Journal.read(opened.journalPath, trusting: trusted) { line in
                 if line.problem != nil { bad += 1 }
@@ -83,7 +84,9 @@ struct VaultCommand: ParsableCommand {
                     if r.event == .seriesCreated { what += [r.schedule, r.timeZone].compactMap { $0 } }
                     print("\(r.n)  \(r.time)  \(r.host)  \(r.event.rawValue)  \(DisplayName.escaped(what.joined(separator: "  ")))")
                 } else {
-                    print("line \(line.number): NOT VERIFIED: \(line.problem ?? "")")
+                    // What the line claims, for the auditor to see — escaped, and marked unverified.
+                    let text = String(decoding: line.bytes.prefix(400), as: UTF8.self)
+                    print("line \(line.number): NOT VERIFIED: \(line.problem ?? "")\n    it reads: \(DisplayName.escaped(text))")
                 }
             }
             if bad > 0 { throw ExitCode(FailureKind.integrity.rawValue) }
@@ -122,11 +125,22 @@ struct VaultCommand: ParsableCommand {
             guard let parsed = Period(period), parsed.schedule == settings.schedule else {
                 throw VaultError("'\(period)' is not a \(settings.schedule.rawValue) period", kind: .usage)
             }
+            guard !reason.trimmingCharacters(in: .whitespaces).isEmpty else {
+                throw VaultError("give the reason: it is what the auditor reads", kind: .usage)
+            }
+            guard parsed <= settings.currentPeriod(at: Date()) else {
+                throw VaultError("period \(parsed) has not begun yet: explain a period once it lacks an archive", kind: .usage)
+            }
+            if let covered = try opened.archiveNames(in: series).first(where: { $0.period == parsed.description }) {
+                throw VaultError("period \(parsed) has an archive ('\(covered.fileName)'): nothing to explain", kind: .usage)
+            }
+            let ring = try keyring.open()
+            try opened.checkJournal(trusting: try ring.trustedSigningKeys())
             var record = JournalRecord(event: .periodExplained)
             record.series = series
             record.period = parsed.description
             record.reason = reason
-            let written = try Journal.append(record, to: opened.journalPath, signer: try keyring.open().signingKey())
+            let written = try Journal.append(record, to: opened.journalPath, signer: try ring.signingKey())
             print("journal record \(written.n): \(series) \(parsed) explained")
         }
     }

@@ -29,8 +29,10 @@ public struct AuditFinding: Codable, Sendable, Equatable {
         case stray
         /// A series' settings file disagrees with its signed journal record.
         case settings
-        /// An archive's minisign sidecar is not the signer's signature of this archive.
+        /// An archive's minisign sidecar is missing, or not the signer's signature of this archive.
         case sidecar
+        /// An archive covers a period that has not begun.
+        case future
     }
 
     public var kind: Kind
@@ -77,6 +79,10 @@ public struct AuditSeries: Codable, Sendable, Equatable {
     public var firstSequence: UInt64?
     public var lastSequence: UInt64?
     public var periods: [AuditPeriod]
+
+    enum CodingKeys: String, CodingKey {
+        case series, schedule, archives, bytes, firstSequence = "first_sequence", lastSequence = "last_sequence", periods
+    }
 }
 
 /// What `audit` checked and found (docs/AUDIT.md). `passed` exactly when there is no finding.
@@ -141,9 +147,21 @@ public enum Auditor {
         var added: [String: JournalRecord] = [:]
         var explained: [String: [String: String]] = [:]
         var signers: Set<String> = []
+        /// The `vault` of the verified vault-created record, and whether it was record 1.
+        var vaultID: String?
+        var firstEvent: JournalRecord.Event?
     }
 
     public static func audit(vault root: String, trusting trusted: [SigningPublicKey], options: Options = Options()) throws -> AuditReport {
+        guard FileSystem.exists("\(root)/\(Vault.settingsName)") else {
+            throw VaultError("'\(root)' is not a vault: it has no \(Vault.settingsName). Check the path (a vault's root holds vault.json, journal.log and series/)")
+        }
+        for (name, text) in [("from", options.from), ("to", options.to)] {
+            if let text, Period(text) == nil { throw VaultError("--\(name) '\(text)' is not a period", kind: .usage) }
+        }
+        if let from = options.from.flatMap(Period.init), let to = options.to.flatMap(Period.init), from.schedule == to.schedule, to < from {
+            throw VaultError("--from \(from) is after --to \(to)", kind: .usage)
+        }
         let vault = try Vault.open(root)
         var findings: [AuditFinding] = []
         var signers: Set<String> = []
@@ -156,6 +174,8 @@ public enum Auditor {
                 }
                 facts.records += 1
                 facts.signers.insert(record.signer)
+                if facts.firstEvent == nil { facts.firstEvent = record.event }
+                if record.event == .vaultCreated, facts.vaultID == nil { facts.vaultID = record.vault }
                 switch record.event {
                 case .seriesCreated: if let s = record.series { facts.seriesCreated[s] = record }
                 case .archiveAdded: if let f = record.file { facts.added[f] = record }
@@ -167,6 +187,15 @@ public enum Auditor {
         } else {
             findings.append(AuditFinding(.journal, file: Journal.fileName, "the vault has no journal: what was added or removed cannot be told"))
         }
+        if FileSystem.exists(vault.journalPath) {
+            if facts.records == 0 {
+                findings.append(AuditFinding(.journal, file: Journal.fileName, "the journal holds no verified record: it was emptied, or replaced"))
+            } else if facts.firstEvent != .vaultCreated {
+                findings.append(AuditFinding(.journal, file: Journal.fileName, "the journal does not begin with the vault's creation: its beginning was cut off"))
+            } else if facts.vaultID != vault.settings.id {
+                findings.append(AuditFinding(.journal, file: Journal.fileName, "the journal is that of vault \(facts.vaultID ?? "?"), but vault.json names vault \(vault.settings.id): one of the two was replaced"))
+            }
+        }
         signers.formUnion(facts.signers)
 
         var names = Set(try vault.seriesNames())
@@ -174,6 +203,14 @@ public enum Auditor {
         if let only = options.series {
             guard names.contains(only) else { throw VaultError("the vault has no series '\(only)'", kind: .usage) }
             names = [only]
+        }
+        for name in names {
+            let schedule = facts.seriesCreated[name]?.schedule.flatMap(Schedule.init) ?? (try? vault.series(name))?.schedule
+            for (option, text) in [("from", options.from), ("to", options.to)] {
+                if let text, let period = Period(text), let schedule, period.schedule != schedule {
+                    throw VaultError("--\(option) \(text) is not a period of series '\(name)', which is \(schedule.rawValue)", kind: .usage)
+                }
+            }
         }
         var report = AuditReport(vault: root, vaultID: vault.settings.id, checkedAt: Journal.rfc3339(options.now), quick: options.quick,
                                  trustedSigners: trusted.map(\.fingerprint), signers: [], series: [], archives: 0, bytesHashed: 0,
@@ -202,15 +239,22 @@ public enum Auditor {
         let directory = vault.seriesDirectory(series)
         let folder = "\(Vault.seriesFolder)/\(series)"
         var settings: SeriesSettings?
-        do { settings = try vault.series(series) } catch {
-            findings.append(AuditFinding(.settings, series: series, file: "\(folder)/\(Vault.seriesSettingsName)", "\(error)"))
+        let settingsFile = "\(folder)/\(Vault.seriesSettingsName)"
+        if !FileSystem.exists("\(vault.root)/\(settingsFile)") {
+            findings.append(AuditFinding(.settings, series: series, file: settingsFile, "the series' settings file is missing"))
+        } else {
+            do { settings = try vault.series(series) } catch {
+                findings.append(AuditFinding(.settings, series: series, file: settingsFile, "\(error)"))
+            }
         }
         let recorded = facts.seriesCreated[series]
-        if let settings, let recorded,
-           recorded.schedule != settings.schedule.rawValue || recorded.timeZone != settings.timeZone
-            || (recorded.periodFromDate.map { $0 != settings.periodFromDate.rawValue } ?? false) {
-            findings.append(AuditFinding(.settings, series: series, file: "\(folder)/\(Vault.seriesSettingsName)",
-                                         "the settings say \(settings.schedule.rawValue) in \(settings.timeZone), the signed journal record \(recorded.schedule ?? "?") in \(recorded.timeZone ?? "?"): changed outside coldarchive"))
+        let differences: [String] = (settings.flatMap { settings in recorded.map { recorded in
+            [("schedule", settings.schedule.rawValue, recorded.schedule), ("time_zone", settings.timeZone, recorded.timeZone),
+             ("period_from_date", settings.periodFromDate.rawValue, recorded.periodFromDate)]
+                .filter { $0.2 != nil && $0.1 != $0.2 }.map { "\($0.0) is \($0.1) in series.json, \($0.2!) in the signed journal record" }
+        } }) ?? []
+        if !differences.isEmpty {
+            findings.append(AuditFinding(.settings, series: series, file: settingsFile, differences.joined(separator: "; ") + ": changed outside coldarchive"))
         } else if recorded == nil && facts.records > 0 {
             findings.append(AuditFinding(.journal, series: series, "the journal does not record the series' creation"))
         }
@@ -269,7 +313,7 @@ public enum Auditor {
             checked.append(item)
         }
         let presentFiles = Set(checked.map(\.file))
-        for (file, record) in facts.added where record.series == series && !presentFiles.contains(file) {
+        for (file, record) in facts.added.sorted(by: { $0.key < $1.key }) where record.series == series && !presentFiles.contains(file) {
             findings.append(AuditFinding(.missingArchive, series: series, period: record.period, file: file,
                                          "the journal recorded it as sequence \(record.sequence.map(String.init) ?? "?") (added \(record.time)); it is not in the vault"))
         }
@@ -278,7 +322,7 @@ public enum Auditor {
         var bySequence: [UInt64: [Checked]] = [:]
         for item in checked { if let p = item.position, p.series == series { bySequence[p.sequence, default: []].append(item) } }
         var failedFiles = Set(checked.filter(\.failed).map(\.file))
-        for (sequence, items) in bySequence where items.count > 1 {
+        for (sequence, items) in bySequence.sorted(by: { $0.key < $1.key }) where items.count > 1 {
             for item in items {
                 findings.append(AuditFinding(.fork, series: series, period: item.name.period, file: item.file,
                                              "\(items.count) archives claim sequence \(sequence): \(items.map(\.file).joined(separator: ", "))"))
@@ -291,8 +335,12 @@ public enum Auditor {
             if sequence == 1 { continue }
             guard let before = bySequence[sequence - 1], before.count == 1, let digest = before[0].digest else {
                 if bySequence[sequence - 1] == nil {
-                    findings.append(AuditFinding(.missingArchive, series: series, period: item.name.period, file: item.file,
-                                                 "sequence \(sequence - 1), which this archive follows, is not in the vault"))
+                    if let unchecked = checked.first(where: { $0.name.sequence == sequence - 1 }) {
+                        _ = unchecked  // present under its name, but unreadable or untrusted: its own finding says why
+                    } else {
+                        findings.append(AuditFinding(.missingArchive, series: series, period: item.name.period,
+                                                     "sequence \(sequence - 1), which '\(item.file)' follows, is not in the vault"))
+                    }
                 }
                 continue
             }
@@ -308,7 +356,18 @@ public enum Auditor {
 
         // The calendar: every period from the first to the last due has an archive, or an explanation.
         var byPeriod: [Period: [String]] = [:]
-        for item in checked { if let p = Period(item.name.period), p.schedule == schedule { byPeriod[p, default: []].append(item.file) } }
+        let current = Period(containing: options.now, schedule: schedule, timeZone: zone)
+        for item in checked {
+            // By the signed header where it could be read, else by the file name.
+            guard let p = Period(item.position?.period ?? item.name.period), p.schedule == schedule else { continue }
+            if p > current {
+                findings.append(AuditFinding(.future, series: series, period: p.description, file: item.file,
+                                             "it covers \(p), a period that has not begun (it is \(current))"))
+                failedFiles.insert(item.file)
+                continue
+            }
+            byPeriod[p, default: []].append(item.file)
+        }
         for (file, record) in facts.added where record.series == series && !presentFiles.contains(file) {
             if let p = record.period.flatMap(Period.init) { byPeriod[p, default: []] += [] }
         }
@@ -319,7 +378,9 @@ public enum Auditor {
         }
         var periods: [AuditPeriod] = []
         if var first = candidates.filter({ $0.schedule == schedule }).min() {
-            var last = Period(containing: options.now, schedule: schedule, timeZone: zone).previous
+            let due = (settings ?? SeriesSettings(series: series, schedule: schedule, timeZone: zone.identifier,
+                                                  periodFromDate: SeriesSettings.PeriodFromDate(rawValue: recorded?.periodFromDate ?? "") ?? .previous))
+            var last = due.lastDuePeriod(at: options.now)
             if let latest = byPeriod.keys.max(), latest > last { last = latest }
             if let from = options.from.flatMap(Period.init), from.schedule == schedule { first = from }
             if let to = options.to.flatMap(Period.init), to.schedule == schedule { last = to }
@@ -374,7 +435,9 @@ public enum Auditor {
     /// bytes is left to `minisign -V`: the chunk hashes already cover every byte, keylessly.)
     static func sidecarProblem(_ path: String, signer: SigningPublicKey, digest: [UInt8]) -> String? {
         let sidecar = path + Minisign.suffix
-        guard FileSystem.exists(sidecar) else { return nil }
+        guard FileSystem.exists(sidecar) else {
+            return "\(FileSystem.baseName(of: sidecar)) is missing: the archive cannot be checked with minisign"
+        }
         do {
             let signature = try Minisign.Signature(text: String(decoding: try FileSystem.readSmallFile(sidecar, limit: 1 << 16), as: UTF8.self))
             if let problem = signature.check(signer: signer) { return "\(FileSystem.baseName(of: sidecar)): \(problem)" }
@@ -383,7 +446,7 @@ public enum Auditor {
             }
             return nil
         } catch {
-            return "\(FileSystem.baseName(of: sidecar)): \(error)"
+            return "\(FileSystem.baseName(of: sidecar)) is damaged: it is not minisign's prehashed signature format"
         }
     }
 

@@ -50,9 +50,16 @@ public struct SeriesSettings: Codable, Sendable, Equatable {
         }
     }
 
-    /// The last period that must have an archive by `date` (the one `previous` would cut then).
+    /// The last period that must have an archive by `date`: the one that ended last for a `previous`
+    /// series, the one in progress for the others.
     public func lastDuePeriod(at date: Date) -> Period {
-        Period(containing: date, schedule: schedule, timeZone: zone).previous
+        let now = Period(containing: date, schedule: schedule, timeZone: zone)
+        return periodFromDate == .previous ? now.previous : now
+    }
+
+    /// The period in progress at `date`: no archive may cover a later one.
+    public func currentPeriod(at date: Date) -> Period {
+        Period(containing: date, schedule: schedule, timeZone: zone)
     }
 }
 
@@ -118,11 +125,11 @@ public final class Vault: @unchecked Sendable {
     public static func open(_ root: String) throws -> Vault {
         let path = "\(root)/\(settingsName)"
         guard FileSystem.exists(path) else {
-            throw VaultError("'\(root)' is not a vault (it has no \(settingsName)); make one with 'coldarchive vault init \(root)'")
+            throw VaultError("'\(root)' is not a vault (it has no \(settingsName)): check the path (a new vault is made with 'coldarchive vault init')")
         }
         let settings: VaultSettings
         do { settings = try JSONDecoder().decode(VaultSettings.self, from: Data(try FileSystem.readSmallFile(path, limit: 1 << 16))) } catch {
-            throw VaultError("'\(path)' is not a vault's settings: \(error)", kind: .integrity)
+            throw VaultError("'\(path)' is not a vault's settings (\(Self.brief(error)))", kind: .integrity)
         }
         guard settings.format == "coldarchive-vault", settings.version == 1 else {
             throw VaultError("'\(path)' is vault format \(settings.format) \(settings.version); this coldarchive knows coldarchive-vault 1")
@@ -149,7 +156,9 @@ public final class Vault: @unchecked Sendable {
 
     /// Adds a series (its folder, settings and a signed journal record).
     @discardableResult
-    public func addSeries(_ settings: SeriesSettings, signer: SigningKey, now: Date = Date()) throws -> SeriesSettings {
+    public func addSeries(_ settings: SeriesSettings, signer: SigningKey, trusting trusted: [SigningPublicKey]? = nil,
+                          now: Date = Date()) throws -> SeriesSettings {
+        try checkJournal(trusting: trusted ?? [signer.publicKey])
         guard ArchiveHeader.isValidSeriesName(settings.series) else {
             throw VaultError("'\(DisplayName.escaped(settings.series))' is not a series name: 1–64 of A–Z a–z 0–9 . _ -, the first a letter or digit", kind: .usage)
         }
@@ -169,6 +178,35 @@ public final class Vault: @unchecked Sendable {
         return settings
     }
 
+    /// A decoding error in a few words, not Foundation's debug description.
+    static func brief(_ error: Error) -> String {
+        switch error {
+        case DecodingError.keyNotFound(let key, _): return "no \"\(key.stringValue)\""
+        case DecodingError.typeMismatch(_, let c), DecodingError.valueNotFound(_, let c):
+            return "\"\(c.codingPath.map(\.stringValue).joined(separator: "."))\" has the wrong type"
+        case DecodingError.dataCorrupted(let c):
+            return c.codingPath.isEmpty ? "not JSON" : "\"\(c.codingPath.map(\.stringValue).joined(separator: "."))\" is not a valid value"
+        default: return "\(error)"
+        }
+    }
+
+    /// Refuses to add to a journal that does not verify with `trusted` (another site's key signed it,
+    /// or it was changed): a record appended now could never be told apart from the damage.
+    public func checkJournal(trusting trusted: [SigningPublicKey]) throws {
+        var problem: String?
+        var records = 0
+        if FileSystem.exists(journalPath) {
+            try Journal.read(journalPath, trusting: trusted) { line in
+                if let p = line.problem, problem == nil { problem = "line \(line.number): \(p)" }
+                if line.record != nil { records += 1 }
+            }
+        }
+        if problem == nil && records == 0 { problem = "it is missing or empty" }
+        if let problem {
+            throw VaultError("the vault journal does not verify with this keyring's signing keys (\(problem)); nothing was written. Run 'coldarchive audit --vault \(root) --trust SIGNING_PUB'", kind: .integrity)
+        }
+    }
+
     /// The names of the vault's series, sorted.
     public func seriesNames() throws -> [String] {
         let folder = "\(root)/\(Self.seriesFolder)"
@@ -179,10 +217,10 @@ public final class Vault: @unchecked Sendable {
     public func series(_ name: String) throws -> SeriesSettings {
         let path = "\(seriesDirectory(name))/\(Self.seriesSettingsName)"
         guard FileSystem.exists(path) else {
-            throw VaultError("the vault '\(root)' has no series '\(DisplayName.escaped(name))'; add it with 'coldarchive vault init \(root) --series \(name)'")
+            throw VaultError("the vault '\(root)' has no series '\(DisplayName.escaped(name))' (no \(Self.seriesFolder)/\(name)/\(Self.seriesSettingsName)); a series is added with 'coldarchive vault init \(root) --series \(name)'")
         }
         do { return try JSONDecoder().decode(SeriesSettings.self, from: Data(try FileSystem.readSmallFile(path, limit: 1 << 16))) } catch {
-            throw VaultError("'\(path)' is not a series' settings: \(error)", kind: .integrity)
+            throw VaultError("'\(path)' is not a series' settings (\(Self.brief(error)))", kind: .integrity)
         }
     }
 

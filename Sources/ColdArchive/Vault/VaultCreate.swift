@@ -20,11 +20,11 @@ extension Vault {
             if let r = line.record, r.event == .archiveAdded, r.series == series { recorded = r }
         }
         if let problem {
-            throw VaultError("the vault journal does not verify (\(problem)); nothing was written. Run 'coldarchive audit --vault \(root)'", kind: .integrity)
+            throw VaultError("the vault journal does not verify (\(problem)); nothing was written. Run 'coldarchive audit --vault \(root) --trust SIGNING_PUB'", kind: .integrity)
         }
         let files = try archiveNames(in: series)
         if let newest = files.last, newest.sequence > (recorded?.sequence ?? 0) {
-            throw VaultError("series '\(series)' holds '\(newest.fileName)', which the vault journal does not record; nothing was written. Run 'coldarchive audit --vault \(root)'", kind: .integrity)
+            throw VaultError("series '\(series)' holds '\(newest.fileName)', which the vault journal does not record; nothing was written. Run 'coldarchive audit --vault \(root) --trust SIGNING_PUB'", kind: .integrity)
         }
         guard let recorded, let sequence = recorded.sequence, let file = recorded.file,
               let digest = recorded.archiveDigest.flatMap({ [UInt8](hex: $0) }) else { return nil }
@@ -35,7 +35,7 @@ extension Vault {
         let archive = try ArchiveFile(path: path)
         _ = try archive.checkSignature(trusting: trusted)
         guard archive.archiveDigest == digest, archive.header.position?.sequence == sequence else {
-            throw VaultError("'\(file)' is not the archive the vault journal recorded as sequence \(sequence) of '\(series)'; nothing was written. Run 'coldarchive audit --vault \(root)'", kind: .integrity)
+            throw VaultError("'\(file)' is not the archive the vault journal recorded as sequence \(sequence) of '\(series)'; nothing was written. Run 'coldarchive audit --vault \(root) --trust SIGNING_PUB'", kind: .integrity)
         }
         return (sequence, digest, file)
     }
@@ -62,8 +62,15 @@ extension Vault {
         } else {
             throw VaultError("series '\(series)' needs --period (its settings derive none)", kind: .usage)
         }
+        if let parsed = Period(chosen), parsed > settings.currentPeriod(at: now) {
+            throw VaultError("period \(chosen) has not begun yet (it is \(settings.currentPeriod(at: now)) in \(settings.timeZone)): an archive covers a period that has begun", kind: .usage)
+        }
         return try withSeriesLock(series, wait: wait) {
             let last = try lastArchive(of: series, trusting: trusted)
+            if let last, let lastPeriod = try ArchiveFile(path: "\(root)/\(last.file)").header.position.flatMap({ Period($0.period) }),
+               let parsed = Period(chosen), parsed < lastPeriod {
+                throw VaultError("series '\(series)' already holds \(lastPeriod) (sequence \(last.sequence)): archives go forward in time, and \(chosen) is before it", kind: .usage)
+            }
             let sequence = (last?.sequence ?? 0) + 1
             let position = ArchiveHeader.SeriesPosition(series: series, sequence: sequence, period: chosen, previousArchiveDigest: last?.digest)
             let name = VaultArchiveName(series: series, period: chosen, sequence: sequence)

@@ -11,6 +11,8 @@ struct MonthlyVault {
     var trusted: [SigningPublicKey] { [keys.signer.publicKey] }
 
     static let start = Date(timeIntervalSince1970: 1_735_689_600)  // 2025-01-01T00:00:00Z
+    /// When the test's archives are cut: after the periods they cover (no archive covers a period not begun).
+    static let cut = Date(timeIntervalSince1970: 1_751_328_000)  // 2025-07-01T00:00:00Z
 
     init(months: [String]) throws {
         scratch = try Scratch()
@@ -28,7 +30,7 @@ struct MonthlyVault {
     func add(_ month: String, signer: SigningKey? = nil) throws -> VaultCreateReport {
         try TreeBuilder.write("\(source)/orders.csv", "id,month\n1,\(month)\n")
         return try vault.create(CreateOptions(sources: [source], output: ""), series: "crm", period: month, signer: signer ?? keys.signer,
-                                recipients: keys.recipients, trusting: trusted, now: Self.start)
+                                recipients: keys.recipients, trusting: trusted, now: Self.cut)
     }
 
     func path(_ month: String, _ sequence: UInt64) -> String {
@@ -188,7 +190,7 @@ struct MonthlyVault {
             Thread {
                 let result = Result { try vault.create(CreateOptions(sources: [source], output: ""), series: "crm", period: month, wait: true,
                                                        signer: signer, recipients: recipients, trusting: trusted,
-                                                       now: MonthlyVault.start).position.sequence }
+                                                       now: MonthlyVault.cut).position.sequence }
                 outcomes.lock.lock(); outcomes.values.append(result); outcomes.lock.unlock()
                 group.leave()
             }.start()
