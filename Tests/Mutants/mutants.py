@@ -145,6 +145,10 @@ def main():
             status, out, seconds = run_tests(defect["tests"], defect.get("unprivileged", False), options.timeout)
             if status == "timeout":
                 result = "caught (tests hung)"
+            elif " 0 tests" in next((l for l in out.splitlines()[::-1] if "Test run with" in l), ""):
+                # A filter that matches nothing proves nothing, whatever the exit status.
+                result = "NO TEST RAN"
+                broken.append(defect["id"])
             elif status != 0:
                 result = "caught"
             elif not tests_ran(out):
