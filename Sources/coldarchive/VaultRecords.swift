@@ -18,9 +18,10 @@ enum VaultRecords {
     }
 
     /// After a check of an archive that sits in a vault: a catalog row with its time and result.
-    static func checked(file: String, kind: String, ok: Bool, detail: String?) {
+    /// `digest`: the archive digest when the check read it (else it is read here, for the row).
+    static func checked(file: String, kind: String, ok: Bool, digest: String?, detail: String?) {
         guard let (vault, relative) = Vault.containing(file: file), let catalog = Catalog.openIfWritable(vault: vault) else { return }
-        let digest = (try? ArchiveFile(path: file))?.summary.archiveDigest
+        let digest = digest ?? (try? ArchiveFile(path: file))?.summary.archiveDigest
         try? catalog.record(CatalogCheck(file: relative, archiveDigest: digest, kind: kind, result: ok ? "ok" : "failed", detail: detail))
     }
 

@@ -85,7 +85,8 @@ struct VerifyCommand: ParsableCommand {
                 worst = error.kind == .integrity ? 1 : (worst == 1 ? 1 : error.kind.rawValue)
             }
             // An archive in a vault: the check goes into its catalog, with its time and result.
-            VaultRecords.checked(file: file, kind: ring == nil ? "verify" : "verify-deep", ok: outcome.report != nil, detail: outcome.error)
+            VaultRecords.checked(file: file, kind: ring == nil ? "verify" : "verify-deep", ok: outcome.report != nil,
+                                 digest: outcome.report?.summary.archiveDigest, detail: outcome.error)
             if json {
                 try Output.jsonLine(outcome)
             } else if let report = outcome.report {

@@ -334,13 +334,10 @@ public enum Auditor {
             guard let item = bySequence[sequence]?.first, let position = item.position else { continue }
             if sequence == 1 { continue }
             guard let before = bySequence[sequence - 1], before.count == 1, let digest = before[0].digest else {
-                if bySequence[sequence - 1] == nil {
-                    if let unchecked = checked.first(where: { $0.name.sequence == sequence - 1 }) {
-                        _ = unchecked  // present under its name, but unreadable or untrusted: its own finding says why
-                    } else {
-                        findings.append(AuditFinding(.missingArchive, series: series, period: item.name.period,
-                                                     "sequence \(sequence - 1), which '\(item.file)' follows, is not in the vault"))
-                    }
+                // Missing, unless present under its name but unreadable or untrusted (its own finding says why).
+                if bySequence[sequence - 1] == nil && !checked.contains(where: { $0.name.sequence == sequence - 1 }) {
+                    findings.append(AuditFinding(.missingArchive, series: series, period: item.name.period,
+                                                 "sequence \(sequence - 1), which '\(item.file)' follows, is not in the vault"))
                 }
                 continue
             }

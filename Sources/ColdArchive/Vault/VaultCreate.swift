@@ -12,7 +12,8 @@ extension Vault {
     /// The last archive the series holds, as its journal and its folder agree on it: sequence and
     /// archive digest. Nil for a series with no archive yet. Throws when the two disagree or the
     /// archive does not verify against `trusted` — the chain must not grow on a broken link.
-    func lastArchive(of series: String, trusting trusted: [SigningPublicKey]) throws -> (sequence: UInt64, digest: [UInt8], file: String)? {
+    func lastArchive(of series: String, trusting trusted: [SigningPublicKey]) throws
+        -> (sequence: UInt64, digest: [UInt8], file: String, period: Period?)? {
         var recorded: JournalRecord?
         var problem: String?
         try Journal.read(journalPath, trusting: trusted) { line in
@@ -37,7 +38,7 @@ extension Vault {
         guard archive.archiveDigest == digest, archive.header.position?.sequence == sequence else {
             throw VaultError("'\(file)' is not the archive the vault journal recorded as sequence \(sequence) of '\(series)'; nothing was written. Run 'coldarchive audit --vault \(root) --trust SIGNING_PUB'", kind: .integrity)
         }
-        return (sequence, digest, file)
+        return (sequence, digest, file, archive.header.position.flatMap { Period($0.period) })
     }
 
     /// Creates the next archive of `series` covering `period` (nil: derived from `now` by the series'
@@ -67,8 +68,7 @@ extension Vault {
         }
         return try withSeriesLock(series, wait: wait) {
             let last = try lastArchive(of: series, trusting: trusted)
-            if let last, let lastPeriod = try ArchiveFile(path: "\(root)/\(last.file)").header.position.flatMap({ Period($0.period) }),
-               let parsed = Period(chosen), parsed < lastPeriod {
+            if let last, let lastPeriod = last.period, let parsed = Period(chosen), parsed < lastPeriod {
                 throw VaultError("series '\(series)' already holds \(lastPeriod) (sequence \(last.sequence)): archives go forward in time, and \(chosen) is before it", kind: .usage)
             }
             let sequence = (last?.sequence ?? 0) + 1
