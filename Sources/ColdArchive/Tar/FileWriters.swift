@@ -67,7 +67,7 @@ final class FileWriters: @unchecked Sendable {
     static let directoriesPerBatch = 4
     /// At most this many distinct directories have files queued at once (each holds a descriptor until
     /// its files are written): a tree of one file per directory restores under a small `ulimit -n`.
-    static let maxQueuedDirectories = 16
+    static let maxQueuedDirectories = 12
     /// More lanes than this do not make a file system create files faster.
     static let maxLanes = 4
     static let queueDepth = 4

@@ -274,7 +274,7 @@ import Testing
 }
 
 /// Restore's writer threads keep few directory descriptors however the files are spread: a tree of
-/// hundreds of directories holding one file each restores under a limit of 32 open files (at most 16 directories with queued files, 4 in the batch being filled, and the process's own dozen).
+/// hundreds of directories holding one file each restores under a limit of 32 open files (at most 12 directories with queued files, 4 in the batch being filled, and the process's own dozen).
 @Suite struct DescriptorBudgetTests {
     @Test func manyDirectoriesRestoreUnderATightFileLimit() throws {
         let scratch = try Scratch()
