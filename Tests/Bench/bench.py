@@ -2,23 +2,27 @@
 """coldarchive's benchmark: create, restore and verify against the tools its users know.
 
     bench.py --bin .build/release/coldarchive [--sizes 1GB] [--runs 3] [--work .build-bench]
+             [--restore-targets tmpfs,ext4] [--peers tar|zstd|age,restic,borg] [--ops create,restore,verify]
 
 For each input size it generates a deterministic CRM-like tree (Tests/Fixtures/crm_sample.py), then, in
 alternating order, several runs of:
   create   coldarchive create  |  tar -cf - | zstd -T0 -3 | age -r  |  restic backup  |  borg create --compression zstd,3
-  restore  coldarchive restore |  age -d | zstd -d | tar -x          |  restic restore |  borg extract
+  restore  coldarchive restore |  age -d | zstd -d | tar -x; sync    |  restic restore; sync |  borg extract; sync
   verify   coldarchive verify --trust  |  b2sum of the archive file
-measured with /usr/bin/time -v (wall time, CPU seconds, peak RSS of the largest process), page cache warm.
-It prints a table and writes results.json, a Markdown table and an SVG chart into --work.
+measured with /usr/bin/time (wall time, user and system CPU, peak RSS of the largest process), page cache
+warm, `sync` before each. Restores go to tmpfs and to a freshly made, loop-mounted ext4 image for every
+single restore (Tests/Bench/benchlib.py); coldarchive's restore ends durable (syncfs), the peers' with
+`sync`. It prints a table and writes results.json, a Markdown table and an SVG chart into --work.
 """
 import argparse
-import json
 import os
 import shutil
 import statistics
 import subprocess
 import sys
-import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import Target, measure, write_results  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -40,25 +44,6 @@ def du(path):
             if not os.path.islink(p):
                 total += os.path.getsize(p)
     return total
-
-
-def measure(command, env=None, cwd=None):
-    """Runs a shell command under /usr/bin/time -v; returns wall, cpu, rss_mib."""
-    full_env = dict(os.environ, **(env or {}))
-    started = time.monotonic()
-    result = subprocess.run(["/usr/bin/time", "-v", "bash", "-c", "set -o pipefail; " + command],
-                            env=full_env, cwd=cwd, capture_output=True, text=True)
-    wall = time.monotonic() - started
-    if result.returncode != 0:
-        sys.exit(f"benchmark command failed ({result.returncode}): {command}\n{result.stderr[-2000:]}")
-    stats = {}
-    for line in result.stderr.splitlines():
-        if ":" in line:
-            key, _, value = line.strip().rpartition(": ")
-            stats[key] = value
-    cpu = float(stats.get("User time (seconds)", 0)) + float(stats.get("System time (seconds)", 0))
-    rss = int(stats.get("Maximum resident set size (kbytes)", 0)) / 1024
-    return {"wall": wall, "cpu": cpu, "rss_mib": rss}
 
 
 def run(command, env=None, cwd=None):
@@ -95,37 +80,38 @@ def fresh(path):
             os.remove(path)
 
 
-def tools(s, data, out, restore_root):
-    """The contenders: name -> (prepare, create, restore, verify) shell commands."""
+def tools(s, data, out):
+    """The contenders: name -> (prepare, create, restore, verify) shell commands; `restore` is a function of
+    the directory to restore into. Every restore ends durable: coldarchive's does (syncfs), the peers' are
+    followed by `sync`."""
     parent, name = os.path.dirname(data), os.path.basename(data)
     car, age = os.path.join(out, "a.car"), os.path.join(out, "a.tar.zst.age")
     restic, borg = os.path.join(out, "restic-repo"), os.path.join(out, "borg-repo")
-    target = os.path.join(restore_root, "restored")
     return {
         "coldarchive": {
             "prepare": f"rm -f '{car}'",
             "create": f"'{s.bin}' create --keyring '{s.keys}' --out '{car}' '{data}' > /dev/null",
-            "restore": f"rm -rf '{target}' && '{s.bin}' restore '{car}' --keyring '{s.keys}' --to '{target}' > /dev/null",
+            "restore": lambda root: f"'{s.bin}' restore '{car}' --keyring '{s.keys}' --to '{root}/restored' > /dev/null",
             "verify": f"'{s.bin}' verify '{car}' --trust '{s.keys}/signing.pub' > /dev/null",
             "size": car,
         },
         "tar|zstd|age": {
             "prepare": f"rm -f '{age}'",
             "create": f"tar -cf - -C '{parent}' '{name}' | zstd -T0 -3 -q | age -r {s.age_recipient} > '{age}'",
-            "restore": f"rm -rf '{target}' && mkdir -p '{target}' && age -d -i '{s.age_key}' '{age}' | zstd -d -q | tar -xf - -C '{target}'",
+            "restore": lambda root: f"mkdir -p '{root}/restored' && age -d -i '{s.age_key}' '{age}' | zstd -d -q | tar -xf - -C '{root}/restored' && sync",
             "verify": f"b2sum '{age}' > /dev/null",
             "size": age,
         },
         "restic": {
             "prepare": f"rm -rf '{restic}' && restic -q -r '{restic}' init",
             "create": f"restic -q -r '{restic}' backup '{data}'",
-            "restore": f"rm -rf '{target}' && restic -q -r '{restic}' restore latest --target '{target}'",
+            "restore": lambda root: f"restic -q -r '{restic}' restore latest --target '{root}/restored' && sync",
             "size": restic,
         },
         "borg": {
             "prepare": f"rm -rf '{borg}' && borg init --encryption=repokey-blake2 '{borg}'",
             "create": f"borg create --compression zstd,3 '{borg}::a' '{data}'",
-            "restore": f"rm -rf '{target}' && mkdir -p '{target}' && cd '{target}' && borg extract '{borg}::a'",
+            "restore": lambda root: f"mkdir -p '{root}/restored' && cd '{root}/restored' && borg extract '{borg}::a' && sync",
             "size": borg,
         },
     }
@@ -138,11 +124,15 @@ def main():
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--work", default=os.path.join(ROOT, ".build-bench"))
     parser.add_argument("--peers", default="tar|zstd|age,restic,borg")
-    parser.add_argument("--restore-root", default="/dev/shm/coldarchive-bench" if os.path.isdir("/dev/shm") else None,
-                        help="where restores go (default: tmpfs, so the VM's disk does not decide the result)")
+    parser.add_argument("--ops", default="create,restore,verify")
+    parser.add_argument("--restore-targets", default="tmpfs,ext4",
+                        help="tmpfs (/dev/shm: the VM's disk does not decide the result) and/or ext4, xfs "
+                             "(a fresh loop-mounted image on the machine's disk for every restore; needs root)")
     args = parser.parse_args()
     os.makedirs(args.work, exist_ok=True)
     s = Setup(args.work, os.path.abspath(args.bin))
+    kinds = Target.usable(args.restore_targets.split(","))
+    ops = args.ops.split(",")
     results = []
     for size_text in args.sizes.split(","):
         size = parse_size(size_text)
@@ -152,48 +142,49 @@ def main():
         input_bytes = du(data)
         out = os.path.join(args.work, "out")
         os.makedirs(out, exist_ok=True)
-        restore_root = args.restore_root or out
-        os.makedirs(restore_root, exist_ok=True)
-        prefault(restore_root, 3 * input_bytes)
-        contenders = {k: v for k, v in tools(s, data, out, restore_root).items() if k == "coldarchive" or k in args.peers.split(",")}
-        samples = {(name, op): [] for name in contenders for op in ("create", "restore", "verify")}
-        sizes = {}
+        if "tmpfs" in kinds:
+            prefault("/dev/shm", 3 * input_bytes)
+        image = f"{max(4, 3 * input_bytes // (1 << 30) + 1)}G"
+        targets = {k: Target(k, args.work, "restore", image) for k in kinds}
+        contenders = {k: v for k, v in tools(s, data, out).items() if k == "coldarchive" or k in args.peers.split(",")}
+        samples, sizes = {}, {}
         for r in range(args.runs):
-            for name, c in contenders.items():
+            # Which tool goes first alternates from run to run.
+            order = list(contenders.items())
+            for name, c in (order if r % 2 == 0 else order[::-1]):
                 # Every timed command starts with no dirty data of anyone else's waiting to be written:
                 # an fsync on ext4 would otherwise pay for the previous tool's writes.
                 run(c["prepare"], env=s.env)
                 warm(data)
                 run("sync")
-                samples[(name, "create")].append(measure(c["create"], env=s.env))
+                samples.setdefault((name, "create"), []).append(measure(c["create"], env=s.env))
                 sizes[name] = du(c["size"]) if os.path.isdir(c["size"]) else os.path.getsize(c["size"])
-                run("sync")
-                samples[(name, "restore")].append(measure(c["restore"], env=s.env))
-                if "verify" in c:
+                if "restore" in ops:
+                    for kind, target in targets.items():
+                        target.prepare()
+                        run(f"cat '{c['size']}' > /dev/null" if os.path.isfile(c["size"]) else "true")
+                        run("sync")
+                        samples.setdefault((name, f"restore to {kind}"), []).append(measure(c["restore"](target.root), env=s.env))
+                        target.release()
+                if "verify" in c and "verify" in ops:
                     run("sync")
-                    samples[(name, "verify")].append(measure(c["verify"], env=s.env))
+                    samples.setdefault((name, "verify"), []).append(measure(c["verify"], env=s.env))
                 print(f"  {size_text} run {r + 1}: {name} done", file=sys.stderr)
         for (name, op), runs in samples.items():
-            if not runs:
-                continue
             wall = statistics.median(x["wall"] for x in runs)
             results.append({
                 "size": size_text, "input_bytes": input_bytes, "tool": name, "op": op, "runs": len(runs),
                 "wall_s": round(wall, 3), "cpu_s": round(statistics.median(x["cpu"] for x in runs), 3),
+                "sys_s": round(statistics.median(x["sys"] for x in runs), 3),
                 "peak_rss_mib": round(max(x["rss_mib"] for x in runs), 1),
                 "mb_per_s": round(input_bytes / 1e6 / wall, 1) if op != "verify" else round(sizes.get(name, 0) / 1e6 / wall, 1),
                 "archive_bytes": sizes.get(name),
+                "walls": [round(x["wall"], 2) for x in runs],
             })
         shutil.rmtree(out, ignore_errors=True)
-        shutil.rmtree(restore_root, ignore_errors=True)
-    with open(os.path.join(args.work, "results.json"), "w") as f:
-        json.dump(results, f, indent=1)
-    table = markdown(results)
-    with open(os.path.join(args.work, "results.md"), "w") as f:
-        f.write(table)
-    with open(os.path.join(args.work, "results.svg"), "w") as f:
-        f.write(chart(results))
-    print(table)
+    results.sort(key=lambda r: (r["size"], ["create", "restore to tmpfs", "restore to ext4", "restore to xfs", "verify"].index(r["op"]),
+                                list(contenders).index(r["tool"])))
+    write_results(args.work, "results", results, markdown(results), {"results.svg": chart(results)})
 
 
 def prefault(directory, size):
@@ -213,14 +204,14 @@ def prefault(directory, size):
 
 
 def markdown(results):
-    lines = ["| input | operation | tool | wall s (median) | MB/s | CPU s | peak RSS MiB | archive MB | coldarchive's speed ÷ tool's |",
-             "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    lines = ["| input | operation | tool | wall s (median) | MB/s | CPU s | system s | peak RSS MiB | archive MB | coldarchive's speed ÷ tool's | all walls |",
+             "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
     for r in results:
         ours = next((x for x in results if x["size"] == r["size"] and x["op"] == r["op"] and x["tool"] == "coldarchive"), None)
         ratio = f"{r['wall_s'] / ours['wall_s']:.2f}×" if ours and r["tool"] != "coldarchive" else ""
         archive = f"{r['archive_bytes'] / 1e6:.1f}" if r.get("archive_bytes") and r["op"] == "create" else ""
-        lines.append(f"| {r['size']} | {r['op']} | {r['tool']} | {r['wall_s']:.2f} | {r['mb_per_s']} | {r['cpu_s']:.2f} | "
-                     f"{r['peak_rss_mib']:.0f} | {archive} | {ratio} |")
+        lines.append(f"| {r['size']} | {r['op']} | {r['tool'].replace('|', chr(92) + '|')} | {r['wall_s']:.2f} | {r['mb_per_s']} | {r['cpu_s']:.2f} | "
+                     f"{r['sys_s']:.2f} | {r['peak_rss_mib']:.0f} | {archive} | {ratio} | {' '.join(map(str, r['walls']))} |")
     return "\n".join(lines) + "\n"
 
 

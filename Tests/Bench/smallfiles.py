@@ -22,35 +22,17 @@ Disk targets need root (mount); without it only tmpfs runs. The images live in -
 disk. Results: median wall, user and system CPU and peak RSS; a table on stdout and results-smallfiles.{md,json}.
 """
 import argparse
-import json
 import os
 import random
 import shutil
 import statistics
-import subprocess
 import sys
-import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import Target, measure, sh, write_results  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
-MOUNT = "/mnt/coldarchive-bench-smallfiles"
-
-
-def sh(command, check=True):
-    return subprocess.run(["bash", "-c", command], check=check, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-
-
-def measure(command):
-    """Runs a shell command under /usr/bin/time; returns wall, user, sys (children included), rss_mib."""
-    started = time.monotonic()
-    result = subprocess.run(["/usr/bin/time", "-f", "TIME %U %S %M", "bash", "-c", "set -o pipefail; " + command],
-                            capture_output=True, text=True)
-    wall = time.monotonic() - started
-    if result.returncode != 0:
-        sys.exit(f"benchmark command failed ({result.returncode}): {command}\n{result.stderr[-2000:]}")
-    line = next(l for l in reversed(result.stderr.splitlines()) if l.startswith("TIME "))
-    _, user, system, rss = line.split()
-    return {"wall": wall, "user": float(user), "sys": float(system), "rss_mib": int(rss) / 1024}
 
 
 def generate(path, files):
@@ -68,42 +50,6 @@ def generate(path, files):
         with open(os.path.join(directory, f"t{n % 1000:04d}.json"), "w") as f:
             f.write(body)
     open(os.path.join(path, ".complete"), "w").close()
-
-
-class Target:
-    """Where a restore goes; `prepare` makes it ready (a new image for disk targets), `release` undoes it."""
-
-    def __init__(self, kind, work):
-        self.kind, self.work = kind, work
-        self.image = os.path.join(work, f"{kind}.img")
-
-    def prepare(self, fill=None):
-        if self.kind == "tmpfs":
-            self.root = "/dev/shm/coldarchive-bench-smallfiles"
-            shutil.rmtree(self.root, ignore_errors=True)
-            os.makedirs(self.root)
-            return
-        self.release()
-        os.makedirs(MOUNT, exist_ok=True)
-        sh(f"rm -f '{self.image}' && truncate -s 8G '{self.image}'")
-        if self.kind == "xfs":
-            sh(f"mkfs.xfs -q -f '{self.image}'")
-        else:
-            sh(f"mkfs.ext4 -q -F -N 1000000 '{self.image}'")
-        sh(f"mount -o loop '{self.image}' {MOUNT}")
-        self.root = MOUNT
-        if fill:
-            # As many files as the restore will make, written and deleted just before it.
-            sh(fill.replace("TARGET", f"{MOUNT}/previous"))
-            sh(f"rm -rf {MOUNT}/previous")
-        sh("sync")
-
-    def release(self):
-        if self.kind != "tmpfs":
-            sh(f"umount {MOUNT}", check=False)
-            sh(f"rm -f '{self.image}'", check=False)
-        else:
-            shutil.rmtree("/dev/shm/coldarchive-bench-smallfiles", ignore_errors=True)
 
 
 def main():
@@ -127,10 +73,7 @@ def main():
     sh(f"rm -f '{car}' && '{binary}' create --keyring '{keys}' --out '{car}' '{data}/tickets'")
     sh(f"tar --xattrs --acls -cf - -C '{data}' tickets | zstd -q -3 -T0 > '{tzst}'")
 
-    targets = [t for t in args.targets.split(",") if t]
-    if os.geteuid() != 0 and any(t != "tmpfs" for t in targets):
-        print("not root: the disk targets (loop-mounted images) are skipped; tmpfs only", file=sys.stderr)
-        targets = [t for t in targets if t == "tmpfs"]
+    targets = Target.usable([t for t in args.targets.split(",") if t])
     ours = {
         "restore": lambda root: f"'{binary}' restore '{car}' --keyring '{keys}' --to '{root}/t' > /dev/null",
         "list": lambda _: f"'{binary}' list '{car}' --keyring '{keys}' > /dev/null",
@@ -160,7 +103,7 @@ def main():
             # Which tool goes first alternates from run to run.
             order = (("coldarchive", ours), ("peer", peers))
             for tool, commands in (order if r % 2 == 0 else order[::-1]):
-                target = Target(kind, args.work) if kind else None
+                target = Target("ext4" if kind == "deleted" else kind, args.work, "smallfiles", "8G", 1_000_000) if kind else None
                 if target:
                     target.prepare(fill if kind == "deleted" else None)
                 elif op == "create":
@@ -194,12 +137,7 @@ def main():
         ratio = f"{r['wall_s'] / ours_row['wall_s']:.2f}×" if r is not ours_row else ""
         lines.append(f"| {r['op']} | {r['target']} | {cell(r['tool'])} | {r['wall_s']:.2f} | {r['user_s']:.2f} | {r['sys_s']:.2f} | "
                      f"{r['peak_rss_mib']:.0f} | {ratio} | {' '.join(map(str, r['walls']))} |")
-    table = "\n".join(lines) + "\n"
-    with open(os.path.join(args.work, "results-smallfiles.json"), "w") as f:
-        json.dump(results, f, indent=1)
-    with open(os.path.join(args.work, "results-smallfiles.md"), "w") as f:
-        f.write(table)
-    print(table)
+    write_results(args.work, "results-smallfiles", results, "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

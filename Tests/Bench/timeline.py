@@ -3,8 +3,8 @@ bottleneck in which phase (docs/BENCHMARKS.md, "Where the time goes").
 
     python3 Tests/Bench/timeline.py .build/release/coldarchive create --keyring K --out a.car DIR
 
-Columns are the process's threads in creation order (the main thread first), each the percentage
-of one core it used in that interval.
+Columns are the process's threads in creation order (the main thread first, names listed at the
+end), each the percentage of one core it used in that interval.
 """
 import os
 import subprocess
@@ -17,7 +17,7 @@ def main():
         sys.exit(__doc__)
     process = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL)
     ticks_per_second = os.sysconf("SC_CLK_TCK")
-    previous, started = {}, time.monotonic()
+    previous, started, names = {}, time.monotonic(), {}
     while process.poll() is None:
         time.sleep(0.1)
         current = {}
@@ -26,11 +26,17 @@ def main():
                 with open(f"/proc/{process.pid}/task/{tid}/stat") as f:
                     fields = f.read().rsplit(")", 1)[1].split()
                 current[int(tid)] = int(fields[11]) + int(fields[12])  # utime + stime
+                if int(tid) not in names:
+                    with open(f"/proc/{process.pid}/task/{tid}/comm") as f:
+                        names[int(tid)] = f.read().strip()
         except (FileNotFoundError, ProcessLookupError):
             break
-        used = [(ticks - previous.get(tid, 0)) * 100 // ticks_per_second * 10 for tid, ticks in sorted(current.items())]
+        # A column per thread ever seen, blank once it has exited.
+        used = [f"{(current[tid] - previous.get(tid, 0)) * 100 // ticks_per_second * 10:4d}" if tid in current else "    "
+                for tid in sorted(names)]
         previous = current
-        print(f"{time.monotonic() - started:5.1f} s " + " ".join(f"{u:4d}" for u in used))
+        print(f"{time.monotonic() - started:5.1f} s " + " ".join(used))
+    print("columns: " + ", ".join(names[tid] for tid in sorted(names)))
     sys.exit(process.wait())
 
 

@@ -11,6 +11,9 @@ public struct RestoreReport: Sendable, Equatable, Codable {
     /// The most writer threads that ever created files in one directory at once: 1 by design (two
     /// would fight over the directory's lock; docs/BENCHMARKS.md, issue 17), 0 when none ran.
     public var peakWritersPerDirectory: Int = 0
+    /// How many writer threads wrote large files (256 KiB or more): a directory's large files are spread
+    /// over the threads, since copying bytes does not take the directory's lock.
+    public var lanesForLargeFiles: Int = 0
     /// Whose owners were set: "archived" (by name, else number), "numeric", or "none" with the reason.
     public var owners: String = "none"
     /// Everything that could not be applied exactly (owner, attributes, ACLs, special bits) and every
@@ -38,12 +41,20 @@ public enum Restorer {
         // Pass 1: verify everything that can be verified before a byte is written.
         let archive = try ArchiveFile(path: archivePath)
         try archive.checkSignature(trusting: try trusted ?? keyring.trustedSigningKeys())
-        _ = try archive.checkChunkHashes(workers: workers)
+        // The manifest is decrypted and checked on a thread of its own while the workers hash every
+        // chunk: one core's work for 160 000 entries (0.6–0.9 s at 1 GB) that ran alone before. Both
+        // must pass before anything is written; a damaged chunk is reported first, as before.
+        let manifestCheck = BackgroundTask(name: "coldarchive-manifest") { () throws -> (ChunkCipher, [String]) in
+            let cipher = try archive.unlock(with: keyring)
+            return (cipher, try archive.checkManifest(cipher: cipher))
+        }
+        let hashed = Result { try archive.checkChunkHashes(workers: workers) }
+        let manifest = manifestCheck.wait()
+        _ = try hashed.get()
         if archive.header.backupMode == .incremental || archive.header.backupMode == .differential {
             throw OperationError("'\(archivePath)' is an \(archive.header.backupMode == .incremental ? "incremental" : "differential") archive: it holds only changes since its base, and this version restores full archives only")
         }
-        let cipher = try archive.unlock(with: keyring)
-        let topLevel = try archive.checkManifest(cipher: cipher)
+        let (cipher, topLevel) = try manifest.get()
 
         if let reserved = topLevel.first(where: { $0.hasPrefix(stagingPrefix) }) {
             throw IntegrityError.unsafeEntry(path: reserved, reason: .reservedName(prefix: stagingPrefix))
@@ -101,6 +112,7 @@ public enum Restorer {
             let (notices, total) = sink.applier.collected
             report.notices = notices
             report.peakWritersPerDirectory = sink.peakLanesPerDirectory
+            report.lanesForLargeFiles = sink.lanesForLargeFiles
             report.noticeCount = total
             if archive.header.formatVersion < FormatV1.version2 {
                 report.owners = "none (a version 1 archive keeps no owners)"

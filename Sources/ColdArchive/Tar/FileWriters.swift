@@ -20,12 +20,15 @@ final class DirectoryHandle: @unchecked Sendable {
 /// lane (a thread with its own queue); the pieces of one file always go to the same lane, in order,
 /// so every file is written by one thread from start to end.
 ///
-/// A directory belongs to one lane while that lane has work queued in it: no two lanes create files in
-/// one directory at once. Creating a file takes its directory's lock, and two lanes creating side by
-/// side in one directory spent much of their system time spinning on it (issue 17's profile: 17 % of a
-/// 600 000-file restore on ext4, 40 % after a mass deletion). Batches hold many small files, and a lane's
-/// queue several batches, so the parsing thread runs a directory or more ahead and the other lanes get
-/// the directories that follow. Memory is bounded by the batches in flight
+/// A directory belongs to one lane while that lane has many files to create in it queued: no two lanes
+/// create many files in one directory at once. Creating a file takes its directory's lock, and two lanes
+/// creating side by side in one directory spent much of their system time spinning on it (issue 17's
+/// profile: 17 % of a 600 000-file restore on ext4, 40 % after a mass deletion). Batches hold many small
+/// files, and a lane's queue several batches, so the parsing thread runs a directory or more ahead and
+/// the other lanes get the directories that follow. A batch that creates only a few files (large
+/// files: its time is copying bytes, not taking the directory's lock) goes to whichever lane is free,
+/// so two lanes still write two large files of one directory side by side (a directory of 1 729
+/// attachments, 516 MB, restored on one lane took the 1 GB restore from 1.28× to 0.89× `tar -x`). Memory is bounded by the batches in flight
 /// (`lanes × (queueDepth + 1) + 1` buffers); directory descriptors held by queued files by
 /// `maxQueuedDirectories`. The first failure anywhere stops every lane and is thrown to the
 /// parsing thread at its next call.
@@ -58,11 +61,18 @@ final class FileWriters: @unchecked Sendable {
         /// The distinct directories this batch's files go into (each holds a descriptor until written).
         var directories: [DirectoryHandle] = []
         var lastDirectory: DirectoryHandle? { directories.last }
+        /// Whether it creates enough files to take its directories for one lane.
+        var creating: Bool { files >= FileWriters.creatingBatchFiles }
         init(buffer: ByteBuffer) { self.buffer = buffer }
     }
 
     static let batchBytes = 1 << 20
     static let filesPerBatch = 256
+    /// A file at least this large starts a batch of its own, so that it can go to any lane (rather than
+    /// follow the end of the file before it) and two lanes copy two large files at once.
+    static let largeFileBytes = UInt64(batchBytes / 4)
+    /// A batch that creates at least this many files takes its directories for its lane (see above).
+    static let creatingBatchFiles = 8
     /// A batch is sent once its files span this many directories.
     static let directoriesPerBatch = 4
     /// At most this many distinct directories have files queued at once (each holds a descriptor until
@@ -78,11 +88,15 @@ final class FileWriters: @unchecked Sendable {
     private var queues: [[Batch]]
     /// Batches queued on or being written by each lane.
     private var load: [Int]
-    /// The lane that owns a directory, and how many of its batches in flight go into it.
+    /// How many batches in flight go into each directory (each holds its descriptor).
+    private var queuedIn: [ObjectIdentifier: Int] = [:]
+    /// The lane that owns a directory, and how many creating batches in flight it has there.
     private var owners: [ObjectIdentifier: (lane: Int, batches: Int)] = [:]
-    /// Lanes writing into each directory at this moment, and the most there ever were.
+    /// Lanes creating many files in each directory at this moment, and the most there ever were.
     private var writing: [ObjectIdentifier: Int] = [:]
     private var peakWriting = 0
+    /// The lanes that were sent a batch beginning with a large file.
+    private var largeFileLanes = Set<Int>()
     private var running = 0
     private var queued = 0
     private var failure: Error?
@@ -120,7 +134,8 @@ final class FileWriters: @unchecked Sendable {
     func beginFile(_ start: FileStart) throws {
         try checkFailure()
         if let batch = current, batch.files >= Self.filesPerBatch || batch.buffer.capacity - batch.buffer.count < Self.minimumSpace
-            || (batch.directories.count >= Self.directoriesPerBatch && batch.lastDirectory !== start.directory) {
+            || (batch.directories.count >= Self.directoriesPerBatch && batch.lastDirectory !== start.directory)
+            || (start.entry.size >= Self.largeFileBytes && !batch.items.isEmpty) {
             try send()
         }
         let batch = try currentBatch()
@@ -161,11 +176,19 @@ final class FileWriters: @unchecked Sendable {
         if let failure { throw failure }
     }
 
-    /// The most lanes that were ever writing files into one directory at the same time (1 by design).
+    /// The most lanes that were ever creating many files in one directory at the same time (1 by design).
     var peakLanesPerDirectory: Int {
         condition.lock()
         defer { condition.unlock() }
         return peakWriting
+    }
+
+    /// How many lanes wrote large files (at least `largeFileBytes`): more than one whenever two or
+    /// more such files were restored with two or more lanes.
+    var lanesForLargeFiles: Int {
+        condition.lock()
+        defer { condition.unlock() }
+        return largeFileLanes.count
     }
 
     /// Stops the lanes and waits for them to exit; what is still queued is dropped (its files are
@@ -193,9 +216,10 @@ final class FileWriters: @unchecked Sendable {
         return batch
     }
 
-    /// Queues the current batch on a lane: the lane that owns its directories (a file still open
-    /// across batches is in one of them), else the least busy one. Blocks while that lane is full, and
-    /// while the batch's directories are owned by two lanes (a directory the tree walk comes back to).
+    /// Queues the current batch on a lane: the one that goes on with a file begun in an earlier batch;
+    /// for a creating batch the lane that owns its directories; else the least busy one. Blocks while
+    /// that lane is full, while a creating batch's directories are owned by two lanes (a directory the
+    /// tree walk comes back to), and while too many directories have files queued.
     private func send() throws {
         guard let batch = current else { return }
         current = nil
@@ -206,10 +230,10 @@ final class FileWriters: @unchecked Sendable {
         let continuing = continuesOpenFile(batch) ? currentLane : nil
         while true {
             if let failure { throw failure }
-            var owning = Set(batch.directories.compactMap { owners[ObjectIdentifier($0)]?.lane })
+            var owning = batch.creating ? Set(batch.directories.compactMap { owners[ObjectIdentifier($0)]?.lane }) : []
             if let continuing { owning.insert(continuing) }
-            let added = batch.directories.filter { owners[ObjectIdentifier($0)] == nil }.count
-            if owning.count <= 1 && (owners.count + added <= Self.maxQueuedDirectories || queued == 0) {
+            let added = batch.directories.filter { queuedIn[ObjectIdentifier($0)] == nil }.count
+            if owning.count <= 1 && (queuedIn.count + added <= Self.maxQueuedDirectories || queued == 0) {
                 // The least loaded lane, the next one round the ring on a tie.
                 let order = (1...queues.count).map { (currentLane + $0) % queues.count }
                 lane = owning.first ?? order.min { load[$0] < load[$1] } ?? 0
@@ -218,8 +242,10 @@ final class FileWriters: @unchecked Sendable {
             condition.wait()
         }
         for directory in batch.directories {
-            owners[ObjectIdentifier(directory), default: (lane, 0)].batches += 1
+            queuedIn[ObjectIdentifier(directory), default: 0] += 1
+            if batch.creating { owners[ObjectIdentifier(directory), default: (lane, 0)].batches += 1 }
         }
+        if case .begin(let start)? = batch.items.first, start.entry.size >= Self.largeFileBytes { largeFileLanes.insert(lane) }
         queues[lane].append(batch)
         load[lane] += 1
         queued += 1
@@ -261,7 +287,7 @@ final class FileWriters: @unchecked Sendable {
             }
             let batch = queues[lane].removeFirst()
             let healthy = failure == nil
-            for directory in batch.directories {
+            for directory in batch.directories where batch.creating {
                 writing[ObjectIdentifier(directory), default: 0] += 1
                 peakWriting = max(peakWriting, writing[ObjectIdentifier(directory)]!)
             }
@@ -279,6 +305,8 @@ final class FileWriters: @unchecked Sendable {
             condition.lock()
             for directory in batch.directories {
                 let key = ObjectIdentifier(directory)
+                queuedIn[key] = queuedIn[key]! > 1 ? queuedIn[key]! - 1 : nil
+                guard batch.creating else { continue }
                 writing[key] = writing[key]! > 1 ? writing[key]! - 1 : nil
                 if let owner = owners[key], owner.batches > 1 { owners[key] = (owner.lane, owner.batches - 1) } else { owners[key] = nil }
             }

@@ -1,3 +1,5 @@
+import Glibc
+
 /// The rules every archive path and link target obey, shared by the writer (which refuses to store
 /// what a restore would refuse) and the safe extractor (which refuses what a hostile writer stored).
 enum PathRules {
@@ -41,7 +43,14 @@ enum PathRules {
     /// Names are bytes. Swift's `String` equality is canonical equivalence, under which "café" with a
     /// precomposed é (U+00E9) equals "cafe" + U+0301, though a file system holds them as two files; so
     /// wherever a path or name is compared, sorted or used as a key, it is by its UTF-8 bytes.
-    static func same(_ a: String, _ b: String) -> Bool { a.utf8.elementsEqual(b.utf8) }
+    static func same(_ a: String, _ b: String) -> Bool {
+        // Byte equality (String's == is canonical equivalence), by memcmp: byte by byte through the
+        // UTF-8 views was 2 % of a restore's samples (issue 17's profile).
+        var a = a, b = b
+        return a.withUTF8 { x in
+            b.withUTF8 { y in x.count == y.count && (x.isEmpty || memcmp(x.baseAddress!, y.baseAddress!, x.count) == 0) }
+        }
+    }
     static func same(_ a: some Collection<String>, _ b: some Collection<String>) -> Bool { a.elementsEqual(b, by: same) }
     /// A set or dictionary key that keeps canonically equivalent names apart.
     static func key(_ name: String) -> [UInt8] { Array(name.utf8) }
@@ -51,7 +60,8 @@ enum PathRules {
 
     /// Whether an archive path names a top-level entry (has no `/`).
     static func isTopLevel(_ path: String) -> Bool {
-        !path.utf8.contains(slash)
+        var path = path
+        return path.withUTF8 { $0.isEmpty || memchr($0.baseAddress!, Int32(slash), $0.count) == nil }
     }
 
     /// True when a symlink at `linkPath` with this `target` could point outside the archive's root.

@@ -51,6 +51,7 @@ final class SafeExtractor: EntrySink {
 
     /// The most writer lanes that ever created files in one directory at once (0 without lanes).
     var peakLanesPerDirectory: Int { writers?.peakLanesPerDirectory ?? 0 }
+    var lanesForLargeFiles: Int { writers?.lanesForLargeFiles ?? 0 }
 
     /// Stops the writer threads (dropping what they have not written yet); for a restore that failed,
     /// before its staging directory is removed.

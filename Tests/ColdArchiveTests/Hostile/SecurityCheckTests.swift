@@ -87,6 +87,24 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: scratch.sub("out")))
     }
 
+    /// The manifest is checked on its own thread while the chunks are hashed: a damaged manifest chunk
+    /// (which also fails its AEAD tag there) is still reported as the damaged chunk it is, first.
+    @Test func aDamagedManifestChunkIsReportedByItsHashFirst() throws {
+        let (scratch, keys, a, _) = try twins()
+        let file = try ArchiveFile(path: a)
+        let cursor = file.chunkTable()
+        var target: (index: UInt64, offset: UInt64)?
+        while let (index, offset, _) = try cursor.next() {
+            if offset == file.manifestOffset { target = (index, offset) }
+        }
+        let (index, offset) = try #require(target)
+        try flipBit(a, at: offset + 40)
+        #expect(throws: IntegrityError.chunkHashMismatch(index: index, offset: offset)) {
+            _ = try Restorer.restore(archivePath: a, to: scratch.sub("out"), keyring: keys.keyring)
+        }
+        #expect(!FileManager.default.fileExists(atPath: scratch.sub("out")))
+    }
+
     /// A header MAC altered and the keyless checksum recomputed (what someone who can edit the file
     /// but holds no key would do): the auditor's check passes, restore refuses by the MAC alone.
     @Test func anAlteredRecipientBlockWithAFixedChecksumFailsTheHeaderMAC() throws {
