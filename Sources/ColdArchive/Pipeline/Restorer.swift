@@ -50,6 +50,9 @@ public enum Restorer {
         }
         let hashed = Result { try archive.checkChunkHashes(workers: workers) }
         let manifest = manifestCheck.wait()
+        // What the manifest thread freed stays in its own malloc arena, counted in the peak RSS during
+        // extraction (+12 MiB at 1 GB) unless handed back now.
+        _ = mallocTrim(0)
         _ = try hashed.get()
         if archive.header.backupMode == .incremental || archive.header.backupMode == .differential {
             throw OperationError("'\(archivePath)' is an \(archive.header.backupMode == .incremental ? "incremental" : "differential") archive: it holds only changes since its base, and this version restores full archives only")
@@ -171,3 +174,6 @@ public enum Restorer {
         try FileSystem.rename(from, to)
     }
 }
+
+/// glibc's `malloc_trim(3)` (not in Swift's Glibc module): hands free memory of every arena back.
+@_silgen_name("malloc_trim") private func mallocTrim(_ pad: Int) -> Int32
