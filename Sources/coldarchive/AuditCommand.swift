@@ -36,6 +36,9 @@ struct AuditCommand: ParsableCommand {
     @Flag(name: .long, help: "Print the report as JSON.")
     var json = false
 
+    @Option(name: .long, help: ArgumentHelp("Also write the report as one self-contained HTML page (for working papers) to FILE.", valueName: "FILE"))
+    var html: String?
+
     func validate() throws {
         if trust.trust == nil { throw ValidationError("pass --trust SIGNING_PUBLIC_KEY_FILE: the key the company's archives must be signed by") }
         for p in [from, to].compactMap({ $0 }) where Period(p) == nil {
@@ -50,12 +53,27 @@ struct AuditCommand: ParsableCommand {
         options.to = to
         options.quick = quick
         let report = try Auditor.audit(vault: vault, trusting: try trust.keys() ?? [], options: options)
+        if let html { try AuditHTML.write(report, commandLine: Self.reproducingCommand(), to: html) }
         if json {
             try Output.json(report)
         } else {
             print(AuditText.render(report))
         }
         if !report.passed { throw ExitCode(FailureKind.integrity.rawValue) }
+    }
+}
+
+extension AuditCommand {
+    /// This command line as typed, without `--html FILE`: what repeats the check.
+    static func reproducingCommand(_ arguments: [String] = CommandLine.arguments) -> String {
+        var words = ["coldarchive"]
+        var rest = arguments.dropFirst()
+        while let word = rest.popFirst() {
+            if word == "--html" { _ = rest.popFirst(); continue }
+            if word.hasPrefix("--html=") { continue }
+            words.append(AuditHTML.shellQuoted(word))
+        }
+        return words.joined(separator: " ")
     }
 }
 
