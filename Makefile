@@ -68,7 +68,8 @@ demo: release
 	$$bin vault init $(DEMO)/vault --series crm --keyring keys; \
 	$$bin create --vault $(DEMO)/vault --series crm --keyring keys $(DEMO)/crm | sed -n 1p; \
 	echo "== 8. the auditor checks the whole vault with the signing public key alone"; \
-	$$bin audit --vault $(DEMO)/vault --trust $(DEMO)/auditor/signing.pub; \
+	$$bin audit --vault $(DEMO)/vault --trust $(DEMO)/auditor/signing.pub --html $(DEMO)/auditor/audit.html; \
+	echo "   (the same report as one page for working papers: $(DEMO)/auditor/audit.html)"; \
 	echo "demo files are in $(DEMO)/"
 
 # The tampering campaign at full size: every bit of every header and trailer byte, every payload byte.

@@ -197,6 +197,11 @@ public final class Catalog {
                         check.time = record.time
                         check.host = record.host
                         checks.append(check)
+                    case .decrypt where record.purpose == "verify-deep":
+                        var check = CatalogCheck(file: file, archiveDigest: record.archiveDigest, kind: "verify-deep", result: "ok", detail: nil)
+                        check.time = record.time
+                        check.host = record.host
+                        checks.append(check)
                     default: break
                     }
                 }

@@ -36,6 +36,9 @@ struct AuditCommand: ParsableCommand {
     @Flag(name: .long, help: "Print the report as JSON.")
     var json = false
 
+    @Option(name: .long, help: ArgumentHelp("A signing key revocation statement of your own to apply, besides those in VAULT/revocations/ (repeatable).", valueName: "FILE"))
+    var revocation: [String] = []
+
     @Option(name: .long, help: ArgumentHelp("Also write the report as one self-contained HTML page (for working papers) to FILE.", valueName: "FILE"))
     var html: String?
 
@@ -52,6 +55,7 @@ struct AuditCommand: ParsableCommand {
         options.from = from
         options.to = to
         options.quick = quick
+        options.revocations = revocation
         let report = try Auditor.audit(vault: vault, trusting: try trust.keys() ?? [], options: options)
         if let html { try AuditHTML.write(report, commandLine: Self.reproducingCommand(), to: html) }
         if json {
@@ -87,6 +91,9 @@ enum AuditText {
         out.append("checked      \(r.checkedAt)\(r.quick ? " (quick: chunk hashes not checked)" : "")")
         out.append("trusted      \(r.trustedSigners.joined(separator: ", "))")
         out.append("signed by    \(r.signers.joined(separator: ", "))")
+        for revoked in r.revokedSigners {
+            out.append("revoked      \(revoked.fingerprint) since \(revoked.since): \(DisplayName.escaped(revoked.reason)) (\(DisplayName.escaped(revoked.file)))")
+        }
         out.append("archives     \(count(r.archives, "archive")) in \(r.series.count) series, \(r.bytesHashed) bytes hashed; journal: \(count(r.journalRecords, "record"))")
         out.append("")
         for s in r.series {

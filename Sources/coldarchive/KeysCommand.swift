@@ -6,7 +6,7 @@ struct KeysCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "keys", abstract: "Manage the keyring: create, rotate, list, escrow, export, retire, change passphrase.",
         discussion: "docs/KEYS.md describes the custody model and the procedures.",
-        subcommands: [Init.self, Rotate.self, List.self, Status.self, AddRecipient.self, ExportPublic.self, Retire.self, Passwd.self])
+        subcommands: [Init.self, Rotate.self, List.self, Status.self, AddRecipient.self, ExportPublic.self, Retire.self, RevokeSigning.self, Passwd.self])
 
     struct Init: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -76,6 +76,60 @@ struct KeysCommand: ParsableCommand {
                 let id = try ring.rotateEncryptionKey()
                 print("new active encryption key \(id); earlier keys stay decrypt-only. Run 'coldarchive rewrap' to move old archives to it.")
                 Output.nextStepsAtTheCustodian(ring)
+            }
+        }
+    }
+
+    struct RevokeSigning: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "revoke-signing",
+            abstract: "Sign a statement that a signing key is compromised from a date on: audit then reports every archive it signed from then.",
+            discussion: """
+            Signed by this keyring's signing key: revoke that key itself (the default; do it while you still hold \
+            it), or, after a rotation, an older key with --key. Archives created before --since stay valid; \
+            the audit reports each one signed by the key and created at or after it (docs/AUDIT.md). Then rotate \
+            the signing key (keys rotate --signing) and give auditors the statement: with --vault it is written \
+            to VAULT/revocations/, which audit reads; auditors should keep their own copy (audit --revocation FILE).
+            """)
+
+        @Option(name: .long, help: ArgumentHelp("From when the key is compromised: YYYY-MM-DD (00:00 UTC) or YYYY-MM-DDThh:mm:ssZ.", valueName: "DATE"))
+        var since: String
+
+        @Option(name: .long, help: "Why, in one line (what happened, a ticket): the auditor reads it.")
+        var reason: String
+
+        @Option(name: .long, help: ArgumentHelp("The signing public key to revoke (default: this keyring's own).", valueName: "FILE"))
+        var key: String?
+
+        @Option(name: .long, help: ArgumentHelp("Write the statement to this new file.", valueName: "FILE"))
+        var out: String?
+
+        @Option(name: .long, help: ArgumentHelp("Write the statement into this vault's revocations/ folder.", valueName: "VAULT"))
+        var vault: String?
+
+        @OptionGroup var keyring: KeyringOption
+
+        func validate() throws {
+            if (out == nil) == (vault == nil) { throw ValidationError("give either --out FILE or --vault VAULT") }
+            if Self.date(since) == nil { throw ValidationError("'\(since)' is not a date: YYYY-MM-DD or YYYY-MM-DDThh:mm:ssZ") }
+        }
+
+        static func date(_ text: String) -> Date? {
+            let f = ISO8601DateFormatter()
+            f.timeZone = TimeZone(identifier: "UTC")
+            f.formatOptions = text.count == 10 ? [.withFullDate] : [.withInternetDateTime]
+            return f.date(from: text)
+        }
+
+        func run() throws {
+            let ring = try keyring.open()
+            let revoked = try key.map { try SigningPublicKey(contentsOf: $0) }
+            let statement = try SigningKeyRevocation.make(revoking: revoked, since: Self.date(since)!, reason: reason, signer: try ring.signingKey())
+            let path: String
+            if let vault { path = try statement.save(inVault: vault) } else { path = out ?? ""; try statement.save(to: path) }
+            print("signing key \(statement.revoked.fingerprint) revoked as compromised since \(ISO8601DateFormatter().string(from: statement.since)): \(path)")
+            if statement.revoked == statement.signer {
+                print("next: rotate the signing key (coldarchive keys rotate --signing) and give auditors this statement")
             }
         }
     }

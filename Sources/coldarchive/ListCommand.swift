@@ -39,9 +39,13 @@ struct ListCommand: ParsableCommand {
     func run() throws {
         var printer = ListPrinter()
         defer { printer.flush() }
-        try Lister.list(path: file, keyring: try keyring.open(), trusting: try trust.keys(), withVersion: { entry, version in
+        let ring = try keyring.open()
+        try Lister.list(path: file, keyring: ring, trusting: try trust.keys(), withVersion: { entry, version in
             if json { printer.json(entry, version: version) } else { printer.text(entry) }
         })
+        printer.flush()
+        // An archive in a vault: its decryption goes into the signed journal.
+        VaultRecords.decrypted(file: file, purpose: "list", keyring: ring)
     }
 }
 

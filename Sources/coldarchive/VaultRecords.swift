@@ -28,22 +28,37 @@ enum VaultRecords {
     /// After a restore of an archive that sits in a vault: a journal record signed by the keyring's
     /// signing key when it is the key that signed the archive (the site's own), and a catalog row.
     static func restored(file: String, target: String, keyring: Keyring) {
-        guard let (vault, relative) = Vault.containing(file: file) else { return }
-        do {
-            let archive = try ArchiveFile(path: file)
-            let digest = archive.summary.archiveDigest
-            let signer = try keyring.signingKey()
-            guard try archive.signerPublicKey == signer.publicKey || keyring.trustedSigningKeys().contains(try archive.signerPublicKey) else {
-                Output.warning("the restore was not recorded in the vault journal: this keyring's signing key is not the one that signed the archive")
-                return
-            }
-            let absolute = target.hasPrefix("/") ? target : FileManager.default.currentDirectoryPath + "/" + target
+        let absolute = target.hasPrefix("/") ? target : FileManager.default.currentDirectoryPath + "/" + target
+        journal(file: file, keyring: keyring, what: "restore") { vault, relative, digest, signer in
             try vault.journalRestore(file: relative, archiveDigest: digest, target: absolute, signer: signer)
             if let catalog = Catalog.openIfWritable(vault: vault) {
                 try? catalog.record(CatalogCheck(file: relative, archiveDigest: digest, kind: "restore", result: "ok", detail: "to \(absolute)"))
             }
+        }
+    }
+
+    /// After an archive in a vault was decrypted without a restore (`list`, `verify --deep`): a signed
+    /// journal record of who decrypted what, and why, so an auditor sees every opening of customer data.
+    static func decrypted(file: String, purpose: String, keyring: Keyring) {
+        journal(file: file, keyring: keyring, what: purpose) { vault, relative, digest, signer in
+            try vault.journalDecryption(file: relative, archiveDigest: digest, purpose: purpose, signer: signer)
+        }
+    }
+
+    /// Appends with the keyring's signing key when it is one the archive's signer is trusted by (the
+    /// site's own: an escrow holder's keyring signs nothing into the site's journal); warns otherwise.
+    private static func journal(file: String, keyring: Keyring, what: String, _ append: (Vault, String, String, SigningKey) throws -> Void) {
+        guard let (vault, relative) = Vault.containing(file: file) else { return }
+        do {
+            let archive = try ArchiveFile(path: file)
+            let signer = try keyring.signingKey()
+            guard try archive.signerPublicKey == signer.publicKey || keyring.trustedSigningKeys().contains(try archive.signerPublicKey) else {
+                Output.warning("the \(what) was not recorded in the vault journal: this keyring's signing key is not the one that signed the archive")
+                return
+            }
+            try append(vault, relative, archive.summary.archiveDigest, signer)
         } catch {
-            Output.warning("the restore is complete, but it was not recorded in the vault journal (\(error))")
+            Output.warning("the \(what) is complete, but it was not recorded in the vault journal (\(error))")
         }
     }
 }

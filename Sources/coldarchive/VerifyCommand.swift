@@ -87,6 +87,7 @@ struct VerifyCommand: ParsableCommand {
             // An archive in a vault: the check goes into its catalog, with its time and result.
             VaultRecords.checked(file: file, kind: ring == nil ? "verify" : "verify-deep", ok: outcome.report != nil,
                                  digest: outcome.report?.summary.archiveDigest, detail: outcome.error)
+            if let ring, outcome.report != nil { VaultRecords.decrypted(file: file, purpose: "verify-deep", keyring: ring) }
             if json {
                 try Output.jsonLine(outcome)
             } else if let report = outcome.report {

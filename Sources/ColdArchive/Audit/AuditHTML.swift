@@ -29,6 +29,11 @@ public enum AuditHTML {
         fact("archives", "\(r.archives) in \(r.series.count) series; journal: \(r.journalRecords) record\(r.journalRecords == 1 ? "" : "s")")
         fact("trusted signing keys", r.trustedSigners.map { "<code>\(e($0))</code>" }.joined(separator: "<br>"))
         fact("archives signed by", r.signers.isEmpty ? "—" : r.signers.map { "<code>\(e($0))</code>" }.joined(separator: "<br>"))
+        if !r.revokedSigners.isEmpty {
+            fact("revoked signing keys", r.revokedSigners.map {
+                "<code>\(e($0.fingerprint))</code> since \(e($0.since)): \(e(shown($0.reason))) (<code>\(e(shown($0.file)))</code>)"
+            }.joined(separator: "<br>"))
+        }
         h.append("</table>")
 
         h.append("<h2>Series</h2>")

@@ -33,6 +33,10 @@ public struct AuditFinding: Codable, Sendable, Equatable {
         case sidecar
         /// An archive covers a period that has not begun.
         case future
+        /// An archive signed by a key revoked as compromised, and created at or after the revocation's date.
+        case revoked
+        /// A revocation statement that is not valid, or not signed by the revoked key or a trusted key.
+        case revocation
     }
 
     public var kind: Kind
@@ -85,6 +89,16 @@ public struct AuditSeries: Codable, Sendable, Equatable {
     }
 }
 
+/// A signing key revoked as compromised, by a valid statement (FORMAT.md §14).
+public struct AuditRevocation: Codable, Sendable, Equatable {
+    public var fingerprint: String
+    /// RFC 3339, UTC.
+    public var since: String
+    public var reason: String
+    /// Where the statement was: vault-relative, or the path given with `--revocation`.
+    public var file: String
+}
+
 /// What `audit` checked and found (docs/AUDIT.md). `passed` exactly when there is no finding.
 public struct AuditReport: Encodable, Sendable {
     public var vault: String
@@ -100,12 +114,14 @@ public struct AuditReport: Encodable, Sendable {
     public var archives: Int
     public var bytesHashed: UInt64
     public var journalRecords: Int
+    /// The signing keys revoked by valid statements; archives they signed from that date on are findings.
+    public var revokedSigners: [AuditRevocation] = []
     public var findings: [AuditFinding]
     public var passed: Bool { findings.isEmpty }
 
     enum CodingKeys: String, CodingKey {
         case vault, vaultID = "vault_id", checkedAt = "checked_at", quick, trustedSigners = "trusted_signers", signers, series, archives
-        case bytesHashed = "bytes_hashed", journalRecords = "journal_records", findings, passed
+        case bytesHashed = "bytes_hashed", journalRecords = "journal_records", revokedSigners = "revoked_signers", findings, passed
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -120,6 +136,7 @@ public struct AuditReport: Encodable, Sendable {
         try c.encode(archives, forKey: .archives)
         try c.encode(bytesHashed, forKey: .bytesHashed)
         try c.encode(journalRecords, forKey: .journalRecords)
+        try c.encode(revokedSigners, forKey: .revokedSigners)
         try c.encode(findings, forKey: .findings)
         try c.encode(passed, forKey: .passed)
     }
@@ -136,6 +153,8 @@ public enum Auditor {
         public var quick = false
         public var workers = Verifier.defaultWorkers
         public var now = Date()
+        /// Revocation statement files to apply besides those in `VAULT/revocations/` (an auditor's own).
+        public var revocations: [String] = []
         public init() {}
     }
 
@@ -180,7 +199,11 @@ public enum Auditor {
                 case .seriesCreated: if let s = record.series { facts.seriesCreated[s] = record }
                 case .archiveAdded: if let f = record.file { facts.added[f] = record }
                 case .periodExplained:
-                    if let s = record.series, let p = record.period { facts.explained[s, default: [:]][p] = record.reason ?? "explained" }
+                    // A period explained twice keeps both reasons, in the journal's order.
+                    if let s = record.series, let p = record.period {
+                        let reason = record.reason ?? "explained"
+                        facts.explained[s, default: [:]][p] = facts.explained[s]?[p].map { "\($0); then (record \(record.n), \(record.time)): \(reason)" } ?? reason
+                    }
                 default: break
                 }
             }
@@ -197,6 +220,7 @@ public enum Auditor {
             }
         }
         signers.formUnion(facts.signers)
+        let revoked = revocations(of: vault, extra: options.revocations, trusting: trusted, findings: &findings)
 
         var names = Set(try vault.seriesNames())
         names.formUnion(facts.seriesCreated.keys)
@@ -215,8 +239,9 @@ public enum Auditor {
         var report = AuditReport(vault: root, vaultID: vault.settings.id, checkedAt: Journal.rfc3339(options.now), quick: options.quick,
                                  trustedSigners: trusted.map(\.fingerprint), signers: [], series: [], archives: 0, bytesHashed: 0,
                                  journalRecords: facts.records, findings: [])
+        report.revokedSigners = revoked.values.sorted { $0.fingerprint < $1.fingerprint }
         for name in names.sorted() {
-            let audited = try auditSeries(name, vault: vault, facts: facts, trusted: trusted, options: options,
+            let audited = try auditSeries(name, vault: vault, facts: facts, trusted: trusted, revoked: revoked, options: options,
                                           findings: &findings, signers: &signers, report: &report)
             report.series.append(audited)
         }
@@ -234,7 +259,39 @@ public enum Auditor {
         var failed: Bool
     }
 
-    private static func auditSeries(_ series: String, vault: Vault, facts: JournalFacts, trusted: [SigningPublicKey], options: Options,
+    /// The valid revocation statements in `VAULT/revocations/` and `extra`, by revoked key fingerprint
+    /// (the earliest date when a key is revoked twice); each invalid or unauthorized one is a finding.
+    static func revocations(of vault: Vault, extra: [String], trusting trusted: [SigningPublicKey],
+                            findings: inout [AuditFinding]) -> [String: AuditRevocation] {
+        let folder = "\(vault.root)/\(Vault.revocationsFolder)"
+        var sources = ((try? FileSystem.directoryEntries(folder)) ?? []).sorted()
+            .filter { $0.hasSuffix(".\(SigningKeyRevocation.fileExtension)") }
+            .map { (file: "\(Vault.revocationsFolder)/\($0)", path: "\(folder)/\($0)") }
+        sources += extra.map { (file: $0, path: $0) }
+        var found: [String: AuditRevocation] = [:]
+        for source in sources {
+            let statement: SigningKeyRevocation
+            do {
+                let bytes = try FileSystem.readSmallFile(source.path, limit: 4096)
+                statement = try SigningKeyRevocation(text: String(decoding: bytes, as: UTF8.self))
+            } catch {
+                findings.append(AuditFinding(.revocation, file: source.file, "not a valid signing key revocation: \(error)"))
+                continue
+            }
+            guard statement.isAuthorized(trusting: trusted) else {
+                findings.append(AuditFinding(.revocation, file: source.file, "signed by \(statement.signer.fingerprint), which is neither the key it revokes (\(statement.revoked.fingerprint)) nor a trusted key: not applied"))
+                continue
+            }
+            let entry = AuditRevocation(fingerprint: statement.revoked.fingerprint, since: Journal.rfc3339(statement.since),
+                                        reason: statement.reason, file: source.file)
+            if let known = found[entry.fingerprint], known.since <= entry.since { continue }
+            found[entry.fingerprint] = entry
+        }
+        return found
+    }
+
+    private static func auditSeries(_ series: String, vault: Vault, facts: JournalFacts, trusted: [SigningPublicKey],
+                                    revoked: [String: AuditRevocation], options: Options,
                                     findings: inout [AuditFinding], signers: inout Set<String>, report: inout AuditReport) throws -> AuditSeries {
         let directory = vault.seriesDirectory(series)
         let folder = "\(Vault.seriesFolder)/\(series)"
@@ -281,6 +338,12 @@ public enum Auditor {
                 do {
                     let signer = try archive.checkSignature(trusting: trusted)
                     item = Checked(name: name, file: file, position: archive.header.position, digest: archive.archiveDigest, failed: false)
+                    // `created` is the writer's own claim: whoever holds a stolen key can also backdate.
+                    if let revocation = revoked[signer.fingerprint],
+                       let since = Journal.parseRFC3339(revocation.since), archive.header.created >= Int64(since.timeIntervalSince1970) {
+                        let created = Journal.rfc3339(Date(timeIntervalSince1970: TimeInterval(archive.header.created)))
+                        find(.revoked, "signed by \(signer.fingerprint), revoked as compromised since \(revocation.since) (\(revocation.reason); \(revocation.file)), and created \(created): it may not be the company's")
+                    }
                     if let problem = sidecarProblem("\(vault.root)/\(file)", signer: signer, digest: archive.archiveDigest) {
                         find(.sidecar, problem)
                     }
@@ -403,10 +466,14 @@ public enum Auditor {
     /// folder, not an archive of its series or that archive's sidecar.
     static func strays(in vault: Vault, series: Set<String>) -> [AuditFinding] {
         var out: [AuditFinding] = []
-        let known: Set<String> = [Vault.settingsName, Journal.fileName, Vault.seriesFolder, Vault.lockName,
+        let known: Set<String> = [Vault.settingsName, Journal.fileName, Vault.seriesFolder, Vault.lockName, Vault.revocationsFolder,
                                   "catalog.sqlite", "catalog.sqlite-wal", "catalog.sqlite-shm", "catalog.sqlite-journal"]
         for name in ((try? FileSystem.directoryEntries(vault.root)) ?? []).sorted() where !known.contains(name) {
             out.append(AuditFinding(.stray, file: name, "it belongs to nothing the vault knows"))
+        }
+        let revocations = "\(vault.root)/\(Vault.revocationsFolder)"
+        for name in ((try? FileSystem.directoryEntries(revocations)) ?? []).sorted() where !name.hasSuffix(".\(SigningKeyRevocation.fileExtension)") {
+            out.append(AuditFinding(.stray, file: "\(Vault.revocationsFolder)/\(name)", "it is not a revocation statement (NAME.\(SigningKeyRevocation.fileExtension))"))
         }
         let folder = "\(vault.root)/\(Vault.seriesFolder)"
         for name in ((try? FileSystem.directoryEntries(folder)) ?? []).sorted() where !series.contains(name) {

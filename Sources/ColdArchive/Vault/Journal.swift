@@ -11,6 +11,15 @@ public struct JournalRecord: Codable, Sendable, Equatable {
         /// shows it as explained instead of missing.
         case periodExplained = "period-explained"
         case restore
+        /// An archive was decrypted without being restored: listed, or checked with `verify --deep`.
+        case decrypt
+        /// An event this version does not know (a later version wrote it): its signature and chain are
+        /// checked like any other's, and it changes nothing else (FORMAT.md §19).
+        case unknown
+
+        public init(from decoder: Decoder) throws {
+            self = Event(rawValue: try decoder.singleValueContainer().decode(String.self)) ?? .unknown
+        }
     }
 
     /// 1 for the first record, then one more each line.
@@ -36,9 +45,11 @@ public struct JournalRecord: Codable, Sendable, Equatable {
     public var bytes: UInt64?
     public var target: String?
     public var reason: String?
+    /// For `decrypt`: what the archive was decrypted for, `list` or `verify-deep`.
+    public var purpose: String?
 
     enum CodingKeys: String, CodingKey {
-        case n, prev, time, host, signer, event, vault, series, schedule, sequence, period, file, bytes, target, reason
+        case n, prev, time, host, signer, event, vault, series, schedule, sequence, period, file, bytes, target, reason, purpose
         case timeZone = "time_zone"
         case periodFromDate = "period_from_date"
         case archiveDigest = "archive_digest"
@@ -209,5 +220,15 @@ public enum Journal {
         f.formatOptions = [.withInternetDateTime]
         f.timeZone = TimeZone(identifier: "UTC")
         return f.string(from: date)
+    }
+
+    /// The date of `YYYY-MM-DDThh:mm:ssZ` exactly (UTC, whole seconds, the form `rfc3339` writes); nil
+    /// for any other text.
+    static func parseRFC3339(_ text: String) -> Date? {
+        let f = ISO8601DateFormatter()
+        f.formatOptions = [.withInternetDateTime]
+        f.timeZone = TimeZone(identifier: "UTC")
+        guard let date = f.date(from: text), rfc3339(date) == text else { return nil }
+        return date
     }
 }

@@ -110,6 +110,8 @@ public final class Vault: @unchecked Sendable {
 
     public static let settingsName = "vault.json"
     public static let seriesFolder = "series"
+    /// Signing key revocation statements (`*.revocation`, FORMAT.md §14), read by `audit`.
+    public static let revocationsFolder = "revocations"
     public static let seriesSettingsName = "series.json"
     public static let lockName = ".lock"
 
@@ -242,6 +244,16 @@ public final class Vault: @unchecked Sendable {
     }
 
     /// Journals a restore of the vault's archive `file` (vault-relative), signed by `signer`.
+    /// Records, signed, that an archive of the vault was decrypted without being restored: `purpose` is
+    /// `list` or `verify-deep` (FORMAT.md §19, `decrypt`).
+    public func journalDecryption(file: String, archiveDigest: String, purpose: String, signer: SigningKey) throws {
+        var record = JournalRecord(event: .decrypt)
+        record.file = file
+        record.archiveDigest = archiveDigest
+        record.purpose = purpose
+        try Journal.append(record, to: journalPath, signer: signer)
+    }
+
     public func journalRestore(file: String, archiveDigest: String, target: String, signer: SigningKey) throws {
         var record = JournalRecord(event: .restore)
         record.file = file

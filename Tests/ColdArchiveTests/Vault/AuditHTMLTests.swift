@@ -29,22 +29,13 @@ import Testing
     }
 
     @Test func theReportRendersTheVerdictEveryPeriodAndEveryFinding() throws {
-        let scratch = try Scratch()
-        let keyring = scratch.sub("keys")
-        #expect(try CLI.run(["keys", "init", "--no-passphrase", "--keyring", keyring]).status == 0)
-        try FileManager.default.createDirectory(atPath: scratch.sub("crm"), withIntermediateDirectories: true)
-        let vault = scratch.sub("vault")
-        #expect(try CLI.run(["vault", "init", vault, "--series", "crm", "--keyring", keyring]).status == 0)
-        for month in ["2026-05", "2026-06", "2026-07", "2026-09"] {
-            try TreeBuilder.write(scratch.sub("crm/orders.csv"), "id,month\n1,\(month)\n")
-            let created = try CLI.run(["create", "--vault", vault, "--series", "crm", "--period", month, "--keyring", keyring, scratch.sub("crm")])
-            #expect(created.status == 0, "\(created.stderr)")
-        }
+        let v = try CLIVault(months: ["2026-05", "2026-06", "2026-07", "2026-09"])
+        let (scratch, keyring, vault) = (v.scratch, v.keyring, v.vault)
         let explained = try CLI.run(["vault", "explain", "--vault", vault, "--series", "crm", "--period", "2026-08",
                                      "--reason", "CRM migration <weekend> & freeze; ticket CHG-1234", "--keyring", keyring])
         #expect(explained.status == 0, "\(explained.stderr)")
         // Three findings: a damaged archive, a missing month, a stray file whose name is markup.
-        let june = "\(vault)/series/crm/crm.2026-06.000002.car"
+        let june = v.archive("2026-06", 2)
         let file = try ArchiveFile(path: june)
         try flipBit(june, at: file.footer.payloadOffset + 50)
         try TreeBuilder.write("\(vault)/series/crm/<b>export.csv", "id,name\n1,Ada\n")

@@ -7,17 +7,8 @@ import Testing
 /// archives and the journal, and nothing needs it.
 @Suite struct CatalogTests {
     @Test func commandsFillTheCatalogAndARebuildMakesTheSameOne() throws {
-        let scratch = try Scratch()
-        let keyring = scratch.sub("keys")
-        #expect(try CLI.run(["keys", "init", "--no-passphrase", "--keyring", keyring]).status == 0)
-        try FileManager.default.createDirectory(atPath: scratch.sub("crm"), withIntermediateDirectories: true)
-        try TreeBuilder.write(scratch.sub("crm/customers.csv"), "id,name\n1,Ada\n")
-        let vault = scratch.sub("vault")
-        #expect(try CLI.run(["vault", "init", vault, "--series", "crm", "--keyring", keyring]).status == 0)
-        for month in ["2026-09", "2026-10"] {
-            let made = try CLI.run(["create", "--vault", vault, "--series", "crm", "--period", month, "--keyring", keyring, scratch.sub("crm")])
-            #expect(made.status == 0, "\(made.stderr)")
-        }
+        let v = try CLIVault(months: ["2026-09", "2026-10"])
+        let (scratch, keyring, vault) = (v.scratch, v.keyring, v.vault)
         let second = "\(vault)/series/crm/crm.2026-10.000002.car"
         #expect(try CLI.run(["verify", second, "--trust", "\(keyring)/signing.pub"]).status == 0)
         let restored = try CLI.run(["restore", second, "--keyring", keyring, "--to", scratch.sub("drill")])

@@ -23,15 +23,10 @@ import Testing
     }
 
     @Test func anOperatorFillsASeriesAndAnAuditorChecksIt() throws {
-        let scratch = try Scratch()
-        let keyring = scratch.sub("keys")
-        #expect(try CLI.run(["keys", "init", "--no-passphrase", "--keyring", keyring]).status == 0)
-        try FileManager.default.createDirectory(atPath: scratch.sub("crm"), withIntermediateDirectories: true)
-        try TreeBuilder.write(scratch.sub("crm/customers.csv"), "id,name\n1,Ada\n")
-        let vault = scratch.sub("vault")
-        let made = try CLI.run(["vault", "init", vault, "--series", "crm", "--keyring", keyring])
-        #expect(made.status == 0 && made.stdout.contains("added series crm: monthly"), "\(made.stderr)")
+        let v = try CLIVault(months: [])
+        let (scratch, keyring, vault) = (v.scratch, v.keyring, v.vault)
         for month in ["2026-08", "2026-09", "2026-10"] {
+            try TreeBuilder.write(scratch.sub("crm/orders.csv"), "id,month\n1,\(month)\n")
             let created = try CLI.run(["create", "--vault", vault, "--series", "crm", "--period", month, "--keyring", keyring, scratch.sub("crm")])
             #expect(created.status == 0, "\(created.stderr)")
             #expect(created.stdout.contains("created \(vault)/series/crm/crm.\(month).00000"))
@@ -68,6 +63,36 @@ import Testing
         #expect(refused.stderr.contains("the vault journal does not verify (line 4: its signature does not verify"))
     }
 
+    /// Every decryption of a vault's archive is in its signed journal: restores, and also `list` and
+    /// `verify --deep`, which open customer data without writing it anywhere.
+    @Test func listAndDeepVerifyAreJournaled() throws {
+        let v = try CLIVault(months: ["2026-10"])
+        let (keyring, vault, archive) = (v.keyring, v.vault, v.archive("2026-10", 1))
+        let listed = try CLI.run(["list", archive, "--keyring", keyring])
+        #expect(listed.status == 0 && listed.stdout.contains("crm/customers.csv"), "\(listed.stderr)")
+        #expect(try CLI.run(["verify", "--deep", archive, "--keyring", keyring]).status == 0)
+        #expect(try CLI.run(["verify", archive, "--trust", "\(keyring)/signing.pub"]).status == 0)   // keyless: nothing decrypted
+        let log = try CLI.run(["vault", "log", "--vault", vault, "--trust", "\(keyring)/signing.pub"])
+        let lines = log.stdout.split(separator: "\n").filter { $0.contains("  decrypt  ") }
+        #expect(lines.count == 2, "\(log.stdout)")
+        #expect(lines.first?.hasSuffix("series/crm/crm.2026-10.000001.car  digest \(try ArchiveFile(path: archive).summary.archiveDigest)  for list") == true)
+        #expect(lines.last?.hasSuffix("for verify-deep") == true)
+
+        // A record with an event a later version writes: verified like any other, and otherwise ignored.
+        let path = "\(vault)/journal.log"
+        let last = try #require(try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").last)
+        let signer = try Keyring(directory: keyring).signingKey()
+        let json = "{\"event\":\"drill\",\"host\":\"h\",\"n\":6,\"prev\":\"\(Sodium.blake2b(Array(last.utf8)).hex)\",\"signer\":\"\(signer.publicKey.fingerprint)\",\"time\":\"2026-11-01T00:00:00Z\"}"
+        let signature = Data(signer.sign(Journal.signatureContext + Array(json.utf8))).base64EncodedString()
+        let handle = try #require(FileHandle(forWritingAtPath: path))
+        try handle.seekToEnd()
+        try handle.write(contentsOf: Data("\(json)\t\(signature)\n".utf8))
+        try handle.close()
+        let audit = try CLI.run(["audit", "--vault", vault, "--trust", "\(keyring)/signing.pub", "--to", "2026-10"])
+        #expect(audit.status == 0, "\(audit.stdout)\(audit.stderr)")
+        #expect(audit.stdout.contains("journal: 6 records"))
+    }
+
     @Test func createSaysWhatAVaultNeeds() throws {
         let scratch = try Scratch()
         let both = try CLI.run(["create", "--vault", scratch.sub("v"), "--series", "crm", "--out", scratch.sub("a.car"), scratch.path])
@@ -76,5 +101,39 @@ import Testing
         #expect(noSeries.status == 2 && noSeries.stderr.contains("--vault needs --series NAME"))
         let noVault = try CLI.run(["create", "--keyring", scratch.sub("k"), "--vault", scratch.sub("v"), "--series", "crm", scratch.path])
         #expect(noVault.status == 3 && noVault.stderr.contains("is not a vault (it has no vault.json)"), "\(noVault.stderr)")
+    }
+}
+
+/// A vault made through the built binary, as an operator makes one: a keyring (`keys init`), a vault with
+/// a monthly series `crm` (`vault init`), and an archive of a small CRM tree for each of `months`.
+struct CLIVault {
+    let scratch: Scratch
+    let keyring: String
+    let vault: String
+    /// The signing public key an auditor trusts.
+    var trust: String { "\(keyring)/signing.pub" }
+
+    init(months: [String]) throws {
+        scratch = try Scratch()
+        keyring = scratch.sub("keys")
+        vault = scratch.sub("vault")
+        let keys = try CLI.run(["keys", "init", "--no-passphrase", "--keyring", keyring])
+        #expect(keys.status == 0, "\(keys.stderr)")
+        try FileManager.default.createDirectory(atPath: scratch.sub("crm"), withIntermediateDirectories: true)
+        try TreeBuilder.write(scratch.sub("crm/customers.csv"), "id,name\n1,Ada\n")
+        let made = try CLI.run(["vault", "init", vault, "--series", "crm", "--keyring", keyring])
+        #expect(made.status == 0 && made.stdout.contains("added series crm: monthly"), "\(made.stderr)")
+        for month in months { try add(month) }
+    }
+
+    /// The month's archive, of a tree whose orders name the month.
+    func add(_ month: String) throws {
+        try TreeBuilder.write(scratch.sub("crm/orders.csv"), "id,month\n1,\(month)\n")
+        let created = try CLI.run(["create", "--vault", vault, "--series", "crm", "--period", month, "--keyring", keyring, scratch.sub("crm")])
+        #expect(created.status == 0, "\(created.stderr)")
+    }
+
+    func archive(_ month: String, _ sequence: Int) -> String {
+        "\(vault)/series/crm/crm.\(month).\(String(format: "%06d", sequence)).car"
     }
 }

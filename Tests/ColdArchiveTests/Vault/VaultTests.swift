@@ -27,10 +27,10 @@ struct MonthlyVault {
 
     /// The month's archive, with content of its own.
     @discardableResult
-    func add(_ month: String, signer: SigningKey? = nil) throws -> VaultCreateReport {
+    func add(_ month: String, signer: SigningKey? = nil, now: Date = MonthlyVault.cut) throws -> VaultCreateReport {
         try TreeBuilder.write("\(source)/orders.csv", "id,month\n1,\(month)\n")
         return try vault.create(CreateOptions(sources: [source], output: ""), series: "crm", period: month, signer: signer ?? keys.signer,
-                                recipients: keys.recipients, trusting: trusted, now: Self.cut)
+                                recipients: keys.recipients, trusting: trusted, now: now)
     }
 
     func path(_ month: String, _ sequence: UInt64) -> String {
@@ -169,6 +169,11 @@ struct MonthlyVault {
         let explained = try v.audit()
         #expect(explained.passed, "\(explained.findings)")
         #expect(explained.series.first?.periods.first { $0.period == "2025-04" }?.status == .explained)
+        // A second explanation of the same period adds to the first: the auditor reads both.
+        record.reason = "correction: the CRM was read-only that month"
+        let second = try Journal.append(record, to: v.vault.journalPath, signer: v.keys.signer)
+        let twice = try v.audit().series.first?.periods.first { $0.period == "2025-04" }
+        #expect(twice?.explanation == "CRM migration, no data changed (CHG-1234); then (record \(second.n), \(second.time)): correction: the CRM was read-only that month")
         // And the calendar runs to the last month due: July is due once August has begun.
         var options = Auditor.Options()
         options.now = Date(timeIntervalSince1970: 1_754_006_400)  // 2025-08-01

@@ -1,0 +1,116 @@
+import Foundation
+import Testing
+@testable import ColdArchive
+
+/// A signing key revoked as compromised from a date on (FORMAT.md §14): `audit` reports every archive it
+/// signed and created at or after that date; statements that are not valid, or not signed by the revoked
+/// key or a trusted key, are findings themselves and change nothing.
+@Suite struct RevocationTests {
+    static func day(_ text: String) -> Date { Journal.parseRFC3339("\(text)T00:00:00Z")! }
+
+    /// January to June, each archive cut on the first day of the month after its period.
+    static func series() throws -> MonthlyVault {
+        let series = try MonthlyVault(months: [])
+        for (month, cut) in [("2025-01", "2025-02-01"), ("2025-02", "2025-03-01"), ("2025-03", "2025-04-01"),
+                             ("2025-04", "2025-05-01"), ("2025-05", "2025-06-01"), ("2025-06", "2025-07-01")] {
+            try series.add(month, now: day(cut))
+        }
+        return series
+    }
+
+    @Test func archivesSignedFromTheRevocationDateOnAreFindings() throws {
+        let series = try Self.series()
+        #expect(try series.audit().passed)
+        let statement = try SigningKeyRevocation.make(since: Journal.parseRFC3339("2025-04-15T08:30:00Z")!,
+                                                      reason: "archiving host's disk stolen; ticket SEC-77", signer: series.keys.signer)
+        let saved = try statement.save(inVault: series.vault.root)
+        #expect(saved.hasSuffix("/revocations/\(series.keys.signer.publicKey.fingerprint)-20250415083000.revocation"))
+        let report = try series.audit()
+        #expect(report.revokedSigners == [AuditRevocation(fingerprint: series.keys.signer.publicKey.fingerprint, since: "2025-04-15T08:30:00Z",
+                                                          reason: "archiving host's disk stolen; ticket SEC-77",
+                                                          file: "revocations/\((saved as NSString).lastPathComponent)")])
+        let revoked = report.findings.filter { $0.kind == .revoked }
+        #expect(revoked.map(\.period) == ["2025-04", "2025-05", "2025-06"])
+        #expect(report.findings.count == 3)
+        #expect(revoked.first?.reason == "signed by \(series.keys.signer.publicKey.fingerprint), revoked as compromised since 2025-04-15T08:30:00Z (archiving host's disk stolen; ticket SEC-77; revocations/\((saved as NSString).lastPathComponent)), and created 2025-05-01T00:00:00Z: it may not be the company's")
+        #expect(report.series.first?.periods.map(\.status) == [.ok, .ok, .ok, .failed, .failed, .failed])
+        // And the revoked key signs nothing more into the vault.
+        #expect(throws: VaultError("the signing key \(series.keys.signer.publicKey.fingerprint) is revoked as compromised since 2025-04-15T08:30:00Z (revocations/\((saved as NSString).lastPathComponent)): an archive it signs would be an audit finding. Rotate it first: coldarchive keys rotate --signing")) {
+            try series.add("2025-07", now: Self.day("2025-08-01"))
+        }
+    }
+
+    @Test func theAuditorsOwnCopyCountsWhenTheVaultsWasDeleted() throws {
+        let series = try Self.series()
+        let statement = try SigningKeyRevocation.make(since: Self.day("2025-06-01"), reason: "key leaked in a backup", signer: series.keys.signer)
+        let own = series.scratch.sub("auditor-copy.revocation")
+        try statement.save(to: own)
+        #expect(throws: OperationError.self) { try statement.save(to: own) }   // never replaces a file
+        var options = Auditor.Options()
+        options.to = "2025-06"
+        options.now = MonthlyVault.cut
+        options.revocations = [own]
+        let report = try Auditor.audit(vault: series.vault.root, trusting: series.trusted, options: options)
+        #expect(report.findings.map(\.kind) == [.revoked, .revoked])
+        #expect(report.findings.map(\.period) == ["2025-05", "2025-06"])
+        #expect(report.revokedSigners.map(\.file) == [own])
+    }
+
+    @Test func aStatementByAnUntrustedKeyOrAlteredChangesNothing() throws {
+        let series = try Self.series()
+        let folder = "\(series.vault.root)/\(Vault.revocationsFolder)"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        // Someone else's key "revokes" the company's: not applied.
+        let stranger = try TestKeys(in: series.scratch, name: "stranger")
+        let foreign = try SigningKeyRevocation.make(revoking: series.keys.signer.publicKey, since: Self.day("2025-01-01"),
+                                                    reason: "spite", signer: stranger.signer)
+        try foreign.save(to: "\(folder)/foreign.revocation")
+        // A valid statement with its date moved back afterwards: its signature no longer verifies.
+        let genuine = try SigningKeyRevocation.make(since: Self.day("2025-06-01"), reason: "rotation drill", signer: series.keys.signer)
+        try genuine.encoded().replacingOccurrences(of: "2025-06-01T00:00:00Z", with: "2025-01-01T00:00:00Z")
+            .write(toFile: "\(folder)/altered.revocation", atomically: false, encoding: .utf8)
+        try TreeBuilder.write("\(folder)/notes.txt", "draft\n")
+        let report = try series.audit()
+        #expect(report.revokedSigners.isEmpty)
+        #expect(report.findings.count == 3)
+        #expect(report.findings.contains(AuditFinding(.revocation, file: "revocations/altered.revocation",
+                                                      "not a valid signing key revocation: \(IntegrityError.badSignature)")))
+        #expect(report.findings.contains(AuditFinding(.revocation, file: "revocations/foreign.revocation",
+                                                      "signed by \(stranger.signer.publicKey.fingerprint), which is neither the key it revokes (\(series.keys.signer.publicKey.fingerprint)) nor a trusted key: not applied")))
+        #expect(report.findings.contains(AuditFinding(.stray, file: "revocations/notes.txt", "it is not a revocation statement (NAME.revocation)")))
+    }
+
+    @Test func aStatementParsesOnlyInItsExactForm() throws {
+        let scratch = try Scratch()
+        let keys = try TestKeys(in: scratch)
+        let statement = try SigningKeyRevocation.make(since: Self.day("2026-10-01"), reason: "laptop stolen", signer: keys.signer)
+        let text = statement.encoded()
+        #expect(try SigningKeyRevocation(text: text) == statement)
+        #expect(text.hasPrefix("coldarchive signing key revocation v1\nrevoked: coldarchive-signing-ed25519 "))
+        for (bad, why) in [(text.replacingOccurrences(of: "2026-10-01T00:00:00Z", with: "2026-10-01T00:00:00+00:00"), "bad date"),
+                           (String(text.dropLast()), "it does not end with a line end"),
+                           (text.replacingOccurrences(of: "reason: laptop stolen", with: "reason: "), "give the reason")] {
+            #expect(throws: IntegrityError.self, "\(why)") { _ = try SigningKeyRevocation(text: bad) }
+        }
+        #expect(throws: OperationError.self) { _ = try SigningKeyRevocation.make(since: Self.day("2026-10-01"), reason: "a\nb", signer: keys.signer) }
+    }
+
+    @Test func anOperatorRevokesAndTheAuditorSeesIt() throws {
+        let v = try CLIVault(months: ["2026-10"])
+        let (scratch, keyring, vault) = (v.scratch, v.keyring, v.vault)
+        let audit = ["audit", "--vault", vault, "--trust", "\(keyring)/signing.pub", "--to", "2026-10"]
+        #expect(try CLI.run(audit).status == 0)
+        let revoke = try CLI.run(["keys", "revoke-signing", "--since", "2026-01-01", "--reason", "test of the revocation procedure",
+                                  "--vault", vault, "--keyring", keyring])
+        #expect(revoke.status == 0, "\(revoke.stderr)")
+        #expect(revoke.stdout.contains("revoked as compromised since 2026-01-01T00:00:00Z") && revoke.stdout.contains("keys rotate --signing"))
+        let after = try CLI.run(audit)
+        #expect(after.status == 1)
+        #expect(after.stdout.contains("revoked      "), "\(after.stdout)")
+        #expect(after.stdout.contains("revoked: crm 2026-10 series/crm/crm.2026-10.000001.car: signed by "))
+        let neither = try CLI.run(["keys", "revoke-signing", "--since", "2026-01-01", "--reason", "x", "--keyring", keyring])
+        #expect(neither.status == 2 && neither.stderr.contains("give either --out FILE or --vault VAULT"))
+        let badDate = try CLI.run(["keys", "revoke-signing", "--since", "last tuesday", "--reason", "x", "--out", scratch.sub("r"), "--keyring", keyring])
+        #expect(badDate.status == 2 && badDate.stderr.contains("is not a date"))
+    }
+}
