@@ -68,14 +68,25 @@ struct AuditCommand: ParsableCommand {
 }
 
 extension AuditCommand {
-    /// This command line as typed, without `--html FILE`: what repeats the check.
-    static func reproducingCommand(_ arguments: [String] = CommandLine.arguments) -> String {
+    /// This command line without `--html FILE`, its paths made absolute (the page outlives the directory it
+    /// was made in): what repeats the check.
+    static func reproducingCommand(_ arguments: [String] = CommandLine.arguments,
+                                   in directory: String = FileManager.default.currentDirectoryPath) -> String {
+        let paths: Set<String> = ["--vault", "--trust", "--chain", "--revocation", "--tsa-ca"]
+        func absolute(_ path: String) -> String { path.hasPrefix("/") ? path : "\(directory)/\(path)" }
         var words = ["coldarchive"]
         var rest = arguments.dropFirst()
         while let word = rest.popFirst() {
             if word == "--html" { _ = rest.popFirst(); continue }
             if word.hasPrefix("--html=") { continue }
-            words.append(AuditHTML.shellQuoted(word))
+            let option = String(word.prefix { $0 != "=" })
+            if paths.contains(option), word.contains("=") {
+                words.append(AuditHTML.shellQuoted("\(option)=\(absolute(String(word.dropFirst(option.count + 1))))"))
+            } else if paths.contains(word), let value = rest.popFirst() {
+                words += [word, AuditHTML.shellQuoted(absolute(value))]
+            } else {
+                words.append(AuditHTML.shellQuoted(word))
+            }
         }
         return words.joined(separator: " ")
     }

@@ -61,11 +61,17 @@ struct CreateCommand: ParsableCommand {
     @Flag(name: .long, help: "Stay on each source's file system: a mount point below it is archived as an empty directory.")
     var oneFileSystem = false
 
+    @Option(name: .long, help: ArgumentHelp("An RFC 3161 time-stamping authority to stamp the archive's digest: the token is kept in ARCHIVE.tsr, for audit. If it fails the archive stays, with exit status 4.", valueName: "URL"))
+    var tsa: String?
+
     @Argument(help: "Directories or files to archive.")
     var sources: [String] = []
 
     func validate() throws {
         if sources.isEmpty && imports.isEmpty { throw ValidationError("name at least one SOURCE to archive, or --import FILE") }
+        if let tsa, URL(string: tsa).map({ ["http", "https"].contains($0.scheme ?? "") }) != true {
+            throw ValidationError("--tsa '\(tsa)' is not an http:// or https:// URL")
+        }
         if vault == nil {
             if out == nil { throw ValidationError("pass --out FILE, or --vault DIR --series NAME") }
             if series != nil || period != nil || wait { throw ValidationError("--series, --period and --wait go with --vault DIR") }
@@ -100,13 +106,23 @@ struct CreateCommand: ParsableCommand {
             report = try ArchiveCreator.create(options, signer: try ring.signingKey(), recipients: try ring.recipientPublicKeys())
         }
         for warning in report.warnings { Output.warning(escaped: warning.description) }
+        var stamped = true
+        if let tsa, let authority = URL(string: tsa) {
+            do {
+                let time = try TimestampClient.stamp(archive: path, digestHex: report.summary.archiveDigest, authority: authority)
+                if !json { print("time-stamped by \(tsa) at \(ISO8601DateFormatter().string(from: time)): \(path)\(Timestamp.suffix)") }
+            } catch {
+                stamped = false
+                Output.warning("the archive is complete and valid, but it was not time-stamped: \(error). Stamp it later, or check the authority's URL")
+            }
+        }
         if json {
             try Output.json(CreatedArchive(archive: path, summary: report.summary, warnings: report.warnings))
         } else {
             print("created \(path)")
             Output.summary(report.summary)
         }
-        if report.isInexact { throw ExitCode(ExitStatus.inexact) }
+        if report.isInexact || !stamped { throw ExitCode(ExitStatus.inexact) }
     }
 
     /// `create --json`: the summary's fields, the archive's path and the warnings, in one object.

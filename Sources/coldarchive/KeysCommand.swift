@@ -110,7 +110,7 @@ struct KeysCommand: ParsableCommand {
         @OptionGroup var keyring: KeyringOption
 
         func validate() throws {
-            if (out == nil) == (vault == nil) { throw ValidationError("give either --out FILE or --vault VAULT") }
+            if out == nil && vault == nil { throw ValidationError("give --out FILE, --vault VAULT, or both") }
             if Self.date(since) == nil { throw ValidationError("'\(since)' is not a date: YYYY-MM-DD or YYYY-MM-DDThh:mm:ssZ") }
         }
 
@@ -123,11 +123,24 @@ struct KeysCommand: ParsableCommand {
 
         func run() throws {
             let ring = try keyring.open()
-            let revoked = try key.map { try SigningPublicKey(contentsOf: $0) }
+            let revoked = try key.map { path -> SigningPublicKey in
+                guard FileManager.default.fileExists(atPath: path) else {
+                    throw ValidationError("no file '\(path)': --key names the signing public key to revoke, e.g. \(ring.directory)/signing-history/FPR.pub")
+                }
+                return try SigningPublicKey(contentsOf: path)
+            }
+            // Only a key this keyring had: revoking someone else's key would mean nothing to their auditors.
+            if let revoked, !(try ring.trustedSigningKeys()).contains(revoked) {
+                throw ValidationError("\(revoked.fingerprint) was never this keyring's signing key (it is not in \(ring.directory)/signing-history/): revoke it with the keyring that had it")
+            }
             let statement = try SigningKeyRevocation.make(revoking: revoked, since: Self.date(since)!, reason: reason, signer: try ring.signingKey())
-            let path: String
-            if let vault { path = try statement.save(inVault: vault) } else { path = out ?? ""; try statement.save(to: path) }
-            print("signing key \(statement.revoked.fingerprint) revoked as compromised since \(ISO8601DateFormatter().string(from: statement.since)): \(path)")
+            var paths: [String] = []
+            if let out {
+                try statement.save(to: out)
+                paths.append(out)
+            }
+            if let vault { paths.append(try statement.save(inVault: vault)) }
+            print("signing key \(statement.revoked.fingerprint) revoked as compromised since \(ISO8601DateFormatter().string(from: statement.since)): \(paths.joined(separator: ", "))")
             if statement.revoked == statement.signer {
                 print("next: rotate the signing key (coldarchive keys rotate --signing) and give auditors this statement")
             }

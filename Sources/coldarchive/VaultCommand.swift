@@ -136,6 +136,7 @@ struct VaultCommand: ParsableCommand {
             }
             let ring = try keyring.open()
             try opened.checkJournal(trusting: try ring.trustedSigningKeys())
+            try opened.checkNotRevoked(try ring.signingKey().publicKey, trusting: try ring.trustedSigningKeys(), making: "a journal record")
             var record = JournalRecord(event: .periodExplained)
             record.series = series
             record.period = parsed.description

@@ -76,7 +76,7 @@ public enum AuditHTML {
                  + "sidecar with Debian’s <code>minisign</code> and the site key in minisign’s format (<code>keys export-public</code> writes "
                  + "<code>minisign.pub</code>); every signature and chunk hash, and the journal, with the independent reader written from FORMAT.md:</p>")
         h.append("<pre>\(e(stockCommands(r.vault)))</pre>")
-        h.append("<p class=\"foot\">Made by coldarchive audit. This page proves nothing by itself: it is what the commands above print.</p>")
+        h.append("<p class=\"foot\">Made by \(e(ArchiveCreator.creatorName)) audit. This page proves nothing by itself: it is what the commands above print.</p>")
         h.append("</body></html>")
         return h.joined(separator: "\n") + "\n"
     }

@@ -37,6 +37,9 @@ public struct AuditFinding: Codable, Sendable, Equatable {
         case revoked
         /// A revocation statement that is not valid, or not signed by the revoked key or a trusted key.
         case revocation
+        /// An archive's RFC 3161 time-stamp (`ARCHIVE.tsr`) is unreadable, stamps something else, is not
+        /// signed by the authority (with `--tsa-ca`), or is older than the archive claims to be.
+        case timestamp
     }
 
     public var kind: Kind
@@ -116,12 +119,17 @@ public struct AuditReport: Encodable, Sendable {
     public var journalRecords: Int
     /// The signing keys revoked by valid statements; archives they signed from that date on are findings.
     public var revokedSigners: [AuditRevocation] = []
+    /// Archives with an RFC 3161 time-stamp for their digest, and whether the authority's signature on
+    /// each was checked too (`--tsa-ca`), not only what it stamps.
+    public var timestamped: Int = 0
+    public var timestampSignaturesChecked: Bool = false
     public var findings: [AuditFinding]
     public var passed: Bool { findings.isEmpty }
 
     enum CodingKeys: String, CodingKey {
         case vault, vaultID = "vault_id", checkedAt = "checked_at", quick, trustedSigners = "trusted_signers", signers, series, archives
         case bytesHashed = "bytes_hashed", journalRecords = "journal_records", revokedSigners = "revoked_signers", findings, passed
+        case timestamped, timestampSignaturesChecked = "timestamp_signatures_checked"
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -137,6 +145,8 @@ public struct AuditReport: Encodable, Sendable {
         try c.encode(bytesHashed, forKey: .bytesHashed)
         try c.encode(journalRecords, forKey: .journalRecords)
         try c.encode(revokedSigners, forKey: .revokedSigners)
+        try c.encode(timestamped, forKey: .timestamped)
+        try c.encode(timestampSignaturesChecked, forKey: .timestampSignaturesChecked)
         try c.encode(findings, forKey: .findings)
         try c.encode(passed, forKey: .passed)
     }
@@ -155,6 +165,10 @@ public enum Auditor {
         public var now = Date()
         /// Revocation statement files to apply besides those in `VAULT/revocations/` (an auditor's own).
         public var revocations: [String] = []
+        /// Checks the authority's signature on a time-stamp: given the `.tsr` path and the stamped imprint
+        /// (hex), nil when it verifies, else why not. The CLI runs `openssl ts -verify` with `--tsa-ca`;
+        /// without it tokens are checked for what they stamp, and their time is not relied on.
+        public var timestampSignature: (@Sendable (_ tsr: String, _ imprintHex: String) -> String?)?
         public init() {}
     }
 
@@ -185,6 +199,7 @@ public enum Auditor {
         var findings: [AuditFinding] = []
         var signers: Set<String> = []
         var facts = JournalFacts()
+        let revoked = try revocations(of: vault, extra: options.revocations, trusting: trusted, findings: &findings)
         if FileSystem.exists(vault.journalPath) {
             try Journal.read(vault.journalPath, trusting: trusted) { line in
                 guard let record = line.record else {
@@ -192,6 +207,15 @@ public enum Auditor {
                     return
                 }
                 facts.records += 1
+                // A record by a key revoked as compromised, dated from the revocation on, is not applied (an
+                // explanation by whoever stole the key would hide a missing month). Archives it added are
+                // findings of their own, below.
+                if let revocation = revoked[record.signer], let since = Journal.parseRFC3339(revocation.since),
+                   let time = Journal.parseRFC3339(record.time), time >= since, record.event != .archiveAdded {
+                    findings.append(AuditFinding(.revoked, series: record.series, period: record.period, file: Journal.fileName,
+                                                 "record \(record.n) (\(record.event.rawValue)) is signed by \(record.signer), revoked as compromised since \(revocation.since), and dated \(record.time): not applied"))
+                    return
+                }
                 facts.signers.insert(record.signer)
                 if facts.firstEvent == nil { facts.firstEvent = record.event }
                 if record.event == .vaultCreated, facts.vaultID == nil { facts.vaultID = record.vault }
@@ -220,7 +244,6 @@ public enum Auditor {
             }
         }
         signers.formUnion(facts.signers)
-        let revoked = revocations(of: vault, extra: options.revocations, trusting: trusted, findings: &findings)
 
         var names = Set(try vault.seriesNames())
         names.formUnion(facts.seriesCreated.keys)
@@ -240,6 +263,7 @@ public enum Auditor {
                                  trustedSigners: trusted.map(\.fingerprint), signers: [], series: [], archives: 0, bytesHashed: 0,
                                  journalRecords: facts.records, findings: [])
         report.revokedSigners = revoked.values.sorted { $0.fingerprint < $1.fingerprint }
+        report.timestampSignaturesChecked = options.timestampSignature != nil
         for name in names.sorted() {
             let audited = try auditSeries(name, vault: vault, facts: facts, trusted: trusted, revoked: revoked, options: options,
                                           findings: &findings, signers: &signers, report: &report)
@@ -261,8 +285,12 @@ public enum Auditor {
 
     /// The valid revocation statements in `VAULT/revocations/` and `extra`, by revoked key fingerprint
     /// (the earliest date when a key is revoked twice); each invalid or unauthorized one is a finding.
+    /// Throws `SystemError` when a statement given in `extra` cannot be read.
     static func revocations(of vault: Vault, extra: [String], trusting trusted: [SigningPublicKey],
-                            findings: inout [AuditFinding]) -> [String: AuditRevocation] {
+                            findings: inout [AuditFinding]) throws -> [String: AuditRevocation] {
+        for path in extra where !FileSystem.exists(path) {
+            throw SystemError(operation: "read the revocation statement", path: path, errno: ENOENT)
+        }
         let folder = "\(vault.root)/\(Vault.revocationsFolder)"
         var sources = ((try? FileSystem.directoryEntries(folder)) ?? []).sorted()
             .filter { $0.hasSuffix(".\(SigningKeyRevocation.fileExtension)") }
@@ -275,7 +303,7 @@ public enum Auditor {
                 let bytes = try FileSystem.readSmallFile(source.path, limit: 4096)
                 statement = try SigningKeyRevocation(text: String(decoding: bytes, as: UTF8.self))
             } catch {
-                findings.append(AuditFinding(.revocation, file: source.file, "not a valid signing key revocation: \(error)"))
+                findings.append(AuditFinding(.revocation, file: source.file, "\(error)"))
                 continue
             }
             guard statement.isAuthorized(trusting: trusted) else {
@@ -338,11 +366,22 @@ public enum Auditor {
                 do {
                     let signer = try archive.checkSignature(trusting: trusted)
                     item = Checked(name: name, file: file, position: archive.header.position, digest: archive.archiveDigest, failed: false)
-                    // `created` is the writer's own claim: whoever holds a stolen key can also backdate.
+                    let created = Journal.rfc3339(Date(timeIntervalSince1970: TimeInterval(archive.header.created)))
+                    // When the archive was made: `created` is the writer's own claim (whoever holds a stolen key
+                    // can also backdate), a time-stamp whose authority's signature was checked is not.
+                    var madeBy = (seconds: archive.header.created, what: "created \(created)")
+                    let stamp = "\(vault.root)/\(file)\(Timestamp.suffix)"
+                    if FileSystem.exists(stamp) {
+                        switch timestampCheck(stamp, archive: archive, options: options) {
+                        case .failure(let problem): find(.timestamp, "\(FileSystem.baseName(of: stamp)): \(problem)")
+                        case .success(let time):
+                            report.timestamped += 1
+                            if let time { madeBy = (Int64(time.timeIntervalSince1970), "time-stamped \(Journal.rfc3339(time))") }
+                        }
+                    }
                     if let revocation = revoked[signer.fingerprint],
-                       let since = Journal.parseRFC3339(revocation.since), archive.header.created >= Int64(since.timeIntervalSince1970) {
-                        let created = Journal.rfc3339(Date(timeIntervalSince1970: TimeInterval(archive.header.created)))
-                        find(.revoked, "signed by \(signer.fingerprint), revoked as compromised since \(revocation.since) (\(revocation.reason); \(revocation.file)), and created \(created): it may not be the company's")
+                       let since = Journal.parseRFC3339(revocation.since), madeBy.seconds >= Int64(since.timeIntervalSince1970) {
+                        find(.revoked, "signed by \(signer.fingerprint), revoked as compromised since \(revocation.since) (\(revocation.reason); \(revocation.file)), and \(madeBy.what): it may not be the company's")
                     }
                     if let problem = sidecarProblem("\(vault.root)/\(file)", signer: signer, digest: archive.archiveDigest) {
                         find(.sidecar, problem)
@@ -515,6 +554,29 @@ public enum Auditor {
     }
 
     /// The archive a sidecar file belongs to (`NAME.car.minisig`, `NAME.car.tsr`, `NAME.car.parity`).
+    /// Checks `ARCHIVE.tsr`: a token for this archive's digest and, with `options.timestampSignature`,
+    /// signed by the authority and not older than the archive claims to be (10 minutes of clock skew
+    /// allowed). Success carries the authority's time when its signature was checked, else nil.
+    static func timestampCheck(_ path: String, archive: ArchiveFile, options: Options) -> Result<Date?, TimestampProblem> {
+        let token: Timestamp.Token
+        do {
+            token = try Timestamp.Token(response: try FileSystem.readSmallFile(path, limit: 1 << 16))
+        } catch {
+            return .failure(TimestampProblem(text: "not a time-stamp response: \(error)"))
+        }
+        if let problem = token.problem(archiveDigest: archive.archiveDigest) { return .failure(TimestampProblem(text: problem)) }
+        guard let verify = options.timestampSignature else { return .success(nil) }
+        if let problem = verify(path, token.imprint.hex) {
+            return .failure(TimestampProblem(text: "the authority's signature does not verify against --tsa-ca: \(problem)"))
+        }
+        if token.time.timeIntervalSince1970 < Double(archive.header.created) - 600 {
+            return .failure(TimestampProblem(text: "stamped at \(Journal.rfc3339(token.time)), before the archive's own created time \(Journal.rfc3339(Date(timeIntervalSince1970: TimeInterval(archive.header.created)))): the writer's clock was wrong, or the header was made up"))
+        }
+        return .success(token.time)
+    }
+
+    struct TimestampProblem: Error { let text: String }
+
     static func sidecarBase(_ name: String) -> String? {
         for suffix in [".minisig", ".tsr", ".parity"] where name.hasSuffix(suffix) { return String(name.dropLast(suffix.count)) }
         return nil

@@ -48,6 +48,18 @@ enum Sodium {
         }
     }
 
+    // MARK: SHA-256
+
+    /// `crypto_hash_sha256` (FIPS 180-4) in one call: for RFC 3161 message imprints, which time-stamping
+    /// authorities take in SHA-2, not BLAKE2b.
+    static func sha256(_ data: [UInt8]) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: Int(crypto_hash_sha256_BYTES))
+        _ = out.withUnsafeMutableBufferPointer { o in
+            data.withUnsafeBufferPointer { crypto_hash_sha256(o.baseAddress!, $0.baseAddress, UInt64($0.count)) }
+        }
+        return out
+    }
+
     // MARK: BLAKE2b
 
     /// `crypto_generichash` (BLAKE2b) in one call, optionally keyed.

@@ -45,7 +45,7 @@ public struct SigningKeyRevocation: Sendable, Equatable {
     /// Signs a statement with `signer` revoking `revoked` (the signer's own public key when nil) from
     /// `since` on. Throws `OperationError` for a reason that is empty, longer than 1 000 bytes or not one line.
     public static func make(revoking revoked: SigningPublicKey? = nil, since: Date, reason: String, signer: SigningKey) throws -> SigningKeyRevocation {
-        try checkReason(reason).map { throw OperationError($0) }
+        try checkReason(reason).map { throw OperationError($0, kind: .usage) }
         let seconds = Int64(since.timeIntervalSince1970.rounded(.down))
         let target = revoked ?? signer.publicKey
         let signature = signer.sign(message(revoked: target, seconds: seconds, reason: reason, signer: signer.publicKey))
@@ -103,11 +103,11 @@ public struct SigningKeyRevocation: Sendable, Equatable {
         return path
     }
 
-    /// Parses a statement and checks its signature by `signer`. Throws `IntegrityError.malformed` for
-    /// text that is not a statement and `IntegrityError.badSignature` when the signature does not verify.
-    /// Whether the signer counts is the caller's question (`isAuthorized(trusting:)`).
+    /// Parses a statement and checks its signature by `signer`. Throws `RevocationError` for text that
+    /// is not a statement, or whose signature does not verify. Whether the signer counts is the caller's
+    /// question (`isAuthorized(trusting:)`).
     public init(text: String) throws {
-        func bad(_ reason: String) -> IntegrityError { .malformed(what: "signing key revocation (\(reason))") }
+        func bad(_ reason: String) -> RevocationError { RevocationError(reason: reason) }
         guard text.hasSuffix("\n") else { throw bad("it does not end with a line end") }
         let lines = text.dropLast().split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
         guard lines.count == 6, lines[0] == Self.firstLine else { throw bad("expected 6 lines starting '\(Self.firstLine)'") }
@@ -131,7 +131,7 @@ public struct SigningKeyRevocation: Sendable, Equatable {
         self.signature = Array(signature)
         let message = Self.message(revoked: revoked, seconds: Int64(since.timeIntervalSince1970), reason: reason, signer: signer)
         guard Sodium.verify(signature: self.signature, message: message, publicKey: signer.bytes) else {
-            throw IntegrityError.badSignature
+            throw bad("its signature does not verify: it was changed after it was signed, or forged")
         }
     }
 
@@ -140,4 +140,11 @@ public struct SigningKeyRevocation: Sendable, Equatable {
     public func isAuthorized(trusting trusted: [SigningPublicKey]) -> Bool {
         signer == revoked || trusted.contains(signer)
     }
+}
+
+/// A revocation statement that cannot be taken: not in the format of FORMAT.md §14, or not signed.
+public struct RevocationError: ColdArchiveError, Equatable {
+    public let reason: String
+    public var kind: FailureKind { .integrity }
+    public var description: String { "not a valid signing key revocation statement: \(reason)" }
 }

@@ -244,6 +244,17 @@ public final class Vault: @unchecked Sendable {
     }
 
     /// Journals a restore of the vault's archive `file` (vault-relative), signed by `signer`.
+    /// Refuses a signing key revoked as compromised in `VAULT/revocations/` from `now` on: what it signs
+    /// into the vault (`making`: "an archive", "a journal record") would be an audit finding.
+    /// Throws `VaultError` saying so and what to do.
+    public func checkNotRevoked(_ key: SigningPublicKey, trusting trusted: [SigningPublicKey], now: Date = Date(), making what: String) throws {
+        var ignored: [AuditFinding] = []
+        if let revocation = try Auditor.revocations(of: self, extra: [], trusting: trusted, findings: &ignored)[key.fingerprint],
+           let since = Journal.parseRFC3339(revocation.since), now >= since {
+            throw VaultError("the signing key \(key.fingerprint) is revoked as compromised since \(revocation.since) (\(revocation.file)): \(what) it signs would be an audit finding. Rotate it first: coldarchive keys rotate --signing")
+        }
+    }
+
     /// Records, signed, that an archive of the vault was decrypted without being restored: `purpose` is
     /// `list` or `verify-deep` (FORMAT.md §19, `decrypt`).
     public func journalDecryption(file: String, archiveDigest: String, purpose: String, signer: SigningKey) throws {

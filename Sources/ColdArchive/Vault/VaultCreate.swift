@@ -66,12 +66,7 @@ extension Vault {
         if let parsed = Period(chosen), parsed > settings.currentPeriod(at: now) {
             throw VaultError("period \(chosen) has not begun yet (it is \(settings.currentPeriod(at: now)) in \(settings.timeZone)): an archive covers a period that has begun", kind: .usage)
         }
-        // A signing key revoked as compromised (VAULT/revocations/) signs nothing more into this vault.
-        var ignored: [AuditFinding] = []
-        if let revocation = Auditor.revocations(of: self, extra: [], trusting: trusted, findings: &ignored)[signer.publicKey.fingerprint],
-           let since = Journal.parseRFC3339(revocation.since), now >= since {
-            throw VaultError("the signing key \(signer.publicKey.fingerprint) is revoked as compromised since \(revocation.since) (\(revocation.file)): an archive it signs would be an audit finding. Rotate it first: coldarchive keys rotate --signing")
-        }
+        try checkNotRevoked(signer.publicKey, trusting: trusted, now: now, making: "an archive")
         return try withSeriesLock(series, wait: wait) {
             let last = try lastArchive(of: series, trusting: trusted)
             if let last, let lastPeriod = last.period, let parsed = Period(chosen), parsed < lastPeriod {

@@ -20,9 +20,11 @@ enum CLI {
     }()
 
     @discardableResult
-    static func run(_ arguments: [String], environment: [String: String] = [:], executable: String = CLI.executable) throws -> CLIResult {
+    static func run(_ arguments: [String], environment: [String: String] = [:], executable: String = CLI.executable,
+                    in directory: String? = nil) throws -> CLIResult {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
+        if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
         process.arguments = arguments
         var env = ProcessInfo.processInfo.environment
         env["COLDARCHIVE_KEYRING"] = nil

@@ -72,6 +72,13 @@ import Testing
         let squeezed = text.replacingOccurrences(of: " ", with: "")
         #expect(squeezed.contains("coldarchiveaudit--vault\(vault)--trust\(keyring)/signing.pub--to2026-10"))
         #expect(text.contains("minisign -Vm"))
+        #expect(text.contains("Made by \(ArchiveCreator.creatorName) audit"))
+        // Relative paths on the command line are absolute on the page, which outlives the directory.
+        let relative = try CLI.run(["audit", "--vault", "vault", "--trust=keys/signing.pub", "--to", "2026-10", "--html", "papers/relative.html"],
+                                   in: scratch.path)
+        #expect(relative.status == 1)
+        let page2 = try String(contentsOfFile: scratch.sub("papers/relative.html"), encoding: .utf8)
+        #expect(page2.contains("coldarchive audit --vault \(AuditHTML.e(vault)) --trust=\(AuditHTML.e(keyring))/signing.pub --to 2026-10"))
         let fingerprint = try SigningPublicKey(contentsOf: "\(keyring)/signing.pub").fingerprint
         #expect(text.contains(fingerprint))
 

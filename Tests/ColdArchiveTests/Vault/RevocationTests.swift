@@ -40,6 +40,26 @@ import Testing
         }
     }
 
+    /// Whoever stole the key could also sign journal records: an explanation dated after the revocation
+    /// is a finding and explains nothing.
+    @Test func aJournalRecordSignedWithTheRevokedKeyIsNotApplied() throws {
+        let series = try MonthlyVault(months: [])
+        for (month, cut) in [("2025-01", "2025-02-01"), ("2025-02", "2025-03-01"), ("2025-04", "2025-05-01")] {
+            try series.add(month, now: Self.day(cut))
+        }
+        _ = try SigningKeyRevocation.make(since: Self.day("2025-05-15"), reason: "key stolen", signer: series.keys.signer)
+            .save(inVault: series.vault.root)
+        var record = JournalRecord(event: .periodExplained)
+        record.series = "crm"
+        record.period = "2025-03"
+        record.reason = "nothing happened in March"
+        let forged = try Journal.append(record, to: series.vault.journalPath, signer: series.keys.signer, now: Self.day("2025-06-02"))
+        let report = try series.audit(to: "2025-05")
+        #expect(report.findings.map(\.kind) == [.revoked, .missingPeriod, .missingPeriod])
+        #expect(report.findings.first?.reason == "record \(forged.n) (period-explained) is signed by \(series.keys.signer.publicKey.fingerprint), revoked as compromised since 2025-05-15T00:00:00Z, and dated 2025-06-02T00:00:00Z: not applied")
+        #expect(report.findings.dropFirst().map(\.period) == ["2025-03", "2025-05"])
+    }
+
     @Test func theAuditorsOwnCopyCountsWhenTheVaultsWasDeleted() throws {
         let series = try Self.series()
         let statement = try SigningKeyRevocation.make(since: Self.day("2025-06-01"), reason: "key leaked in a backup", signer: series.keys.signer)
@@ -74,7 +94,7 @@ import Testing
         #expect(report.revokedSigners.isEmpty)
         #expect(report.findings.count == 3)
         #expect(report.findings.contains(AuditFinding(.revocation, file: "revocations/altered.revocation",
-                                                      "not a valid signing key revocation: \(IntegrityError.badSignature)")))
+                                                      "not a valid signing key revocation statement: its signature does not verify: it was changed after it was signed, or forged")))
         #expect(report.findings.contains(AuditFinding(.revocation, file: "revocations/foreign.revocation",
                                                       "signed by \(stranger.signer.publicKey.fingerprint), which is neither the key it revokes (\(series.keys.signer.publicKey.fingerprint)) nor a trusted key: not applied")))
         #expect(report.findings.contains(AuditFinding(.stray, file: "revocations/notes.txt", "it is not a revocation statement (NAME.revocation)")))
@@ -90,7 +110,7 @@ import Testing
         for (bad, why) in [(text.replacingOccurrences(of: "2026-10-01T00:00:00Z", with: "2026-10-01T00:00:00+00:00"), "bad date"),
                            (String(text.dropLast()), "it does not end with a line end"),
                            (text.replacingOccurrences(of: "reason: laptop stolen", with: "reason: "), "give the reason")] {
-            #expect(throws: IntegrityError.self, "\(why)") { _ = try SigningKeyRevocation(text: bad) }
+            #expect(throws: RevocationError.self, "\(why)") { _ = try SigningKeyRevocation(text: bad) }
         }
         #expect(throws: OperationError.self) { _ = try SigningKeyRevocation.make(since: Self.day("2026-10-01"), reason: "a\nb", signer: keys.signer) }
     }
@@ -109,7 +129,16 @@ import Testing
         #expect(after.stdout.contains("revoked      "), "\(after.stdout)")
         #expect(after.stdout.contains("revoked: crm 2026-10 series/crm/crm.2026-10.000001.car: signed by "))
         let neither = try CLI.run(["keys", "revoke-signing", "--since", "2026-01-01", "--reason", "x", "--keyring", keyring])
-        #expect(neither.status == 2 && neither.stderr.contains("give either --out FILE or --vault VAULT"))
+        #expect(neither.status == 2 && neither.stderr.contains("give --out FILE, --vault VAULT, or both"))
+        let other = try CLIVault(months: [])
+        let foreign = try CLI.run(["keys", "revoke-signing", "--since", "2026-01-01", "--reason", "x", "--key", "\(other.keyring)/signing.pub",
+                                   "--out", scratch.sub("f.revocation"), "--keyring", keyring])
+        #expect(foreign.status == 2 && foreign.stderr.contains("was never this keyring's signing key"), "\(foreign.stderr)")
+        let emptyReason = try CLI.run(["keys", "revoke-signing", "--since", "2026-01-01", "--reason", " ", "--out", scratch.sub("e"), "--keyring", keyring])
+        #expect(emptyReason.status == 2 && emptyReason.stderr.contains("give the reason"), "\(emptyReason.stderr)")
+        // And a thief holding the revoked key cannot explain a month away either.
+        let explain = try CLI.run(["vault", "explain", "--vault", vault, "--series", "crm", "--period", "2026-09", "--reason", "x", "--keyring", keyring])
+        #expect(explain.status == 3 && explain.stderr.contains("a journal record it signs would be an audit finding"), "\(explain.stderr)")
         let badDate = try CLI.run(["keys", "revoke-signing", "--since", "last tuesday", "--reason", "x", "--out", scratch.sub("r"), "--keyring", keyring])
         #expect(badDate.status == 2 && badDate.stderr.contains("is not a date"))
     }
