@@ -39,6 +39,9 @@ struct AuditCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("A signing key revocation statement of your own to apply, besides those in VAULT/revocations/ (repeatable).", valueName: "FILE"))
     var revocation: [String] = []
 
+    @Option(name: .long, help: ArgumentHelp("The time-stamping authority's CA certificate (PEM): each ARCHIVE.tsr is then checked to be signed by the authority (openssl ts -verify), and its time is relied on.", valueName: "FILE"))
+    var tsaCa: String?
+
     @Option(name: .long, help: ArgumentHelp("Also write the report as one self-contained HTML page (for working papers) to FILE.", valueName: "FILE"))
     var html: String?
 
@@ -56,6 +59,12 @@ struct AuditCommand: ParsableCommand {
         options.to = to
         options.quick = quick
         options.revocations = revocation
+        if let tsaCa {
+            guard FileManager.default.isReadableFile(atPath: tsaCa) else {
+                throw ValidationError("--tsa-ca '\(tsaCa)' cannot be read: it is the PEM certificate of the authority's CA, from the authority")
+            }
+            options.timestampSignature = Timestamp.openSSLSignatureCheck(caFile: tsaCa)
+        }
         let report = try Auditor.audit(vault: vault, trusting: try trust.keys() ?? [], options: options)
         if let html { try AuditHTML.write(report, commandLine: Self.reproducingCommand(), to: html) }
         if json {
@@ -102,6 +111,9 @@ enum AuditText {
         out.append("checked      \(r.checkedAt)\(r.quick ? " (quick: chunk hashes not checked)" : "")")
         out.append("trusted      \(r.trustedSigners.joined(separator: ", "))")
         out.append("signed by    \(r.signers.joined(separator: ", "))")
+        if r.timestamped > 0 {
+            out.append("time-stamps  \(r.timestamped) of \(count(r.archives, "archive"))\(r.timestampSignaturesChecked ? ", each signed by the authority (--tsa-ca)" : "; the authority's signatures not checked (no --tsa-ca)")")
+        }
         for revoked in r.revokedSigners {
             out.append("revoked      \(revoked.fingerprint) since \(revoked.since): \(DisplayName.escaped(revoked.reason)) (\(DisplayName.escaped(revoked.file)))")
         }

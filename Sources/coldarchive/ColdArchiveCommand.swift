@@ -9,11 +9,11 @@ struct ColdArchiveCommand: ParsableCommand {
         discussion: """
         Exit codes: 0 ok; 1 integrity failure (damaged, truncated, forged, or signed by an untrusted key); \
         2 usage; 3 any other error (I/O, missing key, wrong passphrase, target not empty); 4 (create) the archive \
-        is complete and valid, but some sources could not be archived exactly.
+        is complete and valid, but some sources could not be archived exactly, or it could not be time-stamped.
         The archive format is specified in docs/FORMAT.md; keys and custody in docs/KEYS.md.
         """,
         version: "\(ArchiveCreator.creatorName) (writes archive format version \(ArchiveCreator.formatVersion))",
-        subcommands: [KeysCommand.self, CreateCommand.self, InspectCommand.self, VerifyCommand.self,
+        subcommands: [KeysCommand.self, CreateCommand.self, StampCommand.self, InspectCommand.self, VerifyCommand.self,
                       ListCommand.self, RestoreCommand.self, RewrapCommand.self, VaultCommand.self, AuditCommand.self, CatalogCommand.self])
 }
 

@@ -113,7 +113,7 @@ struct CreateCommand: ParsableCommand {
                 if !json { print("time-stamped by \(tsa) at \(ISO8601DateFormatter().string(from: time)): \(path)\(Timestamp.suffix)") }
             } catch {
                 stamped = false
-                Output.warning("the archive is complete and valid, but it was not time-stamped: \(error). Stamp it later, or check the authority's URL")
+                Output.warning("the archive is complete and valid, but it was not time-stamped: \(error). Stamp it later: coldarchive stamp --tsa \(tsa) \(path)")
             }
         }
         if json {

@@ -1,15 +1,17 @@
 #!/usr/bin/env python3
 """A local RFC 3161 time-stamping authority for the tests: `openssl ts -reply` behind HTTP on 127.0.0.1.
 
-    tsa.py DIRECTORY
+    tsa.py DIRECTORY [READY_FILE]
 
 Makes, in DIRECTORY, a root CA (ca.pem) and a TSA certificate it issues (extendedKeyUsage critical
 timeStamping, as RFC 3161 §2.3 requires), then serves POST requests of `application/timestamp-query`
-(RFC 3161 §3.4) on a free loopback port, answering each with `openssl ts -reply`. Prints
-`http://127.0.0.1:PORT/` on its first line once it is listening; runs until killed.
+(RFC 3161 §3.4) on a free loopback port, answering each with `openssl ts -reply`. Once it is listening
+it prints `http://127.0.0.1:PORT/` and, with READY_FILE, writes that URL and its pid to it (two lines,
+atomically: a caller that started it in the background waits for the file). Runs until killed.
 """
 import http.server
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -60,6 +62,11 @@ def setup(directory):
 
 
 def main():
+    # Descriptors inherited from whoever started us (a test runner starting other processes at the same
+    # moment) would keep their pipes open, and their readers waiting, for as long as we run.
+    os.closerange(3, 65536)
+    # Nor a blocked signal mask (a dispatch thread's): SIGTERM must stop us.
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
     directory = os.path.abspath(sys.argv[1])
     setup(directory)
 
@@ -89,7 +96,12 @@ def main():
             pass
 
     server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
-    print(f"http://127.0.0.1:{server.server_address[1]}/", flush=True)
+    url = f"http://127.0.0.1:{server.server_address[1]}/"
+    print(url, flush=True)
+    if len(sys.argv) > 2:
+        with open(sys.argv[2] + ".tmp", "w") as f:
+            f.write(f"{url}\n{os.getpid()}\n")
+        os.rename(sys.argv[2] + ".tmp", sys.argv[2])
     server.serve_forever()
 
 

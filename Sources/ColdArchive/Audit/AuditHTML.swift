@@ -29,6 +29,10 @@ public enum AuditHTML {
         fact("archives", "\(r.archives) in \(r.series.count) series; journal: \(r.journalRecords) record\(r.journalRecords == 1 ? "" : "s")")
         fact("trusted signing keys", r.trustedSigners.map { "<code>\(e($0))</code>" }.joined(separator: "<br>"))
         fact("archives signed by", r.signers.isEmpty ? "—" : r.signers.map { "<code>\(e($0))</code>" }.joined(separator: "<br>"))
+        if r.timestamped > 0 {
+            fact("RFC 3161 time-stamps", "\(r.timestamped) of \(r.archives) archives" + (r.timestampSignaturesChecked
+                ? ", each signed by the time-stamping authority (checked against its CA)" : "; the authority's signatures <strong>not</strong> checked (no <code>--tsa-ca</code>)"))
+        }
         if !r.revokedSigners.isEmpty {
             fact("revoked signing keys", r.revokedSigners.map {
                 "<code>\(e($0.fingerprint))</code> since \(e($0.since)): \(e(shown($0.reason))) (<code>\(e(shown($0.file)))</code>)"

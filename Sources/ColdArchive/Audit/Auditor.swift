@@ -373,7 +373,7 @@ public enum Auditor {
                     let stamp = "\(vault.root)/\(file)\(Timestamp.suffix)"
                     if FileSystem.exists(stamp) {
                         switch timestampCheck(stamp, archive: archive, options: options) {
-                        case .failure(let problem): find(.timestamp, "\(FileSystem.baseName(of: stamp)): \(problem)")
+                        case .failure(let problem): find(.timestamp, "\(FileSystem.baseName(of: stamp)): \(problem.text)")
                         case .success(let time):
                             report.timestamped += 1
                             if let time { madeBy = (Int64(time.timeIntervalSince1970), "time-stamped \(Journal.rfc3339(time))") }
@@ -482,7 +482,13 @@ public enum Auditor {
             var last = due.lastDuePeriod(at: options.now)
             if let latest = byPeriod.keys.max(), latest > last { last = latest }
             if let from = options.from.flatMap(Period.init), from.schedule == schedule { first = from }
-            if let to = options.to.flatMap(Period.init), to.schedule == schedule { last = to }
+            if let to = options.to.flatMap(Period.init), to.schedule == schedule {
+                // A period not due yet has no archive to miss: the calendar would be all findings.
+                guard to <= last else {
+                    throw VaultError("--to \(to) is not due yet: the last period of series '\(series)' due now is \(last)", kind: .usage)
+                }
+                last = to
+            }
             for period in Period.range(first, through: last) {
                 let files = (byPeriod[period] ?? []).sorted()
                 let text = period.description

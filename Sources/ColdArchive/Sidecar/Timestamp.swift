@@ -57,6 +57,27 @@ public enum Timestamp {
         return token
     }
 
+    /// The check of a token's signature by the authority: stock OpenSSL, `openssl ts -verify -digest
+    /// IMPRINT -in ARCHIVE.tsr -CAfile CA` (CMS signature, the TSA certificate's chain to `caFile` and its
+    /// timeStamping key usage, RFC 3161 §2.3). Returns nil when it prints "Verification: OK", else its
+    /// last line of error, or why it could not run (OpenSSL is Debian's `openssl`).
+    public static func openSSLSignatureCheck(caFile: String, openssl: String = "/usr/bin/openssl") -> @Sendable (String, String) -> String? {
+        { tsr, imprintHex in
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: openssl)
+            process.arguments = ["ts", "-verify", "-digest", imprintHex, "-in", tsr, "-CAfile", caFile]
+            let output = Pipe()
+            process.standardOutput = output
+            process.standardError = output
+            do { try process.run() } catch { return "cannot run \(openssl): \(error.localizedDescription)" }
+            let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+            if process.terminationStatus == 0 && text.contains("Verification: OK") { return nil }
+            let lines = text.split(separator: "\n").map(String.init).filter { !$0.hasPrefix("Using configuration") }
+            return lines.last(where: { $0.contains("error") }) ?? lines.last ?? "openssl ts -verify failed (status \(process.terminationStatus))"
+        }
+    }
+
     /// What a token says, read from a DER `TimeStampResp` (RFC 3161 §2.4.2).
     public struct Token: Sendable, Equatable {
         /// The TSA's time (`genTime`), to the second.

@@ -179,6 +179,11 @@ struct MonthlyVault {
         options.now = Date(timeIntervalSince1970: 1_754_006_400)  // 2025-08-01
         let later = try Auditor.audit(vault: v.vault.root, trusting: v.trusted, options: options)
         #expect(later.findings.map { "\($0.kind.rawValue) \($0.period ?? "")" } == ["missing-period 2025-07"])
+        // A period not due yet is refused, not reported missing.
+        options.to = "2025-08"
+        #expect(throws: VaultError("--to 2025-08 is not due yet: the last period of series 'crm' due now is 2025-07", kind: .usage)) {
+            _ = try Auditor.audit(vault: v.vault.root, trusting: v.trusted, options: options)
+        }
     }
 
     @Test func concurrentCreatesIntoOneSeriesNeverFork() throws {
