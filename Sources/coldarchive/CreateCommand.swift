@@ -100,6 +100,9 @@ struct CreateCommand: ParsableCommand {
             let made = try opened.create(options, series: series, period: period, wait: wait, signer: try ring.signingKey(),
                                                     recipients: try ring.recipientPublicKeys(), trusting: try ring.trustedSigningKeys())
             (report, path) = (made.report, made.path)
+            if !made.skipped.isEmpty {
+                Output.warning("series '\(series)' has no archive for \(made.skipped.joined(separator: ", ")): the audit reports \(made.skipped.count == 1 ? "it" : "each") as missing until you record why, e.g. coldarchive vault explain --vault \(opened.root) --series \(series) --period \(made.skipped[0]) --reason TEXT")
+            }
             VaultRecords.created(made, in: opened)
         } else {
             path = options.output

@@ -529,7 +529,13 @@ public enum Auditor {
             let entries = (try? FileSystem.directoryEntries(directory)) ?? []
             let archives = Set(entries.filter { VaultArchiveName(fileName: $0, series: name) != nil })
             for entry in entries.sorted() where !archives.contains(entry) && entry != Vault.seriesSettingsName && entry != Vault.lockName {
-                if let base = sidecarBase(entry), archives.contains(base) { continue }
+                if let base = sidecarBase(entry) {
+                    if archives.contains(base) { continue }
+                    if VaultArchiveName(fileName: base, series: name) != nil {
+                        out.append(AuditFinding(.stray, series: name, file: "\(Vault.seriesFolder)/\(name)/\(entry)", "the sidecar of \(base), which is not in the vault"))
+                        continue
+                    }
+                }
                 // The work of a create running now on this host (a killed one's is a stray, which the
                 // next create removes).
                 if let pid = PartialFiles.stalePID(entry), kill(pid, 0) == 0 || errno != ESRCH { continue }

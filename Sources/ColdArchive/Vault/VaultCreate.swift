@@ -6,6 +6,9 @@ public struct VaultCreateReport: Sendable {
     /// The archive's path in the vault.
     public var path: String
     public var position: ArchiveHeader.SeriesPosition
+    /// Periods between the series' previous archive and this one that have no archive and no explanation
+    /// in the journal: the audit reports each as missing until `vault explain` records why.
+    public var skipped: [String] = []
 }
 
 extension Vault {
@@ -72,6 +75,14 @@ extension Vault {
             if let last, let lastPeriod = last.period, let parsed = Period(chosen), parsed < lastPeriod {
                 throw VaultError("series '\(series)' already holds \(lastPeriod) (sequence \(last.sequence)): archives go forward in time, and \(chosen) is before it", kind: .usage)
             }
+            var skipped: [String] = []
+            if let lastPeriod = last?.period, let parsed = Period(chosen), lastPeriod.next < parsed {
+                var explained = Set<String>()
+                try Journal.read(journalPath, trusting: trusted) { line in
+                    if let r = line.record, r.event == .periodExplained, r.series == series, let p = r.period { explained.insert(p) }
+                }
+                skipped = Period.range(lastPeriod.next, through: parsed.previous).map(\.description).filter { !explained.contains($0) }
+            }
             let sequence = (last?.sequence ?? 0) + 1
             let position = ArchiveHeader.SeriesPosition(series: series, sequence: sequence, period: chosen, previousArchiveDigest: last?.digest)
             let name = VaultArchiveName(series: series, period: chosen, sequence: sequence)
@@ -87,7 +98,7 @@ extension Vault {
             record.archiveDigest = report.summary.archiveDigest
             record.bytes = report.summary.fileSize
             try Journal.append(record, to: journalPath, signer: signer, now: now)
-            return VaultCreateReport(report: report, path: options.output, position: position)
+            return VaultCreateReport(report: report, path: options.output, position: position, skipped: skipped)
         }
     }
 }

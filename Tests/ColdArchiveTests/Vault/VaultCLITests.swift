@@ -93,6 +93,22 @@ import Testing
         #expect(audit.stdout.contains("journal: 6 records"))
     }
 
+    /// A month skipped by create is said at once, not first by the audit; an explained one is not.
+    @Test func createWarnsOfASkippedMonth() throws {
+        let v = try CLIVault(months: ["2026-06"])
+        #expect(try CLI.run(["vault", "explain", "--vault", v.vault, "--series", "crm", "--period", "2026-07", "--reason", "freeze",
+                             "--keyring", v.keyring]).status == 0)
+        try TreeBuilder.write(v.scratch.sub("crm/orders.csv"), "id\n2\n")
+        let made = try CLI.run(["create", "--vault", v.vault, "--series", "crm", "--period", "2026-10", "--keyring", v.keyring, v.scratch.sub("crm")])
+        #expect(made.status == 0)
+        #expect(made.stderr.contains("series 'crm' has no archive for 2026-08, 2026-09: the audit reports each as missing until you record why, e.g. coldarchive vault explain --vault \(v.vault) --series crm --period 2026-08 --reason TEXT"), "\(made.stderr)")
+        // The audit agrees; and a deleted archive's sidecar is named as such.
+        try FileManager.default.removeItem(atPath: v.archive("2026-06", 1))
+        let audit = try CLI.run(["audit", "--vault", v.vault, "--trust", v.trust, "--to", "2026-10"])
+        #expect(audit.stdout.contains("missing-period: crm 2026-08"))
+        #expect(audit.stdout.contains("stray: crm series/crm/crm.2026-06.000001.car.minisig: the sidecar of crm.2026-06.000001.car, which is not in the vault"))
+    }
+
     @Test func createSaysWhatAVaultNeeds() throws {
         let scratch = try Scratch()
         let both = try CLI.run(["create", "--vault", scratch.sub("v"), "--series", "crm", "--out", scratch.sub("a.car"), scratch.path])
