@@ -202,10 +202,13 @@ public enum Auditor {
         let revoked = try revocations(of: vault, extra: options.revocations, trusting: trusted, findings: &findings)
         if FileSystem.exists(vault.journalPath) {
             try Journal.read(vault.journalPath, trusting: trusted) { line in
-                guard let record = line.record else {
-                    findings.append(AuditFinding(.journal, file: Journal.fileName, "line \(line.number): \(line.problem ?? "not a record")"))
-                    return
+                if let problem = line.problem {
+                    findings.append(AuditFinding(.journal, file: Journal.fileName, "line \(line.number): \(problem)"))
                 }
+                // A record whose own signature verifies is applied even when its link to the line before is
+                // broken (that is the finding above): otherwise one edited line would make its successor's
+                // archive "unrecorded" too.
+                guard let record = line.record ?? line.signed else { return }
                 facts.records += 1
                 // A record by a key revoked as compromised, dated from the revocation on, is not applied (an
                 // explanation by whoever stole the key would hide a missing month). Archives it added are

@@ -80,8 +80,13 @@ public enum Journal {
     public struct Line: Sendable {
         public let number: Int
         public let bytes: [UInt8]
+        /// The record, when the line is valid: signed by a trusted key and in its place in the chain.
         public let record: JournalRecord?
         public let problem: String?
+        /// The record when its signature verifies, even if its place in the chain does not (the line before
+        /// it was changed or removed): its content is genuine, which spares an audit the findings that would
+        /// follow from ignoring it, while `problem` still reports the broken link.
+        public let signed: JournalRecord?
     }
 
     /// Appends `record` (its `n`, `prev`, `time`, `host` and `signer` are filled in here) and syncs it
@@ -155,12 +160,15 @@ public enum Journal {
             number += 1
             var problem: String?
             var record: JournalRecord?
+            var signatureVerifies = false
             do {
                 let parsed = try parse(bytes)
                 record = parsed.record
                 if let key = keys[parsed.record.signer] {
                     if !Sodium.verify(signature: parsed.signature, message: signatureContext + parsed.json, publicKey: key.bytes) {
                         problem = "its signature does not verify: the record was changed, or forged"
+                    } else {
+                        signatureVerifies = true
                     }
                 } else {
                     problem = "it is signed by \(parsed.record.signer), not by a trusted signing key"
@@ -177,7 +185,8 @@ public enum Journal {
                 problem = "it is not a journal record: \(error)"
                 previous = (bytes, previous?.n ?? 0)
             }
-            try body(Line(number: number, bytes: bytes, record: problem == nil ? record : nil, problem: problem))
+            try body(Line(number: number, bytes: bytes, record: problem == nil ? record : nil, problem: problem,
+                          signed: signatureVerifies ? record : nil))
         }
         while offset < size {
             let n = Int(min(UInt64(64 << 10), size - offset))

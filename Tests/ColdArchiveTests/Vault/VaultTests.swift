@@ -186,6 +186,19 @@ struct MonthlyVault {
         }
     }
 
+    /// One edited journal line is two findings (its signature, and the next line's link) and makes its own
+    /// archive unrecorded — not the next one's, whose record is still genuine.
+    @Test func oneEditedJournalLineDoesNotCascade() throws {
+        let v = try MonthlyVault(months: ["2025-01", "2025-02", "2025-03"])
+        var journal = try String(contentsOfFile: v.vault.journalPath, encoding: .utf8)
+        journal = journal.replacingOccurrences(of: "\"sequence\":2", with: "\"sequence\":7")
+        try journal.write(toFile: v.vault.journalPath, atomically: false, encoding: .utf8)
+        let report = try v.audit(to: "2025-03")
+        #expect(report.findings.map { "\($0.kind.rawValue) \($0.period ?? $0.file ?? "")" }
+                == ["journal journal.log", "journal journal.log", "unrecorded 2025-02"])
+        #expect(report.findings[1].reason == "line 5: its link to the line before does not match: the line before was changed, removed or inserted")
+    }
+
     @Test func concurrentCreatesIntoOneSeriesNeverFork() throws {
         let v = try MonthlyVault(months: ["2025-01"])
         final class Outcomes: @unchecked Sendable {
