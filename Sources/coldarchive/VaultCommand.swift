@@ -135,13 +135,14 @@ struct VaultCommand: ParsableCommand {
                 throw VaultError("period \(parsed) has an archive ('\(covered.fileName)'): nothing to explain", kind: .usage)
             }
             let ring = try keyring.open()
-            try opened.checkJournal(trusting: try ring.trustedSigningKeys())
-            try opened.checkNotRevoked(try ring.signingKey().publicKey, trusting: try ring.trustedSigningKeys(), making: "a journal record")
+            let (trusted, signer) = (try ring.trustedSigningKeys(), try ring.signingKey())
+            try opened.checkJournal(trusting: trusted)
+            try opened.checkNotRevoked(signer.publicKey, trusting: trusted, making: "a journal record")
             var record = JournalRecord(event: .periodExplained)
             record.series = series
             record.period = parsed.description
             record.reason = reason
-            let written = try Journal.append(record, to: opened.journalPath, signer: try ring.signingKey())
+            let written = try Journal.append(record, to: opened.journalPath, signer: signer)
             print("journal record \(written.n): \(series) \(parsed) explained")
         }
     }

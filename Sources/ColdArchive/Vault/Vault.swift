@@ -243,7 +243,6 @@ public final class Vault: @unchecked Sendable {
         return (vault, parts.suffix(3).joined(separator: "/"))
     }
 
-    /// Journals a restore of the vault's archive `file` (vault-relative), signed by `signer`.
     /// Refuses a signing key revoked as compromised in `VAULT/revocations/` from `now` on: what it signs
     /// into the vault (`making`: "an archive", "a journal record") would be an audit finding.
     /// Throws `VaultError` saying so and what to do.
@@ -258,18 +257,21 @@ public final class Vault: @unchecked Sendable {
     /// Records, signed, that an archive of the vault was decrypted without being restored: `purpose` is
     /// `list` or `verify-deep` (FORMAT.md §19, `decrypt`).
     public func journalDecryption(file: String, archiveDigest: String, purpose: String, signer: SigningKey) throws {
-        var record = JournalRecord(event: .decrypt)
-        record.file = file
-        record.archiveDigest = archiveDigest
-        record.purpose = purpose
-        try Journal.append(record, to: journalPath, signer: signer)
+        try journalOpening(.decrypt, file: file, archiveDigest: archiveDigest, signer: signer) { $0.purpose = purpose }
     }
 
+    /// Journals a restore of the vault's archive `file` (vault-relative) into `target`, signed by `signer`.
     public func journalRestore(file: String, archiveDigest: String, target: String, signer: SigningKey) throws {
-        var record = JournalRecord(event: .restore)
+        try journalOpening(.restore, file: file, archiveDigest: archiveDigest, signer: signer) { $0.target = target }
+    }
+
+    /// A record of an archive being decrypted (`restore`, `decrypt`): which file, which digest, and what `fill` adds.
+    private func journalOpening(_ event: JournalRecord.Event, file: String, archiveDigest: String, signer: SigningKey,
+                                _ fill: (inout JournalRecord) -> Void) throws {
+        var record = JournalRecord(event: event)
         record.file = file
         record.archiveDigest = archiveDigest
-        record.target = target
+        fill(&record)
         try Journal.append(record, to: journalPath, signer: signer)
     }
 

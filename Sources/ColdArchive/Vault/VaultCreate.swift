@@ -12,16 +12,20 @@ public struct VaultCreateReport: Sendable {
 }
 
 extension Vault {
-    /// The last archive the series holds, as its journal and its folder agree on it: sequence and
-    /// archive digest. Nil for a series with no archive yet. Throws when the two disagree or the
-    /// archive does not verify against `trusted` — the chain must not grow on a broken link.
+    /// The last archive the series holds, as its journal and its folder agree on it: sequence, archive
+    /// digest, period, and the periods of the series the journal explains (read in the same pass). Nil for
+    /// a series with no archive yet. Throws when the two disagree or the archive does not verify against
+    /// `trusted` — the chain must not grow on a broken link.
     func lastArchive(of series: String, trusting trusted: [SigningPublicKey]) throws
-        -> (sequence: UInt64, digest: [UInt8], file: String, period: Period?)? {
+        -> (sequence: UInt64, digest: [UInt8], file: String, period: Period?, explained: Set<String>)? {
         var recorded: JournalRecord?
         var problem: String?
+        var explained = Set<String>()
         try Journal.read(journalPath, trusting: trusted) { line in
             if let p = line.problem, problem == nil { problem = "line \(line.number): \(p)" }
-            if let r = line.record, r.event == .archiveAdded, r.series == series { recorded = r }
+            guard let r = line.record, r.series == series else { return }
+            if r.event == .archiveAdded { recorded = r }
+            if r.event == .periodExplained, let p = r.period { explained.insert(p) }
         }
         if let problem {
             throw VaultError("the vault journal does not verify (\(problem)); nothing was written. Run 'coldarchive audit --vault \(root) --trust SIGNING_PUB'", kind: .integrity)
@@ -41,7 +45,7 @@ extension Vault {
         guard archive.archiveDigest == digest, archive.header.position?.sequence == sequence else {
             throw VaultError("'\(file)' is not the archive the vault journal recorded as sequence \(sequence) of '\(series)'; nothing was written. Run 'coldarchive audit --vault \(root) --trust SIGNING_PUB'", kind: .integrity)
         }
-        return (sequence, digest, file, archive.header.position.flatMap { Period($0.period) })
+        return (sequence, digest, file, archive.header.position.flatMap { Period($0.period) }, explained)
     }
 
     /// Creates the next archive of `series` covering `period` (nil: derived from `now` by the series'
@@ -76,12 +80,8 @@ extension Vault {
                 throw VaultError("series '\(series)' already holds \(lastPeriod) (sequence \(last.sequence)): archives go forward in time, and \(chosen) is before it", kind: .usage)
             }
             var skipped: [String] = []
-            if let lastPeriod = last?.period, let parsed = Period(chosen), lastPeriod.next < parsed {
-                var explained = Set<String>()
-                try Journal.read(journalPath, trusting: trusted) { line in
-                    if let r = line.record, r.event == .periodExplained, r.series == series, let p = r.period { explained.insert(p) }
-                }
-                skipped = Period.range(lastPeriod.next, through: parsed.previous).map(\.description).filter { !explained.contains($0) }
+            if let last, let lastPeriod = last.period, let parsed = Period(chosen), lastPeriod.next < parsed {
+                skipped = Period.range(lastPeriod.next, through: parsed.previous).map(\.description).filter { !last.explained.contains($0) }
             }
             let sequence = (last?.sequence ?? 0) + 1
             let position = ArchiveHeader.SeriesPosition(series: series, sequence: sequence, period: chosen, previousArchiveDigest: last?.digest)
