@@ -213,10 +213,10 @@ public enum Auditor {
                 // A record by a key revoked as compromised, dated from the revocation on, is not applied (an
                 // explanation by whoever stole the key would hide a missing month). Archives it added are
                 // findings of their own, below.
-                if let revocation = revoked[record.signer], let since = Journal.parseRFC3339(revocation.since),
-                   let time = Journal.parseRFC3339(record.time), time >= since, record.event != .archiveAdded {
+                if let revoked = revoked[record.signer], let time = Journal.parseRFC3339(record.time), time >= revoked.since,
+                   record.event != .archiveAdded {
                     findings.append(AuditFinding(.revoked, series: record.series, period: record.period, file: Journal.fileName,
-                                                 "record \(record.n) (\(record.event.rawValue)) is signed by \(record.signer), revoked as compromised since \(revocation.since), and dated \(record.time): not applied"))
+                                                 "record \(record.n) (\(record.event.rawValue)) is signed by \(record.signer), revoked as compromised since \(revoked.revocation.since), and dated \(record.time): not applied"))
                     return
                 }
                 facts.signers.insert(record.signer)
@@ -265,7 +265,7 @@ public enum Auditor {
         var report = AuditReport(vault: root, vaultID: vault.settings.id, checkedAt: Journal.rfc3339(options.now), quick: options.quick,
                                  trustedSigners: trusted.map(\.fingerprint), signers: [], series: [], archives: 0, bytesHashed: 0,
                                  journalRecords: facts.records, findings: [])
-        report.revokedSigners = revoked.values.sorted { $0.fingerprint < $1.fingerprint }
+        report.revokedSigners = revoked.values.map(\.revocation).sorted { $0.fingerprint < $1.fingerprint }
         report.timestampSignaturesChecked = options.timestampSignature != nil
         for name in names.sorted() {
             let audited = try auditSeries(name, vault: vault, facts: facts, trusted: trusted, revoked: revoked, options: options,
@@ -286,11 +286,17 @@ public enum Auditor {
         var failed: Bool
     }
 
+    /// A valid revocation: as the report shows it, and its date.
+    struct Revoked {
+        let revocation: AuditRevocation
+        let since: Date
+    }
+
     /// The valid revocation statements in `VAULT/revocations/` and `extra`, by revoked key fingerprint
     /// (the earliest date when a key is revoked twice); each invalid or unauthorized one is a finding.
     /// Throws `SystemError` when a statement given in `extra` cannot be read.
     static func revocations(of vault: Vault, extra: [String], trusting trusted: [SigningPublicKey],
-                            findings: inout [AuditFinding]) throws -> [String: AuditRevocation] {
+                            findings: inout [AuditFinding]) throws -> [String: Revoked] {
         for path in extra where !FileSystem.exists(path) {
             throw SystemError(operation: "read the revocation statement", path: path, errno: ENOENT)
         }
@@ -299,7 +305,7 @@ public enum Auditor {
             .filter { $0.hasSuffix(".\(SigningKeyRevocation.fileExtension)") }
             .map { (file: "\(Vault.revocationsFolder)/\($0)", path: "\(folder)/\($0)") }
         sources += extra.map { (file: $0, path: $0) }
-        var found: [String: AuditRevocation] = [:]
+        var found: [String: Revoked] = [:]
         for source in sources {
             let statement: SigningKeyRevocation
             do {
@@ -313,16 +319,17 @@ public enum Auditor {
                 findings.append(AuditFinding(.revocation, file: source.file, "signed by \(statement.signer.fingerprint), which is neither the key it revokes (\(statement.revoked.fingerprint)) nor a trusted key: not applied"))
                 continue
             }
-            let entry = AuditRevocation(fingerprint: statement.revoked.fingerprint, since: Journal.rfc3339(statement.since),
-                                        reason: statement.reason, file: source.file)
-            if let known = found[entry.fingerprint], known.since <= entry.since { continue }
-            found[entry.fingerprint] = entry
+            let fingerprint = statement.revoked.fingerprint
+            if let known = found[fingerprint], known.since <= statement.since { continue }
+            found[fingerprint] = Revoked(revocation: AuditRevocation(fingerprint: fingerprint, since: Journal.rfc3339(statement.since),
+                                                                     reason: statement.reason, file: source.file),
+                                         since: statement.since)
         }
         return found
     }
 
     private static func auditSeries(_ series: String, vault: Vault, facts: JournalFacts, trusted: [SigningPublicKey],
-                                    revoked: [String: AuditRevocation], options: Options,
+                                    revoked: [String: Revoked], options: Options,
                                     findings: inout [AuditFinding], signers: inout Set<String>, report: inout AuditReport) throws -> AuditSeries {
         let directory = vault.seriesDirectory(series)
         let folder = "\(Vault.seriesFolder)/\(series)"
@@ -382,9 +389,9 @@ public enum Auditor {
                             if let time { madeBy = (Int64(time.timeIntervalSince1970), "time-stamped \(Journal.rfc3339(time))") }
                         }
                     }
-                    if let revocation = revoked[signer.fingerprint],
-                       let since = Journal.parseRFC3339(revocation.since), madeBy.seconds >= Int64(since.timeIntervalSince1970) {
-                        find(.revoked, "signed by \(signer.fingerprint), revoked as compromised since \(revocation.since) (\(revocation.reason); \(revocation.file)), and \(madeBy.what): it may not be the company's")
+                    if let revoked = revoked[signer.fingerprint], madeBy.seconds >= Int64(revoked.since.timeIntervalSince1970) {
+                        let r = revoked.revocation
+                        find(.revoked, "signed by \(signer.fingerprint), revoked as compromised since \(r.since) (\(r.reason); \(r.file)), and \(madeBy.what): it may not be the company's")
                     }
                     if let problem = sidecarProblem("\(vault.root)/\(file)", signer: signer, digest: archive.archiveDigest) {
                         find(.sidecar, problem)

@@ -248,9 +248,9 @@ public final class Vault: @unchecked Sendable {
     /// Throws `VaultError` saying so and what to do.
     public func checkNotRevoked(_ key: SigningPublicKey, trusting trusted: [SigningPublicKey], now: Date = Date(), making what: String) throws {
         var ignored: [AuditFinding] = []
-        if let revocation = try Auditor.revocations(of: self, extra: [], trusting: trusted, findings: &ignored)[key.fingerprint],
-           let since = Journal.parseRFC3339(revocation.since), now >= since {
-            throw VaultError("the signing key \(key.fingerprint) is revoked as compromised since \(revocation.since) (\(revocation.file)): \(what) it signs would be an audit finding. Rotate it first: coldarchive keys rotate --signing")
+        if let revoked = try Auditor.revocations(of: self, extra: [], trusting: trusted, findings: &ignored)[key.fingerprint],
+           now >= revoked.since {
+            throw VaultError("the signing key \(key.fingerprint) is revoked as compromised since \(revoked.revocation.since) (\(revoked.revocation.file)): \(what) it signs would be an audit finding. Rotate it first: coldarchive keys rotate --signing")
         }
     }
 
