@@ -69,9 +69,7 @@ struct CreateCommand: ParsableCommand {
 
     func validate() throws {
         if sources.isEmpty && imports.isEmpty { throw ValidationError("name at least one SOURCE to archive, or --import FILE") }
-        if let tsa, URL(string: tsa).map({ ["http", "https"].contains($0.scheme ?? "") }) != true {
-            throw ValidationError("--tsa '\(tsa)' is not an http:// or https:// URL")
-        }
+        if let tsa { _ = try TimestampClient.authority(tsa) }
         if vault == nil {
             if out == nil { throw ValidationError("pass --out FILE, or --vault DIR --series NAME") }
             if series != nil || period != nil || wait { throw ValidationError("--series, --period and --wait go with --vault DIR") }
@@ -110,10 +108,10 @@ struct CreateCommand: ParsableCommand {
         }
         for warning in report.warnings { Output.warning(escaped: warning.description) }
         var stamped = true
-        if let tsa, let authority = URL(string: tsa) {
+        if let tsa, let authority = try? TimestampClient.authority(tsa) {
             do {
                 let time = try TimestampClient.stamp(archive: path, digestHex: report.summary.archiveDigest, authority: authority)
-                if !json { print("time-stamped by \(tsa) at \(ISO8601DateFormatter().string(from: time)): \(path)\(Timestamp.suffix)") }
+                if !json { print(TimestampClient.stampedLine(authority: tsa, time: time, archive: path)) }
             } catch {
                 stamped = false
                 Output.warning("the archive is complete and valid, but it was not time-stamped: \(error). Stamp it later: coldarchive stamp --tsa \(tsa) \(path)")

@@ -19,12 +19,11 @@ struct StampCommand: ParsableCommand {
     var archives: [String]
 
     func validate() throws {
-        if URL(string: tsa).map({ ["http", "https"].contains($0.scheme ?? "") }) != true {
-            throw ValidationError("--tsa '\(tsa)' is not an http:// or https:// URL")
-        }
+        _ = try TimestampClient.authority(tsa)
     }
 
     func run() throws {
+        let authority = try TimestampClient.authority(tsa)
         var failed = 0
         for archive in archives {
             do {
@@ -32,8 +31,8 @@ struct StampCommand: ParsableCommand {
                     throw TimestampClient.Failure(description: "it is already time-stamped (\(archive)\(Timestamp.suffix)); a stamp is never replaced: the earlier time is the stronger proof")
                 }
                 let digest = try ArchiveFile(path: archive).summary.archiveDigest
-                let time = try TimestampClient.stamp(archive: archive, digestHex: digest, authority: URL(string: tsa)!)
-                print("time-stamped by \(tsa) at \(ISO8601DateFormatter().string(from: time)): \(archive)\(Timestamp.suffix)")
+                let time = try TimestampClient.stamp(archive: archive, digestHex: digest, authority: authority)
+                print(TimestampClient.stampedLine(authority: tsa, time: time, archive: archive))
             } catch {
                 failed += 1
                 Output.error("\(archive): \(error)")

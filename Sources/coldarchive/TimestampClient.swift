@@ -1,3 +1,4 @@
+import ArgumentParser
 import ColdArchive
 import Foundation
 #if canImport(FoundationNetworking)
@@ -9,6 +10,19 @@ import FoundationNetworking
 enum TimestampClient {
     struct Failure: Error, CustomStringConvertible {
         let description: String
+    }
+
+    /// The authority's URL from `--tsa`: http:// or https:// only (RFC 3161 §3.4); a usage error otherwise.
+    static func authority(_ text: String) throws -> URL {
+        guard let url = URL(string: text), ["http", "https"].contains(url.scheme ?? "") else {
+            throw ValidationError("--tsa '\(text)' is not an http:// or https:// URL")
+        }
+        return url
+    }
+
+    /// What `create --tsa` and `stamp` print for a stamped archive.
+    static func stampedLine(authority: String, time: Date, archive: String) -> String {
+        "time-stamped by \(authority) at \(ISO8601DateFormatter().string(from: time)): \(archive)\(Timestamp.suffix)"
     }
 
     /// Stamps `archive` (its digest `digestHex`) at `authority`; returns the TSA's time.
