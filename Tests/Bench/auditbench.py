@@ -20,6 +20,8 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from benchlib import keyring  # noqa: E402
 ROOT = os.path.dirname(os.path.dirname(HERE))
 
 
@@ -67,9 +69,7 @@ def main():
     args = parser.parse_args()
     binary = os.path.abspath(args.bin)
     os.makedirs(args.work, exist_ok=True)
-    keys = os.path.join(args.work, "keys")
-    if not os.path.exists(os.path.join(keys, "keyring.json")):
-        sh(f"'{binary}' keys init --no-passphrase --keyring '{keys}'")
+    keys = keyring(binary, args.work)
     months = os.path.join(args.work, "vault-120-months")
     large = os.path.join(args.work, "vault-large")
     for root, count, each in ((months, 120, 0), (large, 4, int(args.gigabytes * (1 << 30) / 4))):

@@ -22,7 +22,7 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import Target, measure, write_results  # noqa: E402
+from benchlib import Target, keyring, measure, write_results  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -60,9 +60,7 @@ class Setup:
     def __init__(self, work, binary):
         self.work = work
         self.bin = binary
-        self.keys = os.path.join(work, "keys")
-        if not os.path.exists(os.path.join(self.keys, "keyring.json")):
-            run(f"'{binary}' keys init --no-passphrase --keyring '{self.keys}'")
+        self.keys = keyring(binary, work)
         self.age_key = os.path.join(work, "age.key")
         if not os.path.exists(self.age_key):
             run(f"age-keygen -o '{self.age_key}'")

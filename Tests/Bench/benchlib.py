@@ -28,6 +28,14 @@ def measure(command, env=None):
             "rss_mib": int(rss) / 1024}
 
 
+def keyring(binary, work):
+    """The benchmarks' keyring, WORK/keys (made once, without a passphrase); returns its path."""
+    keys = os.path.join(work, "keys")
+    if not os.path.exists(os.path.join(keys, "keyring.json")):
+        sh(f"'{binary}' keys init --no-passphrase --keyring '{keys}'")
+    return keys
+
+
 class Target:
     """Where a restore goes. `kind` is tmpfs (a directory in /dev/shm), ext4 or xfs (a new image of
     `size`, made and loop-mounted on the machine's disk for every restore: fair to every tool, none

@@ -29,7 +29,7 @@ import statistics
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import Target, measure, sh, write_results  # noqa: E402
+from benchlib import Target, keyring, measure, sh, write_results  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -63,9 +63,7 @@ def main():
     args = parser.parse_args()
     binary = os.path.abspath(args.bin)
     os.makedirs(args.work, exist_ok=True)
-    keys = os.path.join(args.work, "keys")
-    if not os.path.exists(os.path.join(keys, "keyring.json")):
-        sh(f"'{binary}' keys init --no-passphrase --keyring '{keys}'")
+    keys = keyring(binary, args.work)
     data = os.path.join(args.work, f"smallfiles-{args.files}")
     print(f"generating {args.files} files in {data}", file=sys.stderr)
     generate(data, args.files)
