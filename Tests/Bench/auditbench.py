@@ -20,6 +20,7 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.dont_write_bytecode = True  # importing benchlib leaves no __pycache__ in the tree
 sys.path.insert(0, HERE)
 from benchlib import keyring  # noqa: E402
 ROOT = os.path.dirname(os.path.dirname(HERE))

@@ -21,6 +21,7 @@ import statistics
 import subprocess
 import sys
 
+sys.dont_write_bytecode = True  # importing benchlib leaves no __pycache__ in the tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from benchlib import Target, keyring, measure, write_results  # noqa: E402
 

@@ -28,6 +28,7 @@ import shutil
 import statistics
 import sys
 
+sys.dont_write_bytecode = True  # importing benchlib leaves no __pycache__ in the tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from benchlib import Target, keyring, measure, sh, write_results  # noqa: E402
 
