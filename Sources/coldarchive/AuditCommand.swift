@@ -19,7 +19,11 @@ struct AuditCommand: ParsableCommand {
     @Option(name: .long, help: "The vault directory.")
     var vault: String
 
-    @OptionGroup var trust: TrustOption
+    @Option(name: .long, help: ArgumentHelp("The site's signing public key (e.g. KEYRING/signing.pub, as exported for auditors): every archive and journal record must be signed by it, or by a key its --chain hands over to. After a rotation, give the site's first key.", valueName: "SIGNING_PUB"))
+    var trust: String
+
+    @Option(name: .long, help: ArgumentHelp("Directory of signing key rotation statements (KEYRING/signing-chain) to follow from --trust; a rotation signed by a revoked key after its revocation is not followed.", valueName: "DIR"))
+    var chain: String?
 
     @Option(name: .long, help: "Audit only this series.")
     var series: String?
@@ -46,7 +50,6 @@ struct AuditCommand: ParsableCommand {
     var html: String?
 
     func validate() throws {
-        if trust.trust == nil { throw ValidationError("pass --trust SIGNING_PUBLIC_KEY_FILE: the key the company's archives must be signed by") }
         for p in [from, to].compactMap({ $0 }) where Period(p) == nil {
             throw ValidationError("'\(p)' is not a period: YYYY-MM, YYYY-Www, YYYY-MM-DD or YYYY")
         }
@@ -65,7 +68,9 @@ struct AuditCommand: ParsableCommand {
             }
             options.timestampSignature = Timestamp.openSSLSignatureCheck(caFile: tsaCa)
         }
-        let report = try Auditor.audit(vault: vault, trusting: try trust.keys() ?? [], options: options)
+        options.chain = chain
+        let first = try SigningPublicKey(contentsOf: trust)
+        let report = try Auditor.audit(vault: vault, trusting: [first], options: options)
         if let html { try AuditHTML.write(report, commandLine: Self.reproducingCommand(), to: html) }
         if json {
             try Output.json(report)

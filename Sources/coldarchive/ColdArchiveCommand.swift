@@ -44,7 +44,7 @@ struct KeyringOption: ParsableArguments {
 
 /// `--trust FILE [--chain DIR]`: which signing keys an archive must be signed by.
 struct TrustOption: ParsableArguments {
-    @Option(name: .long, help: "Signing public key file (e.g. KEYRING/signing.pub) that must have signed the archive.")
+    @Option(name: .long, help: "Signing public key file to trust (e.g. KEYRING/signing.pub, as exported for auditors): what is checked must be signed by it, or by a key its --chain hands over to.")
     var trust: String?
 
     @Option(name: .long, help: "Directory of signing key rotation statements (KEYRING/signing-chain) to follow from --trust.")

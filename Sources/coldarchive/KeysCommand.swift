@@ -139,7 +139,7 @@ struct KeysCommand: ParsableCommand {
                 try statement.save(to: out)
                 paths.append(out)
             }
-            if let vault { paths.append(try statement.save(inVault: vault)) }
+            if let vault { paths.append(try statement.save(inVault: vault, journalSigner: try ring.signingKey())) }
             print("signing key \(statement.revoked.fingerprint) revoked as compromised since \(ISO8601DateFormatter().string(from: statement.since)): \(paths.joined(separator: ", "))")
             if statement.revoked == statement.signer {
                 print("next: rotate the signing key (coldarchive keys rotate --signing) and give auditors this statement")
@@ -258,7 +258,7 @@ struct KeysCommand: ParsableCommand {
             Every archive wrapped only to this key becomes unrecoverable. Name where your archives are with --archives \
             (directories, searched recursively, or archive files; repeatable): the archives that depend on the key are \
             listed first, with how many were scanned. A path that does not exist is an error, and so is finding no \
-            archive at all — unless --no-archives-expected says that no archive wrapped to this key is meant to survive.
+            archive at all — unless --no-archives-expected says that no archive wrapped to this key is meant to survive.             With --vault, the vault's archives are scanned too, every archive its journal ever recorded must be found             (in the vault, or as a copy under --archives: copies are told by their archive digest), and the             retirement is recorded in its journal.
             """)
 
         @Argument(help: "The key id (see 'keys list').")
@@ -266,6 +266,9 @@ struct KeysCommand: ParsableCommand {
 
         @Option(name: .long, help: "A directory (searched recursively) or archive file to check for dependence on the key; repeatable.")
         var archives: [String] = []
+
+        @Option(name: .long, help: ArgumentHelp("A vault: scan its archives, require every archive its journal records to be found, and journal the retirement; repeatable.", valueName: "VAULT"))
+        var vault: [String] = []
 
         @Flag(name: .long, help: "Retire even though no archive was named or found: no archive wrapped to this key is meant to survive.")
         var noArchivesExpected = false
@@ -292,17 +295,33 @@ struct KeysCommand: ParsableCommand {
         func run() throws {
             let ring = try keyring.open()
             var report = Report(keyID: keyID, archivesScanned: nil, dependents: [], retired: false)
-            if archives.isEmpty && !noArchivesExpected {
-                throw ValidationFailure("name where your archives are with --archives PATH (repeatable), so that the ones depending on \(keyID) are listed first; or pass --no-archives-expected if no archive wrapped to it is meant to survive")
+            if archives.isEmpty && vault.isEmpty && !noArchivesExpected {
+                throw ValidationFailure("name where your archives are with --archives PATH or --vault VAULT (repeatable), so that the ones depending on \(keyID) are listed first; or pass --no-archives-expected if no archive wrapped to it is meant to survive")
             }
-            if !archives.isEmpty {
-                let scan = try KeyDependencies.scan(archives, wrappedTo: keyID, keyring: ring)
+            // Each vault's journal is checked, and its signing key not revoked, before anything is destroyed:
+            // the retirement must be recordable.
+            let vaults = try vault.map { try Vault.open($0) }
+            let (trusted, signer) = vaults.isEmpty ? ([], nil) : (try ring.trustedSigningKeys(), try ring.signingKey())
+            for opened in vaults {
+                try opened.checkJournal(trusting: trusted)
+                try opened.checkNotRevoked(signer!.publicKey, trusting: trusted, making: "the journal record of the retirement")
+            }
+            let paths = archives + vaults.map { "\($0.root)/\(Vault.seriesFolder)" }.filter { FileManager.default.fileExists(atPath: $0) }
+            if !paths.isEmpty {
+                let scan = try KeyDependencies.scan(paths, wrappedTo: keyID, keyring: ring)
                 let dependents = scan.dependents
                 report.archivesScanned = scan.archivesScanned
                 report.dependents = dependents
-                if !json { print("scanned \(scan.archivesScanned) archive\(scan.archivesScanned == 1 ? "" : "s") in \(archives.joined(separator: ", ")); \(dependents.count) wrapped to \(keyID)") }
+                if !json { print("scanned \(scan.archivesScanned) archive\(scan.archivesScanned == 1 ? "" : "s") in \((archives + vault).joined(separator: ", ")); \(dependents.count) wrapped to \(keyID)") }
+                for opened in vaults {
+                    let unseen = try opened.recordedArchives(trusting: trusted).filter { !scan.archiveDigests.contains($0.archiveDigest ?? "") }
+                    guard unseen.isEmpty else {
+                        let named = unseen.prefix(5).map { $0.file ?? "?" }.joined(separator: ", ") + (unseen.count > 5 ? ", …" : "")
+                        throw ValidationFailure("the journal of \(opened.root) records \(unseen.count) archive\(unseen.count == 1 ? "" : "s") not found (\(named)): each may depend on \(keyID). Name where the copies are with --archives PATH; key \(keyID) was not retired")
+                    }
+                }
                 if scan.archivesScanned == 0 && !noArchivesExpected {
-                    throw ValidationFailure("no archive found in \(archives.joined(separator: ", ")); key \(keyID) was not retired. Check the path, or pass --no-archives-expected if none is meant to survive")
+                    throw ValidationFailure("no archive found in \((archives + vault).joined(separator: ", ")); key \(keyID) was not retired. Check the path, or pass --no-archives-expected if none is meant to survive")
                 }
                 for d in dependents where !json {
                     let note = d.becomesUnreadable
@@ -318,6 +337,12 @@ struct KeysCommand: ParsableCommand {
             }
             try ring.retire(keyID: keyID)
             report.retired = true
+            for opened in vaults {
+                var record = JournalRecord(event: .keyRetired)
+                record.key = keyID
+                let written = try Journal.append(record, to: opened.journalPath, signer: signer!)
+                if !json { print("journal record \(written.n) in \(opened.root): key \(keyID) retired") }
+            }
             if json { return try Output.json(report) }
             print("retired \(keyID): its secret key is destroyed; archives wrapped only to it can no longer be opened")
         }

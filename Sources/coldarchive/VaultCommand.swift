@@ -79,7 +79,7 @@ struct VaultCommand: ParsableCommand {
                 if json {
                     try Output.jsonLine(LogLine(line: line.number, verified: line.problem == nil, problem: line.problem, record: line.record))
                 } else if let r = line.record {
-                    var what = [r.series, r.sequence.map { "sequence \($0)" }, r.period, r.file, r.archiveDigest.map { "digest \($0)" },
+                    var what = [r.key, r.series, r.sequence.map { "sequence \($0)" }, r.period, r.file, r.archiveDigest.map { "digest \($0)" },
                                 r.target.map { "to \($0)" }, r.purpose.map { "for \($0)" }, r.reason].compactMap { $0 }
                     if r.event == .seriesCreated { what += [r.schedule, r.timeZone].compactMap { $0 } }
                     print("\(r.n)  \(r.time)  \(r.host)  \(r.event.rawValue)  \(DisplayName.escaped(what.joined(separator: "  ")))")

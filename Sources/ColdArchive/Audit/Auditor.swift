@@ -165,6 +165,9 @@ public enum Auditor {
         public var now = Date()
         /// Revocation statement files to apply besides those in `VAULT/revocations/` (an auditor's own).
         public var revocations: [String] = []
+        /// A directory of signing key rotation statements (KEYRING/signing-chain) to follow from the
+        /// trusted keys; a statement dated at or after its signer's revocation is not followed.
+        public var chain: String?
         /// Checks the authority's signature on a time-stamp: given the `.tsr` path and the stamped imprint
         /// (hex), nil when it verifies, else why not. The CLI runs `openssl ts -verify` with `--tsa-ca`;
         /// without it tokens are checked for what they stamp, and their time is not relied on.
@@ -180,6 +183,8 @@ public enum Auditor {
         var added: [String: JournalRecord] = [:]
         var explained: [String: [String: String]] = [:]
         var signers: Set<String> = []
+        /// `signing-key-revoked` records: each statement must still be there.
+        var revocations: [JournalRecord] = []
         /// The `vault` of the verified vault-created record, and whether it was record 1.
         var vaultID: String?
         var firstEvent: JournalRecord.Event?
@@ -199,6 +204,21 @@ public enum Auditor {
         var findings: [AuditFinding] = []
         var signers: Set<String> = []
         var facts = JournalFacts()
+        var trusted = trusted
+        if let chain = options.chain {
+            // Revocations are authorized by the keys the whole chain reaches; then the chain is followed
+            // again without the statements a revoked key made after its revocation.
+            let statements = try SigningKeyStatement.load(from: chain)
+            let everyKey = SigningKeyStatement.follow(from: trusted, statements: statements.map(\.statement)).reached
+            var unused: [AuditFinding] = []
+            let since = try revocations(of: vault, extra: options.revocations, trusting: everyKey, findings: &unused).mapValues(\.since)
+            let followed = SigningKeyStatement.follow(from: trusted, statements: statements.map(\.statement), revokedSince: since)
+            trusted = followed.reached
+            for refused in followed.refused {
+                let file = statements.first { $0.statement == refused }.map { "\(chain)/\($0.file)" } ?? chain
+                findings.append(AuditFinding(.revoked, file: file, "the rotation from \(refused.previous.fingerprint) to \(refused.next.fingerprint) is dated \(Journal.rfc3339(refused.date)), when \(refused.previous.fingerprint) was already revoked as compromised: not followed, so \(refused.next.fingerprint) is not trusted through it"))
+            }
+        }
         let revoked = try revocations(of: vault, extra: options.revocations, trusting: trusted, findings: &findings)
         if FileSystem.exists(vault.journalPath) {
             try Journal.read(vault.journalPath, trusting: trusted) { line in
@@ -214,7 +234,7 @@ public enum Auditor {
                 // explanation by whoever stole the key would hide a missing month). Archives it added are
                 // findings of their own, below.
                 if let revoked = revoked[record.signer], let time = Journal.parseRFC3339(record.time), time >= revoked.since,
-                   record.event != .archiveAdded {
+                   record.event != .archiveAdded, record.event != .signingKeyRevoked {
                     findings.append(AuditFinding(.revoked, series: record.series, period: record.period, file: Journal.fileName,
                                                  "record \(record.n) (\(record.event.rawValue)) is signed by \(record.signer), revoked as compromised since \(revoked.revocation.since), and dated \(record.time): not applied"))
                     return
@@ -225,6 +245,7 @@ public enum Auditor {
                 switch record.event {
                 case .seriesCreated: if let s = record.series { facts.seriesCreated[s] = record }
                 case .archiveAdded: if let f = record.file { facts.added[f] = record }
+                case .signingKeyRevoked: facts.revocations.append(record)
                 case .periodExplained:
                     // A period explained twice keeps both reasons, in the journal's order.
                     if let s = record.series, let p = record.period {
@@ -247,6 +268,10 @@ public enum Auditor {
             }
         }
         signers.formUnion(facts.signers)
+        for record in facts.revocations where record.key.map({ revoked[$0] == nil }) ?? true {
+            findings.append(AuditFinding(.revocation, file: record.file ?? Journal.fileName,
+                                         "journal record \(record.n) says \(record.key ?? "?") was revoked as compromised (\(record.reason ?? "no reason given")), but no valid statement revoking it is in the vault or given with --revocation: it was removed"))
+        }
 
         var names = Set(try vault.seriesNames())
         names.formUnion(facts.seriesCreated.keys)

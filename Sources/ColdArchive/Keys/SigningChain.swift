@@ -82,23 +82,42 @@ public struct SigningKeyStatement: Sendable, Equatable {
         }
     }
 
+    /// The statements in `directory` (files `*.statement`), each with its file name, in name order.
+    /// Throws `IntegrityError` for a statement that does not parse or whose signature does not verify.
+    public static func load(from directory: String) throws -> [(file: String, statement: SigningKeyStatement)] {
+        try FileSystem.directoryEntries(directory).filter { $0.hasSuffix(".statement") }.sorted().map { name in
+            let bytes = try FileSystem.readSmallFile("\(directory)/\(name)", limit: 4096)
+            return (name, try SigningKeyStatement(text: String(decoding: bytes, as: UTF8.self)))
+        }
+    }
+
     /// Starting from `trusted`, follows every statement in `directory` whose signer is already
     /// trusted, and returns all keys so reached (the starting key included).
     public static func follow(from trusted: SigningPublicKey, statementsIn directory: String) throws -> [SigningPublicKey] {
-        var statements: [SigningKeyStatement] = []
-        for name in try FileSystem.directoryEntries(directory) where name.hasSuffix(".statement") {
-            let bytes = try FileSystem.readSmallFile("\(directory)/\(name)", limit: 4096)
-            statements.append(try SigningKeyStatement(text: String(decoding: bytes, as: UTF8.self)))
-        }
-        var reached = [trusted]
+        follow(from: [trusted], statements: try load(from: directory).map(\.statement)).reached
+    }
+
+    /// Follows `statements` from `trusted`: a statement is followed when its `previous` key is already
+    /// reached, except a statement dated at or after the revocation of its `previous` key
+    /// (`revokedSince`, by fingerprint; docs/FORMAT.md §14): whoever holds a compromised key could
+    /// otherwise hand trust to a key of their own. Returns the keys reached (`trusted` first) and the
+    /// statements refused for that reason.
+    public static func follow(from trusted: [SigningPublicKey], statements: [SigningKeyStatement],
+                              revokedSince: [String: Date] = [:]) -> (reached: [SigningPublicKey], refused: [SigningKeyStatement]) {
+        var reached = trusted
+        var refused: [SigningKeyStatement] = []
         var grew = true
         while grew {
             grew = false
             for s in statements where reached.contains(s.previous) && !reached.contains(s.next) {
+                if let since = revokedSince[s.previous.fingerprint], s.date >= since {
+                    if !refused.contains(s) { refused.append(s) }
+                    continue
+                }
                 reached.append(s.next)
                 grew = true
             }
         }
-        return reached
+        return (reached, refused)
     }
 }

@@ -91,16 +91,23 @@ public struct SigningKeyRevocation: Sendable, Equatable {
     }
 
     /// Writes the statement into `VAULT/revocations/` (made if missing) as `FINGERPRINT-SINCE.revocation`,
-    /// where `audit` reads it; returns the path. Auditors should keep their own copy too
-    /// (`audit --revocation FILE`): whoever can write to the vault can delete a file from it.
-    public func save(inVault root: String) throws -> String {
-        _ = try Vault.open(root)
+    /// where `audit` reads it, and records it in the vault journal signed by `journalSigner`
+    /// (`signing-key-revoked`, FORMAT.md §19), so that deleting the file later is an audit finding;
+    /// returns the path. Auditors should keep their own copy too (`audit --revocation FILE`): a cut-off
+    /// journal tail cannot be told from one never written.
+    public func save(inVault root: String, journalSigner: SigningKey, now: Date = Date()) throws -> String {
+        let vault = try Vault.open(root)
         let folder = "\(root)/\(Vault.revocationsFolder)"
         if !FileSystem.exists(folder) { try FileSystem.makeDirectory(folder, mode: 0o755) }
         let stamp = Journal.rfc3339(since).filter { $0.isNumber }
-        let path = "\(folder)/\(revoked.fingerprint)-\(stamp).\(Self.fileExtension)"
-        try save(to: path)
-        return path
+        let name = "\(revoked.fingerprint)-\(stamp).\(Self.fileExtension)"
+        try save(to: "\(folder)/\(name)")
+        var record = JournalRecord(event: .signingKeyRevoked)
+        record.key = revoked.fingerprint
+        record.file = "\(Vault.revocationsFolder)/\(name)"
+        record.reason = reason
+        try Journal.append(record, to: vault.journalPath, signer: journalSigner, now: now)
+        return "\(folder)/\(name)"
     }
 
     /// Parses a statement and checks its signature by `signer`. Throws `RevocationError` for text that

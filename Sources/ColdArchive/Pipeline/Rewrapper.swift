@@ -121,6 +121,8 @@ public enum KeyDependencies {
         public var archivesScanned: Int
         /// Those wrapped to the key, in path order.
         public var dependents: [Dependency]
+        /// The archive digest (hex) of every archive read: what tells a copy of an archive by its content.
+        public var archiveDigests: Set<String> = []
     }
 
     /// Every archive at `paths` — archive files, or directories searched recursively — whose file key
@@ -133,6 +135,7 @@ public enum KeyDependencies {
         func consider(_ path: String) {
             guard let archive = try? ArchiveFile(path: path) else { return }
             scan.archivesScanned += 1
+            scan.archiveDigests.insert(archive.archiveDigest.hex)
             let ids = archive.recipientKeyIDs
             guard ids.contains(keyID) else { return }
             scan.dependents.append(Dependency(archive: path, otherHeldKeys: ids.filter(held.contains), escrowKeys: ids.filter(escrow.contains)))

@@ -68,7 +68,7 @@ public enum IntegrityError: ColdArchiveError, Equatable {
         case .badSignature:
             return "archive signature is invalid: the archive was altered or forged"
         case .untrustedSigner(let fingerprint, let trusted):
-            return "archive is signed by key \(fingerprint), which is not a trusted key (\(trusted)); if the site has rotated its signing key since, follow the rotation with --chain KEYRING/signing-chain"
+            return "archive is signed by key \(fingerprint), which is not a trusted key (\(trusted)); if the site has rotated its signing key, trust its first signing key and follow the rotations with --chain KEYRING/signing-chain (a chain is followed forward only, from the key trusted to the keys it handed over to)"
         case .headerMACMismatch:
             return "archive header failed authentication: the header or its recipient block was altered"
         case .manifestMismatch(let path, let reason):

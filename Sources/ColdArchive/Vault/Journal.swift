@@ -13,6 +13,11 @@ public struct JournalRecord: Codable, Sendable, Equatable {
         case restore
         /// An archive was decrypted without being restored: listed, or checked with `verify --deep`.
         case decrypt
+        /// An encryption key's secret half was destroyed (`keys retire --vault`): `key` is its id.
+        case keyRetired = "key-retired"
+        /// A signing key was revoked as compromised (`keys revoke-signing --vault`): `key` is its
+        /// fingerprint, `file` the statement in `revocations/`. The audit requires the statement to stay.
+        case signingKeyRevoked = "signing-key-revoked"
         /// An event this version does not know (a later version wrote it): its signature and chain are
         /// checked like any other's, and it changes nothing else (FORMAT.md §19).
         case unknown
@@ -47,9 +52,11 @@ public struct JournalRecord: Codable, Sendable, Equatable {
     public var reason: String?
     /// For `decrypt`: what the archive was decrypted for, `list` or `verify-deep`.
     public var purpose: String?
+    /// For `key-retired`, the key id; for `signing-key-revoked`, the revoked key's fingerprint.
+    public var key: String?
 
     enum CodingKeys: String, CodingKey {
-        case n, prev, time, host, signer, event, vault, series, schedule, sequence, period, file, bytes, target, reason, purpose
+        case n, prev, time, host, signer, event, vault, series, schedule, sequence, period, file, bytes, target, reason, purpose, key
         case timeZone = "time_zone"
         case periodFromDate = "period_from_date"
         case archiveDigest = "archive_digest"

@@ -209,6 +209,17 @@ public final class Vault: @unchecked Sendable {
         }
     }
 
+    /// The `archive-added` records of the journal whose signature verifies with `trusted`, in journal
+    /// order: every archive the vault was ever given (FORMAT.md §19).
+    public func recordedArchives(trusting trusted: [SigningPublicKey]) throws -> [JournalRecord] {
+        var added: [JournalRecord] = []
+        guard FileSystem.exists(journalPath) else { return [] }
+        try Journal.read(journalPath, trusting: trusted) { line in
+            if let record = line.record ?? line.signed, record.event == .archiveAdded { added.append(record) }
+        }
+        return added
+    }
+
     /// The names of the vault's series, sorted.
     public func seriesNames() throws -> [String] {
         let folder = "\(root)/\(Self.seriesFolder)"

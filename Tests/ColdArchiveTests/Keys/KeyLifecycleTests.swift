@@ -490,6 +490,34 @@ import Testing
         #expect(deliberate.status == 0, "\(deliberate.stderr)")
     }
 
+    /// Issue 16, input 1 with a vault: every archive the vault's journal ever recorded must be found — in
+    /// the vault, or as a copy elsewhere, told by its archive digest — before the key is destroyed; and
+    /// the retirement is journaled.
+    @Test func retireWithAVaultFindsEveryArchiveItsJournalRecorded() throws {
+        let v = try CLIVault(months: ["2026-09", "2026-10"])
+        let oldID = try Keyring(directory: v.keyring).activeEncryptionKeyID
+        #expect(try CLI.run(["keys", "rotate", "--keyring", v.keyring]).status == 0)
+        let keyFile = "\(v.keyring)/encryption/\(oldID).key"
+        func retire(_ extra: [String]) throws -> CLIResult {
+            try CLI.run(["keys", "retire", oldID, "--keyring", v.keyring, "--confirm", oldID, "--vault", v.vault] + extra)
+        }
+        // September's archive was moved to offline media: the vault alone is not enough.
+        let offline = v.scratch.sub("usb")
+        try FileManager.default.createDirectory(atPath: offline, withIntermediateDirectories: true)
+        try FileManager.default.moveItem(atPath: v.archive("2026-09", 1), toPath: "\(offline)/september.car")
+        let unseen = try retire([])
+        #expect(unseen.status == 2 && unseen.stderr.contains("the journal of \(v.vault) records 1 archive not found (series/crm/crm.2026-09.000001.car): each may depend on \(oldID)"), "\(unseen.stderr)")
+        #expect(FileManager.default.fileExists(atPath: keyFile), "a refused retire destroyed the key")
+        // Named where it is (under another name): found by its digest, listed, then retired and journaled.
+        let found = try retire(["--archives", offline])
+        #expect(found.status == 0, "\(found.stderr)")
+        #expect(found.stdout.contains("scanned 2 archives in \(offline), \(v.vault); 2 wrapped to \(oldID)"), "\(found.stdout)")
+        #expect(found.stdout.contains("\(offline)/september.car: UNRECOVERABLE after retirement"))
+        #expect(!FileManager.default.fileExists(atPath: keyFile))
+        let log = try CLI.run(["vault", "log", "--vault", v.vault, "--keyring", v.keyring])
+        #expect(log.status == 0 && log.stdout.contains("key-retired  \(oldID)"), "\(log.stdout)")
+    }
+
     /// `--json` on every command that reports something (issue 16): keys status, restore, rewrap,
     /// keys retire, keys export-public.
     @Test func everyReportingCommandSpeaksJSON() throws {

@@ -23,7 +23,7 @@ import Testing
         #expect(try series.audit().passed)
         let statement = try SigningKeyRevocation.make(since: Journal.parseRFC3339("2025-04-15T08:30:00Z")!,
                                                       reason: "archiving host's disk stolen; ticket SEC-77", signer: series.keys.signer)
-        let saved = try statement.save(inVault: series.vault.root)
+        let saved = try statement.save(inVault: series.vault.root, journalSigner: series.keys.signer, now: MonthlyVault.cut)
         #expect(saved.hasSuffix("/revocations/\(series.keys.signer.publicKey.fingerprint)-20250415083000.revocation"))
         let report = try series.audit()
         #expect(report.revokedSigners == [AuditRevocation(fingerprint: series.keys.signer.publicKey.fingerprint, since: "2025-04-15T08:30:00Z",
@@ -38,6 +38,13 @@ import Testing
         #expect(throws: VaultError("the signing key \(series.keys.signer.publicKey.fingerprint) is revoked as compromised since 2025-04-15T08:30:00Z (revocations/\((saved as NSString).lastPathComponent)): an archive it signs would be an audit finding. Rotate it first: coldarchive keys rotate --signing")) {
             try series.add("2025-07", now: Self.day("2025-08-01"))
         }
+        // Deleting the statement from the vault does not make those archives good again: the journal recorded it.
+        try FileManager.default.removeItem(atPath: saved)
+        let deleted = try series.audit()
+        let fingerprint = series.keys.signer.publicKey.fingerprint
+        #expect(deleted.findings == [AuditFinding(.revocation, file: "revocations/\((saved as NSString).lastPathComponent)",
+                                                  "journal record 9 says \(fingerprint) was revoked as compromised (archiving host's disk stolen; ticket SEC-77), but no valid statement revoking it is in the vault or given with --revocation: it was removed")])
+        #expect(!deleted.passed)
     }
 
     /// Whoever stole the key could also sign journal records: an explanation dated after the revocation
@@ -48,7 +55,7 @@ import Testing
             try series.add(month, now: Self.day(cut))
         }
         _ = try SigningKeyRevocation.make(since: Self.day("2025-05-15"), reason: "key stolen", signer: series.keys.signer)
-            .save(inVault: series.vault.root)
+            .save(inVault: series.vault.root, journalSigner: series.keys.signer, now: MonthlyVault.cut)
         var record = JournalRecord(event: .periodExplained)
         record.series = "crm"
         record.period = "2025-03"
@@ -58,6 +65,43 @@ import Testing
         #expect(report.findings.map(\.kind) == [.revoked, .missingPeriod, .missingPeriod])
         #expect(report.findings.first?.reason == "record \(forged.n) (period-explained) is signed by \(series.keys.signer.publicKey.fingerprint), revoked as compromised since 2025-05-15T00:00:00Z, and dated 2025-06-02T00:00:00Z: not applied")
         #expect(report.findings.dropFirst().map(\.period) == ["2025-03", "2025-05"])
+    }
+
+    /// Whoever stole the key could also sign a rotation statement handing trust to a key of their own:
+    /// one dated at or after the revocation is not followed (and is a finding); one dated before is.
+    @Test func aRotationSignedByTheRevokedKeyAfterItsRevocationIsNotFollowed() throws {
+        let series = try MonthlyVault(months: [])
+        let first = series.keys.signer
+        let successor = try TestKeys(in: series.scratch, name: "successor").signer
+        let thief = try TestKeys(in: series.scratch, name: "thief").signer
+        let everyone = [first.publicKey, successor.publicKey, thief.publicKey]
+        func add(_ month: String, _ signer: SigningKey, _ cut: String) throws {
+            try TreeBuilder.write("\(series.source)/orders.csv", "id,month\n1,\(month)\n")
+            _ = try series.vault.create(CreateOptions(sources: [series.source], output: ""), series: "crm", period: month, signer: signer,
+                                        recipients: series.keys.recipients, trusting: everyone, now: Self.day(cut))
+        }
+        let chain = series.scratch.sub("signing-chain")
+        try FileManager.default.createDirectory(atPath: chain, withIntermediateDirectories: true)
+        try add("2025-01", first, "2025-02-01")
+        try SigningKeyStatement.make(from: first, to: successor.publicKey, date: Self.day("2025-02-10")).encoded()
+            .write(toFile: "\(chain)/1.statement", atomically: false, encoding: .utf8)
+        try add("2025-02", successor, "2025-03-01")
+        _ = try SigningKeyRevocation.make(since: Self.day("2025-03-15"), reason: "old key found on a stolen laptop", signer: first)
+            .save(inVault: series.vault.root, journalSigner: series.keys.signer, now: MonthlyVault.cut)
+        try SigningKeyStatement.make(from: first, to: thief.publicKey, date: Self.day("2025-03-20")).encoded()
+            .write(toFile: "\(chain)/2.statement", atomically: false, encoding: .utf8)
+        try add("2025-03", thief, "2025-04-01")
+
+        var options = Auditor.Options()
+        options.to = "2025-03"
+        options.now = MonthlyVault.cut
+        options.chain = chain
+        let report = try Auditor.audit(vault: series.vault.root, trusting: [first.publicKey], options: options)
+        #expect(report.trustedSigners == [first.publicKey.fingerprint, successor.publicKey.fingerprint])
+        #expect(report.findings.first == AuditFinding(.revoked, file: "\(chain)/2.statement",
+                                                      "the rotation from \(first.publicKey.fingerprint) to \(thief.publicKey.fingerprint) is dated 2025-03-20T00:00:00Z, when \(first.publicKey.fingerprint) was already revoked as compromised: not followed, so \(thief.publicKey.fingerprint) is not trusted through it"))
+        #expect(report.findings.contains { $0.kind == .signature && $0.period == "2025-03" })
+        #expect(report.series.first?.periods.map(\.status) == [.ok, .ok, .failed])
     }
 
     @Test func theAuditorsOwnCopyCountsWhenTheVaultsWasDeleted() throws {
@@ -124,6 +168,8 @@ import Testing
                                   "--vault", vault, "--keyring", keyring])
         #expect(revoke.status == 0, "\(revoke.stderr)")
         #expect(revoke.stdout.contains("revoked as compromised since 2026-01-01T00:00:00Z") && revoke.stdout.contains("keys rotate --signing"))
+        let log = try CLI.run(["vault", "log", "--vault", vault, "--keyring", keyring])
+        #expect(log.stdout.contains("signing-key-revoked  \(try SigningPublicKey(contentsOf: "\(keyring)/signing.pub").fingerprint)  revocations/"), "\(log.stdout)")
         let after = try CLI.run(audit)
         #expect(after.status == 1)
         #expect(after.stdout.contains("revoked      "), "\(after.stdout)")

@@ -124,7 +124,7 @@ final class LocalTSA {
         let tsa = try LocalTSA(in: series.scratch)
         let token = try tsa.stamp(series.path("2025-02", 2))              // the authority says: now
         _ = try SigningKeyRevocation.make(since: Journal.parseRFC3339("2025-08-01T00:00:00Z")!, reason: "key stolen", signer: series.keys.signer)
-            .save(inVault: series.vault.root)
+            .save(inVault: series.vault.root, journalSigner: series.keys.signer, now: MonthlyVault.cut)
         var options = Auditor.Options()
         options.to = "2025-02"
         options.now = MonthlyVault.cut
