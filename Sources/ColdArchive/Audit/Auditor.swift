@@ -450,9 +450,15 @@ public enum Auditor {
             checked.append(item)
         }
         let presentFiles = Set(checked.map(\.file))
+        // An archive the journal recorded and the vault lacks is one finding: the chain's gap and the
+        // calendar's empty period it leaves are not reported again.
+        var goneSequences = Set<UInt64>()
+        var gonePeriods = Set<String>()
         for (file, record) in facts.added.sorted(by: { $0.key < $1.key }) where record.series == series && !presentFiles.contains(file) {
             findings.append(AuditFinding(.missingArchive, series: series, period: record.period, file: file,
                                          "the journal recorded it as sequence \(record.sequence.map(String.init) ?? "?") (added \(record.time)); it is not in the vault"))
+            if let sequence = record.sequence { goneSequences.insert(sequence) }
+            if let period = record.period { gonePeriods.insert(period) }
         }
 
         // The chain: sequences 1, 2, 3 … each pointing at the digest of the one before.
@@ -472,7 +478,7 @@ public enum Auditor {
             if sequence == 1 { continue }
             guard let before = bySequence[sequence - 1], before.count == 1, let digest = before[0].digest else {
                 // Missing, unless present under its name but unreadable or untrusted (its own finding says why).
-                if bySequence[sequence - 1] == nil && !checked.contains(where: { $0.name.sequence == sequence - 1 }) {
+                if bySequence[sequence - 1] == nil && !checked.contains(where: { $0.name.sequence == sequence - 1 }) && !goneSequences.contains(sequence - 1) {
                     findings.append(AuditFinding(.missingArchive, series: series, period: item.name.period,
                                                  "sequence \(sequence - 1), which '\(item.file)' follows, is not in the vault"))
                 }
@@ -533,6 +539,7 @@ public enum Auditor {
                     periods.append(AuditPeriod(period: text, status: .explained, files: [], explanation: why))
                 } else {
                     periods.append(AuditPeriod(period: text, status: .missing, files: []))
+                    if gonePeriods.contains(text) { continue }
                     findings.append(AuditFinding(.missingPeriod, series: series, period: text,
                                                  "no archive covers \(text), and the journal does not explain why"))
                 }

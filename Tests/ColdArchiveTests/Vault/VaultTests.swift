@@ -84,7 +84,8 @@ struct MonthlyVault {
         switch tampering {
         case .deleteAnArchive:
             try fm.removeItem(atPath: third)
-            expected = [(.missingArchive, "2025-03"), (.missingPeriod, "2025-03")]
+            try fm.removeItem(atPath: third + ".minisig")
+            expected = [(.missingArchive, "2025-03")]   // one finding: not again as a chain gap and an empty period
         case .replaceWithAnotherSignersArchive:
             // A validly signed archive with the very same series fields, by a key the auditor does not trust.
             let other = try TestKeys(in: v.scratch, name: "other-keys")
@@ -153,6 +154,9 @@ struct MonthlyVault {
                     "\(tampering): no \(kind) finding for \(period ?? "-") in \(report.findings.map { "\($0.kind) \($0.period ?? "-") \($0.reason)" })")
         }
         for finding in report.findings { #expect(!finding.reason.isEmpty && (finding.file != nil || finding.series != nil)) }
+        if tampering == .deleteAnArchive {
+            #expect(report.findings.count == 1, "one deletion, one finding: \(report.findings.map(\.reason))")
+        }
     }
 
     @Test func aMissingMonthIsAFindingUntilTheJournalExplainsIt() throws {
