@@ -18,6 +18,8 @@ struct RestoreCommand: ParsableCommand {
         Whatever could not be applied is reported per entry (text on stderr, 'notices' in --json), and so is every file \
         that changed while it was archived (a file that shrank is cut at the bytes that were read). Not kept: access and \
         change times, devices, FIFOs and sockets (create skips them with a warning).
+
+        Selective restore (--include GLOB, repeatable): only the matching entries, everything below a matching         directory, the directories above them (with their archived metadata) and the file each restored hardlink         names. A pattern without '/' matches any name (--include '*.pdf', --include acme), one with '/' the whole         path from the top-level name (--include 'crm/customers/acme'); '*' does not cross '/'. Of the data, only the         chunks holding those entries are read; the report says how many bytes were read. What it verifies: the         signature, the whole manifest, and every chunk it reads (its hash against the signed chunk table, and its         AEAD tag); the chunks it does not read are not checked — run 'coldarchive verify FILE' (keyless) for those.
         """)
 
     @Argument(help: "The archive file.")
@@ -29,6 +31,9 @@ struct RestoreCommand: ParsableCommand {
     @OptionGroup var keyring: KeyringOption
 
     @OptionGroup var trust: TrustOption
+
+    @Option(name: .long, help: ArgumentHelp("Restore only the entries this glob matches, and what they need (repeatable; see above).", valueName: "GLOB"))
+    var include: [String] = []
 
     @Flag(name: .long, help: "Restore into a non-empty directory (existing entries are still never replaced).")
     var force = false
@@ -53,12 +58,19 @@ struct RestoreCommand: ParsableCommand {
         let policy: OwnerPolicy = noOwner ? .none : numericOwner ? .numeric : .automatic
         let ring = try keyring.open()
         let report = try Restorer.restore(archivePath: file, to: to, keyring: ring,
-                                          trusting: try trust.keys(), force: force, checkContent: checkContent, owners: policy)
+                                          trusting: try trust.keys(), force: force, checkContent: checkContent, owners: policy,
+                                          include: include)
         // A vault's archive: who restored what, where and when goes into its signed journal.
         VaultRecords.restored(file: file, target: to, keyring: ring)
         if json { return try Output.json(report) }
         print("restored \(report.entries) entries (\(Output.bytes(report.contentBytes)) of content) into \(report.target): \(report.topLevel.map(DisplayName.escaped).joined(separator: ", "))")
         print("owners: \(report.owners)")
+        if let chunks = report.dataChunksRead, let all = report.dataChunks {
+            print("read \(Output.bytes(report.bytesRead)) of the archive: \(chunks) of its \(all) data chunks, and the manifest")
+        }
+        for path in report.hardlinkTargets ?? [] {
+            print("also restored '\(DisplayName.escaped(path))': a restored hardlink names it")
+        }
         for notice in report.notices { Output.warning("\(notice.kind.rawValue): '\(notice.path)': \(notice.detail)") }
         if report.noticeCount > report.notices.count {
             Output.warning("\(report.noticeCount - report.notices.count) more entries could not be restored exactly (not listed)")

@@ -170,41 +170,17 @@ extension ArchiveFile {
     /// totals and the canonical entry order (no repeats, parents first). Returns the top-level names.
     func checkManifest(cipher: ChunkCipher) throws -> [String] {
         let reader = try ManifestReader(archive: self, cipher: cipher)
-        var contentBytes: UInt64 = 0
         var topLevel: [String] = []
-        var order = EntryOrderCheck()
+        var checks = ManifestChecks(archive: self)
         let v2 = header.formatVersion >= FormatV1.version2
-        let mayDelete = header.backupMode == .incremental || header.backupMode == .differential
-        var lastOffset: UInt64?
         // The files hardlinks name, for the second pass below (memory: one key per hardlink).
         var hardlinkTargets = Set<[UInt8]>()
         while let entry = try reader.next() {
-            try order.check(entry)
+            try checks.check(entry)
             if entry.kind == .hardlink { hardlinkTargets.insert(PathRules.key(entry.linkTarget)) }
             if PathRules.isTopLevel(entry.path) && entry.kind != .deleted { topLevel.append(entry.path) }
-            if v2 {
-                guard entry.kind != .deleted || mayDelete else {
-                    throw IntegrityError.malformed(what: "manifest entry '\(DisplayName.escaped(entry.path))' (a deleted entry in a full archive)")
-                }
-                // tar_offset: 512-aligned, 0 first, increasing over the entries in the tar stream (FORMAT.md §8).
-                guard entry.tarOffset % 512 == 0, entry.tarOffset < totals.tarBytes else {
-                    throw IntegrityError.malformed(what: "manifest entry '\(DisplayName.escaped(entry.path))' (tar_offset \(entry.tarOffset))")
-                }
-                if entry.kind != .deleted {
-                    guard lastOffset.map({ entry.tarOffset > $0 }) ?? (entry.tarOffset == 0) else {
-                        throw IntegrityError.malformed(what: "manifest entry '\(DisplayName.escaped(entry.path))' (tar_offset \(entry.tarOffset) out of order)")
-                    }
-                    lastOffset = entry.tarOffset
-                }
-            }
-            let (sum, overflow) = contentBytes.addingReportingOverflow(entry.size)
-            guard !overflow else { throw IntegrityError.inconsistent(what: "the manifest's file sizes add up to more than 2^64 bytes") }
-            contentBytes = sum
         }
-        try checkUnchanged()
-        guard contentBytes == totals.contentBytes else {
-            throw IntegrityError.inconsistent(what: "the manifest's files add up to \(contentBytes) bytes, the trailer says \(totals.contentBytes)")
-        }
+        try checks.finish()
         if !hardlinkTargets.isEmpty { try checkHardlinks(cipher: cipher, targets: hardlinkTargets) }
         if v2 {
             _ = try SourceDescription.decode(reader.description ?? [], topLevel: topLevel)
@@ -279,9 +255,7 @@ extension ArchiveFile {
             throw IntegrityError.tarStream(reason: error.message)
         }
         var found = PayloadTotals()
-        let buffer = ByteBuffer(capacity: 1 << 20)
-        let hashHere = checkContent && !(sink?.checksContentHashes ?? false)
-        let hash = Sodium.Blake2bState(outputBytes: 32)
+        let transfer = EntryTransfer(version: header.formatVersion, checkContent: checkContent && !(sink?.checksContentHashes ?? false))
         while true {
             let header: TarEntryHeader?
             do { header = try tar.nextEntry() } catch let error as LibArchiveError {
@@ -293,33 +267,8 @@ extension ArchiveFile {
             guard let expected = next else {
                 throw IntegrityError.manifestMismatch(path: header.path, reason: .notInManifest)
             }
-            try Self.check(header, against: expected, version: self.header.formatVersion)
-            try sink?.begin(expected)
-            if hashHere { hash.reset() }
-            var size: UInt64 = 0
-            while true {
-                let space = expected.kind == .file ? try sink?.space() ?? buffer.storage : buffer.storage
-                let n: Int
-                do { n = try tar.readData(into: space) } catch let error as LibArchiveError {
-                    throw IntegrityError.tarStream(reason: error.message)
-                }
-                if n == 0 { break }
-                size += UInt64(n)
-                guard size <= expected.size else {
-                    throw IntegrityError.manifestMismatch(path: expected.path, reason: .moreContent(manifestSize: expected.size))
-                }
-                if hashHere { hash.update(UnsafeRawBufferPointer(rebasing: space[0..<n])) }
-                try sink?.commit(n)
-            }
-            guard size == expected.size else {
-                throw IntegrityError.manifestMismatch(path: expected.path, reason: .contentSize(found: size, manifest: expected.size))
-            }
-            if hashHere && expected.kind == .file && hash.finalize() != expected.contentHash {
-                throw IntegrityError.manifestMismatch(path: expected.path, reason: .contentHash)
-            }
-            try sink?.end(expected)
+            found.contentBytes += try transfer.move(header, expected: expected, tarBase: 0, from: tar, to: sink)
             found.entries += 1
-            found.contentBytes += size
         }
         try sink?.finishContent()
         while let extra = try manifest.next() {
@@ -342,7 +291,7 @@ extension ArchiveFile {
         return found
     }
 
-    private static func check(_ header: TarEntryHeader, against expected: ManifestEntry, version: UInt16) throws {
+    static func check(_ header: TarEntryHeader, against expected: ManifestEntry, version: UInt16, tarBase: UInt64 = 0) throws {
         func mismatch(_ reason: ManifestMismatch) -> IntegrityError { .manifestMismatch(path: header.path, reason: reason) }
         let parts = try PathRules.components(of: header.path)
         let v2 = version >= FormatV1.version2
@@ -373,7 +322,7 @@ extension ArchiveFile {
         guard header.size == expected.size else { throw mismatch(.size(tar: header.size, manifest: expected.size)) }
         if v2 {
             guard PathRules.same(header.linkTarget, expected.linkTarget) else { throw mismatch(.linkTarget) }
-            guard header.headerPosition == expected.tarOffset else { throw mismatch(.tarOffset(tar: header.headerPosition, manifest: expected.tarOffset)) }
+            guard tarBase + header.headerPosition == expected.tarOffset else { throw mismatch(.tarOffset(tar: tarBase + header.headerPosition, manifest: expected.tarOffset)) }
             guard header.uid == expected.uid, header.gid == expected.gid, header.userName == (expected.userName ?? ""),
                   header.groupName == (expected.groupName ?? "") else { throw mismatch(.owner) }
             // libarchive reads each attribute from both records it writes (LIBARCHIVE.xattr, SCHILY.xattr).
@@ -418,5 +367,99 @@ extension ArchiveFile {
         let tarKeys = Set(tar.map(key)), manifestKeys = Set(manifest.map(key))
         let named = { (e: ACLEntry) in e.isNamed || e.tag == .mask }
         return Set(tar.filter(named).map(key)) == Set(manifest.filter(named).map(key)) && tarKeys.isSubset(of: manifestKeys)
+    }
+}
+
+/// What every reading of a manifest checks entry by entry (FORMAT.md §8): canonical order with parents
+/// first, `deleted` entries only in incremental and differential archives, the `tar_offset` rules, and
+/// at the end that the files' sizes add up to the trailer's total.
+struct ManifestChecks {
+    private let archive: ArchiveFile
+    private let v2: Bool
+    private let mayDelete: Bool
+    private var order = EntryOrderCheck()
+    private var lastOffset: UInt64?
+    private var contentBytes: UInt64 = 0
+
+    init(archive: ArchiveFile) {
+        self.archive = archive
+        v2 = archive.header.formatVersion >= FormatV1.version2
+        mayDelete = archive.header.backupMode == .incremental || archive.header.backupMode == .differential
+    }
+
+    mutating func check(_ entry: ManifestEntry) throws {
+        try order.check(entry)
+        if v2 {
+            guard entry.kind != .deleted || mayDelete else {
+                throw IntegrityError.malformed(what: "manifest entry '\(DisplayName.escaped(entry.path))' (a deleted entry in a full archive)")
+            }
+            // tar_offset: 512-aligned, 0 first, increasing over the entries in the tar stream.
+            guard entry.tarOffset % 512 == 0, entry.tarOffset < archive.totals.tarBytes else {
+                throw IntegrityError.malformed(what: "manifest entry '\(DisplayName.escaped(entry.path))' (tar_offset \(entry.tarOffset))")
+            }
+            if entry.kind != .deleted {
+                guard lastOffset.map({ entry.tarOffset > $0 }) ?? (entry.tarOffset == 0) else {
+                    throw IntegrityError.malformed(what: "manifest entry '\(DisplayName.escaped(entry.path))' (tar_offset \(entry.tarOffset) out of order)")
+                }
+                lastOffset = entry.tarOffset
+            }
+        }
+        let (sum, overflow) = contentBytes.addingReportingOverflow(entry.size)
+        guard !overflow else { throw IntegrityError.inconsistent(what: "the manifest's file sizes add up to more than 2^64 bytes") }
+        contentBytes = sum
+    }
+
+    /// After the last entry: the archive file is unchanged, and the sizes add up to the trailer's total.
+    func finish() throws {
+        try archive.checkUnchanged()
+        guard contentBytes == archive.totals.contentBytes else {
+            throw IntegrityError.inconsistent(what: "the manifest's files add up to \(contentBytes) bytes, the trailer says \(archive.totals.contentBytes)")
+        }
+    }
+}
+
+/// Moves one tar entry's content from the tar reader to a sink, checking the entry against its
+/// manifest entry (FORMAT.md §8) first and its size (and, with `checkContent`, its BLAKE2b-256) after.
+/// One per reading thread: it owns a buffer and a hash state.
+final class EntryTransfer {
+    private let version: UInt16
+    private let checkContent: Bool
+    private let buffer = ByteBuffer(capacity: 1 << 20)
+    private let hash = Sodium.Blake2bState(outputBytes: 32)
+
+    init(version: UInt16, checkContent: Bool) {
+        self.version = version
+        self.checkContent = checkContent
+    }
+
+    /// Returns the content bytes moved. `tarBase` is where the reader's stream starts in the archive's
+    /// tar stream (0 unless it reads a run of entries).
+    func move(_ header: TarEntryHeader, expected: ManifestEntry, tarBase: UInt64, from tar: TarReader, to sink: EntrySink?) throws -> UInt64 {
+        try ArchiveFile.check(header, against: expected, version: version, tarBase: tarBase)
+        try sink?.begin(expected)
+        if checkContent { hash.reset() }
+        var size: UInt64 = 0
+        while true {
+            let space = expected.kind == .file ? try sink?.space() ?? buffer.storage : buffer.storage
+            let n: Int
+            do { n = try tar.readData(into: space) } catch let error as LibArchiveError {
+                throw IntegrityError.tarStream(reason: error.message)
+            }
+            if n == 0 { break }
+            size += UInt64(n)
+            guard size <= expected.size else {
+                throw IntegrityError.manifestMismatch(path: expected.path, reason: .moreContent(manifestSize: expected.size))
+            }
+            if checkContent { hash.update(UnsafeRawBufferPointer(rebasing: space[0..<n])) }
+            try sink?.commit(n)
+        }
+        guard size == expected.size else {
+            throw IntegrityError.manifestMismatch(path: expected.path, reason: .contentSize(found: size, manifest: expected.size))
+        }
+        if checkContent && expected.kind == .file && hash.finalize() != expected.contentHash {
+            throw IntegrityError.manifestMismatch(path: expected.path, reason: .contentHash)
+        }
+        try sink?.end(expected)
+        return size
     }
 }

@@ -3,12 +3,18 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import Foundation
 
 /// An open POSIX file descriptor. Every call retries `EINTR` here and nowhere else, and failures
 /// become a `SystemError` that names the operation and the path.
 final class OpenFile {
     let fd: Int32
     let path: String
+    private let counter = NSLock()
+    private var positionalBytesRead: UInt64 = 0
+
+    /// Bytes read so far with `read(into:at:)` (on any thread): what a restore reports it read.
+    var bytesRead: UInt64 { counter.withLock { positionalBytesRead } }
 
     private init(fd: Int32, path: String) {
         self.fd = fd
@@ -42,9 +48,11 @@ final class OpenFile {
 
     /// `pread(2)` until `buffer` is full or the file ends; returns the bytes read.
     func read(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws -> Int {
-        try transfer("read", count: buffer.count) { done in
+        let n = try transfer("read", count: buffer.count) { done in
             pread(fd, buffer.baseAddress! + done, buffer.count - done, off_t(offset) + off_t(done))
         }
+        counter.withLock { positionalBytesRead += UInt64(n) }
+        return n
     }
 
     /// Reads exactly `count` bytes at `offset`; a short read means the named structure is truncated.

@@ -231,10 +231,10 @@ final class TarWriter {
 /// Only the tar family of formats and no compression filters are enabled.
 final class TarReader {
     private final class Context {
-        let source: () throws -> ByteBuffer?
+        let source: () throws -> (buffer: ByteBuffer, from: Int)?
         var current: ByteBuffer?
         var error: Error?
-        init(source: @escaping () throws -> ByteBuffer?) { self.source = source }
+        init(source: @escaping () throws -> (buffer: ByteBuffer, from: Int)?) { self.source = source }
     }
 
     private let archive: OpaquePointer
@@ -246,7 +246,13 @@ final class TarReader {
 
     /// `source` returns the next piece of the stream, or nil at its end. Each piece must stay
     /// untouched until `source` is called again.
-    init(version: UInt16 = FormatV1.formatVersion, source: @escaping () throws -> ByteBuffer?) throws {
+    convenience init(version: UInt16 = FormatV1.formatVersion, source: @escaping () throws -> ByteBuffer?) throws {
+        try self.init(version: version, pieces: { try source().map { ($0, 0) } })
+    }
+
+    /// `pieces` returns the next buffer and where in it the stream goes on (a stream that starts
+    /// inside its first buffer: a selective restore's run of entries, FORMAT.md §8 `tar_offset`).
+    init(version: UInt16 = FormatV1.formatVersion, pieces source: @escaping () throws -> (buffer: ByteBuffer, from: Int)?) throws {
         self.version = version
         ArchiveLocale.useUTF8OnThisThread()
         guard let a = archive_read_new() else { throw LibArchiveError(message: "out of memory") }
@@ -261,10 +267,10 @@ final class TarReader {
                         ctx.current = nil
                         return 0
                     }
-                    ctx.current = next
-                    if next.count > 0 {
-                        buffer?.pointee = UnsafeRawPointer(next.storage.baseAddress!)
-                        return next.count
+                    ctx.current = next.buffer
+                    if next.buffer.count > next.from {
+                        buffer?.pointee = UnsafeRawPointer(next.buffer.storage.baseAddress! + next.from)
+                        return next.buffer.count - next.from
                     }
                 }
             } catch {

@@ -1,0 +1,310 @@
+/// Which entries of an archive a selective restore takes (`restore --include`): the entries the
+/// patterns match, everything below a matched directory, the directories above each (so the restored
+/// tree has its parents, with their archived metadata), and the file each taken hardlink names.
+///
+/// Patterns match as `create --exclude` does (`ExcludeRules`): one without `/` against each name
+/// (`*.pdf`, `acme`), one with `/` against the whole archive path from the top-level name
+/// (`crm/customers/acme`), `fnmatch(3)` on the names' bytes, `*` not crossing `/`.
+///
+/// It is a state machine over the manifest in archive order, so the same entries come out each time
+/// the manifest is read: the plan (first reading) and the extraction (second) agree without holding
+/// the manifest in memory.
+struct EntrySelection {
+    private let rules: ExcludeRules
+    /// Files to take although no pattern names them: the targets of taken hardlinks (by path key).
+    private let targets: Set<[UInt8]>
+    /// Directories above the current entry: their components, the entry and where it ends in the tar
+    /// stream, whether it was taken, and whether everything below it is.
+    private var open: [(parts: [String], entry: ManifestEntry, end: UInt64, taken: Bool, subtree: Bool)] = []
+    /// Files taken so far (by path key), to tell whether a taken hardlink's file was taken too.
+    private var takenFiles: Set<[UInt8]> = []
+    /// Hardlink targets that were not taken: the plan reads the manifest again with them.
+    private(set) var missingTargets: Set<[UInt8]> = []
+
+    init(patterns: [String], targets: Set<[UInt8]> = []) {
+        rules = ExcludeRules(patterns: patterns)
+        self.targets = targets
+    }
+
+    /// The next manifest entry and where it ends in the tar stream (the next entry's `tar_offset`);
+    /// returns the entries to take because of it, in archive order (directories above it not taken
+    /// before, then the entry itself), each with its end, or none. Deleted entries are never taken.
+    ///
+    /// A directory taken only because something below it is (`direct`) is made from its manifest entry
+    /// alone, which holds all of its metadata: its tar entry, maybe chunks away, is not read.
+    mutating func feed(_ entry: ManifestEntry, end: UInt64) throws -> [(entry: ManifestEntry, end: UInt64, direct: Bool)] {
+        guard entry.kind != .deleted else { return [] }
+        let parts = try PathRules.components(of: entry.path)
+        while let top = open.last, !(top.parts.count < parts.count && PathRules.same(parts[0..<top.parts.count], top.parts)) {
+            open.removeLast()
+        }
+        let key = PathRules.key(entry.path)
+        let matched = open.last?.subtree == true || targets.contains(key)
+            || rules.excludes(name: parts.last ?? entry.path, path: entry.path)
+        var out: [(entry: ManifestEntry, end: UInt64, direct: Bool)] = []
+        if matched {
+            for i in open.indices where !open[i].taken {
+                open[i].taken = true
+                out.append((open[i].entry, open[i].end, true))
+            }
+            out.append((entry, end, false))
+            if entry.kind == .file { takenFiles.insert(key) }
+            if entry.kind == .hardlink {
+                let target = PathRules.key(entry.linkTarget)
+                if !takenFiles.contains(target) { missingTargets.insert(target) }
+            }
+        }
+        if entry.kind == .directory { open.append((parts, entry, end, matched, matched)) }
+        return out
+    }
+}
+
+/// A stretch of the tar stream holding consecutive taken entries: from the first's `tar_offset` to
+/// where the entry after the last begins (or the end of the tar stream).
+struct TarRun: Equatable {
+    var start: UInt64
+    var end: UInt64
+    var count: Int
+}
+
+/// What a selective restore will read: the runs of taken entries.
+struct SelectivePlan {
+    var runs: [TarRun] = []
+    var patterns: [String]
+    /// Hardlink targets taken besides what the patterns match.
+    var targets: Set<[UInt8]> = []
+    /// Top-level names of the taken entries.
+    var topLevel: [String] = []
+    /// Directories made from their manifest entries alone (taken for what is below them).
+    var direct = 0
+    var entries: Int { runs.reduce(0) { $0 + $1.count } + direct }
+}
+
+extension ArchiveFile {
+    /// Feeds every manifest entry to `each` with where it ends in the tar stream (the next entry's
+    /// `tar_offset`, the end of the stream for the last).
+    private func forEachWithEnd(_ reader: ManifestReader, _ each: (ManifestEntry, UInt64) throws -> Void) throws {
+        var previous: ManifestEntry?
+        while let entry = try reader.next() {
+            if let previous { try each(previous, entry.tarOffset) }
+            previous = entry
+        }
+        if let previous { try each(previous, totals.tarBytes) }
+    }
+
+    /// Reads the manifest, checking what a restore relies on (canonical order, parents first,
+    /// `tar_offset` rules, totals against the trailer; FORMAT.md §8), and plans the runs of the entries
+    /// `patterns` select. Throws `OperationError` (usage) when nothing matches or the archive is of
+    /// format version 1 (whose manifest has no offsets).
+    func planSelection(cipher: ChunkCipher, patterns: [String]) throws -> SelectivePlan {
+        guard header.formatVersion >= FormatV1.version2 else {
+            throw OperationError("'\(path)' is a version 1 archive, whose manifest does not say where each entry is: restore it whole, without --include", kind: .usage)
+        }
+        var plan = SelectivePlan(patterns: patterns)
+        // A taken hardlink whose file was not taken: read again, taking those files too (they are
+        // files, never hardlinks, so once more is enough).
+        while true {
+            var selection = EntrySelection(patterns: patterns, targets: plan.targets)
+            plan.runs = []
+            plan.topLevel = []
+            var checks = ManifestChecks(archive: self)
+            try forEachWithEnd(try ManifestReader(archive: self, cipher: cipher)) { entry, end in
+                try checks.check(entry)
+                guard end >= entry.tarOffset else {
+                    throw IntegrityError.malformed(what: "manifest entry '\(DisplayName.escaped(entry.path))' (tar_offset \(entry.tarOffset))")
+                }
+                for (taken, takenEnd, direct) in try selection.feed(entry, end: end) {
+                    if PathRules.isTopLevel(taken.path) { plan.topLevel.append(taken.path) }
+                    if direct {
+                        plan.direct += 1
+                        continue
+                    }
+                    if let last = plan.runs.last, last.end == taken.tarOffset {
+                        plan.runs[plan.runs.count - 1].end = takenEnd
+                        plan.runs[plan.runs.count - 1].count += 1
+                    } else {
+                        plan.runs.append(TarRun(start: taken.tarOffset, end: takenEnd, count: 1))
+                    }
+                }
+            }
+            try checks.finish()
+            let missing = selection.missingTargets.subtracting(plan.targets)
+            if missing.isEmpty { break }
+            guard plan.targets.isEmpty else {
+                throw IntegrityError.unsafeEntry(path: String(decoding: missing.first!, as: UTF8.self), reason: .hardlinkNotToRestoredFile)
+            }
+            plan.targets = missing
+        }
+        guard !plan.runs.isEmpty else {
+            throw OperationError("no entry of '\(path)' matches \(patterns.map { "'\(DisplayName.escaped($0))'" }.joined(separator: ", ")); nothing was restored. 'coldarchive list \(path)' shows the archive's paths", kind: .usage)
+        }
+        return plan
+    }
+
+    /// Extracts the planned entries into `sink`: reads the manifest again for them (the same selection),
+    /// and of the data section only the chunks their runs lie in, each checked against the signed chunk
+    /// table and opened (authenticated) on `workers` threads; every entry is checked against its
+    /// manifest entry as in a whole restore. Returns what was extracted and how many data chunks were read.
+    func readSelection(_ plan: SelectivePlan, cipher: ChunkCipher, workers: Int, sink: EntrySink,
+                       checkContent: Bool) throws -> (totals: PayloadTotals, dataChunks: Int) {
+        let rawSize = UInt64(header.chunkRawSize)
+        let dataChunks = totals.manifestFirstChunk
+        // The data chunks to read, ascending, each once (a run may end in the chunk the next begins in).
+        var wanted: [UInt64] = []
+        for run in plan.runs {
+            let first = run.start / rawSize, last = max(run.start, run.end - 1) / rawSize
+            guard last < dataChunks else { throw IntegrityError.inconsistent(what: "the manifest places entries past the data section") }
+            for index in first...last where wanted.last.map({ index > $0 }) ?? true { wanted.append(index) }
+        }
+        let feed = try SelectedChunks(archive: self, cipher: cipher, wanted: wanted, workers: workers)
+        defer { feed.shutdown() }
+
+        // The taken entries again, in order, from a second reading of the manifest.
+        var selection = EntrySelection(patterns: plan.patterns, targets: plan.targets)
+        var queue: [(entry: ManifestEntry, end: UInt64, direct: Bool)] = []
+        var queueIndex = 0
+        let reader = try ManifestReader(archive: self, cipher: cipher)
+        var previous: ManifestEntry?
+        var drained = false
+        func nextTaken() throws -> (entry: ManifestEntry, direct: Bool)? {
+            while queueIndex == queue.count {
+                queue.removeAll(keepingCapacity: true)
+                queueIndex = 0
+                if drained { return nil }
+                guard let entry = try reader.next() else {
+                    drained = true
+                    if let previous { queue = try selection.feed(previous, end: totals.tarBytes) }
+                    previous = nil
+                    continue
+                }
+                if let previous { queue = try selection.feed(previous, end: entry.tarOffset) }
+                previous = entry
+            }
+            defer { queueIndex += 1 }
+            return (queue[queueIndex].entry, queue[queueIndex].direct)
+        }
+
+        var found = PayloadTotals()
+        let transfer = EntryTransfer(version: header.formatVersion, checkContent: checkContent && !sink.checksContentHashes)
+        var runs = plan.runs[...]
+        var run: TarRun?
+        var remaining = 0
+        var tar: TarReader?
+        while let (expected, direct) = try nextTaken() {
+            if direct {
+                try sink.begin(expected)
+                try sink.end(expected)
+                found.entries += 1
+                continue
+            }
+            if remaining == 0 {
+                guard let next = runs.popFirst() else { throw IntegrityError.inconsistent(what: "the manifest changed between two readings") }
+                run = next
+                remaining = next.count
+                var chunk = next.start / rawSize
+                let last = max(next.start, next.end - 1) / rawSize
+                do {
+                    tar = try TarReader(version: header.formatVersion, pieces: {
+                        guard chunk <= last else { return nil }
+                        let buffer = try feed.chunk(chunk)
+                        let from = chunk == next.start / rawSize ? Int(next.start % rawSize) : 0
+                        chunk += 1
+                        return (buffer, from)
+                    })
+                } catch let error as LibArchiveError {
+                    throw IntegrityError.tarStream(reason: error.message)
+                }
+            }
+            guard let tar, let run else { break }
+            let header: TarEntryHeader?
+            do { header = try tar.nextEntry() } catch let error as LibArchiveError {
+                throw IntegrityError.tarStream(reason: error.message)
+            }
+            guard let header else { throw IntegrityError.manifestMismatch(path: expected.path, reason: .notInTarStream) }
+            found.contentBytes += try transfer.move(header, expected: expected, tarBase: run.start, from: tar, to: sink)
+            found.entries += 1
+            remaining -= 1
+        }
+        guard runs.isEmpty, remaining == 0 else { throw IntegrityError.inconsistent(what: "the manifest changed between two readings") }
+        try sink.finishContent()
+        found.peakChunksInFlight = feed.peakInFlight
+        try checkUnchanged()
+        return (found, wanted.count)
+    }
+}
+
+/// The data chunks a selective restore reads, in ascending order: each read from its place in the
+/// file, its hash compared with the signed chunk table, and opened, on `workers` threads; the chunk
+/// handed out last stays available (the next run may begin in it).
+final class SelectedChunks {
+    private let archive: ArchiveFile
+    private let pipeline: OrderedPipeline<StoredChunk, (UInt64, ByteBuffer)>
+    private let cursor: ChunkTableCursor
+    private let sealedPool: BufferPool
+    private let rawPool: BufferPool
+    private var wanted: ArraySlice<UInt64>
+    private var current: (index: UInt64, buffer: ByteBuffer)?
+
+    init(archive: ArchiveFile, cipher: ChunkCipher, wanted: [UInt64], workers: Int) throws {
+        self.archive = archive
+        self.wanted = wanted[...]
+        cursor = archive.chunkTable()
+        let maxInFlight = workers * 2 + 2
+        let sealedPool = archive.sealedPool(keep: maxInFlight)
+        let rawPool = BufferPool(capacity: Int(archive.header.chunkRawSize), keep: maxInFlight + 2)
+        self.sealedPool = sealedPool
+        self.rawPool = rawPool
+        let rawSize = archive.header.chunkRawSize, totals = archive.totals
+        pipeline = OrderedPipeline(workers: workers, maxInFlight: maxInFlight) {
+            let opener = try ChunkOpener(cipher: cipher, chunkRawSize: rawSize, totals: totals, rawPool: rawPool, sealedPool: sealedPool)
+            return { chunk in
+                let hash = Sodium.Blake2bState(outputBytes: 32)
+                hash.update(chunk.sealed.bytes)
+                guard hash.finalize() == chunk.record.hash else {
+                    sealedPool.give(chunk.sealed)
+                    throw IntegrityError.chunkHashMismatch(index: chunk.index, offset: chunk.offset)
+                }
+                // Every data chunk but the last holds exactly chunk_raw_size bytes (FORMAT.md §8): what
+                // makes an offset in the tar stream an offset in a chunk.
+                guard chunk.record.rawLength == rawSize || chunk.index == totals.manifestFirstChunk - 1 else {
+                    sealedPool.give(chunk.sealed)
+                    throw IntegrityError.inconsistent(what: "data chunk \(chunk.index) holds \(chunk.record.rawLength) bytes, not chunk_raw_size")
+                }
+                return (chunk.index, try opener.open(chunk))
+            }
+        }
+    }
+
+    var peakInFlight: Int { pipeline.peakInFlight }
+
+    /// Chunk `index`, opened: the one handed out last, or the next wanted one.
+    func chunk(_ index: UInt64) throws -> ByteBuffer {
+        if let current, current.index == index { return current.buffer }
+        // A run may not need its last chunk after all (its last entry's padding alone lies there).
+        while true {
+            let (got, buffer) = try nextOpened()
+            if let current { rawPool.give(current.buffer) }
+            current = (got, buffer)
+            if got == index { return buffer }
+            guard got < index else { throw IntegrityError.inconsistent(what: "chunk \(index) was wanted out of order") }
+        }
+    }
+
+    private func nextOpened() throws -> (UInt64, ByteBuffer) {
+        let next = try pipeline.next(refill: {
+            guard let want = self.wanted.popFirst() else { return nil }
+            while let (i, offset, record) = try self.cursor.next() {
+                guard i == want else { continue }
+                let sealed = self.sealedPool.take()
+                sealed.count = try self.archive.file.read(into: UnsafeMutableRawBufferPointer(rebasing: sealed.storage[0..<Int(record.sealedLength)]), at: offset)
+                guard sealed.count == Int(record.sealedLength) else { throw IntegrityError.truncated(what: "chunk \(i)") }
+                return StoredChunk(index: i, offset: offset, record: record, sealed: sealed)
+            }
+            throw IntegrityError.truncated(what: "chunk table")
+        })
+        guard let next else { throw IntegrityError.inconsistent(what: "a chunk was wanted that the plan did not list") }
+        return next
+    }
+
+    func shutdown() { pipeline.shutdown() }
+}
