@@ -97,11 +97,13 @@ fuzz: deps
 # small-files series (Tests/Bench/smallfiles.py: BENCH_FILES files restored to fresh ext4 and XFS images,
 # to ext4 after a mass deletion and to tmpfs; list; create) into .build-bench/results-smallfiles.*;
 # then the audit series (Tests/Bench/auditbench.py: audit --quick of 120 monthly archives, the full audit
-# against b2sum) into .build-bench/results-audit.*; BENCH_SERIES=1GB (or smallfiles, audit) runs one.
+# against b2sum) into .build-bench/results-audit.*; then the series benchmark (Tests/Bench/seriesbench.py:
+# selective restore of one 1 MB file of the 1 GB archive) into .build-bench/results-series.*;
+# BENCH_SERIES=1GB (or smallfiles, audit, series) runs one.
 BENCH_SIZES ?= 1GB
 BENCH_RUNS ?= 3
 BENCH_FILES ?= 600000
-BENCH_SERIES ?= 1GB,smallfiles,audit
+BENCH_SERIES ?= 1GB,smallfiles,audit,series
 BENCH_PACKAGES := age restic borgbackup time xfsprogs zstd
 bench: release
 	@missing=""; for p in $(BENCH_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -114,6 +116,8 @@ bench: release
 	@if [[ ",$(BENCH_SERIES)," == *,smallfiles,* ]]; then $(PYTHON) Tests/Bench/smallfiles.py --bin $$($(SWIFT) build -c release --show-bin-path)/coldarchive \
 	  --files $(BENCH_FILES) --runs $(BENCH_RUNS); fi
 	@if [[ ",$(BENCH_SERIES)," == *,audit,* ]]; then $(PYTHON) Tests/Bench/auditbench.py --bin $$($(SWIFT) build -c release --show-bin-path)/coldarchive \
+	  --runs $(BENCH_RUNS); fi
+	@if [[ ",$(BENCH_SERIES)," == *,series,* ]]; then $(PYTHON) Tests/Bench/seriesbench.py --bin $$($(SWIFT) build -c release --show-bin-path)/coldarchive \
 	  --runs $(BENCH_RUNS); fi
 
 # Writes the committed version 2 test vector with the committed test keys (run as root: it sets owners).
