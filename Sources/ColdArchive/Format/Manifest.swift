@@ -101,8 +101,8 @@ public struct ManifestEntry: Sendable, Equatable, Codable {
         w.raw(l)
     }
 
-    static func decode(_ body: [UInt8], version: UInt16) throws -> ManifestEntry {
-        if version >= FormatV1.version2 { return try decodeV2(body) }
+    static func decode(_ body: [UInt8], version: UInt16, names: OwnerNameCache? = nil) throws -> ManifestEntry {
+        if version >= FormatV1.version2 { return try decodeV2(body, names: names) }
         var r = ByteReader(body, what: "manifest entry")
         guard let kind = Kind(rawValue: try r.u8()), kind != .deleted else { throw IntegrityError.malformed(what: "manifest entry (unknown type)") }
         let mode = try r.u16()
@@ -134,6 +134,7 @@ struct ManifestDecoder {
     let version: UInt16
     /// v2: the source description's JSON text, once read.
     private(set) var description: [UInt8]?
+    private let names = OwnerNameCache()
 
     init(version: UInt16 = FormatV1.formatVersion) { self.version = version }
 
@@ -173,15 +174,14 @@ struct ManifestDecoder {
     mutating func next() throws -> ManifestEntry? {
         guard try consumeMagic() else { return nil }
         guard buffer.count - start >= 4 else { return nil }
-        var r = ByteReader(Array(buffer[start..<start + 4]), what: "manifest")
-        let length = Int(try r.u32())
+        let length = Int(buffer[start]) | Int(buffer[start + 1]) << 8 | Int(buffer[start + 2]) << 16 | Int(buffer[start + 3]) << 24
         let (minimum, maximum) = version >= FormatV1.version2 ? (ManifestEntry.fixedSizeV2 + 1, ManifestEntry.maxEncodedSizeV2)
                                                                : (ManifestEntry.fixedSize, ManifestEntry.maxEncodedSize)
         guard length >= minimum, length <= maximum else {
             throw IntegrityError.outOfRange(field: "manifest entry_length", value: UInt64(length), min: UInt64(minimum), max: UInt64(maximum))
         }
         guard buffer.count - start >= 4 + length else { return nil }
-        let entry = try ManifestEntry.decode(Array(buffer[start + 4..<start + 4 + length]), version: version)
+        let entry = try ManifestEntry.decode(Array(buffer[start + 4..<start + 4 + length]), version: version, names: names)
         start += 4 + length
         decodedCount += 1
         return entry

@@ -152,7 +152,7 @@ extension ManifestEntry {
     }
 
     /// Decodes a v2 entry, enforcing every rule of FORMAT.md §8 that one entry can be checked against.
-    static func decodeV2(_ body: [UInt8]) throws -> ManifestEntry {
+    static func decodeV2(_ body: [UInt8], names: OwnerNameCache? = nil) throws -> ManifestEntry {
         var r = ByteReader(body, what: "manifest entry")
         func bad(_ what: String) -> IntegrityError { .malformed(what: "manifest entry (\(what))") }
         guard let kind = Kind(rawValue: try r.u8()) else { throw bad("unknown type") }
@@ -170,12 +170,14 @@ extension ManifestEntry {
         let pathBytes = try r.raw(Int(try r.u16()))
         let linkBytes = try r.raw(Int(try r.u16()))
         // Names are bytes in v2 (any but NUL), held as NameCodec strings.
-        for (bytes, field) in [(pathBytes, "manifest path"), (linkBytes, "manifest link target")] {
+        func checkName(_ bytes: [UInt8], _ field: String) throws {
             guard bytes.count <= FormatV1.maxPathBytes else {
                 throw IntegrityError.outOfRange(field: "length of \(field)", value: UInt64(bytes.count), min: 0, max: UInt64(FormatV1.maxPathBytes))
             }
             guard !bytes.contains(0) else { throw IntegrityError.malformed(what: "\(field) (it holds a NUL byte)") }
         }
+        try checkName(pathBytes, "manifest path")
+        try checkName(linkBytes, "manifest link target")
         let path = NameCodec.decode(pathBytes)
         let link = NameCodec.decode(linkBytes)
         var entry = ManifestEntry(kind: kind, path: path, mode: mode, mtime: mtime, mtimeNanoseconds: nsec, size: size,
@@ -199,17 +201,20 @@ extension ManifestEntry {
                 if tag & optionalRecordBit != 0 { continue }
                 throw bad("unknown critical record 0x\(String(tag, radix: 16))")
             }
-            try entry.apply(known, value)
+            try entry.apply(known, value, names: names)
         }
         try r.expectEnd()
         try entry.checkV2Rules()
         return entry
     }
 
-    private mutating func apply(_ tag: RecordTag, _ value: [UInt8]) throws {
+    private mutating func apply(_ tag: RecordTag, _ value: [UInt8], names: OwnerNameCache?) throws {
         func bad(_ what: String) -> IntegrityError { .malformed(what: "manifest entry '\(DisplayName.escaped(path))' (\(what))") }
         func ownerName(_ v: [UInt8]) throws -> String {
+            // The same few names on every entry: the last one decoded is kept (per thread).
+            if let cached = names?.last, cached.bytes == v { return cached.name }
             guard (1...255).contains(v.count), !v.contains(0), let s = String(validating: v, as: UTF8.self) else { throw bad("owner name") }
+            names?.last = (v, s)
             return s
         }
         switch tag {
@@ -361,4 +366,10 @@ enum ACLXattr {
         }
         return w.bytes
     }
+}
+
+/// The owner name decoded last, kept by a manifest decoder: manifests repeat one or two user and group
+/// names on every entry, and each would otherwise be validated and made into a `String` again.
+final class OwnerNameCache {
+    var last: (bytes: [UInt8], name: String)?
 }

@@ -387,8 +387,10 @@ struct ManifestChecks {
         mayDelete = archive.header.backupMode == .incremental || archive.header.backupMode == .differential
     }
 
-    mutating func check(_ entry: ManifestEntry) throws {
-        try order.check(entry)
+    /// Returns the entry's path as bytes.
+    @discardableResult
+    mutating func check(_ entry: ManifestEntry) throws -> [UInt8] {
+        let bytes = try order.check(entry)
         if v2 {
             guard entry.kind != .deleted || mayDelete else {
                 throw IntegrityError.malformed(what: "manifest entry '\(DisplayName.escaped(entry.path))' (a deleted entry in a full archive)")
@@ -407,6 +409,7 @@ struct ManifestChecks {
         let (sum, overflow) = contentBytes.addingReportingOverflow(entry.size)
         guard !overflow else { throw IntegrityError.inconsistent(what: "the manifest's file sizes add up to more than 2^64 bytes") }
         contentBytes = sum
+        return bytes
     }
 
     /// After the last entry: the archive file is unchanged, and the sizes add up to the trailer's total.

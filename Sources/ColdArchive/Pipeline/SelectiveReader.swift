@@ -13,9 +13,9 @@ struct EntrySelection {
     private let rules: ExcludeRules
     /// Files to take although no pattern names them: the targets of taken hardlinks (by path key).
     private let targets: Set<[UInt8]>
-    /// Directories above the current entry: their components, the entry and where it ends in the tar
-    /// stream, whether it was taken, and whether everything below it is.
-    private var open: [(parts: [String], entry: ManifestEntry, end: UInt64, taken: Bool, subtree: Bool)] = []
+    /// Directories above the current entry: their paths as bytes, the entry and where it ends in the
+    /// tar stream, whether it was taken, and whether everything below it is.
+    private var open: [(path: [UInt8], entry: ManifestEntry, end: UInt64, taken: Bool, subtree: Bool)] = []
     /// Files taken so far (by path key), to tell whether a taken hardlink's file was taken too.
     private var takenFiles: Set<[UInt8]> = []
     /// Hardlink targets that were not taken: the plan reads the manifest again with them.
@@ -32,15 +32,12 @@ struct EntrySelection {
     ///
     /// A directory taken only because something below it is (`direct`) is made from its manifest entry
     /// alone, which holds all of its metadata: its tar entry, maybe chunks away, is not read.
-    mutating func feed(_ entry: ManifestEntry, end: UInt64) throws -> [(entry: ManifestEntry, end: UInt64, direct: Bool)] {
+    mutating func feed(_ entry: ManifestEntry, end: UInt64, path given: [UInt8]? = nil) throws -> [(entry: ManifestEntry, end: UInt64, direct: Bool)] {
         guard entry.kind != .deleted else { return [] }
-        let parts = try PathRules.components(of: entry.path)
-        while let top = open.last, !(top.parts.count < parts.count && PathRules.same(parts[0..<top.parts.count], top.parts)) {
-            open.removeLast()
-        }
-        let key = PathRules.key(entry.path)
-        let matched = open.last?.subtree == true || targets.contains(key)
-            || rules.excludes(name: parts.last ?? entry.path, path: entry.path)
+        let bytes = given ?? NameCodec.bytes(entry.path)
+        while let top = open.last, !PathRules.isBelow(bytes, top.path) { open.removeLast() }
+        let matched = open.last?.subtree == true || (!targets.isEmpty && targets.contains(PathRules.key(entry.path)))
+            || rules.matches(path: bytes)
         var out: [(entry: ManifestEntry, end: UInt64, direct: Bool)] = []
         if matched {
             for i in open.indices where !open[i].taken {
@@ -48,13 +45,13 @@ struct EntrySelection {
                 out.append((open[i].entry, open[i].end, true))
             }
             out.append((entry, end, false))
-            if entry.kind == .file { takenFiles.insert(key) }
+            if entry.kind == .file { takenFiles.insert(PathRules.key(entry.path)) }
             if entry.kind == .hardlink {
                 let target = PathRules.key(entry.linkTarget)
                 if !takenFiles.contains(target) { missingTargets.insert(target) }
             }
         }
-        if entry.kind == .directory { open.append((parts, entry, end, matched, matched)) }
+        if entry.kind == .directory { open.append((bytes, entry, end, matched, matched)) }
         return out
     }
 }
@@ -77,6 +74,10 @@ struct SelectivePlan {
     var topLevel: [String] = []
     /// Directories made from their manifest entries alone (taken for what is below them).
     var direct = 0
+    /// The taken entries in order, kept from the planning pass while they are few (`keptLimit`); nil
+    /// when there were more: extraction then reads the manifest again for them.
+    var taken: [(entry: ManifestEntry, direct: Bool)]? = []
+    static let keptLimit = 100_000
     var entries: Int { runs.reduce(0) { $0 + $1.count } + direct }
 }
 
@@ -107,14 +108,20 @@ extension ArchiveFile {
             var selection = EntrySelection(patterns: patterns, targets: plan.targets)
             plan.runs = []
             plan.topLevel = []
+            plan.direct = 0
+            plan.taken = []
             var checks = ManifestChecks(archive: self)
             try forEachWithEnd(try ManifestReader(archive: self, cipher: cipher)) { entry, end in
-                try checks.check(entry)
+                let bytes = try checks.check(entry)
                 guard end >= entry.tarOffset else {
                     throw IntegrityError.malformed(what: "manifest entry '\(DisplayName.escaped(entry.path))' (tar_offset \(entry.tarOffset))")
                 }
-                for (taken, takenEnd, direct) in try selection.feed(entry, end: end) {
+                for (taken, takenEnd, direct) in try selection.feed(entry, end: end, path: bytes) {
                     if PathRules.isTopLevel(taken.path) { plan.topLevel.append(taken.path) }
+                    if plan.taken != nil {
+                        plan.taken!.append((taken, direct))
+                        if plan.taken!.count > SelectivePlan.keptLimit { plan.taken = nil }
+                    }
                     if direct {
                         plan.direct += 1
                         continue
@@ -163,15 +170,17 @@ extension ArchiveFile {
         var selection = EntrySelection(patterns: plan.patterns, targets: plan.targets)
         var queue: [(entry: ManifestEntry, end: UInt64, direct: Bool)] = []
         var queueIndex = 0
-        let reader = try ManifestReader(archive: self, cipher: cipher)
+        let reader = plan.taken == nil ? try ManifestReader(archive: self, cipher: cipher) : nil
         var previous: ManifestEntry?
         var drained = false
+        var kept = plan.taken?[...]
         func nextTaken() throws -> (entry: ManifestEntry, direct: Bool)? {
+            if kept != nil { return kept!.popFirst() }
             while queueIndex == queue.count {
                 queue.removeAll(keepingCapacity: true)
                 queueIndex = 0
                 if drained { return nil }
-                guard let entry = try reader.next() else {
+                guard let entry = try reader?.next() else {
                     drained = true
                     if let previous { queue = try selection.feed(previous, end: totals.tarBytes) }
                     previous = nil

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 /// Names are bytes (FORMAT.md §8): a file system may hold a name that is not valid UTF-8 (Latin-1 from
 /// an old Windows share). Swift's `String` cannot hold such bytes, so inside coldarchive a name is a
 /// `String` in which every byte that is not part of valid UTF-8 (always 0x80…0xFF) is the private-use
@@ -14,7 +17,10 @@ public enum NameCodec {
 
     /// The name for these bytes.
     public static func decode<C: Collection>(_ bytes: C) -> String where C.Element == UInt8 {
-        if let plain = String(validating: bytes, as: UTF8.self), !plain.utf8.contains(escapeLead) { return plain }
+        // The common case, a valid UTF-8 name without the escape lead byte, decided on the bytes (this
+        // runs for every manifest entry a restore or list reads).
+        let hasLead = bytes.withContiguousStorageIfAvailable { $0.contains(escapeLead) } ?? bytes.contains(escapeLead)
+        if !hasLead, let plain = String(validating: bytes, as: UTF8.self) { return plain }
         let raw = Array(bytes)
         var out = String.UnicodeScalarView()
         var i = 0
@@ -53,7 +59,10 @@ public enum NameCodec {
 
     /// Whether the name holds escaped bytes (so its `utf8` is not its bytes).
     public static func hasEscapes(_ name: String) -> Bool {
-        name.utf8.contains(escapeLead) && name.unicodeScalars.contains(where: isEscape)
+        // memchr on the contiguous UTF-8 (native strings are), the scalar walk only when the lead byte is there.
+        let lead = name.utf8.withContiguousStorageIfAvailable { $0.isEmpty ? false : memchr($0.baseAddress!, Int32(escapeLead), $0.count) != nil }
+            ?? name.utf8.contains(escapeLead)
+        return lead && name.unicodeScalars.contains(where: isEscape)
     }
 
     static func isEscape(_ scalar: Unicode.Scalar) -> Bool { scalar.value >= escapeBase + 0x80 && scalar.value <= escapeBase + 0xFF }

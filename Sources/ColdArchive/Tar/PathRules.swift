@@ -55,8 +55,8 @@ enum PathRules {
     /// A set or dictionary key that keeps canonically equivalent names apart.
     static func key(_ name: String) -> [UInt8] { Array(name.utf8) }
 
-    private static let slash = UInt8(ascii: "/")
-    private static let dot = UInt8(ascii: ".")
+    static let slash = UInt8(ascii: "/")
+    static let dot = UInt8(ascii: ".")
 
     /// Whether an archive path names a top-level entry (has no `/`).
     static func isTopLevel(_ path: String) -> Bool {
@@ -106,29 +106,72 @@ enum PathRules {
 
 /// Checks, in O(depth) memory, that a sequence of entries is in canonical order, that no path
 /// repeats, that every entry's parent is a directory listed before it, and that hardlinks point
-/// backwards.
+/// backwards. Works on the names' bytes, without splitting paths into strings: it runs for every
+/// manifest entry of every restore, list and selective restore.
 struct EntryOrderCheck {
-    private var previous: [String] = []
-    private var directories: [[String]] = []
+    private var previous: [UInt8]?
+    private var directories: [[UInt8]] = []
 
-    mutating func check(_ entry: ManifestEntry) throws {
-        let parts = try PathRules.components(of: entry.path)
-        guard previous.isEmpty || PathRules.precedes(previous, parts) else {
+    /// Returns the entry's path as bytes (NameCodec).
+    @discardableResult
+    mutating func check(_ entry: ManifestEntry) throws -> [UInt8] {
+        let bytes = NameCodec.bytes(entry.path)
+        try PathRules.checkPath(bytes, path: entry.path)
+        guard previous.map({ PathRules.precedes(bytes: $0, bytes) }) ?? true else {
             throw IntegrityError.unsafeEntry(path: entry.path, reason: .outOfOrderOrRepeated)
         }
-        while let top = directories.last, !(top.count < parts.count && PathRules.same(parts[0..<top.count], top)) {
-            directories.removeLast()
-        }
-        if parts.count > 1 && !(directories.last.map { PathRules.same($0, parts.dropLast()) } ?? false) {
-            throw IntegrityError.unsafeEntry(path: entry.path, reason: .parentNotBefore)
+        while let top = directories.last, !PathRules.isBelow(bytes, top) { directories.removeLast() }
+        if let slash = bytes.lastIndex(of: PathRules.slash) {
+            guard let top = directories.last, top.count == slash, bytes.starts(with: top) else {
+                throw IntegrityError.unsafeEntry(path: entry.path, reason: .parentNotBefore)
+            }
         }
         if entry.kind == .hardlink {
-            let target = try PathRules.components(of: entry.linkTarget)
-            guard PathRules.precedes(target, parts) else {
+            let target = NameCodec.bytes(entry.linkTarget)
+            try PathRules.checkPath(target, path: entry.linkTarget)
+            guard PathRules.precedes(bytes: target, bytes) else {
                 throw IntegrityError.unsafeEntry(path: entry.path, reason: .hardlinkForward)
             }
         }
-        if entry.kind == .directory { directories.append(parts) }
-        previous = parts
+        if entry.kind == .directory { directories.append(bytes) }
+        previous = bytes
+        return bytes
+    }
+}
+
+extension PathRules {
+    /// The rules of `components(of:)` (relative, no empty, `.` or `..` component, no NUL, at most 4 096
+    /// bytes with components of at most 255) checked on a path's bytes without splitting it.
+    static func checkPath(_ bytes: [UInt8], path: String) throws {
+        func unsafe(_ reason: UnsafeReason) -> IntegrityError { .unsafeEntry(path: path, reason: reason) }
+        guard !bytes.isEmpty else { throw unsafe(.emptyName) }
+        guard bytes.count <= FormatV1.maxPathBytes else { throw unsafe(.nameTooLong) }
+        guard bytes[0] != slash else { throw unsafe(.absolutePath) }
+        var start = 0
+        for i in 0...bytes.count {
+            if i < bytes.count {
+                if bytes[i] == 0 { throw unsafe(.nulByte) }
+                if bytes[i] != slash { continue }
+            }
+            let length = i - start
+            if length == 0 || (length == 1 && bytes[start] == dot) { throw unsafe(.emptyOrDotComponent) }
+            if length == 2 && bytes[start] == dot && bytes[start + 1] == dot { throw unsafe(.dotDotComponent) }
+            if length > maxComponentBytes { throw unsafe(.componentTooLong) }
+            start = i + 1
+        }
+    }
+
+    /// The canonical order on paths' bytes: component by component, each bytewise — which is bytewise
+    /// comparison with `/` sorting below every other byte (names hold no NUL).
+    static func precedes(bytes a: [UInt8], _ b: [UInt8]) -> Bool {
+        for i in 0..<min(a.count, b.count) where a[i] != b[i] {
+            return (a[i] == slash ? 0 : a[i]) < (b[i] == slash ? 0 : b[i])
+        }
+        return a.count < b.count
+    }
+
+    /// Whether the path `bytes` lies below the directory `directory` (both as bytes).
+    static func isBelow(_ bytes: [UInt8], _ directory: [UInt8]) -> Bool {
+        bytes.count > directory.count && bytes[directory.count] == slash && bytes.starts(with: directory)
     }
 }

@@ -104,6 +104,9 @@ public enum Journal {
         guard fd >= 0 else { throw SystemError(operation: "open", path: path, errno: errno) }
         defer { close(fd) }
         guard flock(fd, LOCK_EX) == 0 else { throw SystemError(operation: "lock", path: path, errno: errno) }
+        // Released explicitly: a child forked meanwhile (by a program embedding this library) shares the
+        // open file description until it execs, and close alone would leave the lock held until then.
+        defer { _ = flock(fd, LOCK_UN) }
         var record = record
         let last = try lastLine(fd: fd, path: path)
         if let last, let previous = try? parse(last.bytes) {

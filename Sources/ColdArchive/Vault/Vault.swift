@@ -312,7 +312,12 @@ public final class Vault: @unchecked Sendable {
         let me = Array("pid \(getpid()) on \(ProcessInfo.processInfo.hostName)\n".utf8)
         _ = ftruncate(fd, 0)
         _ = me.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, 0) }
-        defer { _ = ftruncate(fd, 0) }
+        // Unlocked explicitly, not by close alone: a child forked meanwhile shares the open file
+        // description until it execs (seen in the test suite, which spawns the CLI from other threads).
+        defer {
+            _ = ftruncate(fd, 0)
+            _ = flock(fd, LOCK_UN)
+        }
         return try body()
     }
 }
