@@ -38,6 +38,18 @@ struct CreateCommand: ParsableCommand {
     @Flag(name: .long, help: "If another create into the same series is running, wait for it instead of stopping.")
     var wait = false
 
+    @Option(name: .long, help: ArgumentHelp("With --vault: full (everything), incremental (what changed since the series' last archive) or differential (since its last full). Files whose size, times, mode, owner and inode did not change are not read. Without the base's change index on this host, a full is made and the reason said.", valueName: "MODE"))
+    var mode: BackupModeArgument = .full
+
+    @Flag(name: .long, help: "With --mode incremental or differential: also read every unchanged file and compare its content hash with the base's (finds an edit that kept size and times).")
+    var rehash = false
+
+    @Flag(name: .customLong("ignore-ctime"), help: "With --mode incremental or differential: compare without change times, for file systems whose change times are unreliable (some network and FUSE ones). An edit that keeps size and modification time is then found only with --rehash.")
+    var ignoreChangeTime = false
+
+    @Option(name: .long, help: ArgumentHelp("Where this host keeps the change indexes of the series it archives (default: $COLDARCHIVE_STATE, else $XDG_STATE_HOME/coldarchive, else ~/.local/state/coldarchive). They hold path names: keep them on the archiving host.", valueName: "DIR"))
+    var state: String?
+
     @OptionGroup var keyring: KeyringOption
 
     @Option(name: .long, help: "A label stored in the plaintext header (visible without a key).")
@@ -72,10 +84,15 @@ struct CreateCommand: ParsableCommand {
         if let tsa { _ = try TimestampClient.authority(tsa) }
         if vault == nil {
             if out == nil { throw ValidationError("pass --out FILE, or --vault DIR --series NAME") }
-            if series != nil || period != nil || wait { throw ValidationError("--series, --period and --wait go with --vault DIR") }
+            if series != nil || period != nil || wait || mode != .full || rehash || ignoreChangeTime || state != nil {
+                throw ValidationError("--series, --period, --wait, --mode, --rehash, --ignore-ctime and --state go with --vault DIR")
+            }
         } else {
             if out != nil { throw ValidationError("--out and --vault exclude each other: a vault names its archives itself") }
             if series == nil { throw ValidationError("--vault needs --series NAME") }
+            if (rehash || ignoreChangeTime) && mode == .full {
+                throw ValidationError("--rehash and --ignore-ctime compare with a base: they go with --mode incremental or differential")
+            }
         }
     }
 
@@ -95,9 +112,20 @@ struct CreateCommand: ParsableCommand {
         let report: CreateReport
         let path: String
         if let opened, let series {
+            let changes = ChangeOptions(mode: mode.value, rehash: rehash, ignoreChangeTime: ignoreChangeTime,
+                                        state: state ?? ChangeIndex.defaultStateDirectory)
             let made = try opened.create(options, series: series, period: period, wait: wait, signer: try ring.signingKey(),
-                                                    recipients: try ring.recipientPublicKeys(), trusting: try ring.trustedSigningKeys())
+                                         recipients: try ring.recipientPublicKeys(), trusting: try ring.trustedSigningKeys(), changes: changes)
             (report, path) = (made.report, made.path)
+            if let why = made.fullBecause {
+                Output.warning("a full archive was made instead of the \(mode.rawValue) asked for: \(why)")
+            }
+            if let problem = made.indexProblem {
+                Output.warning("the change index for the next incremental could not be written (\(problem)); the next incremental of '\(series)' will be a full")
+            }
+            if !json, let base = made.base {
+                print("\(mode.rawValue) on sequence \(base.sequence) (\(base.digest.prefix(16))…): \(made.unchanged) files and links unchanged (not stored), \(made.deleted) paths deleted since")
+            }
             if !made.skipped.isEmpty {
                 Output.warning("series '\(series)' has no archive for \(made.skipped.joined(separator: ", ")): the audit reports \(made.skipped.count == 1 ? "it" : "each") as missing until you record why, e.g. coldarchive vault explain --vault \(opened.root) --series \(series) --period \(made.skipped[0]) --reason TEXT")
             }
@@ -139,6 +167,19 @@ struct CreateCommand: ParsableCommand {
             var container = encoder.container(keyedBy: Keys.self)
             try container.encode(archive, forKey: .archive)
             try container.encode(warnings, forKey: .warnings)
+        }
+    }
+}
+
+/// `create --mode`.
+enum BackupModeArgument: String, ExpressibleByArgument, CaseIterable {
+    case full, incremental, differential
+
+    var value: ArchiveHeader.BackupMode {
+        switch self {
+        case .full: .full
+        case .incremental: .incremental
+        case .differential: .differential
         }
     }
 }

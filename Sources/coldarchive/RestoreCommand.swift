@@ -22,8 +22,20 @@ struct RestoreCommand: ParsableCommand {
         Selective restore (--include GLOB, repeatable): only the matching entries, everything below a matching         directory, the directories above them (with their archived metadata) and the file each restored hardlink         names. A pattern without '/' matches any name (--include '*.pdf', --include acme), one with '/' the whole         path from the top-level name (--include 'crm/customers/acme'); '*' does not cross '/'. Of the data, only the         chunks holding those entries are read; the report says how many bytes were read. What it verifies: the         signature, the whole manifest, and every chunk it reads (its hash against the signed chunk table, and its         AEAD tag); the chunks it does not read are not checked — run 'coldarchive verify FILE' (keyless) for those.
         """)
 
-    @Argument(help: "The archive file.")
-    var file: String
+    @Argument(help: "The archive file (or --vault DIR --series NAME).")
+    var file: String?
+
+    @Option(name: .long, help: ArgumentHelp("Restore from this vault's series, through the chain of archives the period needs: its full, then the incrementals after it (or one differential).", valueName: "DIR"))
+    var vault: String?
+
+    @Option(name: .long, help: "The series to restore from (with --vault).")
+    var series: String?
+
+    @Option(name: .long, help: ArgumentHelp("With --vault: the tree as it was at the end of this period (default: the series' last archive).", valueName: "PERIOD"))
+    var period: String?
+
+    @Option(name: .long, help: ArgumentHelp("With --vault: the tree as this archive left it (its file name, or its archive id as 'inspect' shows).", valueName: "ID"))
+    var archive: String?
 
     @Option(name: .long, help: "Directory to restore into (created if missing; must be empty unless --force).")
     var to: String
@@ -52,19 +64,42 @@ struct RestoreCommand: ParsableCommand {
 
     func validate() throws {
         if noOwner && numericOwner { throw ValidationError("--no-owner and --numeric-owner exclude each other") }
+        if vault == nil {
+            if file == nil { throw ValidationError("name the archive FILE, or --vault DIR --series NAME [--period PERIOD]") }
+            if series != nil || period != nil || archive != nil { throw ValidationError("--series, --period and --archive go with --vault DIR") }
+        } else {
+            if file != nil { throw ValidationError("give the archive FILE or --vault, not both") }
+            if series == nil { throw ValidationError("--vault needs --series NAME") }
+            if period != nil && archive != nil { throw ValidationError("--period and --archive exclude each other") }
+        }
     }
 
     func run() throws {
         let policy: OwnerPolicy = noOwner ? .none : numericOwner ? .numeric : .automatic
+        let opened = try vault.map { try Vault.open($0) }
         let ring = try keyring.open()
-        let report = try Restorer.restore(archivePath: file, to: to, keyring: ring,
+        let report: RestoreReport
+        if let opened, let series {
+            let trusted = try trust.keys() ?? ring.trustedSigningKeys()
+            let chain = try PointInTime.chain(vault: opened, series: series, period: period, archive: archive, trusting: trusted)
+            report = try PointInTime.restore(chain: chain, to: to, keyring: ring, trusting: trusted, force: force, checkContent: checkContent,
+                                             owners: policy, include: include)
+            for path in chain { VaultRecords.restored(file: path, target: to, keyring: ring) }
+        } else if let file {
+            report = try Restorer.restore(archivePath: file, to: to, keyring: ring,
                                           trusting: try trust.keys(), force: force, checkContent: checkContent, owners: policy,
                                           include: include)
-        // A vault's archive: who restored what, where and when goes into its signed journal.
-        VaultRecords.restored(file: file, target: to, keyring: ring)
+            // A vault's archive: who restored what, where and when goes into its signed journal.
+            VaultRecords.restored(file: file, target: to, keyring: ring)
+        } else {
+            return
+        }
         if json { return try Output.json(report) }
         print("restored \(report.entries) entries (\(Output.bytes(report.contentBytes)) of content) into \(report.target): \(report.topLevel.map(DisplayName.escaped).joined(separator: ", "))")
         print("owners: \(report.owners)")
+        if let chain = report.chain {
+            print("through \(chain.count) archive\(chain.count == 1 ? "" : "s"), each verified whole first: \(chain.joined(separator: ", "))")
+        }
         if let chunks = report.dataChunksRead, let all = report.dataChunks {
             print("read \(Output.bytes(report.bytesRead)) of the archive: \(chunks) of its \(all) data chunks, and the manifest")
         }

@@ -28,6 +28,9 @@ public struct CreateOptions: Sendable {
     public var position: ArchiveHeader.SeriesPosition?
     /// Seconds since the epoch before which the archive must not be deleted (signed; FORMAT.md §5).
     public var retainUntil: Int64?
+    /// For an incremental or differential: its mode and its base's archive digest (signed header
+    /// fields `backup_mode` and `base_archive_digest`, FORMAT.md §5). Set by `Vault.create`.
+    public var backup: (mode: ArchiveHeader.BackupMode, base: [UInt8])?
 
     public init(sources: [String], output: String, label: String? = nil) {
         self.sources = sources
@@ -59,6 +62,13 @@ public enum ArchiveCreator {
 
     public static func create(_ options: CreateOptions, signer: SigningKey, recipients: [EncryptionPublicKey],
                               now: Date = Date()) throws -> CreateReport {
+        try create(options, signer: signer, recipients: recipients, now: now, changes: nil)
+    }
+
+    /// With `changes`: an incremental or differential (entries unchanged since the base are left out,
+    /// and paths gone are recorded as deleted), and in any case the draft of the new change index.
+    static func create(_ options: CreateOptions, signer: SigningKey, recipients: [EncryptionPublicKey],
+                       now: Date, changes: ChangeTracker?) throws -> CreateReport {
         guard !options.sources.isEmpty || !options.imports.isEmpty else { throw OperationError("no source to archive", kind: .usage) }
         guard options.sources.count + options.imports.count <= FormatV1.maxSources else {
             throw OperationError("\(options.sources.count) sources; an archive holds at most \(FormatV1.maxSources) — archive their parent directory instead", kind: .usage)
@@ -113,9 +123,10 @@ public enum ArchiveCreator {
         let summary = try write(to: options.output, signer: signer, recipients: recipients, label: options.label, sources: names,
                                 compressionLevel: options.compressionLevel, chunkRawSize: options.chunkRawSize,
                                 workers: options.workers, now: now, description: description, position: options.position,
-                                retainUntil: options.retainUntil) { content in
+                                retainUntil: options.retainUntil, backup: options.backup,
+                                manifestObserver: changes.map { tracker in { try tracker.stored($0) } }) { content in
             let outcome = try SourceWalker.walkInBackground(ordered.map { (name: $0.0, path: $0.1) }, into: content, ownFiles: ownFiles,
-                                                            exclude: rules, oneFileSystem: options.oneFileSystem)
+                                                            exclude: rules, oneFileSystem: options.oneFileSystem, changes: changes)
             warnings += outcome.warnings
             return (outcome.entryCount, outcome.contentBytes)
         }
@@ -147,7 +158,9 @@ public enum ArchiveCreator {
     static func write(to output: String, signer: SigningKey, recipients: [EncryptionPublicKey], label: String?, sources: [String],
                       compressionLevel: Int32, chunkRawSize: UInt32, workers: Int, now: Date,
                       formatVersion: UInt16 = FormatV1.version2, description: SourceDescription? = nil,
-                      position: ArchiveHeader.SeriesPosition? = nil, retainUntil: Int64? = nil, describeAsGiven: Bool = false,
+                      position: ArchiveHeader.SeriesPosition? = nil, retainUntil: Int64? = nil,
+                      backup: (mode: ArchiveHeader.BackupMode, base: [UInt8])? = nil,
+                      manifestObserver: ((ManifestEntry) throws -> Void)? = nil, describeAsGiven: Bool = false,
                       fill: (ContentWriter) throws -> (entries: UInt64, contentBytes: UInt64)) throws
         -> (summary: ArchiveSummary, peakChunksInFlight: Int, warnings: [SourceWarning]) {
         if FileSystem.exists(output) {
@@ -170,6 +183,13 @@ public enum ArchiveCreator {
         if v2 {
             header.position = position
             header.retainUntil = retainUntil
+            if let backup {
+                guard position != nil, backup.base.count == 32 else {
+                    throw OperationError("an incremental or differential archive belongs to a series and names its base", kind: .usage)
+                }
+                header.backupMode = backup.mode
+                header.baseArchiveDigest = backup.base
+            }
             if let position {
                 guard ArchiveHeader.isValidSeriesName(position.series), ArchiveHeader.isValidPeriod(position.period), position.sequence >= 1,
                       (position.previousArchiveDigest != nil) == (position.sequence >= 2) else {
@@ -216,7 +236,10 @@ public enum ArchiveCreator {
             var writtenBack = payloadOffset
             var rawBytes: [FormatV1.Section: UInt64] = [.data: 0, .manifest: 0]
             let spool = try ManifestSpool(directory: directory, version: formatVersion)
-            let manifest = PendingManifest { try spool.append($0) }
+            let manifest = PendingManifest {
+                try spool.append($0)
+                try manifestObserver?($0)
+            }
             let stream = ChunkSealingStream(cipher: cipher, chunkRawSize: chunkRawSize, level: compressionLevel,
                                             workers: workers) { chunk in
                 try emit(chunk.sealed.bytes)

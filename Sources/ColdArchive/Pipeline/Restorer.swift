@@ -31,6 +31,8 @@ public struct RestoreReport: Sendable, Equatable, Codable {
     /// With `--include`: files restored although no pattern matched them, because a restored hardlink
     /// names them (a hardlink is restored as a link to its file).
     public var hardlinkTargets: [String]?
+    /// A point-in-time restore: the archives it read, oldest (the full) first.
+    public var chain: [String]?
 }
 
 /// Restores an archive into a directory, only after the whole archive has been verified, and
@@ -101,7 +103,7 @@ public enum Restorer {
 
     /// Checks the target, extracts with `extract` into a staging directory inside it, and moves the
     /// top-level entries into place; on any failure the target is left as it was.
-    private static func place(archive: ArchiveFile, topLevel: [String], target: String, force: Bool, checkContent: Bool,
+    static func place(archive: ArchiveFile, topLevel: [String], target: String, force: Bool, checkContent: Bool,
                               owners: OwnerPolicy, workers: Int, extract: (SafeExtractor) throws -> PayloadTotals) throws -> RestoreReport {
         if let reserved = topLevel.first(where: { $0.hasPrefix(stagingPrefix) }) {
             throw IntegrityError.unsafeEntry(path: reserved, reason: .reservedName(prefix: stagingPrefix))

@@ -154,19 +154,7 @@ extension ArchiveFile {
     /// manifest entry as in a whole restore. Returns what was extracted and how many data chunks were read.
     func readSelection(_ plan: SelectivePlan, cipher: ChunkCipher, workers: Int, sink: EntrySink,
                        checkContent: Bool) throws -> (totals: PayloadTotals, dataChunks: Int) {
-        let rawSize = UInt64(header.chunkRawSize)
-        let dataChunks = totals.manifestFirstChunk
-        // The data chunks to read, ascending, each once (a run may end in the chunk the next begins in).
-        var wanted: [UInt64] = []
-        for run in plan.runs {
-            let first = run.start / rawSize, last = max(run.start, run.end - 1) / rawSize
-            guard last < dataChunks else { throw IntegrityError.inconsistent(what: "the manifest places entries past the data section") }
-            for index in first...last where wanted.last.map({ index > $0 }) ?? true { wanted.append(index) }
-        }
-        let feed = try SelectedChunks(archive: self, cipher: cipher, wanted: wanted, workers: workers)
-        defer { feed.shutdown() }
-
-        // The taken entries again, in order, from a second reading of the manifest.
+        // The taken entries again, in order: kept from the plan, or from a second reading of the manifest.
         var selection = EntrySelection(patterns: plan.patterns, targets: plan.targets)
         var queue: [(entry: ManifestEntry, end: UInt64, direct: Bool)] = []
         var queueIndex = 0
@@ -174,8 +162,9 @@ extension ArchiveFile {
         var previous: ManifestEntry?
         var drained = false
         var kept = plan.taken?[...]
-        func nextTaken() throws -> (entry: ManifestEntry, direct: Bool)? {
-            if kept != nil { return kept!.popFirst() }
+        let found = try ArchiveFile.extract(runs: plan.runs.map { ArchiveRun(archive: 0, run: $0) }, from: [(self, cipher)],
+                                            workers: workers, sink: sink, checkContent: checkContent) {
+            if kept != nil { return kept!.popFirst().map { TakenEntry(archive: 0, entry: $0.entry, direct: $0.direct) } }
             while queueIndex == queue.count {
                 queue.removeAll(keepingCapacity: true)
                 queueIndex = 0
@@ -190,33 +179,65 @@ extension ArchiveFile {
                 previous = entry
             }
             defer { queueIndex += 1 }
-            return (queue[queueIndex].entry, queue[queueIndex].direct)
+            return TakenEntry(archive: 0, entry: queue[queueIndex].entry, direct: queue[queueIndex].direct)
         }
+        return (found.totals, found.dataChunks[0])
+    }
+
+    /// Extracts taken entries of one or more archives into `sink`, in the order `next` gives them (the
+    /// canonical order of the restored tree): a `direct` one from its manifest entry alone, the others
+    /// from the runs of their archives' tar streams, in order, reading of each archive's data section
+    /// only the chunks its runs lie in. Every entry is checked against its manifest entry as in a whole
+    /// restore. Returns what was extracted and, per archive, how many data chunks were read.
+    static func extract(runs: [ArchiveRun], from archives: [(file: ArchiveFile, cipher: ChunkCipher)], workers: Int, sink: EntrySink,
+                        checkContent: Bool, next: () throws -> TakenEntry?) throws -> (totals: PayloadTotals, dataChunks: [Int]) {
+        // Per archive, the data chunks to read, ascending, each once (a run may end in the chunk the next begins in).
+        var wanted = Array(repeating: [UInt64](), count: archives.count)
+        for item in runs {
+            let archive = archives[item.archive].file
+            let rawSize = UInt64(archive.header.chunkRawSize)
+            let first = item.run.start / rawSize, last = max(item.run.start, item.run.end - 1) / rawSize
+            guard last < archive.totals.manifestFirstChunk else {
+                throw IntegrityError.inconsistent(what: "the manifest of '\(archive.path)' places entries past the data section")
+            }
+            for index in first...last where wanted[item.archive].last.map({ index > $0 }) ?? true { wanted[item.archive].append(index) }
+        }
+        // An archive with few chunks to read gets a small pipeline: a chain's incrementals hold little.
+        let feeds = try archives.indices.map { i in
+            try SelectedChunks(archive: archives[i].file, cipher: archives[i].cipher, wanted: wanted[i],
+                               workers: wanted[i].count > 4 ? workers : 1)
+        }
+        defer { for feed in feeds { feed.shutdown() } }
+        let transfers = archives.map { EntryTransfer(version: $0.file.header.formatVersion, checkContent: checkContent && !sink.checksContentHashes) }
 
         var found = PayloadTotals()
-        let transfer = EntryTransfer(version: header.formatVersion, checkContent: checkContent && !sink.checksContentHashes)
-        var runs = plan.runs[...]
-        var run: TarRun?
+        var pending = runs[...]
+        var current: ArchiveRun?
         var remaining = 0
         var tar: TarReader?
-        while let (expected, direct) = try nextTaken() {
-            if direct {
+        while let taken = try next() {
+            let expected = taken.entry
+            if taken.direct {
                 try sink.begin(expected)
                 try sink.end(expected)
                 found.entries += 1
                 continue
             }
             if remaining == 0 {
-                guard let next = runs.popFirst() else { throw IntegrityError.inconsistent(what: "the manifest changed between two readings") }
-                run = next
-                remaining = next.count
-                var chunk = next.start / rawSize
-                let last = max(next.start, next.end - 1) / rawSize
+                guard let item = pending.popFirst(), item.archive == taken.archive else {
+                    throw IntegrityError.inconsistent(what: "a manifest changed between two readings")
+                }
+                current = item
+                remaining = item.run.count
+                let archive = archives[item.archive].file, feed = feeds[item.archive]
+                let rawSize = UInt64(archive.header.chunkRawSize)
+                var chunk = item.run.start / rawSize
+                let last = max(item.run.start, item.run.end - 1) / rawSize
                 do {
-                    tar = try TarReader(version: header.formatVersion, pieces: {
+                    tar = try TarReader(version: archive.header.formatVersion, pieces: {
                         guard chunk <= last else { return nil }
                         let buffer = try feed.chunk(chunk)
-                        let from = chunk == next.start / rawSize ? Int(next.start % rawSize) : 0
+                        let from = chunk == item.run.start / rawSize ? Int(item.run.start % rawSize) : 0
                         chunk += 1
                         return (buffer, from)
                     })
@@ -224,22 +245,38 @@ extension ArchiveFile {
                     throw IntegrityError.tarStream(reason: error.message)
                 }
             }
-            guard let tar, let run else { break }
+            guard let tar, let current else { break }
             let header: TarEntryHeader?
             do { header = try tar.nextEntry() } catch let error as LibArchiveError {
                 throw IntegrityError.tarStream(reason: error.message)
             }
             guard let header else { throw IntegrityError.manifestMismatch(path: expected.path, reason: .notInTarStream) }
-            found.contentBytes += try transfer.move(header, expected: expected, tarBase: run.start, from: tar, to: sink)
+            found.contentBytes += try transfers[current.archive].move(header, expected: expected, tarBase: current.run.start, from: tar, to: sink)
             found.entries += 1
             remaining -= 1
         }
-        guard runs.isEmpty, remaining == 0 else { throw IntegrityError.inconsistent(what: "the manifest changed between two readings") }
+        guard pending.isEmpty, remaining == 0 else { throw IntegrityError.inconsistent(what: "a manifest changed between two readings") }
         try sink.finishContent()
-        found.peakChunksInFlight = feed.peakInFlight
-        try checkUnchanged()
-        return (found, wanted.count)
+        found.peakChunksInFlight = feeds.map(\.peakInFlight).max() ?? 0
+        for archive in archives { try archive.file.checkUnchanged() }
+        return (found, wanted.map(\.count))
     }
+}
+
+/// An entry a restore takes: from which archive (an index into the archives being read), and whether
+/// it is made from its manifest entry alone (a directory taken for what is below it).
+struct TakenEntry {
+    var archive: Int
+    var entry: ManifestEntry
+    var direct: Bool
+    /// Where the entry ends in its archive's tar stream (the next entry's `tar_offset`).
+    var end: UInt64 = 0
+}
+
+/// A run of one archive's tar stream.
+struct ArchiveRun {
+    var archive: Int
+    var run: TarRun
 }
 
 /// The data chunks a selective restore reads, in ascending order: each read from its place in the

@@ -63,6 +63,13 @@ final class SourceWalker {
     /// Called with a regular file's path after its first read: tests change the file there, as a
     /// CRM writing to it during the archive would.
     var whileReading: ((String) -> Void)?
+    /// An incremental's or differential's comparison with its base, and the new change index; nil
+    /// outside a vault series.
+    var changes: ChangeTracker?
+    /// Directories visited but not archived yet (unchanged since the base): archived only when an entry
+    /// below them is, since every entry's parent must precede it (FORMAT.md §8). Always a suffix of
+    /// the directories being walked.
+    private var deferred: [ManifestEntry] = []
 
 
     /// A walker that writes to the archive's content on the calling thread.
@@ -94,7 +101,38 @@ final class SourceWalker {
             throw SystemError(operation: "open", path: diskPath, errno: errno)
         }
         sourceDevice = UInt64(st.st_dev)
+        try emitDeletions(before: name)
         try visit(opened: fd, diskPath: diskPath, archivePath: name, depth: 1)
+    }
+
+    /// After the last source: every base path the walk did not reach is gone.
+    func finishSources() throws {
+        guard let changes else { return }
+        for path in try changes.deletionsOfTheRest() { try emitDeleted(path) }
+    }
+
+    private func emitDeletions(before archivePath: String) throws {
+        guard let changes, changes.comparesWithBase else { return }
+        for path in try changes.deletions(before: NameCodec.bytes(archivePath)) { try emitDeleted(path) }
+    }
+
+    /// A `deleted` entry (FORMAT.md §8): the path, and everything below it, is gone since the base.
+    private func emitDeleted(_ path: [UInt8]) throws {
+        try flushDeferred()
+        try output.entry(ManifestEntry(kind: .deleted, path: NameCodec.decode(path), mode: 0, mtime: 0, mtimeNanoseconds: 0, size: 0,
+                                       contentHash: ManifestEntry.zeroHash, linkTarget: ""))
+        entryCount += 1
+    }
+
+    /// Archives the directories deferred above the entry about to be archived.
+    private func flushDeferred() throws {
+        guard !deferred.isEmpty else { return }
+        let pending = deferred
+        deferred = []
+        for entry in pending {
+            try output.entry(entry)
+            entryCount += 1
+        }
     }
 
     /// Archives what `fd` (opened without blocking, and below the top without following a link) is,
@@ -139,10 +177,31 @@ final class SourceWalker {
             entry.readSize = nil
             entry.sparseMap = nil
             guard NameCodec.bytes(archivePath).count <= FormatV1.maxPathBytes else { throw SourceError.nameTooLong(path: diskPath) }
+            if let changes {
+                let bytes = NameCodec.bytes(archivePath)
+                if changes.comparesWithBase { _ = try changes.take(bytes, kind: .file) }
+                try changes.draft.append(IndexRecord(kind: .file, st, path: bytes))
+            }
             try emit(entry)
             return
         }
         let file = OpenFile(adopting: fd, path: diskPath)
+        if let changes {
+            let bytes = NameCodec.bytes(archivePath)
+            let now = IndexRecord(kind: .file, st, path: bytes)
+            let old = changes.comparesWithBase ? try changes.take(bytes, kind: .file) : nil
+            // --rehash: unchanged metadata, but the content is read and compared (an edit that kept
+            // size and times); unchanged content is not stored.
+            if let old, changes.isUnchanged(old, now), changes.rehash, try Self.contentHash(of: file) == old.contentHash {
+                var same = now
+                same.contentHash = old.contentHash
+                try changes.draft.append(same)
+                changes.countUnchanged()
+                return
+            }
+            try changes.draft.append(now)
+            _ = lseek(file.fd, 0, SEEK_SET)
+        }
         var entry = try makeEntry(.file, st, diskPath: diskPath, archivePath: archivePath, fd: file.fd)
         entry.sparseMap = Self.sparseMap(fd: file.fd, st)
         let flags = try addFile(file, entry: entry, size: UInt64(st.st_size), before: st)
@@ -155,7 +214,24 @@ final class SourceWalker {
 
     private func visitDirectory(_ fd: Int32, _ st: stat, diskPath: String, archivePath: String, depth: Int) throws {
         defer { close(fd) }
-        try emit(try makeEntry(.directory, st, diskPath: diskPath, archivePath: archivePath, fd: fd))
+        let directory = try makeEntry(.directory, st, diskPath: diskPath, archivePath: archivePath, fd: fd)
+        let bytes = NameCodec.bytes(archivePath)
+        if let changes {
+            let now = IndexRecord(kind: .directory, st, path: bytes)
+            let old = changes.comparesWithBase ? try changes.take(bytes, kind: .directory) : nil
+            try changes.draft.append(now)
+            if let old, changes.isUnchanged(old, now) {
+                deferred.append(directory)
+            } else {
+                try emit(directory)
+            }
+        } else {
+            try emit(directory)
+        }
+        defer {
+            // Closed without anything below it archived: it stays out of the archive.
+            if let last = deferred.last, PathRules.same(last.path, archivePath) { deferred.removeLast() }
+        }
         // A mount point below the source, with --one-file-system: the directory, not what is mounted on it.
         if oneFileSystem, let sourceDevice, UInt64(st.st_dev) != sourceDevice { return }
         for (child, listedType) in try children(fd, diskPath) {
@@ -180,12 +256,18 @@ final class SourceWalker {
                 default: type = UInt8(DT_FIFO)
                 }
             }
+            if type != UInt8(DT_LNK) && type != UInt8(DT_REG) && type != UInt8(DT_DIR) {
+                warnings.append(SourceWarning(.skippedSpecialFile, path: childDisk(), "is a device, FIFO or socket; skipped"))
+                continue
+            }
+            try emitDeletions(before: childPath)
             if type == UInt8(DT_LNK) {
                 try visitSymlink(in: fd, child, diskPath: childDisk(), archivePath: childPath, depth: depth + 1)
                 continue
             }
-            if type != UInt8(DT_REG) && type != UInt8(DT_DIR) {
-                warnings.append(SourceWarning(.skippedSpecialFile, path: childDisk(), "is a device, FIFO or socket; skipped"))
+            // An incremental does not open a file whose metadata is as the base recorded it.
+            if type == UInt8(DT_REG), let changes, changes.comparesWithBase, !changes.rehash,
+               try skipUnchangedFile(child, in: fd, archivePath: childPath, tracker: changes) {
                 continue
             }
             beforeOpeningChild?(childDisk())
@@ -203,6 +285,39 @@ final class SourceWalker {
             }
             try visit(opened: cfd, diskPath: childDisk(), archivePath: childPath, depth: depth + 1)
         }
+        if let changes, changes.comparesWithBase {
+            for path in try changes.deletions(below: bytes) { try emitDeleted(path) }
+        }
+    }
+
+    /// With a base to compare with: when the file `name` in `directory` has the size, times, mode,
+    /// owner and inode its base record has, records it in the new index and returns true, without opening it.
+    private func skipUnchangedFile(_ name: String, in directory: Int32, archivePath: String, tracker: ChangeTracker) throws -> Bool {
+        let bytes = NameCodec.bytes(archivePath)
+        guard let old = try tracker.peek(bytes), old.kind == .file else { return false }
+        var st = stat()
+        guard NameCodec.withCString(name, { fstatat(directory, $0, &st, AT_SYMLINK_NOFOLLOW) }) == 0,
+              UInt32(st.st_mode) & 0o170000 == FileTypeBits.regular else { return false }
+        let now = IndexRecord(kind: .file, st, path: bytes, contentHash: old.contentHash)
+        guard tracker.isUnchanged(old, now) else { return false }
+        _ = try tracker.take(bytes, kind: .file)
+        try tracker.draft.append(now)
+        tracker.countUnchanged()
+        return true
+    }
+
+    /// BLAKE2b-256 of a file's content, read from the start (for `--rehash`).
+    static func contentHash(of file: OpenFile) throws -> [UInt8] {
+        let hash = Sodium.Blake2bState(outputBytes: 32)
+        let buffer = ByteBuffer(capacity: 1 << 20)
+        var offset: UInt64 = 0
+        while true {
+            buffer.count = try file.read(into: buffer.storage, at: offset)
+            if buffer.count == 0 { break }
+            hash.update(buffer.bytes)
+            offset += UInt64(buffer.count)
+        }
+        return hash.finalize()
     }
 
     /// Linux's O_NOATIME (glibc defines it only under _GNU_SOURCE).
@@ -247,6 +362,16 @@ final class SourceWalker {
         // A link's target is data (FORMAT.md §8, v2): absolute or leaving the tree, it is archived as
         // it is; restore never follows one.
         entry.linkTarget = target
+        if let changes {
+            let bytes = NameCodec.bytes(archivePath)
+            let now = IndexRecord(kind: .symlink, st, path: bytes, link: NameCodec.bytes(target))
+            let old = changes.comparesWithBase ? try changes.take(bytes, kind: .symlink) : nil
+            try changes.draft.append(now)
+            if let old, changes.isUnchanged(old, now) {
+                changes.countUnchanged()
+                return
+            }
+        }
         try emit(entry)
     }
 
@@ -343,6 +468,7 @@ final class SourceWalker {
     }
 
     private func emit(_ entry: ManifestEntry) throws {
+        try flushDeferred()
         try output.entry(entry)
         entryCount += 1
         contentBytes += entry.size
@@ -361,6 +487,7 @@ final class SourceWalker {
         // A sparse file's tar data is its map and data regions, not its content: the walk hashes the
         // content (holes read as zeros) itself.
         let sparseHash = entry.sparseMap == nil ? nil : Sodium.Blake2bState(outputBytes: 32)
+        try flushDeferred()
         try output.beginFile(entry)
         var remaining = size
         var shrank = false, grew = false
@@ -485,7 +612,8 @@ final class DirectWalkOutput: WalkOutput {
     func entry(_ entry: ManifestEntry) throws {
         var entry = entry
         entry.tarOffset = try content.tar.nextHeaderOffset()
-        try content.tar.writeHeader(entry)
+        // A deleted entry has no tar entry: its offset is the next one's (FORMAT.md §8).
+        if entry.kind != .deleted { try content.tar.writeHeader(entry) }
         try content.record(entry)
     }
 

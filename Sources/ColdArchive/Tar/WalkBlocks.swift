@@ -175,7 +175,7 @@ extension SourceWalker {
     /// the calling thread writes what it finds to `content`. Returns when both are done.
     static func walkInBackground(_ sources: [(name: String, path: String)], into content: ArchiveCreator.ContentWriter,
                                  ownFiles: [FileIdentity: String] = [:], exclude: ExcludeRules = ExcludeRules(patterns: []),
-                                 oneFileSystem: Bool = false) throws -> Outcome {
+                                 oneFileSystem: Bool = false, changes: ChangeTracker? = nil) throws -> Outcome {
         /// What the walking thread reports back, guarded by `condition`.
         final class Shared: @unchecked Sendable {
             let condition = NSCondition()
@@ -190,8 +190,10 @@ extension SourceWalker {
             walker.ownFiles = excluded
             walker.exclude = exclude
             walker.oneFileSystem = oneFileSystem
+            walker.changes = changes
             do {
                 for source in sources { try walker.add(source: source.path, as: source.name) }
+                try walker.finishSources()
                 blocks.finish()
             } catch {
                 blocks.fail(error)

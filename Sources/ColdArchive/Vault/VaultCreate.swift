@@ -9,6 +9,37 @@ public struct VaultCreateReport: Sendable {
     /// Periods between the series' previous archive and this one that have no archive and no explanation
     /// in the journal: the audit reports each as missing until `vault explain` records why.
     public var skipped: [String] = []
+    /// What was made: full, incremental or differential (a requested incremental or differential is a
+    /// full when its base or the base's change index is missing: `fullBecause` says why).
+    public var mode: ArchiveHeader.BackupMode = .full
+    /// The base's archive digest (hex) and sequence, for an incremental or differential.
+    public var base: (digest: String, sequence: UInt64)?
+    public var fullBecause: String?
+    /// Files and links found unchanged since the base (not stored), and paths recorded as deleted.
+    public var unchanged: UInt64 = 0
+    public var deleted: UInt64 = 0
+    /// Why the new change index could not be written (the archive is complete; the next incremental
+    /// of the series will be a full).
+    public var indexProblem: String?
+}
+
+/// How `Vault.create` finds changes: which mode was asked for, whether to read unchanged files to
+/// compare their content too, and where the archiving host keeps its change indexes.
+public struct ChangeOptions: Sendable {
+    public var mode: ArchiveHeader.BackupMode
+    public var rehash: Bool
+    /// Compare without change times (file systems whose change times are unreliable).
+    public var ignoreChangeTime: Bool
+    /// The state directory (`ChangeIndex.defaultStateDirectory`); nil: no index is read or written, so
+    /// only a full can be made.
+    public var state: String?
+
+    public init(mode: ArchiveHeader.BackupMode = .full, rehash: Bool = false, ignoreChangeTime: Bool = false, state: String? = nil) {
+        self.mode = mode
+        self.rehash = rehash
+        self.ignoreChangeTime = ignoreChangeTime
+        self.state = state
+    }
 }
 
 extension Vault {
@@ -53,8 +84,17 @@ extension Vault {
     /// numbered one past the last archive and chained to it by its digest (FORMAT.md §5), written to
     /// `series/NAME/NAME.PERIOD.SEQUENCE.car`, then journaled. `trusted`: the signing keys whose
     /// archives the series may continue from (the keyring's current and earlier keys).
+    ///
+    /// `changes`: an incremental stores what changed since the series' last archive, a differential
+    /// what changed since its last full; both compare with the change index the archiving host kept of
+    /// that base (`ChangeIndex`), and make a full, saying why, when there is none. Every create with a
+    /// state directory writes the new archive's index.
     public func create(_ options: CreateOptions, series: String, period: String?, wait: Bool = false, signer: SigningKey,
-                       recipients: [EncryptionPublicKey], trusting trusted: [SigningPublicKey], now: Date = Date()) throws -> VaultCreateReport {
+                       recipients: [EncryptionPublicKey], trusting trusted: [SigningPublicKey], now: Date = Date(),
+                       changes: ChangeOptions = ChangeOptions()) throws -> VaultCreateReport {
+        if changes.mode != .full && changes.state == nil {
+            throw VaultError("an \(changes.mode == .incremental ? "incremental" : "differential") needs the archiving host's change index: give its state directory", kind: .usage)
+        }
         let settings = try self.series(series)
         let chosen: String
         if let period {
@@ -89,7 +129,46 @@ extension Vault {
             var options = options
             options.output = "\(seriesDirectory(series))/\(name.fileName)"
             options.position = position
-            let report = try ArchiveCreator.create(options, signer: signer, recipients: recipients, now: now)
+            var made = (mode: ArchiveHeader.BackupMode.full, base: (digest: String, sequence: UInt64)?.none, fullBecause: String?.none)
+            var tracker: ChangeTracker?
+            var indexDirectory: String?
+            if let state = changes.state {
+                let directory = ChangeIndex.directory(state: state, vaultID: self.settings.id, series: series)
+                try FileSystem.makeDirectories(directory, mode: 0o700)
+                indexDirectory = directory
+                var reader: IndexReader?
+                if changes.mode != .full {
+                    if let base = try backupBase(of: series, mode: changes.mode, last: last, trusting: trusted) {
+                        do {
+                            reader = try IndexReader(path: ChangeIndex.path(state: state, vaultID: self.settings.id, series: series, archiveDigest: base.digest.hex),
+                                                     archiveDigest: base.digest)
+                            made.mode = changes.mode
+                            made.base = (base.digest.hex, base.sequence)
+                            options.backup = (changes.mode, base.digest)
+                        } catch {
+                            made.fullBecause = "\(error)"
+                        }
+                    } else {
+                        made.fullBecause = "the series has no \(changes.mode == .differential ? "full archive" : "archive") yet to be the base"
+                    }
+                }
+                tracker = try ChangeTracker(base: reader, rehash: changes.rehash, ignoreChangeTime: changes.ignoreChangeTime, workDirectory: directory)
+            }
+            let report = try ArchiveCreator.create(options, signer: signer, recipients: recipients, now: now, changes: tracker)
+            var result = VaultCreateReport(report: report, path: options.output, position: position, skipped: skipped)
+            (result.mode, result.base, result.fullBecause) = (made.mode, made.base, made.fullBecause)
+            if let tracker, let indexDirectory, let digest = [UInt8](hex: report.summary.archiveDigest) {
+                result.unchanged = tracker.unchanged
+                result.deleted = tracker.deleted
+                do {
+                    try tracker.writeIndex(to: "\(indexDirectory)/\(report.summary.archiveDigest).index", archiveDigest: digest,
+                                           sequence: sequence, mode: made.mode)
+                    let full = made.mode == .full ? nil : try latestFull(of: series, trusting: trusted)?.digest.hex
+                    try pruneIndexes(in: indexDirectory, keeping: [report.summary.archiveDigest] + [full].compactMap { $0 })
+                } catch {
+                    result.indexProblem = "\(error)"
+                }
+            }
             var record = JournalRecord(event: .archiveAdded)
             record.series = series
             record.sequence = sequence
@@ -98,7 +177,36 @@ extension Vault {
             record.archiveDigest = report.summary.archiveDigest
             record.bytes = report.summary.fileSize
             try Journal.append(record, to: journalPath, signer: signer, now: now)
-            return VaultCreateReport(report: report, path: options.output, position: position, skipped: skipped)
+            return result
+        }
+    }
+
+    /// The base of a new incremental (the series' last archive) or differential (its last full), or nil.
+    private func backupBase(of series: String, mode: ArchiveHeader.BackupMode,
+                            last: (sequence: UInt64, digest: [UInt8], file: String, period: Period?, explained: Set<String>)?,
+                            trusting trusted: [SigningPublicKey]) throws -> (digest: [UInt8], sequence: UInt64)? {
+        guard let last else { return nil }
+        if mode == .incremental { return (last.digest, last.sequence) }
+        return try latestFull(of: series, trusting: trusted)
+    }
+
+    /// The series' most recent full archive (by its signed header), newest first.
+    func latestFull(of series: String, trusting trusted: [SigningPublicKey]) throws -> (digest: [UInt8], sequence: UInt64)? {
+        for name in try archiveNames(in: series).reversed() {
+            let archive = try ArchiveFile(path: "\(seriesDirectory(series))/\(name.fileName)")
+            _ = try archive.checkSignature(trusting: trusted)
+            if archive.header.backupMode == nil || archive.header.backupMode == .full, let position = archive.header.position {
+                return (archive.archiveDigest, position.sequence)
+            }
+        }
+        return nil
+    }
+
+    /// Removes a series' change indexes other than `keeping` (archive digests, hex): each is only needed
+    /// while its archive can be a base.
+    private func pruneIndexes(in directory: String, keeping: [String]) throws {
+        for name in try FileSystem.directoryEntries(directory) where name.hasSuffix(".index") {
+            if !keeping.contains(String(name.dropLast(6))) { FileSystem.remove("\(directory)/\(name)") }
         }
     }
 }

@@ -1,0 +1,254 @@
+import Foundation
+
+/// One archive of a restore chain, verified.
+struct ChainLink {
+    let file: ArchiveFile
+    let cipher: ChunkCipher
+    /// The vault-relative path, for messages and the journal.
+    let name: String
+}
+
+/// Point-in-time restore from a vault series (issue 19): the tree as it was at a period, from the
+/// full archive it rests on and the incrementals (or the one differential) after it. Every archive of
+/// the chain is verified first — signature, every chunk, manifest, base links — and only then is
+/// anything written; of each archive only the chunks holding entries of the final tree are read.
+public enum PointInTime {
+    /// The archives a restore of `series` at `period` (or of the archive whose id or file name is
+    /// `archive`; the series' last one when neither is given) needs, oldest first: the full, then each
+    /// incremental up to the target, or the differential alone. Throws `VaultError` naming the broken
+    /// link when a base is missing or does not verify.
+    public static func chain(vault: Vault, series: String, period: String? = nil, archive: String? = nil,
+                             trusting trusted: [SigningPublicKey]) throws -> [String] {
+        let names = try vault.archiveNames(in: series)
+        guard !names.isEmpty else { throw VaultError("series '\(series)' has no archive to restore", kind: .usage) }
+        let directory = vault.seriesDirectory(series)
+        var target: VaultArchiveName?
+        if let archive {
+            target = names.first { $0.fileName == archive || $0.fileName == FileSystem.baseName(of: archive) }
+            if target == nil {
+                for name in names where (try? ArchiveFile(path: "\(directory)/\(name.fileName)"))?.header.archiveID.hex.hasPrefix(archive.lowercased()) == true {
+                    target = name
+                }
+            }
+            guard target != nil else { throw VaultError("series '\(series)' has no archive '\(archive)' (give a file name or an archive id, as 'coldarchive inspect' shows)", kind: .usage) }
+        } else if let period {
+            guard let wanted = Period(period) else { throw VaultError("'\(period)' is not a period", kind: .usage) }
+            // The last archive covering the period or an earlier one: the state at the period's end.
+            target = names.last { Period($0.period).map { $0 <= wanted } ?? false }
+            guard target != nil else { throw VaultError("series '\(series)' has no archive for \(period) or before it (its first covers \(names[0].period))", kind: .usage) }
+        } else {
+            target = names.last
+        }
+        // From the target back along the signed base links to a full.
+        var chain: [String] = []
+        var byDigest: [[UInt8]: String]?
+        var file = "\(directory)/\(target!.fileName)"
+        while true {
+            let archive = try ArchiveFile(path: file)
+            _ = try archive.checkSignature(trusting: trusted)
+            chain.insert(file, at: 0)
+            guard let mode = archive.header.backupMode, mode != .full else { break }
+            guard let base = archive.header.baseArchiveDigest, chain.count <= names.count else {
+                throw VaultError("'\(FileSystem.baseName(of: file))' names no base archive", kind: .integrity)
+            }
+            if byDigest == nil {
+                var map: [[UInt8]: String] = [:]
+                for name in names {
+                    let path = "\(directory)/\(name.fileName)"
+                    if let a = try? ArchiveFile(path: path) { map[a.archiveDigest] = path }
+                }
+                byDigest = map
+            }
+            guard let next = byDigest?[base] else {
+                throw VaultError("the chain to '\(FileSystem.baseName(of: chain.last ?? file))' is broken: the base of '\(FileSystem.baseName(of: file))' (archive digest \(base.hex.prefix(16))…) is not in the vault; nothing was restored. Put it back from a copy", kind: .integrity)
+            }
+            let nextArchive = try ArchiveFile(path: next)
+            guard let p = nextArchive.header.position, let q = archive.header.position, p.series == q.series, p.sequence < q.sequence else {
+                throw VaultError("'\(FileSystem.baseName(of: file))' names as its base '\(FileSystem.baseName(of: next))', which is not an earlier archive of its series", kind: .integrity)
+            }
+            if mode == .differential, nextArchive.header.backupMode.map({ $0 != .full }) ?? false {
+                throw VaultError("the differential '\(FileSystem.baseName(of: file))' rests on '\(FileSystem.baseName(of: next))', which is not a full archive", kind: .integrity)
+            }
+            file = next
+        }
+        return chain
+    }
+
+    /// Restores the chain `paths` (oldest first, as `chain` gives it) into `target`: verifies every
+    /// archive whole, then writes the tree the last one describes — each path from the newest archive
+    /// holding it, deletions applied — checked entry by entry against the manifests. With `include`,
+    /// only the matching entries (as `Restorer.restore` selects them). On any failure the target is
+    /// left as it was.
+    public static func restore(chain paths: [String], to target: String, keyring: Keyring, trusting trusted: [SigningPublicKey]? = nil,
+                               force: Bool = false, checkContent: Bool = false, owners: OwnerPolicy = .automatic,
+                               workers: Int = Verifier.defaultWorkers, include: [String] = []) throws -> RestoreReport {
+        let trust = try trusted ?? keyring.trustedSigningKeys()
+        // 1. Verify every archive of the chain, whole, before anything is written.
+        var links: [ChainLink] = []
+        for (i, path) in paths.enumerated() {
+            let archive = try ArchiveFile(path: path)
+            _ = try archive.checkSignature(trusting: trust)
+            let mode = archive.header.backupMode ?? .full
+            if i == 0 {
+                guard mode == .full else { throw VaultError("'\(FileSystem.baseName(of: path))' is not a full archive: a chain starts with one", kind: .usage) }
+            } else {
+                let base = mode == .differential ? links[0].file : links[i - 1].file
+                guard mode != .full, archive.header.baseArchiveDigest == base.archiveDigest else {
+                    throw VaultError("'\(FileSystem.baseName(of: path))' does not rest on '\(FileSystem.baseName(of: base.path))': not a chain", kind: .integrity)
+                }
+            }
+            let cipher = try archive.unlock(with: keyring)
+            do {
+                _ = try archive.checkChunkHashes(workers: workers)
+                _ = try archive.checkManifest(cipher: cipher)
+            } catch let error as IntegrityError {
+                throw VaultError("'\(FileSystem.baseName(of: path))', archive \(i + 1) of the \(paths.count) the restore needs, is damaged (\(error)); nothing was restored", kind: .integrity)
+            }
+            links.append(ChainLink(file: archive, cipher: cipher, name: FileSystem.baseName(of: path)))
+        }
+        _ = mallocTrim(0)
+
+        // 2. Plan: the merged tree, as runs of each archive's tar stream.
+        var plan = ChainPlan()
+        var merge = try ManifestMerge(links, include: include)
+        while let taken = try merge.next() { plan.add(taken) }
+        guard plan.entries > 0 else {
+            throw OperationError(include.isEmpty ? "the chain holds no entry to restore"
+                                 : "no entry matches \(include.map { "'\(DisplayName.escaped($0))'" }.joined(separator: ", ")); nothing was restored", kind: .usage)
+        }
+
+        // 3. Extract, reading the manifests (merged again unless the plan kept the entries).
+        var again = plan.kept == nil ? try ManifestMerge(links, include: include) : nil
+        var kept = plan.kept?[...]
+        var chunksRead: [Int] = []
+        var report = try Restorer.place(archive: links.last!.file, topLevel: plan.topLevel, target: target, force: force,
+                                        checkContent: checkContent, owners: owners, workers: workers) { sink in
+            let (found, chunks) = try ArchiveFile.extract(runs: plan.runs, from: links.map { ($0.file, $0.cipher) }, workers: workers, sink: sink,
+                                                          checkContent: checkContent) {
+                if kept != nil { return kept!.popFirst() }
+                return try again?.next()
+            }
+            chunksRead = chunks
+            return found
+        }
+        report.bytesRead = links.reduce(0) { $0 + $1.file.file.bytesRead }
+        report.dataChunksRead = chunksRead.reduce(0, +)
+        report.dataChunks = links.reduce(0) { $0 + Int($1.file.totals.manifestFirstChunk) }
+        report.chain = links.map(\.name)
+        if !include.isEmpty { report.include = include }
+        return report
+    }
+}
+
+/// The runs of a restore through several archives, built entry by entry in the merged order.
+struct ChainPlan {
+    var runs: [ArchiveRun] = []
+    var topLevel: [String] = []
+    var entries = 0
+    var kept: [TakenEntry]? = []
+
+    mutating func add(_ taken: TakenEntry) {
+        entries += 1
+        if PathRules.isTopLevel(taken.entry.path) { topLevel.append(taken.entry.path) }
+        if kept != nil {
+            kept!.append(taken)
+            if kept!.count > SelectivePlan.keptLimit { kept = nil }
+        }
+        guard !taken.direct else { return }
+        let end = taken.end
+        if let last = runs.last, last.archive == taken.archive, last.run.end == taken.entry.tarOffset {
+            runs[runs.count - 1].run.end = end
+            runs[runs.count - 1].run.count += 1
+        } else {
+            runs.append(ArchiveRun(archive: taken.archive, run: TarRun(start: taken.entry.tarOffset, end: end, count: 1)))
+        }
+    }
+}
+
+/// Merges the manifests of a chain (oldest first) into the entries of the tree the newest describes,
+/// in canonical order (FORMAT.md §8): for each path the entry of the newest archive holding it; a
+/// `deleted` entry removes the path and what is below it in older archives, and so does any entry that
+/// is not a directory (a directory replaced by a file or link). Reads each manifest once, one entry
+/// ahead, so memory does not grow with the tree.
+struct ManifestMerge {
+    private struct Cursor {
+        let reader: ManifestReader
+        let tarBytes: UInt64
+        var current: (entry: ManifestEntry, path: [UInt8], end: UInt64)?
+        var next: ManifestEntry?
+
+        init(_ link: ChainLink) throws {
+            reader = try ManifestReader(archive: link.file, cipher: link.cipher)
+            tarBytes = link.file.totals.tarBytes
+            next = try reader.next()
+            try advance()
+        }
+
+        mutating func advance() throws {
+            guard let entry = next else {
+                current = nil
+                return
+            }
+            next = try reader.next()
+            current = (entry, NameCodec.bytes(entry.path), next?.tarOffset ?? tarBytes)
+        }
+    }
+
+    private var cursors: [Cursor]
+    /// Paths removed or replaced by a non-directory, with the archive that did it: what is below them in
+    /// older archives is not part of the tree.
+    private var cuts: [(path: [UInt8], archive: Int)] = []
+    /// Files of an archive that a newer one replaced: a hardlink of that archive naming one cannot be restored.
+    private var replaced = Set<[UInt8]>()
+    private var selection: EntrySelection?
+    private var queue: [TakenEntry] = []
+
+    init(_ links: [ChainLink], include: [String]) throws {
+        cursors = try links.map(Cursor.init)
+        if !include.isEmpty { selection = EntrySelection(patterns: include) }
+    }
+
+    mutating func next() throws -> TakenEntry? {
+        while queue.isEmpty {
+            guard let winner = try nextWinner() else { return nil }
+            guard var selection else { return winner }
+            queue = try selection.feed(winner.entry, end: winner.end).map { TakenEntry(archive: winner.archive, entry: $0.entry, direct: $0.direct, end: $0.end) }
+            self.selection = selection
+        }
+        return queue.removeFirst()
+    }
+
+    private mutating func nextWinner() throws -> TakenEntry? {
+        while true {
+            var lowest: [UInt8]?
+            for c in cursors { if let p = c.current?.path, lowest.map({ PathRules.precedes(bytes: p, $0) }) ?? true { lowest = p } }
+            guard let path = lowest else { return nil }
+            var candidates: [(archive: Int, entry: ManifestEntry, end: UInt64)] = []
+            for i in cursors.indices where cursors[i].current?.path == path {
+                let c = cursors[i].current!
+                candidates.append((i, c.entry, c.end))
+                try cursors[i].advance()
+            }
+            let newest = candidates.last!
+            while let top = cuts.last, !PathRules.isBelow(path, top.path) { cuts.removeLast() }
+            if cuts.contains(where: { $0.archive > newest.archive }) { continue }
+            for older in candidates.dropLast() where older.entry.kind == .file {
+                replaced.insert(Self.key(older.archive, path))
+            }
+            if newest.entry.kind == .deleted {
+                cuts.append((path, newest.archive))
+                continue
+            }
+            if newest.entry.kind != .directory { cuts.append((path, newest.archive)) }
+            if newest.entry.kind == .hardlink, replaced.contains(Self.key(newest.archive, NameCodec.bytes(newest.entry.linkTarget))) {
+                throw IntegrityError.inconsistent(what: "'\(DisplayName.escaped(newest.entry.path))' is a hardlink to '\(DisplayName.escaped(newest.entry.linkTarget))', which a later archive of the chain replaced: the chain cannot be restored exactly")
+            }
+            return TakenEntry(archive: newest.archive, entry: newest.entry, direct: false, end: newest.end)
+        }
+    }
+
+    private static func key(_ archive: Int, _ path: [UInt8]) -> [UInt8] { [UInt8(truncatingIfNeeded: archive), UInt8(truncatingIfNeeded: archive >> 8)] + path }
+}
+
+/// glibc's `malloc_trim(3)`.
+@_silgen_name("malloc_trim") private func mallocTrim(_ pad: Int) -> Int32
