@@ -13,8 +13,9 @@ struct ColdArchiveCommand: ParsableCommand {
         The archive format is specified in docs/FORMAT.md; keys and custody in docs/KEYS.md.
         """,
         version: "\(ArchiveCreator.creatorName) (writes archive format version \(ArchiveCreator.formatVersion))",
-        subcommands: [KeysCommand.self, CreateCommand.self, StampCommand.self, InspectCommand.self, VerifyCommand.self,
-                      ListCommand.self, RestoreCommand.self, RewrapCommand.self, VaultCommand.self, AuditCommand.self, CatalogCommand.self])
+        subcommands: [KeysCommand.self, CreateCommand.self, StampCommand.self, PruneCommand.self, InspectCommand.self, VerifyCommand.self,
+                      ListCommand.self, RestoreCommand.self, PruneCommand.self, RewrapCommand.self, VaultCommand.self, AuditCommand.self,
+                      CatalogCommand.self])
 }
 
 /// `--keyring DIR` and `--passphrase-file FILE`, shared by every command that needs keys.

@@ -44,6 +44,9 @@ struct CreateCommand: ParsableCommand {
     @Flag(name: .long, help: "With --mode incremental or differential: also read every unchanged file and compare its content hash with the base's (finds an edit that kept size and times).")
     var rehash = false
 
+    @Option(name: .long, help: ArgumentHelp("With --vault: keep the archive at least SPAN (10y, 18m, 90d) from now: a signed retain-until date in its header, which prune honours; the bases an incremental rests on are kept as long.", valueName: "SPAN"))
+    var retain: String?
+
     @Flag(name: .customLong("ignore-ctime"), help: "With --mode incremental or differential: compare without change times, for file systems whose change times are unreliable (some network and FUSE ones). An edit that keeps size and modification time is then found only with --rehash.")
     var ignoreChangeTime = false
 
@@ -84,12 +87,13 @@ struct CreateCommand: ParsableCommand {
         if let tsa { _ = try TimestampClient.authority(tsa) }
         if vault == nil {
             if out == nil { throw ValidationError("pass --out FILE, or --vault DIR --series NAME") }
-            if series != nil || period != nil || wait || mode != .full || rehash || ignoreChangeTime || state != nil {
-                throw ValidationError("--series, --period, --wait, --mode, --rehash, --ignore-ctime and --state go with --vault DIR")
+            if series != nil || period != nil || wait || mode != .full || rehash || ignoreChangeTime || state != nil || retain != nil {
+                throw ValidationError("--series, --period, --wait, --mode, --rehash, --ignore-ctime, --state and --retain go with --vault DIR")
             }
         } else {
             if out != nil { throw ValidationError("--out and --vault exclude each other: a vault names its archives itself") }
             if series == nil { throw ValidationError("--vault needs --series NAME") }
+            if let retain, RetentionPolicy.span(retain) == nil { throw ValidationError("--retain '\(retain)' is not a span: 10y, 18m, 90d") }
             if (rehash || ignoreChangeTime) && mode == .full {
                 throw ValidationError("--rehash and --ignore-ctime compare with a base: they go with --mode incremental or differential")
             }
@@ -109,6 +113,13 @@ struct CreateCommand: ParsableCommand {
             options.exclude += try ExcludePatterns.read(file: file)
         }
         options.oneFileSystem = oneFileSystem
+        if let span = retain.flatMap(RetentionPolicy.span) {
+            var c = DateComponents()
+            (c.year, c.month, c.day) = (span.years, span.months, span.days)
+            var calendar = Calendar(identifier: .gregorian)
+            calendar.timeZone = TimeZone(identifier: "UTC")!
+            options.retainUntil = calendar.date(byAdding: c, to: Date()).map { Int64($0.timeIntervalSince1970) }
+        }
         let report: CreateReport
         let path: String
         if let opened, let series {

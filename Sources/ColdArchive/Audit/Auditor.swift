@@ -185,6 +185,8 @@ public enum Auditor {
         var signers: Set<String> = []
         /// `signing-key-revoked` records: each statement must still be there.
         var revocations: [JournalRecord] = []
+        /// By vault-relative path, the `archive-pruned` record of each archive `prune` removed.
+        var pruned: [String: JournalRecord] = [:]
         /// The `vault` of the verified vault-created record, and whether it was record 1.
         var vaultID: String?
         var firstEvent: JournalRecord.Event?
@@ -246,6 +248,7 @@ public enum Auditor {
                 case .seriesCreated: if let s = record.series { facts.seriesCreated[s] = record }
                 case .archiveAdded: if let f = record.file { facts.added[f] = record }
                 case .signingKeyRevoked: facts.revocations.append(record)
+                case .archivePruned: if let f = record.file { facts.pruned[f] = record }
                 case .periodExplained:
                     // A period explained twice keeps both reasons, in the journal's order.
                     if let s = record.series, let p = record.period {
@@ -454,7 +457,19 @@ public enum Auditor {
         // calendar's empty period it leaves are not reported again.
         var goneSequences = Set<UInt64>()
         var gonePeriods = Set<String>()
+        // An archive `prune` removed, with a signed record of it, is no finding: its period is explained,
+        // and its successor's link is checked against the digest the record names.
+        var prunedBySequence: [UInt64: JournalRecord] = [:]
+        var prunedPeriods: [String: String] = [:]
         for (file, record) in facts.added.sorted(by: { $0.key < $1.key }) where record.series == series && !presentFiles.contains(file) {
+            if let removal = facts.pruned[file], removal.archiveDigest == record.archiveDigest {
+                if let sequence = record.sequence { prunedBySequence[sequence] = removal }
+                if let period = record.period {
+                    let why = "pruned (journal record \(removal.n), \(removal.time)): \(removal.reason ?? "retention")"
+                    prunedPeriods[period] = prunedPeriods[period].map { "\($0); \(why)" } ?? why
+                }
+                continue
+            }
             findings.append(AuditFinding(.missingArchive, series: series, period: record.period, file: file,
                                          "the journal recorded it as sequence \(record.sequence.map(String.init) ?? "?") (added \(record.time)); it is not in the vault"))
             if let sequence = record.sequence { goneSequences.insert(sequence) }
@@ -476,6 +491,14 @@ public enum Auditor {
         for sequence in sequences {
             guard let item = bySequence[sequence]?.first, let position = item.position else { continue }
             if sequence == 1 { continue }
+            if bySequence[sequence - 1] == nil, let removal = prunedBySequence[sequence - 1] {
+                if position.previousArchiveDigest?.hex != removal.archiveDigest {
+                    findings.append(AuditFinding(.chainBreak, series: series, period: item.name.period, file: item.file,
+                                                 "its previous-archive digest is \(position.previousArchiveDigest?.hex ?? "none"), but the journal records sequence \(sequence - 1), pruned, with digest \(removal.archiveDigest ?? "?"): one of the two was replaced"))
+                    failedFiles.insert(item.file)
+                }
+                continue
+            }
             guard let before = bySequence[sequence - 1], before.count == 1, let digest = before[0].digest else {
                 // Missing, unless present under its name but unreadable or untrusted (its own finding says why).
                 if bySequence[sequence - 1] == nil && !checked.contains(where: { $0.name.sequence == sequence - 1 }) && !goneSequences.contains(sequence - 1) {
@@ -490,7 +513,7 @@ public enum Auditor {
                 failedFiles.insert(item.file)
             }
         }
-        if let first = sequences.first, first != 1 {
+        if let first = sequences.first, first != 1, !(1..<first).allSatisfy({ prunedBySequence[$0] != nil }) {
             findings.append(AuditFinding(.missingArchive, series: series, "the series starts at sequence \(first): sequences 1…\(first - 1) are not in the vault"))
         }
 
@@ -535,7 +558,7 @@ public enum Auditor {
                 let text = period.description
                 if !files.isEmpty {
                     periods.append(AuditPeriod(period: text, status: files.contains(where: failedFiles.contains) ? .failed : .ok, files: files))
-                } else if let why = explained[text] {
+                } else if let why = explained[text] ?? prunedPeriods[text] {
                     periods.append(AuditPeriod(period: text, status: .explained, files: [], explanation: why))
                 } else {
                     periods.append(AuditPeriod(period: text, status: .missing, files: []))

@@ -18,6 +18,13 @@ public struct JournalRecord: Codable, Sendable, Equatable {
         /// A signing key was revoked as compromised (`keys revoke-signing --vault`): `key` is its
         /// fingerprint, `file` the statement in `revocations/`. The audit requires the statement to stay.
         case signingKeyRevoked = "signing-key-revoked"
+        /// An archive removed by `prune`: `file`, `archive_digest`, `series`, `sequence`, `period`, and
+        /// in `reason` the retention rule it fell outside of. The audit shows its period as explained.
+        case archivePruned = "archive-pruned"
+        /// An archive's retention extended beyond its signed `retain_until` (never shortened): a later
+        /// incremental or differential that depends on it is kept longer. `file`, `archive_digest`,
+        /// `retain_until`, `reason`.
+        case retentionExtended = "retention-extended"
         /// An event this version does not know (a later version wrote it): its signature and chain are
         /// checked like any other's, and it changes nothing else (FORMAT.md §19).
         case unknown
@@ -54,12 +61,15 @@ public struct JournalRecord: Codable, Sendable, Equatable {
     public var purpose: String?
     /// For `key-retired`, the key id; for `signing-key-revoked`, the revoked key's fingerprint.
     public var key: String?
+    /// For `retention-extended`: RFC 3339, UTC, the new date before which the archive must not be removed.
+    public var retainUntil: String?
 
     enum CodingKeys: String, CodingKey {
         case n, prev, time, host, signer, event, vault, series, schedule, sequence, period, file, bytes, target, reason, purpose, key
         case timeZone = "time_zone"
         case periodFromDate = "period_from_date"
         case archiveDigest = "archive_digest"
+        case retainUntil = "retain_until"
     }
 
     public init(event: Event) {

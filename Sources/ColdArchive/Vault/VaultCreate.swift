@@ -155,6 +155,11 @@ extension Vault {
                 tracker = try ChangeTracker(base: reader, rehash: changes.rehash, ignoreChangeTime: changes.ignoreChangeTime, workDirectory: directory)
             }
             let report = try ArchiveCreator.create(options, signer: signer, recipients: recipients, now: now, changes: tracker)
+            // A base is kept at least as long as what rests on it: retention extended (journaled), never shortened.
+            if let until = options.retainUntil, let base = options.backup?.base {
+                try extendRetention(ofChainUnder: base, series: series, until: until, dependent: name.fileName,
+                                    signer: signer, trusting: trusted, now: now)
+            }
             var result = VaultCreateReport(report: report, path: options.output, position: position, skipped: skipped)
             (result.mode, result.base, result.fullBecause) = (made.mode, made.base, made.fullBecause)
             if let tracker, let indexDirectory, let digest = [UInt8](hex: report.summary.archiveDigest) {

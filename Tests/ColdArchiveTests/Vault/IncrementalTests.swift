@@ -16,8 +16,11 @@ import Testing
         }
 
         @discardableResult
-        func add(_ month: String, _ mode: ArchiveHeader.BackupMode, rehash: Bool = false, ignoreChangeTime: Bool = false) throws -> VaultCreateReport {
-            try v.vault.create(CreateOptions(sources: [tree], output: ""), series: "crm", period: month, signer: v.keys.signer,
+        func add(_ month: String, _ mode: ArchiveHeader.BackupMode, rehash: Bool = false, ignoreChangeTime: Bool = false,
+                 retainUntil: Int64? = nil) throws -> VaultCreateReport {
+            var options = CreateOptions(sources: [tree], output: "")
+            options.retainUntil = retainUntil
+            return try v.vault.create(options, series: "crm", period: month, signer: v.keys.signer,
                                recipients: v.keys.recipients, trusting: v.trusted, now: Date(timeIntervalSince1970: 1_767_225_600),  // 2026-01-01
                                changes: ChangeOptions(mode: mode, rehash: rehash, ignoreChangeTime: ignoreChangeTime, state: state))
         }
@@ -182,6 +185,95 @@ import Testing
         #expect(try TreeSnapshot(s.v.scratch.sub("zeta")).description == "crm\ncrm/customers\ncrm/customers/zeta\ncrm/customers/zeta/contract.pdf")
         #expect(try String(contentsOfFile: s.v.scratch.sub("zeta/crm/customers/zeta/contract.pdf"), encoding: .utf8).hasPrefix("ZZZ"))
         #expect(report.chain?.count == 2)
+    }
+}
+
+/// Retention (`prune`): rules on signed periods, the dependency closure, signed retain-until dates and
+/// their extension, every removal journaled, and the audit clean after it.
+@Suite struct RetentionTests {
+    static let now = Date(timeIntervalSince1970: 1_767_225_600)  // 2026-01-01
+    static let year2100: Int64 = 4_102_444_800
+
+    /// 2025-01 full, 02 and 03 incrementals, 04 full, 05 and 06 incrementals.
+    static func series(retainFebruary: Bool = false) throws -> IncrementalTests.Series {
+        let s = try IncrementalTests.Series()
+        for (month, mode) in [("2025-01", ArchiveHeader.BackupMode.full), ("2025-02", .incremental), ("2025-03", .incremental),
+                              ("2025-04", .full), ("2025-05", .incremental), ("2025-06", .incremental)] {
+            try s.write("orders/\(month).csv", "id\n\(month)\n")
+            try s.add(month, mode, retainUntil: retainFebruary && month == "2025-02" ? Self.year2100 : nil)
+        }
+        return s
+    }
+
+    @Test func rulesKeepWhatTheKeptArchivesRestOnAndPruneJournalsEachRemoval() throws {
+        let s = try Self.series()
+        let policy = RetentionPolicy(monthly: 2)
+        let plan = try s.v.vault.planPrune(series: "crm", policy: policy, trusting: s.v.trusted, now: Self.now)
+        #expect(plan.removed.map { FileSystem.baseName(of: $0) } == ["crm.2025-01.000001.car", "crm.2025-02.000002.car", "crm.2025-03.000003.car"])
+        let kept = Dictionary(uniqueKeysWithValues: plan.decisions.filter(\.kept).map { ($0.period, $0.keptBecause) })
+        #expect(kept["2025-04"] == ["needed by crm.2025-06.000006.car (incremental)", "needed by crm.2025-05.000005.car (incremental)"], "\(kept)")
+        #expect(kept["2025-06"] == ["the series' latest archive", "monthly 2025-06 (1 of 2)"])
+        #expect(kept["2025-05"] == ["monthly 2025-05 (2 of 2)", "needed by crm.2025-06.000006.car (incremental)"])
+        // File times decide nothing: the newest file on disk is not the latest archive.
+        var times = [timespec(tv_sec: 946_684_800, tv_nsec: 0), timespec(tv_sec: 946_684_800, tv_nsec: 0)]
+        #expect(utimensat(AT_FDCWD, s.v.path("2025-06", 6), &times, 0) == 0)
+        #expect(try s.v.vault.planPrune(series: "crm", policy: policy, trusting: s.v.trusted, now: Self.now).removed == plan.removed)
+
+        let done = try s.v.vault.prune(series: "crm", policy: policy, signer: s.v.keys.signer, trusting: s.v.trusted, now: Self.now)
+        #expect(done.removed == plan.removed)
+        for file in plan.removed { #expect(!FileManager.default.fileExists(atPath: "\(s.v.vault.root)/\(file)") && !FileManager.default.fileExists(atPath: "\(s.v.vault.root)/\(file).minisig")) }
+        var pruned: [JournalRecord] = []
+        try Journal.read(s.v.vault.journalPath, trusting: s.v.trusted) { if let r = $0.record, r.event == .archivePruned { pruned.append(r) } }
+        #expect(pruned.map(\.period) == ["2025-01", "2025-02", "2025-03"] && pruned.allSatisfy { $0.reason == "outside the retention rules: keep-monthly 2" })
+        // The audit stays clean: the pruned months are explained gaps, the chain checked against the journal.
+        let report = try s.v.audit()
+        #expect(report.findings == [], "\(report.findings)")
+        #expect(report.series.first?.periods.map(\.status) == [.explained, .explained, .explained, .ok, .ok, .ok])
+        #expect(report.series.first?.periods.first?.explanation?.contains("keep-monthly 2") == true)
+        // What is left still restores, at every period it covers.
+        #expect(try s.restore("2025-06", to: "june").chain?.count == 3)
+    }
+
+    @Test func aSignedRetainUntilKeepsAnArchiveAndItsBaseAndAnIncrementalExtendsItsBases() throws {
+        let s = try Self.series(retainFebruary: true)
+        let plan = try s.v.vault.planPrune(series: "crm", policy: RetentionPolicy(monthly: 1), trusting: s.v.trusted, now: Self.now)
+        let kept = Dictionary(uniqueKeysWithValues: plan.decisions.filter(\.kept).map { ($0.period, $0.keptBecause) })
+        #expect(kept["2025-02"] == ["retained until 2100-01-01T00:00:00Z"], "\(kept)")
+        // February rests on January: making it with a retain-until extended January's, in the journal.
+        #expect(kept["2025-01"] == ["retained until 2100-01-01T00:00:00Z", "needed by crm.2025-02.000002.car (incremental)"])
+        #expect(plan.removed.map { FileSystem.baseName(of: $0) } == ["crm.2025-03.000003.car"])
+        var extended: [String] = []
+        try Journal.read(s.v.vault.journalPath, trusting: s.v.trusted) { if let r = $0.record, r.event == .retentionExtended { extended.append(r.file ?? "") } }
+        #expect(extended == ["series/crm/crm.2025-01.000001.car"])
+        let later = try IncrementalTests.Series()
+        try later.write("a.csv", "1\n")
+        try later.add("2025-01", .full, retainUntil: 1_800_000_000)
+        try later.write("b.csv", "2\n")
+        try later.add("2025-02", .incremental, retainUntil: 1_900_000_000)
+        var records: [JournalRecord] = []
+        try Journal.read(later.v.vault.journalPath, trusting: later.v.trusted) { if let r = $0.record, r.event == .retentionExtended { records.append(r) } }
+        #expect(records.map(\.file) == ["series/crm/crm.2025-01.000001.car"] && records.first?.retainUntil == "2030-03-17T17:46:40Z"
+                && records.first?.reason == "needed by crm.2025-02.000002.car", "\(records)")
+        // The extension counts: the full is retained until the incremental's date, not its own.
+        let after = try later.v.vault.planPrune(series: "crm", policy: RetentionPolicy(monthly: 1), trusting: later.v.trusted,
+                                                now: Date(timeIntervalSince1970: 1_850_000_000))
+        #expect(after.decisions.first?.keptBecause.contains("retained until 2030-03-17T17:46:40Z") == true, "\(after.decisions)")
+    }
+
+    @Test func theCommandPrintsItsPlanAndRefusesToRunWithoutARule() throws {
+        let v = try CLIVault(months: ["2026-07", "2026-08", "2026-09"])
+        let none = try CLI.run(["prune", "--vault", v.vault, "--series", "crm", "--keyring", v.keyring])
+        #expect(none.status == 2 && none.stderr.contains("give at least one rule"), "\(none.stderr)")
+        let dry = try CLI.run(["prune", "--vault", v.vault, "--series", "crm", "--keep-monthly", "1", "--dry-run", "--keyring", v.keyring])
+        #expect(dry.status == 0, "\(dry.stderr)")
+        #expect(dry.stdout.contains("would remove  crm.2026-07.000001.car  full") && dry.stdout.contains("keep    crm.2026-09.000003.car  full  — the series' latest archive; monthly 2026-09 (1 of 1)"), "\(dry.stdout)")
+        #expect(dry.stdout.contains("dry run: would remove 2 of 3 archives"))
+        #expect(FileManager.default.fileExists(atPath: v.archive("2026-07", 1)))
+        let run = try CLI.run(["prune", "--vault", v.vault, "--series", "crm", "--keep-within", "1m", "--keyring", v.keyring])
+        #expect(run.status == 0 && run.stdout.contains("removed 1 of 3 archives"), "\(run.stdout)\(run.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: v.archive("2026-07", 1)) && FileManager.default.fileExists(atPath: v.archive("2026-08", 2)))
+        let audit = try CLI.run(["audit", "--vault", v.vault, "--trust", v.trust, "--to", "2026-09"])
+        #expect(audit.status == 0, "\(audit.stdout)")
     }
 }
 
