@@ -47,12 +47,18 @@ public struct CatalogCheck: Codable, Sendable, Equatable, FetchableRecord, Persi
     /// `ok` or `failed`.
     public var result: String
     public var detail: String?
+    /// For a restore: the content bytes written and the seconds it took (what `plan` estimates from).
+    public var bytes: Int64?
+    public var seconds: Double?
 
     enum CodingKeys: String, CodingKey {
-        case file, archiveDigest = "archive_digest", kind, time, host, result, detail
+        case file, archiveDigest = "archive_digest", kind, time, host, result, detail, bytes, seconds
     }
 
-    public init(file: String, archiveDigest: String?, kind: String, time: Date = Date(), result: String, detail: String? = nil) {
+    public init(file: String, archiveDigest: String?, kind: String, time: Date = Date(), result: String, detail: String? = nil,
+                bytes: Int64? = nil, seconds: Double? = nil) {
+        self.bytes = bytes
+        self.seconds = seconds
         self.file = file
         self.archiveDigest = archiveDigest
         self.kind = kind
@@ -107,7 +113,24 @@ public final class Catalog {
                 t.column("detail", .text)
             }
         }
+        migrator.registerMigration("v2: restore speed") { db in
+            try db.alter(table: CatalogCheck.databaseTableName) { t in
+                t.add(column: "bytes", .integer)
+                t.add(column: "seconds", .double)
+            }
+        }
         return migrator
+    }
+
+    /// The restore speed this vault's restores have measured (content bytes per second, the median of
+    /// the last 20 restores that recorded it); nil before the first.
+    public func measuredRestoreSpeed() throws -> Double? {
+        let rows = try queue.read { db in
+            try CatalogCheck.filter(Column("kind") == "restore" && Column("result") == "ok" && Column("seconds") > 0 && Column("bytes") > 0)
+                .order(Column("id").desc).limit(20).fetchAll(db)
+        }
+        let speeds = rows.compactMap { r in r.seconds.flatMap { s in r.bytes.map { Double($0) / s } } }.sorted()
+        return speeds.isEmpty ? nil : speeds[speeds.count / 2]
     }
 
     private init(path: String, queue: DatabaseQueue) {

@@ -14,7 +14,7 @@ struct ColdArchiveCommand: ParsableCommand {
         """,
         version: "\(ArchiveCreator.creatorName) (writes archive format version \(ArchiveCreator.formatVersion))",
         subcommands: [KeysCommand.self, CreateCommand.self, StampCommand.self, PruneCommand.self, InspectCommand.self, VerifyCommand.self,
-                      ListCommand.self, RestoreCommand.self, PruneCommand.self, RewrapCommand.self, VaultCommand.self, AuditCommand.self,
+                      ListCommand.self, RestoreCommand.self, PlanCommand.self, PruneCommand.self, RewrapCommand.self, VaultCommand.self, AuditCommand.self,
                       CatalogCommand.self])
 }
 

@@ -1,5 +1,6 @@
 import ArgumentParser
 import ColdArchive
+import Foundation
 
 struct RestoreCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -79,18 +80,24 @@ struct RestoreCommand: ParsableCommand {
         let opened = try vault.map { try Vault.open($0) }
         let ring = try keyring.open()
         let report: RestoreReport
+        let started = Date()
         if let opened, let series {
             let trusted = try trust.keys() ?? ring.trustedSigningKeys()
             let chain = try PointInTime.chain(vault: opened, series: series, period: period, archive: archive, trusting: trusted)
             report = try PointInTime.restore(chain: chain, to: to, keyring: ring, trusting: trusted, force: force, checkContent: checkContent,
                                              owners: policy, include: include)
-            for path in chain { VaultRecords.restored(file: path, target: to, keyring: ring) }
+            // The speed is recorded once, with the last archive (what plan divides by).
+            for path in chain {
+                VaultRecords.restored(file: path, target: to, keyring: ring, bytes: path == chain.last ? report.contentBytes : nil,
+                                      seconds: path == chain.last ? Date().timeIntervalSince(started) : nil)
+            }
         } else if let file {
             report = try Restorer.restore(archivePath: file, to: to, keyring: ring,
                                           trusting: try trust.keys(), force: force, checkContent: checkContent, owners: policy,
                                           include: include)
             // A vault's archive: who restored what, where and when goes into its signed journal.
-            VaultRecords.restored(file: file, target: to, keyring: ring)
+            VaultRecords.restored(file: file, target: to, keyring: ring, bytes: include.isEmpty ? report.contentBytes : nil,
+                                  seconds: include.isEmpty ? Date().timeIntervalSince(started) : nil)
         } else {
             return
         }

@@ -27,12 +27,14 @@ enum VaultRecords {
 
     /// After a restore of an archive that sits in a vault: a journal record signed by the keyring's
     /// signing key when it is the key that signed the archive (the site's own), and a catalog row.
-    static func restored(file: String, target: String, keyring: Keyring) {
+    /// `bytes` and `seconds`: what the restore wrote and how long it took, for `plan`'s estimates.
+    static func restored(file: String, target: String, keyring: Keyring, bytes: UInt64? = nil, seconds: Double? = nil) {
         let absolute = target.hasPrefix("/") ? target : FileManager.default.currentDirectoryPath + "/" + target
         journal(file: file, keyring: keyring, what: "restore") { vault, relative, digest, signer in
             try vault.journalRestore(file: relative, archiveDigest: digest, target: absolute, signer: signer)
             if let catalog = Catalog.openIfWritable(vault: vault) {
-                try? catalog.record(CatalogCheck(file: relative, archiveDigest: digest, kind: "restore", result: "ok", detail: "to \(absolute)"))
+                try? catalog.record(CatalogCheck(file: relative, archiveDigest: digest, kind: "restore", result: "ok", detail: "to \(absolute)",
+                                                 bytes: bytes.map(Int64.init), seconds: seconds))
             }
         }
     }

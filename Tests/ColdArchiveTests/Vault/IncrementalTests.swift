@@ -293,12 +293,20 @@ import Testing
         #expect(incremental.status == 0, "\(incremental.stderr)")
         #expect(incremental.stdout.contains("incremental on sequence 1 ("), "\(incremental.stdout)")
         #expect(incremental.stdout.contains("1 files and links unchanged (not stored), 0 paths deleted since"), "\(incremental.stdout)")
+        let unmeasured = try CLI.run(["plan", "--vault", v.vault, "--series", "crm", "--period", "2026-10", "--trust", v.trust])
+        #expect(unmeasured.status == 0 && unmeasured.stdout.contains("needs 2 archives, each verified whole first:"), "\(unmeasured.stdout)\(unmeasured.stderr)")
+        #expect(unmeasured.stdout.contains("crm.2026-10.000002.car  incremental  2026-10") && unmeasured.stdout.contains("estimated time: unknown"))
         let september = try CLI.run(["restore", "--vault", v.vault, "--series", "crm", "--period", "2026-09", "--keyring", v.keyring, "--to", v.scratch.sub("r9")])
         #expect(september.status == 0 && september.stdout.contains("through 1 archive, each verified whole first: crm.2026-09.000001.car"), "\(september.stdout)\(september.stderr)")
         #expect(!FileManager.default.fileExists(atPath: v.scratch.sub("r9/crm/orders.csv")))
         let october = try CLI.run(["restore", "--vault", v.vault, "--series", "crm", "--period", "2026-10", "--keyring", v.keyring, "--to", v.scratch.sub("r10")])
         #expect(october.stdout.contains("through 2 archives"), "\(october.stdout)\(october.stderr)")
         #expect(try String(contentsOfFile: v.scratch.sub("r10/crm/orders.csv"), encoding: .utf8) == "id,month\n1,2026-10\n")
+        // Two restores measured: plan now estimates from them.
+        let measured = try CLI.run(["plan", "--vault", v.vault, "--series", "crm", "--trust", v.trust, "--json"])
+        let plan = try JSONSerialization.jsonObject(with: Data(measured.stdout.utf8)) as? [String: Any]
+        #expect((plan?["archives"] as? [Any])?.count == 2 && (plan?["measuredBytesPerSecond"] as? Double ?? 0) > 0
+                && (plan?["estimatedSeconds"] as? Double) != nil, "\(measured.stdout)")
         // Another host's state (none here): a full, and why.
         let elsewhere = try CLI.run(["create", "--vault", v.vault, "--series", "crm", "--period", "2026-11", "--keyring", v.keyring,
                                      "--state", v.scratch.sub("other-state"), "--mode", "differential", v.scratch.sub("crm")])
