@@ -258,7 +258,10 @@ struct KeysCommand: ParsableCommand {
             Every archive wrapped only to this key becomes unrecoverable. Name where your archives are with --archives \
             (directories, searched recursively, or archive files; repeatable): the archives that depend on the key are \
             listed first, with how many were scanned. A path that does not exist is an error, and so is finding no \
-            archive at all — unless --no-archives-expected says that no archive wrapped to this key is meant to survive.             With --vault, the vault's archives are scanned too, every archive its journal ever recorded must be found             (in the vault, or as a copy under --archives: copies are told by their archive digest), and the             retirement is recorded in its journal.
+            archive at all — unless --no-archives-expected says that no archive wrapped to this key is meant to survive. \
+            With --vault, the vault's archives are scanned too, every archive its journal ever recorded must be found \
+            (in the vault, or as a copy under --archives: copies are told by their archive digest), and the \
+            retirement is recorded in its journal.
             """)
 
         @Argument(help: "The key id (see 'keys list').")

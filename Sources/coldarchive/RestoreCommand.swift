@@ -20,7 +20,19 @@ struct RestoreCommand: ParsableCommand {
         that changed while it was archived (a file that shrank is cut at the bytes that were read). Not kept: access and \
         change times, devices, FIFOs and sockets (create skips them with a warning).
 
-        Selective restore (--include GLOB, repeatable): only the matching entries, everything below a matching         directory, the directories above them (with their archived metadata) and the file each restored hardlink         names. A pattern without '/' matches any name (--include '*.pdf', --include acme), one with '/' the whole         path from the top-level name (--include 'crm/customers/acme'); '*' does not cross '/'. Of the data, only the         chunks holding those entries are read; the report says how many bytes were read. What it verifies: the         signature, the whole manifest, and every chunk it reads (its hash against the signed chunk table, and its         AEAD tag); the chunks it does not read are not checked — run 'coldarchive verify FILE' (keyless) for those.
+        Selective restore (--include GLOB, repeatable): only the matching entries, everything below a matching \
+        directory, the directories above them (with their archived metadata) and the file each restored hardlink \
+        names. A pattern without '/' matches any name (--include '*.pdf', --include acme), one with '/' the whole \
+        path from the top-level name (--include 'crm/customers/acme'); '*' does not cross '/'. Of the data, only the \
+        chunks holding those entries are read; the report says how many bytes were read. What it verifies: the \
+        signature; the whole manifest (every manifest chunk authenticated, every entry's order, offset and size, and \
+        the entries it restores in full); and every data chunk it reads (its hash against the signed chunk table, and \
+        its AEAD tag). The chunks it does not read are not checked — run 'coldarchive verify FILE' (keyless) for those.
+
+        From a vault (--vault DIR --series NAME [--period PERIOD | --archive ID]): the tree as it was at the period, \
+        through the chain the period needs — its full and the incrementals since, or one differential. Every \
+        archive of the chain is verified whole first; a missing or damaged one is named and nothing is written. \
+        'coldarchive plan' says beforehand which archives, how many bytes and how long (docs/OPERATIONS.md).
         """)
 
     @Argument(help: "The archive file (or --vault DIR --series NAME).")

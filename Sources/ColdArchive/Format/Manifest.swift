@@ -172,6 +172,13 @@ struct ManifestDecoder {
 
     /// The next complete entry, or nil if more bytes are needed.
     mutating func next() throws -> ManifestEntry? {
+        guard let body = try nextBody() else { return nil }
+        return try ManifestEntry.decode(body, version: version, names: names)
+    }
+
+    /// The next complete entry's encoded body (after its length), undecoded, or nil if more bytes are
+    /// needed: for readers that look at most entries only in part (`EntryHead`).
+    mutating func nextBody() throws -> [UInt8]? {
         guard try consumeMagic() else { return nil }
         guard buffer.count - start >= 4 else { return nil }
         let length = Int(buffer[start]) | Int(buffer[start + 1]) << 8 | Int(buffer[start + 2]) << 16 | Int(buffer[start + 3]) << 24
@@ -181,10 +188,10 @@ struct ManifestDecoder {
             throw IntegrityError.outOfRange(field: "manifest entry_length", value: UInt64(length), min: UInt64(minimum), max: UInt64(maximum))
         }
         guard buffer.count - start >= 4 + length else { return nil }
-        let entry = try ManifestEntry.decode(Array(buffer[start + 4..<start + 4 + length]), version: version, names: names)
+        let body = Array(buffer[start + 4..<start + 4 + length])
         start += 4 + length
         decodedCount += 1
-        return entry
+        return body
     }
 
     /// Throws unless the manifest ended exactly after its last entry (or its magic, when it has none).

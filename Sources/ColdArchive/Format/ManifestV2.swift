@@ -373,3 +373,33 @@ enum ACLXattr {
 final class OwnerNameCache {
     var last: (bytes: [UInt8], name: String)?
 }
+
+/// The parts of a version 2 manifest entry that order, offsets and selection need — type, size,
+/// `tar_offset`, path and link bytes — read from its encoded body without decoding the rest (owner
+/// names, attributes, ACLs): a selective restore reads every entry and decodes only those it takes.
+struct EntryHead {
+    let kind: ManifestEntry.Kind
+    let size: UInt64
+    let tarOffset: UInt64
+    let path: [UInt8]
+    let link: [UInt8]
+
+    init(v2 body: [UInt8]) throws {
+        func bad(_ what: String) -> IntegrityError { .malformed(what: "manifest entry (\(what))") }
+        guard body.count >= ManifestEntry.fixedSizeV2 else { throw IntegrityError.truncated(what: "manifest entry") }
+        guard let kind = ManifestEntry.Kind(rawValue: body[0]) else { throw bad("unknown type") }
+        func u64(_ at: Int) -> UInt64 { (0..<8).reduce(UInt64(0)) { $0 | UInt64(body[at + $1]) << (8 * $1) } }
+        func u16(_ at: Int) -> Int { Int(body[at]) | Int(body[at + 1]) << 8 }
+        self.kind = kind
+        size = u64(24)
+        tarOffset = u64(64)
+        let pathLength = u16(72)
+        guard 74 + pathLength + 2 <= body.count else { throw IntegrityError.truncated(what: "manifest entry") }
+        let linkLength = u16(74 + pathLength)
+        guard 76 + pathLength + linkLength + 2 <= body.count, pathLength <= FormatV1.maxPathBytes, linkLength <= FormatV1.maxPathBytes else {
+            throw IntegrityError.truncated(what: "manifest entry")
+        }
+        path = Array(body[74..<74 + pathLength])
+        link = Array(body[76 + pathLength..<76 + pathLength + linkLength])
+    }
+}

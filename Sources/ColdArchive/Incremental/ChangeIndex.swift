@@ -59,41 +59,47 @@ struct IndexRecord: Equatable {
             && gid == now.gid && inode == now.inode && link == now.link
     }
 
+    /// Bytes of a record's body before its path: type, mode, uid, gid, size, mtime, its nanoseconds,
+    /// ctime, its nanoseconds, inode, content hash, path length.
+    static let fixedBytes = 1 + 2 + 4 + 4 + 8 + 8 + 4 + 8 + 4 + 8 + 32 + 2
+    /// Where the content hash and the change time sit in a body.
+    static let hashOffset = 51
+    static let ctimeOffset = 31
+
     func encode(into w: inout ByteWriter) {
-        var body = ByteWriter(capacity: 96 + path.count + link.count)
-        body.u8(kind.rawValue)
-        body.u16(mode)
-        body.u32(uid)
-        body.u32(gid)
-        body.u64(size)
-        body.i64(mtime)
-        body.u32(mtimeNanoseconds)
-        body.i64(ctime)
-        body.u32(ctimeNanoseconds)
-        body.u64(inode)
-        body.raw(contentHash)
-        body.u16(UInt16(path.count))
-        body.raw(path)
-        body.u16(UInt16(link.count))
-        body.raw(link)
-        w.u32(UInt32(body.bytes.count))
-        w.raw(body.bytes)
+        w.u32(UInt32(Self.fixedBytes + path.count + 2 + link.count))
+        w.u8(kind.rawValue)
+        w.u16(mode)
+        w.u32(uid)
+        w.u32(gid)
+        w.u64(size)
+        w.i64(mtime)
+        w.u32(mtimeNanoseconds)
+        w.i64(ctime)
+        w.u32(ctimeNanoseconds)
+        w.u64(inode)
+        w.raw(contentHash)
+        w.u16(UInt16(path.count))
+        w.raw(path)
+        w.u16(UInt16(link.count))
+        w.raw(link)
     }
 
-    static func decode(_ body: [UInt8]) throws -> IndexRecord {
-        var r = ByteReader(body, what: "change index record")
-        guard let kind = ManifestEntry.Kind(rawValue: try r.u8()), kind != .deleted else {
-            throw IntegrityError.malformed(what: "change index record (type)")
-        }
-        let mode = try r.u16(), uid = try r.u32(), gid = try r.u32(), size = try r.u64()
-        let mtime = try r.i64(), mtimeNanoseconds = try r.u32(), ctime = try r.i64(), ctimeNanoseconds = try r.u32()
-        let inode = try r.u64()
-        let hash = try r.raw(32)
-        let path = try r.raw(Int(try r.u16()))
-        let link = try r.raw(Int(try r.u16()))
-        try r.expectEnd()
-        return IndexRecord(kind: kind, mode: mode, uid: uid, gid: gid, size: size, mtime: mtime, mtimeNanoseconds: mtimeNanoseconds,
-                           ctime: ctime, ctimeNanoseconds: ctimeNanoseconds, inode: inode, contentHash: hash, path: path, link: link)
+    /// Decodes the body at `b[start..<start + length]`.
+    static func decode(_ b: [UInt8], at start: Int, length: Int) throws -> IndexRecord {
+        func bad() -> IntegrityError { .malformed(what: "change index record") }
+        guard length >= fixedBytes + 2, start + length <= b.count else { throw bad() }
+        func u(_ at: Int, _ n: Int) -> UInt64 { (0..<n).reduce(UInt64(0)) { $0 | UInt64(b[start + at + $1]) << (8 * $1) } }
+        guard let kind = ManifestEntry.Kind(rawValue: b[start]), kind != .deleted else { throw bad() }
+        let pathLength = Int(u(83, 2))
+        guard fixedBytes + pathLength + 2 <= length else { throw bad() }
+        let linkLength = Int(u(85 + pathLength, 2))
+        guard fixedBytes + pathLength + 2 + linkLength == length else { throw bad() }
+        return IndexRecord(kind: kind, mode: UInt16(u(1, 2)), uid: UInt32(u(3, 4)), gid: UInt32(u(7, 4)), size: u(11, 8),
+                           mtime: Int64(bitPattern: u(19, 8)), mtimeNanoseconds: UInt32(u(27, 4)), ctime: Int64(bitPattern: u(31, 8)),
+                           ctimeNanoseconds: UInt32(u(39, 4)), inode: u(43, 8), contentHash: Array(b[start + 51..<start + 83]),
+                           path: Array(b[start + 85..<start + 85 + pathLength]),
+                           link: Array(b[start + 87 + pathLength..<start + 87 + pathLength + linkLength]))
     }
 }
 
@@ -177,72 +183,150 @@ final class IndexReader {
             guard offset == end else { throw IntegrityError.malformed(what: "change index (bytes after the last record)") }
             return nil
         }
-        let length = Int(try UInt32(littleEndianBytes: take(4)))
+        try ensure(4)
+        var at = Int(offset - bufferStart)
+        let length = Int(buffer[at]) | Int(buffer[at + 1]) << 8 | Int(buffer[at + 2]) << 16 | Int(buffer[at + 3]) << 24
         guard length <= 16_384 else { throw IntegrityError.malformed(what: "change index record length") }
-        let record = try IndexRecord.decode(try take(length))
+        try ensure(4 + length)
+        at = Int(offset - bufferStart)
+        let record = try IndexRecord.decode(buffer, at: at + 4, length: length)
+        offset += UInt64(4 + length)
         read += 1
         return record
     }
 
-    private func take(_ count: Int) throws -> [UInt8] {
+    /// Makes the next `count` bytes from `offset` available in `buffer` (reading 1 MiB at a time).
+    private func ensure(_ count: Int) throws {
         guard offset + UInt64(count) <= end else { throw IntegrityError.truncated(what: "change index") }
         if offset < bufferStart || offset + UInt64(count) > bufferStart + UInt64(buffer.count) {
             let want = Int(min(UInt64(max(count, 1 << 20)), end - offset))
             buffer = try file.readExactly(want, at: offset, what: "change index")
             bufferStart = offset
         }
-        let start = Int(offset - bufferStart)
-        offset += UInt64(count)
-        return Array(buffer[start..<start + count])
     }
 }
 
-/// Writes an index: records in order, then the header is known and the file is sealed with its checksum.
-/// The records go to an unlinked temporary file first (a draft whose content hashes for newly stored
-/// files are filled in from the manifest afterwards), so a killed run leaves nothing.
+/// Writes a change index as the walk goes: records straight into a temporary file beside the index's
+/// final name, with room for the header; the content hashes of the files the archive stores (known only
+/// once the manifest has them) and the header are patched in by `finish`, in one sequential pass that
+/// also computes the checksum. A killed run leaves only the temporary file, which the next one removes.
 final class IndexDraft {
-    private let file: OpenFile
-    private var buffer = ByteWriter(capacity: 1 << 20)
-    private var length: UInt64 = 0
-    private(set) var count: UInt64 = 0
-
-    init(directory: String) throws {
-        let path = "\(directory)/.coldarchive-index-\(getpid())-\(Sodium.randomBytes(6).hex)"
-        file = try OpenFile.createNew(path, mode: 0o600, readWrite: true)
-        FileSystem.remove(path)
+    enum Role {
+        /// Described completely as it is (an unchanged entry, a directory, a link).
+        case plain
+        /// A file the archive stores: its content hash comes from the manifest.
+        case stored(inode: UInt64)
+        /// Another name of a file stored under an earlier name (a hardlink in the manifest).
+        case otherName(inode: UInt64)
     }
 
-    func append(_ record: IndexRecord) throws {
+    static let headerBytes = 8 + 32 + 8 + 1 + 8
+    static let tempPrefix = ".coldarchive-index-"
+    private let file: OpenFile
+    let path: String
+    private var buffer = ByteWriter(capacity: 1 << 20)
+    private var length = UInt64(headerBytes)
+    private(set) var count: UInt64 = 0
+    private var stored: [(offset: UInt64, inode: UInt64)] = []
+    private var otherNames: [(offset: UInt64, inode: UInt64)] = []
+
+    init(directory: String) throws {
+        // Leftovers of runs that were killed (their process is gone) go first: nothing accumulates.
+        for name in (try? FileSystem.directoryEntries(directory)) ?? [] where name.hasPrefix(Self.tempPrefix) {
+            if let pid = Int32(name.dropFirst(Self.tempPrefix.count).split(separator: "-").first ?? ""), kill(pid, 0) != 0, errno == ESRCH {
+                FileSystem.remove("\(directory)/\(name)")
+            }
+        }
+        path = "\(directory)/\(Self.tempPrefix)\(getpid())-\(Sodium.randomBytes(6).hex)"
+        file = try OpenFile.createNew(path, mode: 0o600, readWrite: true)
+        try file.write([UInt8](repeating: 0, count: Self.headerBytes))
+    }
+
+    func append(_ record: IndexRecord, _ role: Role = .plain) throws {
+        let start = length + UInt64(buffer.bytes.count) + 4
+        switch role {
+        case .plain: break
+        case .stored(let inode): stored.append((start, inode))
+        case .otherName(let inode): otherNames.append((start, inode))
+        }
         record.encode(into: &buffer)
         count += 1
         if buffer.bytes.count >= 1 << 20 { try flush() }
     }
 
-    func flush() throws {
+    private func flush() throws {
         guard !buffer.bytes.isEmpty else { return }
         try file.write(buffer.bytes)
         length += UInt64(buffer.bytes.count)
         buffer = ByteWriter(capacity: 1 << 20)
     }
 
-    /// The records back, in order.
-    func records() throws -> AnySequence<Result<IndexRecord, Error>> {
+    /// Completes the index with the header and `hashes` — one (content hash, changed while read) per
+    /// stored file, in order — seals it with its checksum, and renames it to `destination`.
+    func finish(to destination: String, archiveDigest: [UInt8], sequence: UInt64, mode: ArchiveHeader.BackupMode,
+                hashes: [(hash: [UInt8], changed: Bool)]) throws {
         try flush()
-        var offset: UInt64 = 0
-        let file = self.file, length = self.length
-        return AnySequence {
-            AnyIterator {
-                guard offset < length else { return nil }
-                return Result {
-                    let head = try file.readExactly(4, at: offset, what: "index draft")
-                    let n = Int(try UInt32(littleEndianBytes: head))
-                    let body = try file.readExactly(n, at: offset + 4, what: "index draft")
-                    offset += 4 + UInt64(n)
-                    return try IndexRecord.decode(body)
-                }
-            }
+        guard hashes.count == stored.count else {
+            throw IntegrityError.inconsistent(what: "the change index holds \(stored.count) stored files, the manifest \(hashes.count)")
         }
+        // The patches, in file order: each stored file's hash (and a change time of -1 for one that changed
+        // while it was read, so the next run reads it again), each other name's hash by inode.
+        var patches: [(offset: UInt64, bytes: [UInt8])] = []
+        var byInode: [UInt64: [UInt8]] = [:]
+        var header = ByteWriter(capacity: Self.headerBytes)
+        header.raw(ChangeIndex.magic)
+        header.raw(archiveDigest)
+        header.u64(sequence)
+        header.u8(mode.rawValue)
+        header.u64(count)
+        patches.append((0, header.bytes))
+        var other = otherNames[...]
+        for (i, s) in stored.enumerated() {
+            while let o = other.first, o.offset < s.offset {
+                if let h = byInode[o.inode] { patches.append((o.offset + UInt64(IndexRecord.hashOffset), h)) }
+                other.removeFirst()
+            }
+            if hashes[i].changed {
+                var minusOne = ByteWriter()
+                minusOne.i64(-1)
+                patches.append((s.offset + UInt64(IndexRecord.ctimeOffset), minusOne.bytes))
+            }
+            patches.append((s.offset + UInt64(IndexRecord.hashOffset), hashes[i].hash))
+            byInode[s.inode] = hashes[i].hash
+        }
+        for o in other { if let h = byInode[o.inode] { patches.append((o.offset + UInt64(IndexRecord.hashOffset), h)) } }
+        patches.sort { $0.offset < $1.offset }
+        // One pass: read each block, patch it, write it back, hash it.
+        let checksum = Sodium.Blake2bState(outputBytes: 32)
+        let block = ByteBuffer(capacity: 1 << 20)
+        var position: UInt64 = 0
+        var next = patches[...]
+        while position < length {
+            let want = Int(min(UInt64(block.capacity), length - position))
+            block.count = try file.read(into: UnsafeMutableRawBufferPointer(rebasing: block.storage[0..<want]), at: position)
+            guard block.count == want else { throw IntegrityError.truncated(what: "change index draft") }
+            var changed = false
+            while let p = next.first, p.offset < position + UInt64(want) {
+                for (k, byte) in p.bytes.enumerated() {
+                    let at = p.offset + UInt64(k)
+                    if at >= position && at < position + UInt64(want) { block.storage[Int(at - position)] = byte }
+                }
+                changed = true
+                // A patch that runs into the next block is finished there.
+                if p.offset + UInt64(p.bytes.count) > position + UInt64(want) { break }
+                next.removeFirst()
+            }
+            if changed { try file.write(block.bytes, at: position) }
+            checksum.update(block.bytes)
+            position += UInt64(want)
+        }
+        try file.write(checksum.finalize(), at: length)
+        try file.sync()
+        try FileSystem.rename(path, destination)
     }
+
+    /// Removes the temporary file (when the archive failed).
+    func discard() { FileSystem.remove(path) }
 }
 
 extension UInt32 {
@@ -267,8 +351,8 @@ final class ChangeTracker: @unchecked Sendable {
     /// Leave change times out of the comparison (`IndexRecord.isUnchanged`).
     let ignoreChangeTime: Bool
     let draft: IndexDraft
-    /// Content hashes of the files the archive stores, from its manifest as it is written.
-    private let hashes: IndexDraft
+    /// Content hashes of the files the archive stores, from its manifest as it is written, in order.
+    private var hashes: [(hash: [UInt8], changed: Bool)] = []
     private var peeked: IndexRecord?
     private var exhausted = false
     /// The last path found gone (or replaced by a non-directory): base paths below it are implied.
@@ -282,7 +366,6 @@ final class ChangeTracker: @unchecked Sendable {
         self.rehash = rehash
         self.ignoreChangeTime = ignoreChangeTime
         draft = try IndexDraft(directory: workDirectory)
-        hashes = try IndexDraft(directory: workDirectory)
     }
 
     var comparesWithBase: Bool { base != nil }
@@ -344,62 +427,18 @@ final class ChangeTracker: @unchecked Sendable {
     /// Whether `now` is as the base recorded it, by this tracker's rules.
     func isUnchanged(_ old: IndexRecord, _ now: IndexRecord) -> Bool { old.isUnchanged(as: now, ignoringChangeTime: ignoreChangeTime) }
 
-    /// A file entry of the archive's manifest, as the manifest is written: its content hash and flags
-    /// go into the new index.
+    /// A file entry of the archive's manifest, as the manifest is written: its content hash (and
+    /// whether it changed while it was read) goes into the new index.
     func stored(_ entry: ManifestEntry) throws {
         guard entry.kind == .file else { return }
-        var record = IndexRecord(kind: .file, stat(), path: NameCodec.bytes(entry.path), contentHash: entry.contentHash)
-        // A file that changed while it was read is found changed next time: no change time is -1.
-        if entry.flags.contains(.changedWhileRead) { record.ctime = -1 }
-        try hashes.append(record)
+        hashes.append((entry.contentHash, entry.flags.contains(.changedWhileRead)))
     }
 
-    /// Writes the new archive's index to `path` (atomically): the draft's records, each stored file's
-    /// content hash from the manifest. Returns the number of records.
+    /// Writes the new archive's index to `path` (atomically). Returns the number of records.
     @discardableResult
     func writeIndex(to path: String, archiveDigest: [UInt8], sequence: UInt64, mode: ArchiveHeader.BackupMode) throws -> UInt64 {
-        var out = ByteWriter(capacity: 1 << 20)
-        out.raw(ChangeIndex.magic)
-        out.raw(archiveDigest)
-        out.u64(sequence)
-        out.u8(mode.rawValue)
-        out.u64(draft.count)
-        let hashIterator = try hashes.records().makeIterator()
-        var nextHash = try hashIterator.next()?.get()
-        var byInode: [UInt64: [UInt8]] = [:]
-        let temp = "\(FileSystem.parent(of: path))/.\(FileSystem.baseName(of: path)).tmp-\(getpid())-\(Sodium.randomBytes(4).hex)"
-        let file = try OpenFile.createNew(temp, mode: 0o600)
-        let checksum = Sodium.Blake2bState(outputBytes: 32)
-        do {
-            for item in try draft.records() {
-                var record = try item.get()
-                if record.kind == .file {
-                    if let h = nextHash, h.path == record.path {
-                        record.contentHash = h.contentHash
-                        if h.ctime == -1 { record.ctime = -1 }
-                        nextHash = try hashIterator.next()?.get()
-                        byInode[record.inode] = record.contentHash
-                    } else if record.contentHash == ManifestEntry.zeroHash, let shared = byInode[record.inode] {
-                        // A second name of a file stored once (a hardlink in the manifest).
-                        record.contentHash = shared
-                    }
-                }
-                record.encode(into: &out)
-                if out.bytes.count >= 1 << 20 {
-                    checksum.update(out.bytes)
-                    try file.write(out.bytes)
-                    out = ByteWriter(capacity: 1 << 20)
-                }
-            }
-            checksum.update(out.bytes)
-            out.raw(checksum.finalize())
-            try file.write(out.bytes)
-            try file.sync()
-            try FileSystem.rename(temp, path)
-        } catch {
-            FileSystem.remove(temp)
-            throw error
-        }
+        try draft.finish(to: path, archiveDigest: archiveDigest, sequence: sequence, mode: mode, hashes: hashes)
         return draft.count
     }
+
 }

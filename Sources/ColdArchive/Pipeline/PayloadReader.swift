@@ -124,8 +124,16 @@ final class ManifestReader {
 
     /// The next entry, or nil after the last; checks that the count matches the trailer.
     func next() throws -> ManifestEntry? {
+        guard let body = try nextBody() else { return nil }
+        return try ManifestEntry.decode(body, version: archive.header.formatVersion, names: names)
+    }
+
+    private let names = OwnerNameCache()
+
+    /// The next entry's encoded body, undecoded (`EntryHead`, `ManifestEntry.decode`), or nil after the last.
+    func nextBody() throws -> [UInt8]? {
         while true {
-            if decoder.decodedCount < archive.totals.entryCount, let entry = try decoder.next() { return entry }
+            if decoder.decodedCount < archive.totals.entryCount, let body = try decoder.nextBody() { return body }
             if decoder.decodedCount == archive.totals.entryCount && exhausted {
                 try decoder.expectEnd()
                 return nil
@@ -390,26 +398,35 @@ struct ManifestChecks {
     /// Returns the entry's path as bytes.
     @discardableResult
     mutating func check(_ entry: ManifestEntry) throws -> [UInt8] {
-        let bytes = try order.check(entry)
+        let bytes = NameCodec.bytes(entry.path)
+        try check(kind: entry.kind, path: bytes, link: entry.kind == .hardlink ? NameCodec.bytes(entry.linkTarget) : [],
+                  size: entry.size, tarOffset: entry.tarOffset)
+        return bytes
+    }
+
+    /// The same checks on an entry's parts (`EntryHead`): its type, path and (for a hardlink) link
+    /// bytes, size and `tar_offset`.
+    mutating func check(kind: ManifestEntry.Kind, path bytes: [UInt8], link: [UInt8], size: UInt64, tarOffset: UInt64) throws {
+        try order.check(kind: kind, path: bytes, link: link)
+        func shown() -> String { DisplayName.escaped(NameCodec.decode(bytes)) }
         if v2 {
-            guard entry.kind != .deleted || mayDelete else {
-                throw IntegrityError.malformed(what: "manifest entry '\(DisplayName.escaped(entry.path))' (a deleted entry in a full archive)")
+            guard kind != .deleted || mayDelete else {
+                throw IntegrityError.malformed(what: "manifest entry '\(shown())' (a deleted entry in a full archive)")
             }
             // tar_offset: 512-aligned, 0 first, increasing over the entries in the tar stream.
-            guard entry.tarOffset % 512 == 0, entry.tarOffset < archive.totals.tarBytes else {
-                throw IntegrityError.malformed(what: "manifest entry '\(DisplayName.escaped(entry.path))' (tar_offset \(entry.tarOffset))")
+            guard tarOffset % 512 == 0, tarOffset < archive.totals.tarBytes else {
+                throw IntegrityError.malformed(what: "manifest entry '\(shown())' (tar_offset \(tarOffset))")
             }
-            if entry.kind != .deleted {
-                guard lastOffset.map({ entry.tarOffset > $0 }) ?? (entry.tarOffset == 0) else {
-                    throw IntegrityError.malformed(what: "manifest entry '\(DisplayName.escaped(entry.path))' (tar_offset \(entry.tarOffset) out of order)")
+            if kind != .deleted {
+                guard lastOffset.map({ tarOffset > $0 }) ?? (tarOffset == 0) else {
+                    throw IntegrityError.malformed(what: "manifest entry '\(shown())' (tar_offset \(tarOffset) out of order)")
                 }
-                lastOffset = entry.tarOffset
+                lastOffset = tarOffset
             }
         }
-        let (sum, overflow) = contentBytes.addingReportingOverflow(entry.size)
+        let (sum, overflow) = contentBytes.addingReportingOverflow(size)
         guard !overflow else { throw IntegrityError.inconsistent(what: "the manifest's file sizes add up to more than 2^64 bytes") }
         contentBytes = sum
-        return bytes
     }
 
     /// After the last entry: the archive file is unchanged, and the sizes add up to the trailer's total.

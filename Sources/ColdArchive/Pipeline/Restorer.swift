@@ -73,7 +73,7 @@ public enum Restorer {
             report.dataChunksRead = chunksRead
             report.dataChunks = Int(archive.totals.manifestFirstChunk)
             report.bytesRead = archive.file.bytesRead
-            report.hardlinkTargets = plan.targets.map { String(decoding: $0, as: UTF8.self) }.sorted()
+            report.hardlinkTargets = plan.targets.map { NameCodec.decode($0) }.sorted()
             return report
         }
         // The manifest is decrypted and checked on a thread of its own while the workers hash every

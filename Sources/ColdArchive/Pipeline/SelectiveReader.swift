@@ -11,7 +11,7 @@
 /// the manifest in memory.
 struct EntrySelection {
     private let rules: ExcludeRules
-    /// Files to take although no pattern names them: the targets of taken hardlinks (by path key).
+    /// Files to take although no pattern names them: the targets of taken hardlinks (path bytes).
     private let targets: Set<[UInt8]>
     /// Directories above the current entry: their paths as bytes, the entry and where it ends in the
     /// tar stream, whether it was taken, and whether everything below it is.
@@ -26,6 +26,13 @@ struct EntrySelection {
         self.targets = targets
     }
 
+    /// Whether an entry at `path` (bytes) would be taken for itself — matched, below a matched directory,
+    /// or a hardlink's file: the plan decodes only such entries, and directories, in full.
+    mutating func wouldTake(path bytes: [UInt8]) -> Bool {
+        while let top = open.last, !PathRules.isBelow(bytes, top.path) { open.removeLast() }
+        return open.last?.subtree == true || (!targets.isEmpty && targets.contains(bytes)) || rules.matches(path: bytes)
+    }
+
     /// The next manifest entry and where it ends in the tar stream (the next entry's `tar_offset`);
     /// returns the entries to take because of it, in archive order (directories above it not taken
     /// before, then the entry itself), each with its end, or none. Deleted entries are never taken.
@@ -36,8 +43,7 @@ struct EntrySelection {
         guard entry.kind != .deleted else { return [] }
         let bytes = given ?? NameCodec.bytes(entry.path)
         while let top = open.last, !PathRules.isBelow(bytes, top.path) { open.removeLast() }
-        let matched = open.last?.subtree == true || (!targets.isEmpty && targets.contains(PathRules.key(entry.path)))
-            || rules.matches(path: bytes)
+        let matched = open.last?.subtree == true || (!targets.isEmpty && targets.contains(bytes)) || rules.matches(path: bytes)
         var out: [(entry: ManifestEntry, end: UInt64, direct: Bool)] = []
         if matched {
             for i in open.indices where !open[i].taken {
@@ -45,9 +51,9 @@ struct EntrySelection {
                 out.append((open[i].entry, open[i].end, true))
             }
             out.append((entry, end, false))
-            if entry.kind == .file { takenFiles.insert(PathRules.key(entry.path)) }
+            if entry.kind == .file { takenFiles.insert(bytes) }
             if entry.kind == .hardlink {
-                let target = PathRules.key(entry.linkTarget)
+                let target = NameCodec.bytes(entry.linkTarget)
                 if !takenFiles.contains(target) { missingTargets.insert(target) }
             }
         }
@@ -82,15 +88,16 @@ struct SelectivePlan {
 }
 
 extension ArchiveFile {
-    /// Feeds every manifest entry to `each` with where it ends in the tar stream (the next entry's
-    /// `tar_offset`, the end of the stream for the last).
-    private func forEachWithEnd(_ reader: ManifestReader, _ each: (ManifestEntry, UInt64) throws -> Void) throws {
-        var previous: ManifestEntry?
-        while let entry = try reader.next() {
-            if let previous { try each(previous, entry.tarOffset) }
-            previous = entry
+    /// Feeds every manifest entry's body and head to `each` with where it ends in the tar stream (the
+    /// next entry's `tar_offset`, the end of the stream for the last).
+    private func forEachBodyWithEnd(_ reader: ManifestReader, _ each: ([UInt8], EntryHead, UInt64) throws -> Void) throws {
+        var previous: ([UInt8], EntryHead)?
+        while let body = try reader.nextBody() {
+            let head = try EntryHead(v2: body)
+            if let previous { try each(previous.0, previous.1, head.tarOffset) }
+            previous = (body, head)
         }
-        if let previous { try each(previous, totals.tarBytes) }
+        if let previous { try each(previous.0, previous.1, totals.tarBytes) }
     }
 
     /// Reads the manifest, checking what a restore relies on (canonical order, parents first,
@@ -111,11 +118,18 @@ extension ArchiveFile {
             plan.direct = 0
             plan.taken = []
             var checks = ManifestChecks(archive: self)
-            try forEachWithEnd(try ManifestReader(archive: self, cipher: cipher)) { entry, end in
-                let bytes = try checks.check(entry)
-                guard end >= entry.tarOffset else {
-                    throw IntegrityError.malformed(what: "manifest entry '\(DisplayName.escaped(entry.path))' (tar_offset \(entry.tarOffset))")
+            let names = OwnerNameCache()
+            // Every entry's order, offsets and size are checked from its head; only directories and the
+            // entries taken are decoded in full (most of a large manifest is neither).
+            try forEachBodyWithEnd(try ManifestReader(archive: self, cipher: cipher)) { body, head, end in
+                try checks.check(kind: head.kind, path: head.path, link: head.kind == .hardlink ? head.link : [], size: head.size,
+                                 tarOffset: head.tarOffset)
+                guard end >= head.tarOffset else {
+                    throw IntegrityError.malformed(what: "manifest entry '\(DisplayName.escaped(NameCodec.decode(head.path)))' (tar_offset \(head.tarOffset))")
                 }
+                guard head.kind == .directory || (head.kind != .deleted && selection.wouldTake(path: head.path)) else { return }
+                let entry = try ManifestEntry.decode(body, version: header.formatVersion, names: names)
+                let bytes = head.path
                 for (taken, takenEnd, direct) in try selection.feed(entry, end: end, path: bytes) {
                     if PathRules.isTopLevel(taken.path) { plan.topLevel.append(taken.path) }
                     if plan.taken != nil {
@@ -138,7 +152,7 @@ extension ArchiveFile {
             let missing = selection.missingTargets.subtracting(plan.targets)
             if missing.isEmpty { break }
             guard plan.targets.isEmpty else {
-                throw IntegrityError.unsafeEntry(path: String(decoding: missing.first!, as: UTF8.self), reason: .hardlinkNotToRestoredFile)
+                throw IntegrityError.unsafeEntry(path: NameCodec.decode(missing.first!), reason: .hardlinkNotToRestoredFile)
             }
             plan.targets = missing
         }

@@ -112,6 +112,18 @@ final class OpenFile {
         try bytes.withUnsafeBytes { try write($0) }
     }
 
+    /// `pwrite(2)` of every byte at `offset`.
+    func write(_ buffer: UnsafeRawBufferPointer, at offset: UInt64) throws {
+        let written = try transfer("write", count: buffer.count) { done in
+            pwrite(fd, buffer.baseAddress! + done, buffer.count - done, off_t(offset) + off_t(done))
+        }
+        guard written == buffer.count else { throw SystemError(operation: "write", path: path, errno: EIO) }
+    }
+
+    func write(_ bytes: [UInt8], at offset: UInt64) throws {
+        try bytes.withUnsafeBytes { try write($0, at: offset) }
+    }
+
     /// `sync_file_range(SYNC_FILE_RANGE_WRITE)`: starts writing a range back to the disk without
     /// waiting, so that a later `fsync` has less left to do. Advice only: failures are ignored.
     func startWriteback(offset: UInt64, count: UInt64) {

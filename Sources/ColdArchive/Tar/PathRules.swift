@@ -116,34 +116,39 @@ struct EntryOrderCheck {
     @discardableResult
     mutating func check(_ entry: ManifestEntry) throws -> [UInt8] {
         let bytes = NameCodec.bytes(entry.path)
-        try PathRules.checkPath(bytes, path: entry.path)
+        try check(kind: entry.kind, path: bytes, link: entry.kind == .hardlink ? NameCodec.bytes(entry.linkTarget) : [])
+        return bytes
+    }
+
+    /// The same on an entry's parts: its type, its path's bytes, and for a hardlink its target's.
+    mutating func check(kind: ManifestEntry.Kind, path bytes: [UInt8], link target: [UInt8]) throws {
+        func path() -> String { NameCodec.decode(bytes) }
+        try PathRules.checkPath(bytes, path: path())
         guard previous.map({ PathRules.precedes(bytes: $0, bytes) }) ?? true else {
-            throw IntegrityError.unsafeEntry(path: entry.path, reason: .outOfOrderOrRepeated)
+            throw IntegrityError.unsafeEntry(path: path(), reason: .outOfOrderOrRepeated)
         }
         while let top = directories.last, !PathRules.isBelow(bytes, top) { directories.removeLast() }
         if let slash = bytes.lastIndex(of: PathRules.slash) {
             guard let top = directories.last, top.count == slash, bytes.starts(with: top) else {
-                throw IntegrityError.unsafeEntry(path: entry.path, reason: .parentNotBefore)
+                throw IntegrityError.unsafeEntry(path: path(), reason: .parentNotBefore)
             }
         }
-        if entry.kind == .hardlink {
-            let target = NameCodec.bytes(entry.linkTarget)
-            try PathRules.checkPath(target, path: entry.linkTarget)
+        if kind == .hardlink {
+            try PathRules.checkPath(target, path: NameCodec.decode(target))
             guard PathRules.precedes(bytes: target, bytes) else {
-                throw IntegrityError.unsafeEntry(path: entry.path, reason: .hardlinkForward)
+                throw IntegrityError.unsafeEntry(path: path(), reason: .hardlinkForward)
             }
         }
-        if entry.kind == .directory { directories.append(bytes) }
+        if kind == .directory { directories.append(bytes) }
         previous = bytes
-        return bytes
     }
 }
 
 extension PathRules {
     /// The rules of `components(of:)` (relative, no empty, `.` or `..` component, no NUL, at most 4 096
     /// bytes with components of at most 255) checked on a path's bytes without splitting it.
-    static func checkPath(_ bytes: [UInt8], path: String) throws {
-        func unsafe(_ reason: UnsafeReason) -> IntegrityError { .unsafeEntry(path: path, reason: reason) }
+    static func checkPath(_ bytes: [UInt8], path: @autoclosure () -> String) throws {
+        func unsafe(_ reason: UnsafeReason) -> IntegrityError { .unsafeEntry(path: path(), reason: reason) }
         guard !bytes.isEmpty else { throw unsafe(.emptyName) }
         guard bytes.count <= FormatV1.maxPathBytes else { throw unsafe(.nameTooLong) }
         guard bytes[0] != slash else { throw unsafe(.absolutePath) }

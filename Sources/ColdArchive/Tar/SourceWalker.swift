@@ -180,7 +180,7 @@ final class SourceWalker {
             if let changes {
                 let bytes = NameCodec.bytes(archivePath)
                 if changes.comparesWithBase { _ = try changes.take(bytes, kind: .file) }
-                try changes.draft.append(IndexRecord(kind: .file, st, path: bytes))
+                try changes.draft.append(IndexRecord(kind: .file, st, path: bytes), .otherName(inode: UInt64(st.st_ino)))
             }
             try emit(entry)
             return
@@ -199,7 +199,7 @@ final class SourceWalker {
                 changes.countUnchanged()
                 return
             }
-            try changes.draft.append(now)
+            try changes.draft.append(now, .stored(inode: UInt64(st.st_ino)))
             _ = lseek(file.fd, 0, SEEK_SET)
         }
         var entry = try makeEntry(.file, st, diskPath: diskPath, archivePath: archivePath, fd: file.fd)

@@ -154,7 +154,13 @@ extension Vault {
                 }
                 tracker = try ChangeTracker(base: reader, rehash: changes.rehash, ignoreChangeTime: changes.ignoreChangeTime, workDirectory: directory)
             }
-            let report = try ArchiveCreator.create(options, signer: signer, recipients: recipients, now: now, changes: tracker)
+            let report: CreateReport
+            do {
+                report = try ArchiveCreator.create(options, signer: signer, recipients: recipients, now: now, changes: tracker)
+            } catch {
+                tracker?.draft.discard()
+                throw error
+            }
             // A base is kept at least as long as what rests on it: retention extended (journaled), never shortened.
             if let until = options.retainUntil, let base = options.backup?.base {
                 try extendRetention(ofChainUnder: base, series: series, until: until, dependent: name.fileName,
@@ -171,6 +177,7 @@ extension Vault {
                     let full = made.mode == .full ? nil : try latestFull(of: series, trusting: trusted)?.digest.hex
                     try pruneIndexes(in: indexDirectory, keeping: [report.summary.archiveDigest] + [full].compactMap { $0 })
                 } catch {
+                    tracker.draft.discard()
                     result.indexProblem = "\(error)"
                 }
             }

@@ -172,6 +172,10 @@ import Testing
         #expect(third.mode == .full && third.fullBecause?.contains("is damaged (its checksum does not match)") == true, "\(third.fullBecause ?? "")")
         let fourth = try s.add("2025-04", .incremental)
         #expect(fourth.mode == .incremental && fourth.base?.sequence == 3 && fourth.unchanged == 3)
+        // The index holds every file's content hash (patched in from the manifest for stored files):
+        // --rehash reads the three files and finds them all unchanged.
+        let fifth = try s.add("2025-05", .incremental, rehash: true)
+        #expect(fifth.mode == .incremental && fifth.unchanged == 3 && fifth.report.summary.contentBytes == 0, "\(fifth.unchanged) \(fifth.report.summary.contentBytes)")
     }
 
     @Test func oneCustomersFolderFromAPeriodReadsOnlyWhatItNeeds() throws {
