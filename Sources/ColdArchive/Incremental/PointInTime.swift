@@ -1,7 +1,8 @@
 import Foundation
 
-/// One archive of a restore chain, verified.
-struct ChainLink {
+/// One archive of a restore chain, verified. Shared with the thread that checks the manifests while
+/// the chunks are hashed: both only read (positional reads of the open file, the cipher's key).
+struct ChainLink: @unchecked Sendable {
     let file: ArchiveFile
     let cipher: ChunkCipher
     /// The vault-relative path, for messages and the journal.
@@ -97,19 +98,31 @@ public enum PointInTime {
                     throw VaultError("'\(FileSystem.baseName(of: path))' does not rest on '\(FileSystem.baseName(of: base.path))': not a chain", kind: .integrity)
                 }
             }
-            let cipher = try archive.unlock(with: keyring)
-            do {
-                _ = try archive.checkChunkHashes(workers: workers)
-                _ = try archive.checkManifest(cipher: cipher)
-            } catch let error as IntegrityError {
-                throw VaultError("'\(FileSystem.baseName(of: path))', archive \(i + 1) of the \(paths.count) the restore needs, is damaged (\(error)); nothing was restored", kind: .integrity)
-            }
-            links.append(ChainLink(file: archive, cipher: cipher, name: FileSystem.baseName(of: path)))
+            links.append(ChainLink(file: archive, cipher: try archive.unlock(with: keyring), name: FileSystem.baseName(of: path)))
         }
+        // Every manifest is checked on a thread of its own while the workers hash every chunk of every
+        // archive (as a single restore does); both must pass, the first damaged archive is named.
+        let verified = links
+        @Sendable func damaged(_ i: Int, _ error: Error) -> VaultError {
+            VaultError("'\(verified[i].name)', archive \(i + 1) of the \(verified.count) the restore needs, is damaged (\(error)); nothing was restored", kind: .integrity)
+        }
+        let manifests = BackgroundTask(name: "coldarchive-manifests") { () throws -> Void in
+            for (i, link) in verified.enumerated() {
+                do { _ = try link.file.checkManifest(cipher: link.cipher) } catch let error as IntegrityError { throw damaged(i, error) }
+            }
+        }
+        let hashed = Result {
+            for (i, link) in links.enumerated() {
+                do { _ = try link.file.checkChunkHashes(workers: workers) } catch let error as IntegrityError { throw damaged(i, error) }
+            }
+        }
+        let checked = manifests.wait()
         _ = mallocTrim(0)
+        try hashed.get()
+        try checked.get()
 
         // 2. Plan: the merged tree, as runs of each archive's tar stream.
-        var plan = ChainPlan()
+        var plan = ChainPlan(chunkRawSizes: links.map { UInt64($0.file.header.chunkRawSize) })
         var merge = try ManifestMerge(links, include: include)
         while let taken = try merge.next() { plan.add(taken) }
         guard plan.entries > 0 else {
@@ -142,6 +155,7 @@ public enum PointInTime {
 
 /// The runs of a restore through several archives, built entry by entry in the merged order.
 struct ChainPlan {
+    let chunkRawSizes: [UInt64]
     var runs: [ArchiveRun] = []
     var topLevel: [String] = []
     var entries = 0
@@ -155,13 +169,11 @@ struct ChainPlan {
             if kept!.count > SelectivePlan.keptLimit { kept = nil }
         }
         guard !taken.direct else { return }
-        let end = taken.end
-        if let last = runs.last, last.archive == taken.archive, last.run.end == taken.entry.tarOffset {
-            runs[runs.count - 1].run.end = end
-            runs[runs.count - 1].run.count += 1
-        } else {
-            runs.append(ArchiveRun(archive: taken.archive, run: TarRun(start: taken.entry.tarOffset, end: end, count: 1)))
+        if let last = runs.last, last.archive == taken.archive,
+           runs[runs.count - 1].run.absorb(tarOffset: taken.entry.tarOffset, end: taken.end, chunkRawSize: chunkRawSizes[taken.archive]) {
+            return
         }
+        runs.append(ArchiveRun(archive: taken.archive, run: TarRun(start: taken.entry.tarOffset, end: taken.end, count: 1, firstOrdinal: taken.ordinal)))
     }
 }
 
@@ -174,8 +186,10 @@ struct ManifestMerge {
     private struct Cursor {
         let reader: ManifestReader
         let tarBytes: UInt64
-        var current: (entry: ManifestEntry, path: [UInt8], end: UInt64)?
+        var current: (entry: ManifestEntry, path: [UInt8], end: UInt64, ordinal: Int)?
         var next: ManifestEntry?
+        /// Tar entries before `next` (deleted entries have none).
+        private var ordinal = 0
 
         init(_ link: ChainLink) throws {
             reader = try ManifestReader(archive: link.file, cipher: link.cipher)
@@ -190,7 +204,8 @@ struct ManifestMerge {
                 return
             }
             next = try reader.next()
-            current = (entry, NameCodec.bytes(entry.path), next?.tarOffset ?? tarBytes)
+            current = (entry, NameCodec.bytes(entry.path), next?.tarOffset ?? tarBytes, ordinal)
+            if entry.kind != .deleted { ordinal += 1 }
         }
     }
 
@@ -212,7 +227,9 @@ struct ManifestMerge {
         while queue.isEmpty {
             guard let winner = try nextWinner() else { return nil }
             guard var selection else { return winner }
-            queue = try selection.feed(winner.entry, end: winner.end).map { TakenEntry(archive: winner.archive, entry: $0.entry, direct: $0.direct, end: $0.end) }
+            queue = try selection.feed(winner.entry, end: winner.end).map {
+                TakenEntry(archive: winner.archive, entry: $0.entry, direct: $0.direct, end: $0.end, ordinal: $0.direct ? 0 : winner.ordinal)
+            }
             self.selection = selection
         }
         return queue.removeFirst()
@@ -223,10 +240,10 @@ struct ManifestMerge {
             var lowest: [UInt8]?
             for c in cursors { if let p = c.current?.path, lowest.map({ PathRules.precedes(bytes: p, $0) }) ?? true { lowest = p } }
             guard let path = lowest else { return nil }
-            var candidates: [(archive: Int, entry: ManifestEntry, end: UInt64)] = []
+            var candidates: [(archive: Int, entry: ManifestEntry, end: UInt64, ordinal: Int)] = []
             for i in cursors.indices where cursors[i].current?.path == path {
                 let c = cursors[i].current!
-                candidates.append((i, c.entry, c.end))
+                candidates.append((i, c.entry, c.end, c.ordinal))
                 try cursors[i].advance()
             }
             let newest = candidates.last!
@@ -243,7 +260,7 @@ struct ManifestMerge {
             if newest.entry.kind == .hardlink, replaced.contains(Self.key(newest.archive, NameCodec.bytes(newest.entry.linkTarget))) {
                 throw IntegrityError.inconsistent(what: "'\(DisplayName.escaped(newest.entry.path))' is a hardlink to '\(DisplayName.escaped(newest.entry.linkTarget))', which a later archive of the chain replaced: the chain cannot be restored exactly")
             }
-            return TakenEntry(archive: newest.archive, entry: newest.entry, direct: false, end: newest.end)
+            return TakenEntry(archive: newest.archive, entry: newest.entry, direct: false, end: newest.end, ordinal: newest.ordinal)
         }
     }
 

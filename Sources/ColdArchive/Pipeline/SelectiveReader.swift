@@ -67,7 +67,20 @@ struct EntrySelection {
 struct TarRun: Equatable {
     var start: UInt64
     var end: UInt64
+    /// How many taken entries the run holds.
     var count: Int
+    /// The first entry's position among its archive's tar entries (0 for the first): entries between
+    /// taken ones (a run spans a gap within the chunks it reads anyway) are skipped by it.
+    var firstOrdinal: Int = 0
+
+    /// Extends the run to `entry` (at `tarOffset`, ending at `end`, the `ordinal`-th tar entry) when that
+    /// reads no chunk the two would not read apart; else returns false.
+    mutating func absorb(tarOffset: UInt64, end: UInt64, chunkRawSize: UInt64) -> Bool {
+        guard tarOffset >= self.end, tarOffset / chunkRawSize <= max(start, self.end - 1) / chunkRawSize + 1 else { return false }
+        self.end = end
+        count += 1
+        return true
+    }
 }
 
 /// What a selective restore will read: the runs of taken entries.
@@ -82,7 +95,7 @@ struct SelectivePlan {
     var direct = 0
     /// The taken entries in order, kept from the planning pass while they are few (`keptLimit`); nil
     /// when there were more: extraction then reads the manifest again for them.
-    var taken: [(entry: ManifestEntry, direct: Bool)]? = []
+    var taken: [(entry: ManifestEntry, direct: Bool, ordinal: Int)]? = []
     static let keptLimit = 100_000
     var entries: Int { runs.reduce(0) { $0 + $1.count } + direct }
 }
@@ -119,6 +132,9 @@ extension ArchiveFile {
             plan.taken = []
             var checks = ManifestChecks(archive: self)
             let names = OwnerNameCache()
+            let rawSize = UInt64(header.chunkRawSize)
+            // The current entry's position among the tar entries (deleted entries have none).
+            var ordinal = -1
             // Every entry's order, offsets and size are checked from its head; only directories and the
             // entries taken are decoded in full (most of a large manifest is neither).
             try forEachBodyWithEnd(try ManifestReader(archive: self, cipher: cipher)) { body, head, end in
@@ -127,24 +143,22 @@ extension ArchiveFile {
                 guard end >= head.tarOffset else {
                     throw IntegrityError.malformed(what: "manifest entry '\(DisplayName.escaped(NameCodec.decode(head.path)))' (tar_offset \(head.tarOffset))")
                 }
+                if head.kind != .deleted { ordinal += 1 }
                 guard head.kind == .directory || (head.kind != .deleted && selection.wouldTake(path: head.path)) else { return }
                 let entry = try ManifestEntry.decode(body, version: header.formatVersion, names: names)
                 let bytes = head.path
                 for (taken, takenEnd, direct) in try selection.feed(entry, end: end, path: bytes) {
                     if PathRules.isTopLevel(taken.path) { plan.topLevel.append(taken.path) }
                     if plan.taken != nil {
-                        plan.taken!.append((taken, direct))
+                        plan.taken!.append((taken, direct, direct ? 0 : ordinal))
                         if plan.taken!.count > SelectivePlan.keptLimit { plan.taken = nil }
                     }
                     if direct {
                         plan.direct += 1
                         continue
                     }
-                    if let last = plan.runs.last, last.end == taken.tarOffset {
-                        plan.runs[plan.runs.count - 1].end = takenEnd
-                        plan.runs[plan.runs.count - 1].count += 1
-                    } else {
-                        plan.runs.append(TarRun(start: taken.tarOffset, end: takenEnd, count: 1))
+                    if plan.runs.isEmpty || !plan.runs[plan.runs.count - 1].absorb(tarOffset: taken.tarOffset, end: takenEnd, chunkRawSize: rawSize) {
+                        plan.runs.append(TarRun(start: taken.tarOffset, end: takenEnd, count: 1, firstOrdinal: ordinal))
                     }
                 }
             }
@@ -175,25 +189,26 @@ extension ArchiveFile {
         let reader = plan.taken == nil ? try ManifestReader(archive: self, cipher: cipher) : nil
         var previous: ManifestEntry?
         var drained = false
+        var ordinal = -1
         var kept = plan.taken?[...]
         let found = try ArchiveFile.extract(runs: plan.runs.map { ArchiveRun(archive: 0, run: $0) }, from: [(self, cipher)],
                                             workers: workers, sink: sink, checkContent: checkContent) {
-            if kept != nil { return kept!.popFirst().map { TakenEntry(archive: 0, entry: $0.entry, direct: $0.direct) } }
+            if kept != nil { return kept!.popFirst().map { TakenEntry(archive: 0, entry: $0.entry, direct: $0.direct, ordinal: $0.ordinal) } }
             while queueIndex == queue.count {
                 queue.removeAll(keepingCapacity: true)
                 queueIndex = 0
                 if drained { return nil }
-                guard let entry = try reader?.next() else {
-                    drained = true
-                    if let previous { queue = try selection.feed(previous, end: totals.tarBytes) }
-                    previous = nil
-                    continue
+                let next = try reader?.next()
+                if let previous {
+                    if previous.kind != .deleted { ordinal += 1 }
+                    queue = try selection.feed(previous, end: next?.tarOffset ?? totals.tarBytes)
                 }
-                if let previous { queue = try selection.feed(previous, end: entry.tarOffset) }
-                previous = entry
+                previous = next
+                if next == nil { drained = true }
             }
             defer { queueIndex += 1 }
-            return TakenEntry(archive: 0, entry: queue[queueIndex].entry, direct: queue[queueIndex].direct)
+            let taken = queue[queueIndex]
+            return TakenEntry(archive: 0, entry: taken.entry, direct: taken.direct, ordinal: taken.direct ? 0 : ordinal)
         }
         return (found.totals, found.dataChunks[0])
     }
@@ -228,6 +243,7 @@ extension ArchiveFile {
         var pending = runs[...]
         var current: ArchiveRun?
         var remaining = 0
+        var position = 0
         var tar: TarReader?
         while let taken = try next() {
             let expected = taken.entry
@@ -243,6 +259,7 @@ extension ArchiveFile {
                 }
                 current = item
                 remaining = item.run.count
+                position = item.run.firstOrdinal
                 let archive = archives[item.archive].file, feed = feeds[item.archive]
                 let rawSize = UInt64(archive.header.chunkRawSize)
                 var chunk = item.run.start / rawSize
@@ -259,11 +276,18 @@ extension ArchiveFile {
                     throw IntegrityError.tarStream(reason: error.message)
                 }
             }
-            guard let tar, let current else { break }
-            let header: TarEntryHeader?
-            do { header = try tar.nextEntry() } catch let error as LibArchiveError {
-                throw IntegrityError.tarStream(reason: error.message)
+            guard let tar, let current, taken.archive == current.archive, taken.ordinal >= position else {
+                throw IntegrityError.inconsistent(what: "a manifest changed between two readings")
             }
+            var header: TarEntryHeader?
+            // Entries between taken ones in the run: their headers are read, their data skipped.
+            repeat {
+                do { header = try tar.nextEntry() } catch let error as LibArchiveError {
+                    throw IntegrityError.tarStream(reason: error.message)
+                }
+                guard header != nil else { throw IntegrityError.manifestMismatch(path: expected.path, reason: .notInTarStream) }
+                position += 1
+            } while position <= taken.ordinal
             guard let header else { throw IntegrityError.manifestMismatch(path: expected.path, reason: .notInTarStream) }
             found.contentBytes += try transfers[current.archive].move(header, expected: expected, tarBase: current.run.start, from: tar, to: sink)
             found.entries += 1
@@ -285,6 +309,8 @@ struct TakenEntry {
     var direct: Bool
     /// Where the entry ends in its archive's tar stream (the next entry's `tar_offset`).
     var end: UInt64 = 0
+    /// Its position among its archive's tar entries.
+    var ordinal: Int = 0
 }
 
 /// A run of one archive's tar stream.
