@@ -183,7 +183,7 @@ struct ChainPlan {
 /// is not a directory (a directory replaced by a file or link). Reads each manifest once, one entry
 /// ahead, so memory does not grow with the tree.
 struct ManifestMerge {
-    private struct Cursor {
+    private final class Cursor {
         let reader: ManifestReader
         let tarBytes: UInt64
         var current: (entry: ManifestEntry, path: [UInt8], end: UInt64, ordinal: Int)?
@@ -198,7 +198,7 @@ struct ManifestMerge {
             try advance()
         }
 
-        mutating func advance() throws {
+        func advance() throws {
             guard let entry = next else {
                 current = nil
                 return
@@ -226,23 +226,28 @@ struct ManifestMerge {
     mutating func next() throws -> TakenEntry? {
         while queue.isEmpty {
             guard let winner = try nextWinner() else { return nil }
-            guard var selection else { return winner }
-            queue = try selection.feed(winner.entry, end: winner.end).map {
+            if selection == nil { return winner }
+            queue = try selection!.feed(winner.entry, end: winner.end).map {
                 TakenEntry(archive: winner.archive, entry: $0.entry, direct: $0.direct, end: $0.end, ordinal: $0.direct ? 0 : winner.ordinal)
             }
-            self.selection = selection
+            queue.reverse()
         }
-        return queue.removeFirst()
+        return queue.removeLast()
     }
 
     private mutating func nextWinner() throws -> TakenEntry? {
         while true {
-            var lowest: [UInt8]?
-            for c in cursors { if let p = c.current?.path, lowest.map({ PathRules.precedes(bytes: p, $0) }) ?? true { lowest = p } }
-            guard let path = lowest else { return nil }
+            var lowest: Int?
+            for i in cursors.indices {
+                guard let p = cursors[i].current?.path else { continue }
+                if let l = lowest, !PathRules.precedes(bytes: p, cursors[l].current!.path) { continue }
+                lowest = i
+            }
+            guard let first = lowest else { return nil }
+            let path = cursors[first].current!.path
             var candidates: [(archive: Int, entry: ManifestEntry, end: UInt64, ordinal: Int)] = []
-            for i in cursors.indices where cursors[i].current?.path == path {
-                let c = cursors[i].current!
+            for i in first..<cursors.count {
+                guard let c = cursors[i].current, c.path == path else { continue }
                 candidates.append((i, c.entry, c.end, c.ordinal))
                 try cursors[i].advance()
             }
