@@ -157,6 +157,21 @@ def main():
                         "data_chunks_read": last["dataChunksRead"], "data_chunks": last["dataChunks"],
                         "archive_bytes": os.path.getsize(archive), "entries": last["entries"]})
         print(f"  {results[-1]}", file=sys.stderr)
+    # The unlock of a passphrase-protected keyring (Argon2id at the keyring's limits), on its own: what a
+    # restore adds to the figures above when the keyring has a passphrase.
+    if kinds:
+        protected = os.path.join(args.work, "series-protected-keys")
+        passphrase = os.path.join(args.work, "series-passphrase")
+        sh(f"rm -rf '{protected}'; printf 'correct horse battery staple\\n' > '{passphrase}'")
+        sh(f"'{binary}' keys init --keyring '{protected}' --passphrase-file '{passphrase}'")
+        tiny = os.path.join(args.work, "series-tiny.car")
+        sh(f"rm -f '{tiny}'; '{binary}' create --keyring '{protected}' --passphrase-file '{passphrase}' --out '{tiny}' '{os.path.join(HERE, 'seriesbench.py')}'")
+        sh(f"rm -f '{tiny}.plain'; '{binary}' create --keyring '{keys}' --out '{tiny}.plain' '{os.path.join(HERE, 'seriesbench.py')}'")
+        unlocks = [measure(f"'{binary}' list '{tiny}' --keyring '{protected}' --passphrase-file '{passphrase}' > /dev/null")["wall"] for _ in range(args.runs)]
+        plain = [measure(f"'{binary}' list '{tiny}.plain' --keyring '{keys}' > /dev/null")["wall"] for _ in range(args.runs)]
+        results.append({"op": "unlock of a passphrase-protected keyring (list of a one-file archive, less the same without a passphrase)",
+                        "runs": args.runs, "wall_s": round(statistics.median(unlocks) - statistics.median(plain), 3)})
+        sh(f"rm -rf '{protected}' '{passphrase}' '{tiny}' '{tiny}.plain' '{tiny}.minisig' '{tiny}.plain.minisig'")
     # The whole restore of the same archive, for scale.
     target = Target("tmpfs", args.work, "series", "4G")
     walls = []

@@ -312,6 +312,9 @@ public enum Auditor {
         let position: ArchiveHeader.SeriesPosition?
         let digest: [UInt8]?
         var failed: Bool
+        /// An incremental's or differential's base (signed header field), and its mode.
+        var base: [UInt8]? = nil
+        var mode: ArchiveHeader.BackupMode? = nil
     }
 
     /// A valid revocation: as the report shows it, and its date.
@@ -403,7 +406,8 @@ public enum Auditor {
                 signers.insert((try? archive.signerPublicKey.fingerprint) ?? "?")
                 do {
                     let signer = try archive.checkSignature(trusting: trusted)
-                    item = Checked(name: name, file: file, position: archive.header.position, digest: archive.archiveDigest, failed: false)
+                    item = Checked(name: name, file: file, position: archive.header.position, digest: archive.archiveDigest, failed: false,
+                                   base: archive.header.baseArchiveDigest, mode: archive.header.backupMode)
                     let created = Journal.rfc3339(Date(timeIntervalSince1970: TimeInterval(archive.header.created)))
                     // When the archive was made: `created` is the writer's own claim (whoever holds a stolen key
                     // can also backdate), a time-stamp whose authority's signature was checked is not.
@@ -510,6 +514,24 @@ public enum Auditor {
             if position.previousArchiveDigest != digest {
                 findings.append(AuditFinding(.chainBreak, series: series, period: item.name.period, file: item.file,
                                              "its previous-archive digest is \(position.previousArchiveDigest?.hex ?? "none"), but sequence \(sequence - 1) ('\(before[0].file)') has digest \(digest.hex): one of the two was replaced"))
+                failedFiles.insert(item.file)
+            }
+        }
+        // Every incremental and differential rests on an archive the series still holds (prune never
+        // removes one that is needed): else it can no longer be restored.
+        let held = Dictionary(checked.compactMap { c in c.digest.map { ($0, c) } }, uniquingKeysWith: { a, _ in a })
+        for item in checked {
+            guard let base = item.base else { continue }
+            guard let found = held[base] else {
+                let pruned = prunedBySequence.values.contains { $0.archiveDigest == base.hex }
+                findings.append(AuditFinding(.chainBreak, series: series, period: item.name.period, file: item.file,
+                                             "it is \(item.mode == .differential ? "a differential" : "an incremental") resting on archive digest \(base.hex), which the series \(pruned ? "pruned" : "does not hold"): it cannot be restored"))
+                failedFiles.insert(item.file)
+                continue
+            }
+            if item.mode == .differential, found.mode.map({ $0 != .full }) ?? false {
+                findings.append(AuditFinding(.chainBreak, series: series, period: item.name.period, file: item.file,
+                                             "it is a differential resting on '\(found.file)', which is not a full archive"))
                 failedFiles.insert(item.file)
             }
         }

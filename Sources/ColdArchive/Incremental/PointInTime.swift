@@ -106,25 +106,27 @@ public enum PointInTime {
         @Sendable func damaged(_ i: Int, _ error: Error) -> VaultError {
             VaultError("'\(verified[i].name)', archive \(i + 1) of the \(verified.count) the restore needs, is damaged (\(error)); nothing was restored", kind: .integrity)
         }
-        let manifests = BackgroundTask(name: "coldarchive-manifests") { () throws -> Void in
+        // 2. Plan: the merged tree, as runs of each archive's tar stream — on the same thread, right after
+        // the checks, while the chunks are still being hashed. Nothing is written before both are done.
+        let rawSizes = links.map { UInt64($0.file.header.chunkRawSize) }
+        let manifests = BackgroundTask(name: "coldarchive-manifests") { () throws -> ChainPlan in
             for (i, link) in verified.enumerated() {
                 do { _ = try link.file.checkManifest(cipher: link.cipher) } catch let error as IntegrityError { throw damaged(i, error) }
             }
+            var plan = ChainPlan(chunkRawSizes: rawSizes)
+            var merge = try ManifestMerge(verified, include: include)
+            while let taken = try merge.next() { plan.add(taken) }
+            return plan
         }
         let hashed = Result {
             for (i, link) in links.enumerated() {
                 do { _ = try link.file.checkChunkHashes(workers: workers) } catch let error as IntegrityError { throw damaged(i, error) }
             }
         }
-        let checked = manifests.wait()
+        let planned = manifests.wait()
         _ = mallocTrim(0)
         try hashed.get()
-        try checked.get()
-
-        // 2. Plan: the merged tree, as runs of each archive's tar stream.
-        var plan = ChainPlan(chunkRawSizes: links.map { UInt64($0.file.header.chunkRawSize) })
-        var merge = try ManifestMerge(links, include: include)
-        while let taken = try merge.next() { plan.add(taken) }
+        let plan = try planned.get()
         guard plan.entries > 0 else {
             throw OperationError(include.isEmpty ? "the chain holds no entry to restore"
                                  : "no entry matches \(include.map { "'\(DisplayName.escaped($0))'" }.joined(separator: ", ")); nothing was restored", kind: .usage)
@@ -154,7 +156,10 @@ public enum PointInTime {
 }
 
 /// The runs of a restore through several archives, built entry by entry in the merged order.
-struct ChainPlan {
+struct ChainPlan: @unchecked Sendable {
+    /// A chain restore keeps up to this many entries from the plan (about 250 bytes each) rather than
+    /// merging the manifests again to extract: the merge is on the restore's critical path.
+    static let keptLimit = 400_000
     let chunkRawSizes: [UInt64]
     var runs: [ArchiveRun] = []
     var topLevel: [String] = []
@@ -166,7 +171,7 @@ struct ChainPlan {
         if PathRules.isTopLevel(taken.entry.path) { topLevel.append(taken.entry.path) }
         if kept != nil {
             kept!.append(taken)
-            if kept!.count > SelectivePlan.keptLimit { kept = nil }
+            if kept!.count > Self.keptLimit { kept = nil }
         }
         guard !taken.direct else { return }
         if let last = runs.last, last.archive == taken.archive,

@@ -178,6 +178,47 @@ import Testing
         #expect(fifth.mode == .incremental && fifth.unchanged == 3 && fifth.report.summary.contentBytes == 0, "\(fifth.unchanged) \(fifth.report.summary.contentBytes)")
     }
 
+    /// An edit that keeps size and modification time, on a file system whose change times are not
+    /// trusted (--ignore-ctime): an incremental misses it; with --rehash it is found.
+    @Test func aSameSizeSameTimeEditIsFoundOnlyByRehashWhenChangeTimesAreIgnored() throws {
+        let s = try Series()
+        try s.write("notes.txt", "version one\n")
+        try s.add("2025-01", .full)
+        let path = "\(s.tree)/notes.txt"
+        var st = stat()
+        #expect(lstat(path, &st) == 0)
+        try TreeBuilder.write(path, "version 1!!\n")
+        var times = [st.st_atim, st.st_mtim]
+        #expect(utimensat(AT_FDCWD, path, &times, 0) == 0)
+        let missed = try s.add("2025-02", .incremental, ignoreChangeTime: true)
+        #expect(missed.unchanged == 1 && missed.report.summary.contentBytes == 0)
+        let found = try s.add("2025-03", .incremental, rehash: true, ignoreChangeTime: true)
+        #expect(found.unchanged == 0 && found.report.summary.contentBytes == 12)
+        // Without --ignore-ctime the change time alone finds it.
+        let s2 = try Series()
+        try s2.write("notes.txt", "version one\n")
+        try s2.add("2025-01", .full)
+        var st2 = stat()
+        #expect(lstat("\(s2.tree)/notes.txt", &st2) == 0)
+        try TreeBuilder.write("\(s2.tree)/notes.txt", "version 1!!\n")
+        var times2 = [st2.st_atim, st2.st_mtim]
+        #expect(utimensat(AT_FDCWD, "\(s2.tree)/notes.txt", &times2, 0) == 0)
+        #expect(try s2.add("2025-02", .incremental).report.summary.contentBytes == 12)
+    }
+
+    /// The audit checks that every incremental rests on an archive the series holds.
+    @Test func anIncrementalWhoseBaseIsGoneIsAnAuditFinding() throws {
+        let s = try Series()
+        try s.write("a.txt", "1\n")
+        try s.add("2025-01", .full)
+        try s.write("b.txt", "2\n")
+        try s.add("2025-02", .incremental)
+        #expect(try s.v.audit(to: "2025-02").findings == [])
+        try FileManager.default.removeItem(atPath: s.v.path("2025-01", 1))
+        let report = try s.v.audit(to: "2025-02")
+        #expect(report.findings.contains { $0.kind == .chainBreak && $0.period == "2025-02" && $0.reason.contains("an incremental resting on archive digest") && $0.reason.contains("which the series does not hold: it cannot be restored") }, "\(report.findings)")
+    }
+
     @Test func oneCustomersFolderFromAPeriodReadsOnlyWhatItNeeds() throws {
         let s = try Series()
         try s.write("customers/acme/contract.pdf", String(repeating: "a", count: 300_000))
