@@ -135,12 +135,22 @@ public enum PointInTime {
         // 3. Extract, reading the manifests (merged again unless the plan kept the entries).
         var again = plan.kept == nil ? try ManifestMerge(links, include: include) : nil
         var kept = plan.kept?[...]
+        let versions = links.map(\.file.header.formatVersion)
+        let names = OwnerNameCache()
         var chunksRead: [Int] = []
         var report = try Restorer.place(archive: links.last!.file, topLevel: plan.topLevel, target: target, force: force,
                                         checkContent: checkContent, owners: owners, workers: workers) { sink in
             let (found, chunks) = try ArchiveFile.extract(runs: plan.runs, from: links.map { ($0.file, $0.cipher) }, workers: workers, sink: sink,
                                                           checkContent: checkContent) {
-                if kept != nil { return kept!.popFirst() }
+                if kept != nil {
+                    switch kept!.popFirst() {
+                    case nil: return nil
+                    case .decoded(let taken): return taken
+                    case .encoded(let archive, let body, let ordinal):
+                        return TakenEntry(archive: archive, entry: try ManifestEntry.decode(body, version: versions[archive], names: names),
+                                          direct: false, ordinal: ordinal)
+                    }
+                }
                 return try again?.next()
             }
             chunksRead = chunks
@@ -164,13 +174,24 @@ struct ChainPlan: @unchecked Sendable {
     var runs: [ArchiveRun] = []
     var topLevel: [String] = []
     var entries = 0
-    var kept: [TakenEntry]? = []
+    /// The planned entries, kept compact — the entry's encoded manifest body, decoded again to extract —
+    /// while at most `keptLimit`; nil beyond (the manifests are merged again to extract).
+    var kept: [Kept]? = []
+
+    enum Kept {
+        case encoded(archive: Int, body: [UInt8], ordinal: Int)
+        case decoded(TakenEntry)
+    }
 
     mutating func add(_ taken: TakenEntry) {
         entries += 1
         if PathRules.isTopLevel(taken.entry.path) { topLevel.append(taken.entry.path) }
         if kept != nil {
-            kept!.append(taken)
+            if let body = taken.body, !taken.direct {
+                kept!.append(.encoded(archive: taken.archive, body: body, ordinal: taken.ordinal))
+            } else {
+                kept!.append(.decoded(taken))
+            }
             if kept!.count > Self.keptLimit { kept = nil }
         }
         guard !taken.direct else { return }
@@ -191,25 +212,33 @@ struct ManifestMerge {
     private final class Cursor {
         let reader: ManifestReader
         let tarBytes: UInt64
-        var current: (entry: ManifestEntry, path: [UInt8], end: UInt64, ordinal: Int)?
-        var next: ManifestEntry?
+        var current: (entry: ManifestEntry, body: [UInt8], path: [UInt8], end: UInt64, ordinal: Int)?
+        var next: (entry: ManifestEntry, body: [UInt8])?
         /// Tar entries before `next` (deleted entries have none).
         private var ordinal = 0
+        private let version: UInt16
+        private let names = OwnerNameCache()
 
         init(_ link: ChainLink) throws {
             reader = try ManifestReader(archive: link.file, cipher: link.cipher)
             tarBytes = link.file.totals.tarBytes
-            next = try reader.next()
+            version = link.file.header.formatVersion
+            next = try read()
             try advance()
         }
 
+        private func read() throws -> (entry: ManifestEntry, body: [UInt8])? {
+            guard let body = try reader.nextBody() else { return nil }
+            return (try ManifestEntry.decode(body, version: version, names: names), body)
+        }
+
         func advance() throws {
-            guard let entry = next else {
+            guard let (entry, body) = next else {
                 current = nil
                 return
             }
-            next = try reader.next()
-            current = (entry, NameCodec.bytes(entry.path), next?.tarOffset ?? tarBytes, ordinal)
+            next = try read()
+            current = (entry, body, NameCodec.bytes(entry.path), next?.entry.tarOffset ?? tarBytes, ordinal)
             if entry.kind != .deleted { ordinal += 1 }
         }
     }
@@ -250,10 +279,10 @@ struct ManifestMerge {
             }
             guard let first = lowest else { return nil }
             let path = cursors[first].current!.path
-            var candidates: [(archive: Int, entry: ManifestEntry, end: UInt64, ordinal: Int)] = []
+            var candidates: [(archive: Int, entry: ManifestEntry, body: [UInt8], end: UInt64, ordinal: Int)] = []
             for i in first..<cursors.count {
                 guard let c = cursors[i].current, c.path == path else { continue }
-                candidates.append((i, c.entry, c.end, c.ordinal))
+                candidates.append((i, c.entry, c.body, c.end, c.ordinal))
                 try cursors[i].advance()
             }
             let newest = candidates.last!
@@ -270,7 +299,8 @@ struct ManifestMerge {
             if newest.entry.kind == .hardlink, replaced.contains(Self.key(newest.archive, NameCodec.bytes(newest.entry.linkTarget))) {
                 throw IntegrityError.inconsistent(what: "'\(DisplayName.escaped(newest.entry.path))' is a hardlink to '\(DisplayName.escaped(newest.entry.linkTarget))', which a later archive of the chain replaced: the chain cannot be restored exactly")
             }
-            return TakenEntry(archive: newest.archive, entry: newest.entry, direct: false, end: newest.end, ordinal: newest.ordinal)
+            return TakenEntry(archive: newest.archive, entry: newest.entry, direct: false, end: newest.end, ordinal: newest.ordinal,
+                              body: newest.body)
         }
     }
 

@@ -16,6 +16,12 @@ extension ArchiveFile {
     func readChunk(_ cursor: ChunkTableCursor, pool: BufferPool) throws -> StoredChunk? {
         guard let (index, offset, record) = try cursor.next() else { return nil }
         let sealed = pool.take()
+        // A reader sizes its buffers from the trailer's totals (a manifest chunk holds at most
+        // manifest_bytes): a chunk that claims more does not fit and is refused, not read past.
+        guard Int(record.sealedLength) <= sealed.capacity else {
+            pool.give(sealed)
+            throw IntegrityError.inconsistent(what: "chunk \(index) is longer (\(record.sealedLength) bytes) than its section can hold")
+        }
         sealed.count = try file.read(into: UnsafeMutableRawBufferPointer(rebasing: sealed.storage[0..<Int(record.sealedLength)]), at: offset)
         guard sealed.count == Int(record.sealedLength) else { throw IntegrityError.truncated(what: "chunk \(index)") }
         return StoredChunk(index: index, offset: offset, record: record, sealed: sealed)
@@ -118,8 +124,11 @@ final class ManifestReader {
         self.archive = archive
         decoder = ManifestDecoder(version: archive.header.formatVersion)
         cursor = archive.chunkTable(fromManifest: true)
-        pool = archive.sealedPool(keep: 1)
-        opener = try ChunkOpener(cipher: cipher, chunkRawSize: archive.header.chunkRawSize, totals: archive.totals, sealedPool: pool)
+        // Buffers for the largest manifest chunk there can be: a small manifest (an incremental's) needs
+        // far less than chunk_raw_size, and a chain restore holds one reader per archive.
+        let largest = UInt32(min(UInt64(archive.header.chunkRawSize), max(1, archive.totals.manifestBytes)))
+        pool = BufferPool(capacity: ZstdFrameEncoder.bound(Int(largest)) + ChunkCipher.tagSize, keep: 1)
+        opener = try ChunkOpener(cipher: cipher, chunkRawSize: largest, totals: archive.totals, sealedPool: pool)
     }
 
     /// The next entry, or nil after the last; checks that the count matches the trailer.

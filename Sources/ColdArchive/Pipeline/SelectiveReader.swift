@@ -231,10 +231,12 @@ extension ArchiveFile {
             }
             for index in first...last where wanted[item.archive].last.map({ index > $0 }) ?? true { wanted[item.archive].append(index) }
         }
-        // An archive with few chunks to read gets a small pipeline: a chain's incrementals hold little.
+        // The archive with the most chunks to read (a chain's full) gets the workers and their read-ahead;
+        // every other one a single chunk in flight: read ahead, each would hold buffers it needs only later.
+        let biggest = wanted.indices.max { wanted[$0].count < wanted[$1].count }
         let feeds = try archives.indices.map { i in
             try SelectedChunks(archive: archives[i].file, cipher: archives[i].cipher, wanted: wanted[i],
-                               workers: wanted[i].count > 4 ? workers : 1)
+                               workers: i == biggest ? workers : 1, readAhead: i == biggest)
         }
         defer { for feed in feeds { feed.shutdown() } }
         let transfers = archives.map { EntryTransfer(version: $0.file.header.formatVersion, checkContent: checkContent && !sink.checksContentHashes) }
@@ -311,6 +313,8 @@ struct TakenEntry {
     var end: UInt64 = 0
     /// Its position among its archive's tar entries.
     var ordinal: Int = 0
+    /// Its encoded manifest body, when the reader has it (what a plan keeps instead of the entry).
+    var body: [UInt8]? = nil
 }
 
 /// A run of one archive's tar stream.
@@ -324,17 +328,25 @@ struct ArchiveRun {
 /// handed out last stays available (the next run may begin in it).
 final class SelectedChunks {
     private let archive: ArchiveFile
-    private let pipeline: OrderedPipeline<StoredChunk, (UInt64, ByteBuffer)>
+    private let cipher: ChunkCipher
+    /// Nil without read-ahead: each chunk is then read and opened on the calling thread, into buffers
+    /// of its own size, and only the one handed out last is held.
+    private let pipeline: OrderedPipeline<StoredChunk, (UInt64, ByteBuffer)>?
     private let cursor: ChunkTableCursor
-    private let sealedPool: BufferPool
-    private let rawPool: BufferPool
+    private let sealedPool: BufferPool?
+    private let rawPool: BufferPool?
     private var wanted: ArraySlice<UInt64>
     private var current: (index: UInt64, buffer: ByteBuffer)?
 
-    init(archive: ArchiveFile, cipher: ChunkCipher, wanted: [UInt64], workers: Int) throws {
+    init(archive: ArchiveFile, cipher: ChunkCipher, wanted: [UInt64], workers: Int, readAhead: Bool = true) throws {
         self.archive = archive
+        self.cipher = cipher
         self.wanted = wanted[...]
         cursor = archive.chunkTable()
+        guard readAhead else {
+            (pipeline, sealedPool, rawPool) = (nil, nil, nil)
+            return
+        }
         let maxInFlight = workers * 2 + 2
         let sealedPool = archive.sealedPool(keep: maxInFlight)
         let rawPool = BufferPool(capacity: Int(archive.header.chunkRawSize), keep: maxInFlight + 2)
@@ -343,25 +355,29 @@ final class SelectedChunks {
         let rawSize = archive.header.chunkRawSize, totals = archive.totals
         pipeline = OrderedPipeline(workers: workers, maxInFlight: maxInFlight) {
             let opener = try ChunkOpener(cipher: cipher, chunkRawSize: rawSize, totals: totals, rawPool: rawPool, sealedPool: sealedPool)
-            return { chunk in
-                let hash = Sodium.Blake2bState(outputBytes: 32)
-                hash.update(chunk.sealed.bytes)
-                guard hash.finalize() == chunk.record.hash else {
-                    sealedPool.give(chunk.sealed)
-                    throw IntegrityError.chunkHashMismatch(index: chunk.index, offset: chunk.offset)
-                }
-                // Every data chunk but the last holds exactly chunk_raw_size bytes (FORMAT.md §8): what
-                // makes an offset in the tar stream an offset in a chunk.
-                guard chunk.record.rawLength == rawSize || chunk.index == totals.manifestFirstChunk - 1 else {
-                    sealedPool.give(chunk.sealed)
-                    throw IntegrityError.inconsistent(what: "data chunk \(chunk.index) holds \(chunk.record.rawLength) bytes, not chunk_raw_size")
-                }
-                return (chunk.index, try opener.open(chunk))
-            }
+            return { chunk in (chunk.index, try Self.open(chunk, with: opener, sealedPool: sealedPool, chunkRawSize: rawSize, totals: totals)) }
         }
     }
 
-    var peakInFlight: Int { pipeline.peakInFlight }
+    /// Checks a sealed chunk's hash against the signed chunk table and opens it.
+    private static func open(_ chunk: StoredChunk, with opener: ChunkOpener, sealedPool: BufferPool?, chunkRawSize rawSize: UInt32,
+                             totals: TrailerTotals) throws -> ByteBuffer {
+        let hash = Sodium.Blake2bState(outputBytes: 32)
+        hash.update(chunk.sealed.bytes)
+        guard hash.finalize() == chunk.record.hash else {
+            sealedPool?.give(chunk.sealed)
+            throw IntegrityError.chunkHashMismatch(index: chunk.index, offset: chunk.offset)
+        }
+        // Every data chunk but the last holds exactly chunk_raw_size bytes (FORMAT.md §8): what
+        // makes an offset in the tar stream an offset in a chunk.
+        guard chunk.record.rawLength == rawSize || chunk.index == totals.manifestFirstChunk - 1 else {
+            sealedPool?.give(chunk.sealed)
+            throw IntegrityError.inconsistent(what: "data chunk \(chunk.index) holds \(chunk.record.rawLength) bytes, not chunk_raw_size")
+        }
+        return try opener.open(chunk)
+    }
+
+    var peakInFlight: Int { pipeline?.peakInFlight ?? 1 }
 
     /// Chunk `index`, opened: the one handed out last, or the next wanted one.
     func chunk(_ index: UInt64) throws -> ByteBuffer {
@@ -369,28 +385,41 @@ final class SelectedChunks {
         // A run may not need its last chunk after all (its last entry's padding alone lies there).
         while true {
             let (got, buffer) = try nextOpened()
-            if let current { rawPool.give(current.buffer) }
+            if let current { rawPool?.give(current.buffer) }
             current = (got, buffer)
             if got == index { return buffer }
             guard got < index else { throw IntegrityError.inconsistent(what: "chunk \(index) was wanted out of order") }
         }
     }
 
+    /// The next wanted chunk, read from its place in the file (not yet checked).
+    private func readNext() throws -> StoredChunk? {
+        guard let want = wanted.popFirst() else { return nil }
+        while let (i, offset, record) = try cursor.next() {
+            guard i == want else { continue }
+            let sealed = sealedPool?.take() ?? ByteBuffer(capacity: Int(record.sealedLength))
+            guard Int(record.sealedLength) <= sealed.capacity else { throw IntegrityError.inconsistent(what: "chunk \(i) is longer than a chunk can be") }
+            sealed.count = try archive.file.read(into: UnsafeMutableRawBufferPointer(rebasing: sealed.storage[0..<Int(record.sealedLength)]), at: offset)
+            guard sealed.count == Int(record.sealedLength) else { throw IntegrityError.truncated(what: "chunk \(i)") }
+            return StoredChunk(index: i, offset: offset, record: record, sealed: sealed)
+        }
+        throw IntegrityError.truncated(what: "chunk table")
+    }
+
     private func nextOpened() throws -> (UInt64, ByteBuffer) {
-        let next = try pipeline.next(refill: {
-            guard let want = self.wanted.popFirst() else { return nil }
-            while let (i, offset, record) = try self.cursor.next() {
-                guard i == want else { continue }
-                let sealed = self.sealedPool.take()
-                sealed.count = try self.archive.file.read(into: UnsafeMutableRawBufferPointer(rebasing: sealed.storage[0..<Int(record.sealedLength)]), at: offset)
-                guard sealed.count == Int(record.sealedLength) else { throw IntegrityError.truncated(what: "chunk \(i)") }
-                return StoredChunk(index: i, offset: offset, record: record, sealed: sealed)
-            }
-            throw IntegrityError.truncated(what: "chunk table")
-        })
+        let next: (UInt64, ByteBuffer)?
+        if let pipeline {
+            next = try pipeline.next(refill: { try self.readNext() })
+        } else if let chunk = try readNext() {
+            // Scratch sized to this chunk, freed after it: an archive read this way holds one chunk.
+            let opener = try ChunkOpener(cipher: cipher, chunkRawSize: chunk.record.rawLength, totals: archive.totals)
+            next = (chunk.index, try Self.open(chunk, with: opener, sealedPool: nil, chunkRawSize: archive.header.chunkRawSize, totals: archive.totals))
+        } else {
+            next = nil
+        }
         guard let next else { throw IntegrityError.inconsistent(what: "a chunk was wanted that the plan did not list") }
         return next
     }
 
-    func shutdown() { pipeline.shutdown() }
+    func shutdown() { pipeline?.shutdown() }
 }
