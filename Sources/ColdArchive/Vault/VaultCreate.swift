@@ -132,9 +132,19 @@ extension Vault {
             var made = (mode: ArchiveHeader.BackupMode.full, base: (digest: String, sequence: UInt64)?.none, fullBecause: String?.none)
             var tracker: ChangeTracker?
             var indexDirectory: String?
+            var stateProblem: String?
             if let state = changes.state {
                 let directory = ChangeIndex.directory(state: state, vaultID: self.settings.id, series: series)
-                try FileSystem.makeDirectories(directory, mode: 0o700)
+                do {
+                    try FileSystem.makeDirectories(directory, mode: 0o700)
+                } catch {
+                    // A host whose state directory cannot be made (a system account without a home) still
+                    // archives: a full, and the reason said.
+                    stateProblem = "the state directory '\(directory)' cannot be made (\(error)); give another with --state or COLDARCHIVE_STATE"
+                }
+            }
+            if let state = changes.state, stateProblem == nil {
+                let directory = ChangeIndex.directory(state: state, vaultID: self.settings.id, series: series)
                 indexDirectory = directory
                 var reader: IndexReader?
                 if changes.mode != .full {
@@ -168,6 +178,9 @@ extension Vault {
             }
             var result = VaultCreateReport(report: report, path: options.output, position: position, skipped: skipped)
             (result.mode, result.base, result.fullBecause) = (made.mode, made.base, made.fullBecause)
+            if let stateProblem {
+                if changes.mode != .full { result.fullBecause = stateProblem } else { result.indexProblem = stateProblem }
+            }
             if let tracker, let indexDirectory, let digest = [UInt8](hex: report.summary.archiveDigest) {
                 result.unchanged = tracker.unchanged
                 result.deleted = tracker.deleted

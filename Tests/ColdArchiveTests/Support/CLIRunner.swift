@@ -19,6 +19,9 @@ enum CLI {
         return candidates.first { FileManager.default.isExecutableFile(atPath: $0) } ?? candidates[2]
     }()
 
+    /// Where the command line's change indexes go during the tests (one directory per test process).
+    static let stateDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("coldarchive-test-state-\(getpid())").path
+
     @discardableResult
     static func run(_ arguments: [String], environment: [String: String] = [:], executable: String = CLI.executable,
                     in directory: String? = nil) throws -> CLIResult {
@@ -28,6 +31,8 @@ enum CLI {
         process.arguments = arguments
         var env = ProcessInfo.processInfo.environment
         env["COLDARCHIVE_KEYRING"] = nil
+        // Change indexes of the tests' vaults go to a scratch directory, never into the user's home.
+        env["COLDARCHIVE_STATE"] = CLI.stateDirectory
         for (k, v) in environment { env[k] = v }
         process.environment = env
         // Standard error goes to a file, not a second pipe: reading one pipe to its end while the child
