@@ -357,7 +357,7 @@ import Testing
                                      "--state", v.scratch.sub("other-state"), "--mode", "differential", v.scratch.sub("crm")])
         #expect(elsewhere.status == 0 && elsewhere.stderr.contains("a full archive was made instead of the differential asked for: there is no change index for the base archive"), "\(elsewhere.stderr)")
         // A host whose state directory cannot be made (a system account without a home) still archives.
-        let homeless = try CLI.run(["create", "--vault", v.vault, "--series", "crm", "--period", "2026-12", "--keyring", v.keyring,
+        let homeless = try CLI.run(["create", "--vault", v.vault, "--series", "crm", "--period", "2026-11", "--keyring", v.keyring,
                                     "--state", "/proc/coldarchive-state", "--mode", "incremental", v.scratch.sub("crm")])
         #expect(homeless.status == 0 && homeless.stderr.contains("a full archive was made instead of the incremental asked for: the state directory"), "\(homeless.stderr)")
         let misuse = try CLI.run(["create", "--out", v.scratch.sub("x.car"), "--mode", "incremental", "--keyring", v.keyring, v.scratch.sub("crm")])
