@@ -44,7 +44,7 @@ mutants: deps
 	$(PYTHON) Tests/Mutants/mutants.py $(if $(MUTANTS),--only $(MUTANTS))
 
 # A sample CRM data set, a keyring in keys/, an archive, an auditor's verify, a restore and a comparison;
-# then a vault with a monthly series, and the auditor's audit of it.
+# then a vault with a monthly series, the auditor's audit of it, an incremental and a restore through the chain.
 demo: release
 	@set -euo pipefail; bin=$$($(SWIFT) build -c release --show-bin-path)/coldarchive; \
 	rm -rf $(DEMO); mkdir -p $(DEMO); \
@@ -52,7 +52,7 @@ demo: release
 	$(PYTHON) Tests/Fixtures/crm_sample.py --out $(DEMO)/crm --size 20MB; \
 	du -sh $(DEMO)/crm; \
 	echo "== 2. the keyring in keys/ (secret keys protected by a demo passphrase)"; \
-	export COLDARCHIVE_PASSPHRASE="demo passphrase - choose your own"; \
+	export COLDARCHIVE_PASSPHRASE="demo passphrase - choose your own"; export COLDARCHIVE_STATE=$(DEMO)/state; \
 	if [ -f keys/keyring.json ]; then echo "keys/ already holds a keyring; using it"; else $$bin keys init --keyring keys; fi; \
 	$$bin keys list --keyring keys; \
 	echo "== 3. create the monthly archive"; \
@@ -70,6 +70,13 @@ demo: release
 	echo "== 8. the auditor checks the whole vault with the signing public key alone"; \
 	$$bin audit --vault $(DEMO)/vault --trust $(DEMO)/auditor/signing.pub --html $(DEMO)/auditor/audit.html; \
 	echo "   (the same report as one page for working papers: $(DEMO)/auditor/audit.html)"; \
+	echo "== 9. an incremental: only what changed since the last archive (unchanged files are not even read)"; \
+	echo "late order,2026-11-30" > $(DEMO)/crm/late-order.csv; \
+	$$bin create --vault $(DEMO)/vault --series crm --mode incremental --keyring keys $(DEMO)/crm | sed -n 1,2p; \
+	echo "== 10. restore the series as it is now, through its chain (every archive verified first)"; \
+	$$bin plan --vault $(DEMO)/vault --series crm --trust $(DEMO)/auditor/signing.pub; \
+	$$bin restore --vault $(DEMO)/vault --series crm --keyring keys --to $(DEMO)/restored-series | sed -n '1p;3p'; \
+	diff -r $(DEMO)/crm $(DEMO)/restored-series/crm && echo "identical, the late order included"; \
 	echo "demo files are in $(DEMO)/"
 
 # The tampering campaign at full size: every bit of every header and trailer byte, every payload byte.
