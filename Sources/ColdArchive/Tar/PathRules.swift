@@ -8,36 +8,13 @@ enum PathRules {
     /// Splits a relative archive path into its components, or says why it is unsafe. Runs once or
     /// more per entry on every restore, so it works on the UTF-8 bytes rather than on `Character`s.
     static func components(of path: String) throws -> [String] {
+        // The rules are checked in one place (`checkPath`), on the name's bytes: an escaped byte (NameCodec)
+        // counts as one byte there, as on the file system.
+        try checkPath(NameCodec.bytes(path), path: path)
         var path = path
         path.makeContiguousUTF8()
-        let result: Result<[String], IntegrityError> = path.utf8.withContiguousStorageIfAvailable { bytes in
-            func unsafe(_ reason: UnsafeReason) -> Result<[String], IntegrityError> { .failure(.unsafeEntry(path: path, reason: reason)) }
-            guard !bytes.isEmpty else { return unsafe(.emptyName) }
-            // Lengths are of the name's bytes: an escaped byte (NameCodec) is four bytes of UTF-8 here.
-            func rawLength(_ r: Range<Int>) -> Int {
-                var n = r.count
-                for i in r where bytes[i] == 0xF4 && i + 3 < r.upperBound && bytes[i + 1] == 0x8F && (0xBE...0xBF).contains(bytes[i + 2]) { n -= 3 }
-                return n
-            }
-            guard rawLength(0..<bytes.count) <= FormatV1.maxPathBytes else { return unsafe(.nameTooLong) }
-            guard bytes[0] != slash else { return unsafe(.absolutePath) }
-            var parts: [String] = []
-            var start = 0
-            for i in 0...bytes.count {
-                if i < bytes.count {
-                    if bytes[i] == 0 { return unsafe(.nulByte) }
-                    if bytes[i] != slash { continue }
-                }
-                let length = i - start
-                if length == 0 || (length == 1 && bytes[start] == dot) { return unsafe(.emptyOrDotComponent) }
-                if length == 2 && bytes[start] == dot && bytes[start + 1] == dot { return unsafe(.dotDotComponent) }
-                if length > maxComponentBytes && rawLength(start..<i) > maxComponentBytes { return unsafe(.componentTooLong) }
-                parts.append(String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<i]), as: UTF8.self))
-                start = i + 1
-            }
-            return .success(parts)
-        } ?? .failure(.unsafeEntry(path: path, reason: .nameNotUTF8))
-        return try result.get()
+        // An escape is four UTF-8 bytes none of which is '/': splitting the UTF-8 splits the names.
+        return path.utf8.split(separator: slash, omittingEmptySubsequences: false).map { String(decoding: $0, as: UTF8.self) }
     }
 
     /// Names are bytes. Swift's `String` equality is canonical equivalence, under which "café" with a
