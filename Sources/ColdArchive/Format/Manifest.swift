@@ -173,7 +173,12 @@ struct ManifestDecoder {
     /// The next complete entry, or nil if more bytes are needed.
     mutating func next() throws -> ManifestEntry? {
         guard let body = try nextBody() else { return nil }
-        return try ManifestEntry.decode(body, version: version, names: names)
+        return try decode(body)
+    }
+
+    /// Decodes a body `nextBody` gave, owner names shared through one cache per manifest.
+    func decode(_ body: [UInt8]) throws -> ManifestEntry {
+        try ManifestEntry.decode(body, version: version, names: names)
     }
 
     /// The next complete entry's encoded body (after its length), undecoded, or nil if more bytes are

@@ -120,9 +120,8 @@ public enum ChangeIndex {
     /// Where a series' indexes are kept: `STATE/VAULT_ID/SERIES/`.
     static func directory(state: String, vaultID: String, series: String) -> String { "\(state)/\(vaultID)/\(series)" }
 
-    static func path(state: String, vaultID: String, series: String, archiveDigest: String) -> String {
-        "\(directory(state: state, vaultID: vaultID, series: series))/\(archiveDigest).index"
-    }
+    /// The index of the archive whose archive digest is `archiveDigest` (hex), in a series' `directory`.
+    static func path(in directory: String, archiveDigest: String) -> String { "\(directory)/\(archiveDigest).index" }
 
     /// The default state directory: `$COLDARCHIVE_STATE`, else `$XDG_STATE_HOME/coldarchive`, else
     /// `~/.local/state/coldarchive` (the XDG Base Directory rule for state that outlives a run).

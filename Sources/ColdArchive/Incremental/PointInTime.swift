@@ -84,6 +84,13 @@ public enum PointInTime {
                                force: Bool = false, checkContent: Bool = false, owners: OwnerPolicy = .automatic,
                                workers: Int = Verifier.defaultWorkers, include: [String] = []) throws -> RestoreReport {
         let trust = try trusted ?? keyring.trustedSigningKeys()
+        // A version 1 archive (no offsets in its manifest) is always a full, restored as one.
+        if paths.count == 1, try ArchiveFile(path: paths[0]).header.formatVersion < FormatV1.version2 {
+            var report = try Restorer.restore(archivePath: paths[0], to: target, keyring: keyring, trusting: trust, force: force,
+                                              checkContent: checkContent, owners: owners, workers: workers, include: include)
+            report.chain = [FileSystem.baseName(of: paths[0])]
+            return report
+        }
         // 1. Verify every archive of the chain, whole, before anything is written.
         var links: [ChainLink] = []
         for (i, path) in paths.enumerated() {
@@ -100,32 +107,40 @@ public enum PointInTime {
             }
             links.append(ChainLink(file: archive, cipher: try archive.unlock(with: keyring), name: FileSystem.baseName(of: path)))
         }
-        // Every manifest is checked on a thread of its own while the workers hash every chunk of every
-        // archive (as a single restore does); both must pass, the first damaged archive is named.
+        // Every manifest is checked whole (each entry decoded) on a thread of its own, the manifests are
+        // merged into the plan — the tree to restore, as runs of each archive's tar stream — on another,
+        // while the workers hash every chunk of every archive (as a single restore does). Nothing is
+        // written before all three are done; the first damaged archive is named.
         let verified = links
         @Sendable func damaged(_ i: Int, _ error: Error) -> VaultError {
             VaultError("'\(verified[i].name)', archive \(i + 1) of the \(verified.count) the restore needs, is damaged (\(error)); nothing was restored", kind: .integrity)
         }
-        // 2. Plan: the merged tree, as runs of each archive's tar stream — on the same thread, right after
-        // the checks, while the chunks are still being hashed. Nothing is written before both are done.
-        let rawSizes = links.map { UInt64($0.file.header.chunkRawSize) }
-        let manifests = BackgroundTask(name: "coldarchive-manifests") { () throws -> ChainPlan in
+        let manifests = BackgroundTask(name: "coldarchive-manifests") { () throws -> Void in
             for (i, link) in verified.enumerated() {
                 do { _ = try link.file.checkManifest(cipher: link.cipher) } catch let error as IntegrityError { throw damaged(i, error) }
             }
-            var plan = ChainPlan(chunkRawSizes: rawSizes)
-            var merge = try ManifestMerge(verified, include: include)
-            while let taken = try merge.next() { plan.add(taken) }
-            return plan
+        }
+        let rawSizes = links.map { UInt64($0.file.header.chunkRawSize) }
+        let merged = BackgroundTask(name: "coldarchive-merge") { () throws -> ChainPlan in
+            do {
+                var plan = ChainPlan(chunkRawSizes: rawSizes)
+                var merge = try ManifestMerge(verified, include: include)
+                while let taken = try merge.next() { plan.add(taken) }
+                return plan
+            } catch let failure as ManifestMerge.Damaged {
+                throw damaged(failure.archive, failure.error)
+            }
         }
         let hashed = Result {
             for (i, link) in links.enumerated() {
                 do { _ = try link.file.checkChunkHashes(workers: workers) } catch let error as IntegrityError { throw damaged(i, error) }
             }
         }
-        let planned = manifests.wait()
+        let checked = manifests.wait()
+        let planned = merged.wait()
         _ = mallocTrim(0)
         try hashed.get()
+        try checked.get()
         let plan = try planned.get()
         guard plan.entries > 0 else {
             throw OperationError(include.isEmpty ? "the chain holds no entry to restore"
@@ -141,17 +156,9 @@ public enum PointInTime {
         var report = try Restorer.place(archive: links.last!.file, topLevel: plan.topLevel, target: target, force: force,
                                         checkContent: checkContent, owners: owners, workers: workers) { sink in
             let (found, chunks) = try ArchiveFile.extract(runs: plan.runs, from: links.map { ($0.file, $0.cipher) }, workers: workers, sink: sink,
-                                                          checkContent: checkContent) {
-                if kept != nil {
-                    switch kept!.popFirst() {
-                    case nil: return nil
-                    case .decoded(let taken): return taken
-                    case .encoded(let archive, let body, let ordinal):
-                        return TakenEntry(archive: archive, entry: try ManifestEntry.decode(body, version: versions[archive], names: names),
-                                          direct: false, ordinal: ordinal)
-                    }
-                }
-                return try again?.next()
+                                                          checkContent: checkContent, hashesChecked: true) {
+                let merged = kept != nil ? kept!.popFirst() : try again?.next()
+                return try merged?.taken(versions: versions, names: names)
             }
             chunksRead = chunks
             return found
@@ -167,39 +174,64 @@ public enum PointInTime {
 
 /// The runs of a restore through several archives, built entry by entry in the merged order.
 struct ChainPlan: @unchecked Sendable {
-    /// A chain restore keeps up to this many entries from the plan (about 250 bytes each) rather than
-    /// merging the manifests again to extract: the merge is on the restore's critical path.
+    /// A chain restore keeps up to this many entries from the plan (about 250 bytes each, as their
+    /// encoded manifest bodies) rather than merging the manifests again to extract.
     static let keptLimit = 400_000
     let chunkRawSizes: [UInt64]
     var runs: [ArchiveRun] = []
+    /// Per archive, the index in `runs` of its last run.
+    var lastRun: [Int: Int] = [:]
     var topLevel: [String] = []
     var entries = 0
-    /// The planned entries, kept compact — the entry's encoded manifest body, decoded again to extract —
-    /// while at most `keptLimit`; nil beyond (the manifests are merged again to extract).
-    var kept: [Kept]? = []
+    /// The planned entries while at most `keptLimit`; nil beyond (the manifests are merged again to extract).
+    var kept: [MergedEntry]? = []
 
-    enum Kept {
-        case encoded(archive: Int, body: [UInt8], ordinal: Int)
-        case decoded(TakenEntry)
-    }
-
-    mutating func add(_ taken: TakenEntry) {
+    mutating func add(_ merged: MergedEntry) {
         entries += 1
-        if PathRules.isTopLevel(taken.entry.path) { topLevel.append(taken.entry.path) }
+        if let name = merged.topLevelName { topLevel.append(name) }
         if kept != nil {
-            if let body = taken.body, !taken.direct {
-                kept!.append(.encoded(archive: taken.archive, body: body, ordinal: taken.ordinal))
-            } else {
-                kept!.append(.decoded(taken))
-            }
+            kept!.append(merged)
             if kept!.count > Self.keptLimit { kept = nil }
         }
-        guard !taken.direct else { return }
-        if let last = runs.last, last.archive == taken.archive,
-           runs[runs.count - 1].run.absorb(tarOffset: taken.entry.tarOffset, end: taken.end, chunkRawSize: chunkRawSizes[taken.archive]) {
+        guard !merged.direct else { return }
+        // Each archive's entries extend its own last run (the extraction reads each archive with a tar
+        // reader of its own), so a full is not cut into a run between each two entries newer archives replaced.
+        if let last = lastRun[merged.archive],
+           runs[last].run.absorb(tarOffset: merged.tarOffset, end: merged.end, chunkRawSize: chunkRawSizes[merged.archive]) {
             return
         }
-        runs.append(ArchiveRun(archive: taken.archive, run: TarRun(start: taken.entry.tarOffset, end: taken.end, count: 1, firstOrdinal: taken.ordinal)))
+        lastRun[merged.archive] = runs.count
+        runs.append(ArchiveRun(archive: merged.archive, run: TarRun(start: merged.tarOffset, end: merged.end, count: 1, firstOrdinal: merged.ordinal)))
+    }
+}
+
+/// An entry of the merged tree: the archive it comes from, where it lies in that archive's tar stream,
+/// and its manifest body — decoded only when it is extracted, unless the merge had to decode it (a
+/// selective restore's entries) or made it (a directory taken for what is below it, `direct`).
+struct MergedEntry {
+    enum Content {
+        case encoded([UInt8])
+        indirect case decoded(ManifestEntry)
+    }
+
+    var archive: Int
+    var content: Content
+    var direct: Bool
+    var tarOffset: UInt64
+    /// Where the entry ends in its archive's tar stream (the next entry's `tar_offset`).
+    var end: UInt64
+    /// Its position among its archive's tar entries.
+    var ordinal: Int
+    /// Its path when it is a top-level entry.
+    var topLevelName: String?
+
+    func taken(versions: [UInt16], names: OwnerNameCache) throws -> TakenEntry {
+        let entry: ManifestEntry
+        switch content {
+        case .encoded(let body): entry = try ManifestEntry.decode(body, version: versions[archive], names: names)
+        case .decoded(let decoded): entry = decoded
+        }
+        return TakenEntry(archive: archive, entry: entry, direct: direct, end: end, ordinal: ordinal)
     }
 }
 
@@ -207,40 +239,69 @@ struct ChainPlan: @unchecked Sendable {
 /// in canonical order (FORMAT.md §8): for each path the entry of the newest archive holding it; a
 /// `deleted` entry removes the path and what is below it in older archives, and so does any entry that
 /// is not a directory (a directory replaced by a file or link). Reads each manifest once, one entry
-/// ahead, so memory does not grow with the tree.
+/// ahead, so memory does not grow with the tree; decodes of each entry only its head (`EntryHead`),
+/// checked as it is read (`ManifestChecks`: order, offsets, sizes, totals — what the merge relies
+/// on), while the entries themselves are checked whole by `checkManifest` on another thread and
+/// decoded again to be extracted.
 struct ManifestMerge {
+    /// An archive of the chain whose manifest failed a check: `archive` is its index in the chain.
+    struct Damaged: Error {
+        let archive: Int
+        let error: IntegrityError
+    }
+
     private final class Cursor {
         let reader: ManifestReader
         let tarBytes: UInt64
-        var current: (entry: ManifestEntry, body: [UInt8], path: [UInt8], end: UInt64, ordinal: Int)?
-        var next: (entry: ManifestEntry, body: [UInt8])?
+        private let index: Int
+        private var checks: ManifestChecks
+        var current: (head: EntryHead, body: [UInt8], end: UInt64, ordinal: Int)?
+        private var next: (head: EntryHead, body: [UInt8])?
         /// Tar entries before `next` (deleted entries have none).
         private var ordinal = 0
-        private let version: UInt16
-        private let names = OwnerNameCache()
 
-        init(_ link: ChainLink) throws {
+        init(_ link: ChainLink, index: Int) throws {
+            self.index = index
+            checks = ManifestChecks(archive: link.file)
+            guard link.file.header.formatVersion >= FormatV1.version2 else {
+                throw IntegrityError.inconsistent(what: "'\(link.name)' is a version 1 archive, whose manifest does not say where each entry is: it cannot be restored as part of a chain")
+            }
             reader = try ManifestReader(archive: link.file, cipher: link.cipher)
             tarBytes = link.file.totals.tarBytes
-            version = link.file.header.formatVersion
             next = try read()
             try advance()
         }
 
-        private func read() throws -> (entry: ManifestEntry, body: [UInt8])? {
-            guard let body = try reader.nextBody() else { return nil }
-            return (try ManifestEntry.decode(body, version: version, names: names), body)
+        private func read() throws -> (head: EntryHead, body: [UInt8])? {
+            do {
+                guard let body = try reader.nextBody() else {
+                    try checks.finish()
+                    return nil
+                }
+                let head = try EntryHead(v2: body)
+                try checks.check(kind: head.kind, path: head.path, link: head.kind == .hardlink ? head.link : [], size: head.size,
+                                 tarOffset: head.tarOffset)
+                return (head, body)
+            } catch let error as IntegrityError {
+                throw Damaged(archive: index, error: error)
+            }
         }
 
         func advance() throws {
-            guard let (entry, body) = next else {
+            guard let (head, body) = next else {
                 current = nil
                 return
             }
             next = try read()
-            current = (entry, body, NameCodec.bytes(entry.path), next?.entry.tarOffset ?? tarBytes, ordinal)
-            if entry.kind != .deleted { ordinal += 1 }
+            let end = next?.head.tarOffset ?? tarBytes
+            guard end >= head.tarOffset else {
+                throw Damaged(archive: index, error: .malformed(what: "manifest entry '\(DisplayName.escaped(NameCodec.decode(head.path)))' (tar_offset \(head.tarOffset))"))
+            }
+            current = (head, body, end, ordinal)
+            if head.kind != .deleted { ordinal += 1 }
         }
+
+        func decode(_ body: [UInt8]) throws -> ManifestEntry { try reader.decode(body) }
     }
 
     private var cursors: [Cursor]
@@ -250,57 +311,67 @@ struct ManifestMerge {
     /// Files of an archive that a newer one replaced: a hardlink of that archive naming one cannot be restored.
     private var replaced = Set<[UInt8]>()
     private var selection: EntrySelection?
-    private var queue: [TakenEntry] = []
+    private var queue: [MergedEntry] = []
 
     init(_ links: [ChainLink], include: [String]) throws {
-        cursors = try links.map(Cursor.init)
+        cursors = try links.enumerated().map { try Cursor($0.element, index: $0.offset) }
         if !include.isEmpty { selection = EntrySelection(patterns: include) }
     }
 
-    mutating func next() throws -> TakenEntry? {
+    mutating func next() throws -> MergedEntry? {
         while queue.isEmpty {
             guard let winner = try nextWinner() else { return nil }
-            if selection == nil { return winner }
-            queue = try selection!.feed(winner.entry, end: winner.end).map {
-                TakenEntry(archive: winner.archive, entry: $0.entry, direct: $0.direct, end: $0.end, ordinal: $0.direct ? 0 : winner.ordinal)
+            guard selection != nil else {
+                return MergedEntry(archive: winner.archive, content: .encoded(winner.body), direct: false, tarOffset: winner.head.tarOffset,
+                                   end: winner.end, ordinal: winner.ordinal, topLevelName: Self.topLevelName(winner.head.path))
+            }
+            // Only directories and what the patterns would take are decoded (as `planSelection` does).
+            guard winner.head.kind == .directory || selection!.wouldTake(path: winner.head.path) else { continue }
+            let entry = try cursors[winner.archive].decode(winner.body)
+            queue = try selection!.feed(entry, end: winner.end, path: winner.head.path).map {
+                MergedEntry(archive: winner.archive, content: .decoded($0.entry), direct: $0.direct, tarOffset: $0.entry.tarOffset, end: $0.end,
+                            ordinal: $0.direct ? 0 : winner.ordinal, topLevelName: PathRules.isTopLevel($0.entry.path) ? $0.entry.path : nil)
             }
             queue.reverse()
         }
         return queue.removeLast()
     }
 
-    private mutating func nextWinner() throws -> TakenEntry? {
+    private static func topLevelName(_ path: [UInt8]) -> String? {
+        path.contains(UInt8(ascii: "/")) ? nil : NameCodec.decode(path)
+    }
+
+    private mutating func nextWinner() throws -> (archive: Int, head: EntryHead, body: [UInt8], end: UInt64, ordinal: Int)? {
         while true {
             var lowest: Int?
             for i in cursors.indices {
-                guard let p = cursors[i].current?.path else { continue }
-                if let l = lowest, !PathRules.precedes(bytes: p, cursors[l].current!.path) { continue }
+                guard let p = cursors[i].current?.head.path else { continue }
+                if let l = lowest, !PathRules.precedes(bytes: p, cursors[l].current!.head.path) { continue }
                 lowest = i
             }
             guard let first = lowest else { return nil }
-            let path = cursors[first].current!.path
-            var candidates: [(archive: Int, entry: ManifestEntry, body: [UInt8], end: UInt64, ordinal: Int)] = []
+            let path = cursors[first].current!.head.path
+            var candidates: [(archive: Int, head: EntryHead, body: [UInt8], end: UInt64, ordinal: Int)] = []
             for i in first..<cursors.count {
-                guard let c = cursors[i].current, c.path == path else { continue }
-                candidates.append((i, c.entry, c.body, c.end, c.ordinal))
+                guard let c = cursors[i].current, c.head.path == path else { continue }
+                candidates.append((i, c.head, c.body, c.end, c.ordinal))
                 try cursors[i].advance()
             }
             let newest = candidates.last!
             while let top = cuts.last, !PathRules.isBelow(path, top.path) { cuts.removeLast() }
             if cuts.contains(where: { $0.archive > newest.archive }) { continue }
-            for older in candidates.dropLast() where older.entry.kind == .file {
+            for older in candidates.dropLast() where older.head.kind == .file {
                 replaced.insert(Self.key(older.archive, path))
             }
-            if newest.entry.kind == .deleted {
+            if newest.head.kind == .deleted {
                 cuts.append((path, newest.archive))
                 continue
             }
-            if newest.entry.kind != .directory { cuts.append((path, newest.archive)) }
-            if newest.entry.kind == .hardlink, replaced.contains(Self.key(newest.archive, NameCodec.bytes(newest.entry.linkTarget))) {
-                throw IntegrityError.inconsistent(what: "'\(DisplayName.escaped(newest.entry.path))' is a hardlink to '\(DisplayName.escaped(newest.entry.linkTarget))', which a later archive of the chain replaced: the chain cannot be restored exactly")
+            if newest.head.kind != .directory { cuts.append((path, newest.archive)) }
+            if newest.head.kind == .hardlink, replaced.contains(Self.key(newest.archive, newest.head.link)) {
+                throw IntegrityError.inconsistent(what: "'\(DisplayName.escaped(NameCodec.decode(path)))' is a hardlink to '\(DisplayName.escaped(NameCodec.decode(newest.head.link)))', which a later archive of the chain replaced: the chain cannot be restored exactly")
             }
-            return TakenEntry(archive: newest.archive, entry: newest.entry, direct: false, end: newest.end, ordinal: newest.ordinal,
-                              body: newest.body)
+            return newest
         }
     }
 

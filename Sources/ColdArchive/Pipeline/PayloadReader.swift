@@ -134,10 +134,11 @@ final class ManifestReader {
     /// The next entry, or nil after the last; checks that the count matches the trailer.
     func next() throws -> ManifestEntry? {
         guard let body = try nextBody() else { return nil }
-        return try ManifestEntry.decode(body, version: archive.header.formatVersion, names: names)
+        return try decode(body)
     }
 
-    private let names = OwnerNameCache()
+    /// Decodes a body `nextBody` gave (owner names shared through the decoder's cache).
+    func decode(_ body: [UInt8]) throws -> ManifestEntry { try decoder.decode(body) }
 
     /// The next entry's encoded body, undecoded (`EntryHead`, `ManifestEntry.decode`), or nil after the last.
     func nextBody() throws -> [UInt8]? {

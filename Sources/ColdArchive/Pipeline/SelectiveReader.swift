@@ -73,8 +73,8 @@ struct TarRun: Equatable {
     /// taken ones (a run spans a gap within the chunks it reads anyway) are skipped by it.
     var firstOrdinal: Int = 0
 
-    /// Extends the run to `entry` (at `tarOffset`, ending at `end`, the `ordinal`-th tar entry) when that
-    /// reads no chunk the two would not read apart; else returns false.
+    /// Extends the run to the entry at `tarOffset`, ending at `end`, when that reads no chunk the two
+    /// would not read apart (the entries between are skipped); else returns false.
     mutating func absorb(tarOffset: UInt64, end: UInt64, chunkRawSize: UInt64) -> Bool {
         guard tarOffset >= self.end, tarOffset / chunkRawSize <= max(start, self.end - 1) / chunkRawSize + 1 else { return false }
         self.end = end
@@ -131,13 +131,13 @@ extension ArchiveFile {
             plan.direct = 0
             plan.taken = []
             var checks = ManifestChecks(archive: self)
-            let names = OwnerNameCache()
+            let reader = try ManifestReader(archive: self, cipher: cipher)
             let rawSize = UInt64(header.chunkRawSize)
             // The current entry's position among the tar entries (deleted entries have none).
             var ordinal = -1
             // Every entry's order, offsets and size are checked from its head; only directories and the
             // entries taken are decoded in full (most of a large manifest is neither).
-            try forEachBodyWithEnd(try ManifestReader(archive: self, cipher: cipher)) { body, head, end in
+            try forEachBodyWithEnd(reader) { body, head, end in
                 try checks.check(kind: head.kind, path: head.path, link: head.kind == .hardlink ? head.link : [], size: head.size,
                                  tarOffset: head.tarOffset)
                 guard end >= head.tarOffset else {
@@ -145,7 +145,7 @@ extension ArchiveFile {
                 }
                 if head.kind != .deleted { ordinal += 1 }
                 guard head.kind == .directory || (head.kind != .deleted && selection.wouldTake(path: head.path)) else { return }
-                let entry = try ManifestEntry.decode(body, version: header.formatVersion, names: names)
+                let entry = try reader.decode(body)
                 let bytes = head.path
                 for (taken, takenEnd, direct) in try selection.feed(entry, end: end, path: bytes) {
                     if PathRules.isTopLevel(taken.path) { plan.topLevel.append(taken.path) }
@@ -217,9 +217,11 @@ extension ArchiveFile {
     /// canonical order of the restored tree): a `direct` one from its manifest entry alone, the others
     /// from the runs of their archives' tar streams, in order, reading of each archive's data section
     /// only the chunks its runs lie in. Every entry is checked against its manifest entry as in a whole
-    /// restore. Returns what was extracted and, per archive, how many data chunks were read.
+    /// restore. Returns what was extracted and, per archive, how many data chunks were read. With
+    /// `hashesChecked` (every chunk's hash was compared with the chunk table by a whole pass before),
+    /// chunks are not hashed again; `checkUnchanged` at the end ties the reading to that pass.
     static func extract(runs: [ArchiveRun], from archives: [(file: ArchiveFile, cipher: ChunkCipher)], workers: Int, sink: EntrySink,
-                        checkContent: Bool, next: () throws -> TakenEntry?) throws -> (totals: PayloadTotals, dataChunks: [Int]) {
+                        checkContent: Bool, hashesChecked: Bool = false, next: () throws -> TakenEntry?) throws -> (totals: PayloadTotals, dataChunks: [Int]) {
         // Per archive, the data chunks to read, ascending, each once (a run may end in the chunk the next begins in).
         var wanted = Array(repeating: [UInt64](), count: archives.count)
         for item in runs {
@@ -236,17 +238,18 @@ extension ArchiveFile {
         let biggest = wanted.indices.max { wanted[$0].count < wanted[$1].count }
         let feeds = try archives.indices.map { i in
             try SelectedChunks(archive: archives[i].file, cipher: archives[i].cipher, wanted: wanted[i],
-                               workers: i == biggest ? workers : 1, readAhead: i == biggest)
+                               workers: i == biggest ? workers : 1, readAhead: i == biggest, hashesChecked: hashesChecked)
         }
         defer { for feed in feeds { feed.shutdown() } }
         let transfers = archives.map { EntryTransfer(version: $0.file.header.formatVersion, checkContent: checkContent && !sink.checksContentHashes) }
 
         var found = PayloadTotals()
-        var pending = runs[...]
-        var current: ArchiveRun?
-        var remaining = 0
-        var position = 0
-        var tar: TarReader?
+        // Per archive: its runs still to read, and the run being read (one tar reader per archive, so a
+        // chain's full is read as one run although the entries of newer archives come between its own).
+        var pending = Array(repeating: [TarRun](), count: archives.count)
+        for item in runs { pending[item.archive].append(item.run) }
+        var started = pending.map { _ in 0 }
+        var reading = [ReadingRun?](repeating: nil, count: archives.count)
         while let taken = try next() {
             let expected = taken.entry
             if taken.direct {
@@ -255,32 +258,34 @@ extension ArchiveFile {
                 found.entries += 1
                 continue
             }
-            if remaining == 0 {
-                guard let item = pending.popFirst(), item.archive == taken.archive else {
-                    throw IntegrityError.inconsistent(what: "a manifest changed between two readings")
-                }
-                current = item
-                remaining = item.run.count
-                position = item.run.firstOrdinal
-                let archive = archives[item.archive].file, feed = feeds[item.archive]
+            let a = taken.archive
+            guard a >= 0, a < archives.count else { throw IntegrityError.inconsistent(what: "a manifest changed between two readings") }
+            if reading[a] == nil || reading[a]!.remaining == 0 {
+                guard started[a] < pending[a].count else { throw IntegrityError.inconsistent(what: "a manifest changed between two readings") }
+                let run = pending[a][started[a]]
+                started[a] += 1
+                reading[a] = nil
+                let archive = archives[a].file, feed = feeds[a]
                 let rawSize = UInt64(archive.header.chunkRawSize)
-                var chunk = item.run.start / rawSize
-                let last = max(item.run.start, item.run.end - 1) / rawSize
+                var chunk = run.start / rawSize
+                let last = max(run.start, run.end - 1) / rawSize
                 do {
-                    tar = try TarReader(version: archive.header.formatVersion, pieces: {
+                    let tar = try TarReader(version: archive.header.formatVersion, pieces: {
                         guard chunk <= last else { return nil }
                         let buffer = try feed.chunk(chunk)
-                        let from = chunk == item.run.start / rawSize ? Int(item.run.start % rawSize) : 0
+                        let from = chunk == run.start / rawSize ? Int(run.start % rawSize) : 0
                         chunk += 1
                         return (buffer, from)
                     })
+                    reading[a] = ReadingRun(run: run, tar: tar, remaining: run.count, position: run.firstOrdinal)
                 } catch let error as LibArchiveError {
                     throw IntegrityError.tarStream(reason: error.message)
                 }
             }
-            guard let tar, let current, taken.archive == current.archive, taken.ordinal >= position else {
+            guard taken.ordinal >= reading[a]!.position else {
                 throw IntegrityError.inconsistent(what: "a manifest changed between two readings")
             }
+            let tar = reading[a]!.tar
             var header: TarEntryHeader?
             // Entries between taken ones in the run: their headers are read, their data skipped.
             repeat {
@@ -288,14 +293,14 @@ extension ArchiveFile {
                     throw IntegrityError.tarStream(reason: error.message)
                 }
                 guard header != nil else { throw IntegrityError.manifestMismatch(path: expected.path, reason: .notInTarStream) }
-                position += 1
-            } while position <= taken.ordinal
+                reading[a]!.position += 1
+            } while reading[a]!.position <= taken.ordinal
             guard let header else { throw IntegrityError.manifestMismatch(path: expected.path, reason: .notInTarStream) }
-            found.contentBytes += try transfers[current.archive].move(header, expected: expected, tarBase: current.run.start, from: tar, to: sink)
+            found.contentBytes += try transfers[a].move(header, expected: expected, tarBase: reading[a]!.run.start, from: tar, to: sink)
             found.entries += 1
-            remaining -= 1
+            reading[a]!.remaining -= 1
         }
-        guard pending.isEmpty, remaining == 0 else { throw IntegrityError.inconsistent(what: "a manifest changed between two readings") }
+        guard started == pending.map(\.count), reading.allSatisfy({ ($0?.remaining ?? 0) == 0 }) else { throw IntegrityError.inconsistent(what: "a manifest changed between two readings") }
         try sink.finishContent()
         found.peakChunksInFlight = feeds.map(\.peakInFlight).max() ?? 0
         for archive in archives { try archive.file.checkUnchanged() }
@@ -313,8 +318,15 @@ struct TakenEntry {
     var end: UInt64 = 0
     /// Its position among its archive's tar entries.
     var ordinal: Int = 0
-    /// Its encoded manifest body, when the reader has it (what a plan keeps instead of the entry).
-    var body: [UInt8]? = nil
+}
+
+/// A run being read: its tar reader, how many taken entries it still holds, and the position (among
+/// its archive's tar entries) of the entry the reader gives next.
+private struct ReadingRun {
+    let run: TarRun
+    let tar: TarReader
+    var remaining: Int
+    var position: Int
 }
 
 /// A run of one archive's tar stream.
@@ -324,8 +336,9 @@ struct ArchiveRun {
 }
 
 /// The data chunks a selective restore reads, in ascending order: each read from its place in the
-/// file, its hash compared with the signed chunk table, and opened, on `workers` threads; the chunk
-/// handed out last stays available (the next run may begin in it).
+/// file, its hash compared with the signed chunk table (unless a whole pass already did:
+/// `hashesChecked`; the file is then checked unchanged at the end), and opened, on `workers` threads;
+/// the chunk handed out last stays available (the next run may begin in it).
 final class SelectedChunks {
     private let archive: ArchiveFile
     private let cipher: ChunkCipher
@@ -337,8 +350,10 @@ final class SelectedChunks {
     private let rawPool: BufferPool?
     private var wanted: ArraySlice<UInt64>
     private var current: (index: UInt64, buffer: ByteBuffer)?
+    private let hashesChecked: Bool
 
-    init(archive: ArchiveFile, cipher: ChunkCipher, wanted: [UInt64], workers: Int, readAhead: Bool = true) throws {
+    init(archive: ArchiveFile, cipher: ChunkCipher, wanted: [UInt64], workers: Int, readAhead: Bool = true, hashesChecked: Bool = false) throws {
+        self.hashesChecked = hashesChecked
         self.archive = archive
         self.cipher = cipher
         self.wanted = wanted[...]
@@ -355,18 +370,20 @@ final class SelectedChunks {
         let rawSize = archive.header.chunkRawSize, totals = archive.totals
         pipeline = OrderedPipeline(workers: workers, maxInFlight: maxInFlight) {
             let opener = try ChunkOpener(cipher: cipher, chunkRawSize: rawSize, totals: totals, rawPool: rawPool, sealedPool: sealedPool)
-            return { chunk in (chunk.index, try Self.open(chunk, with: opener, sealedPool: sealedPool, chunkRawSize: rawSize, totals: totals)) }
+            return { chunk in (chunk.index, try Self.open(chunk, with: opener, sealedPool: sealedPool, chunkRawSize: rawSize, totals: totals, hashesChecked: hashesChecked)) }
         }
     }
 
     /// Checks a sealed chunk's hash against the signed chunk table and opens it.
     private static func open(_ chunk: StoredChunk, with opener: ChunkOpener, sealedPool: BufferPool?, chunkRawSize rawSize: UInt32,
-                             totals: TrailerTotals) throws -> ByteBuffer {
-        let hash = Sodium.Blake2bState(outputBytes: 32)
-        hash.update(chunk.sealed.bytes)
-        guard hash.finalize() == chunk.record.hash else {
-            sealedPool?.give(chunk.sealed)
-            throw IntegrityError.chunkHashMismatch(index: chunk.index, offset: chunk.offset)
+                             totals: TrailerTotals, hashesChecked: Bool) throws -> ByteBuffer {
+        if !hashesChecked {
+            let hash = Sodium.Blake2bState(outputBytes: 32)
+            hash.update(chunk.sealed.bytes)
+            guard hash.finalize() == chunk.record.hash else {
+                sealedPool?.give(chunk.sealed)
+                throw IntegrityError.chunkHashMismatch(index: chunk.index, offset: chunk.offset)
+            }
         }
         // Every data chunk but the last holds exactly chunk_raw_size bytes (FORMAT.md §8): what
         // makes an offset in the tar stream an offset in a chunk.
@@ -413,7 +430,8 @@ final class SelectedChunks {
         } else if let chunk = try readNext() {
             // Scratch sized to this chunk, freed after it: an archive read this way holds one chunk.
             let opener = try ChunkOpener(cipher: cipher, chunkRawSize: chunk.record.rawLength, totals: archive.totals)
-            next = (chunk.index, try Self.open(chunk, with: opener, sealedPool: nil, chunkRawSize: archive.header.chunkRawSize, totals: archive.totals))
+            next = (chunk.index, try Self.open(chunk, with: opener, sealedPool: nil, chunkRawSize: archive.header.chunkRawSize, totals: archive.totals,
+                                                 hashesChecked: hashesChecked))
         } else {
             next = nil
         }

@@ -9,8 +9,6 @@ import Glibc
 /// `*` and `?` do not match `/` (`FNM_PATHNAME`).
 struct ExcludeRules: Sendable {
     let patterns: [String]
-    private let namePatterns: [String]
-    private let pathPatterns: [String]
 
     /// Patterns without a wildcard or escape (`*?[\`), whose `fnmatch` is byte equality: compared as
     /// bytes, without a C string per name (a selective restore tries every manifest entry).
@@ -24,13 +22,11 @@ struct ExcludeRules: Sendable {
         func isLiteral(_ p: String) -> Bool { !p.utf8.contains { $0 == 0x2A || $0 == 0x3F || $0 == 0x5B || $0 == 0x5C } }
         let names = patterns.filter { !$0.contains("/") }
         let paths = patterns.filter { $0.contains("/") }.map { $0.hasPrefix("/") ? String($0.dropFirst()) : $0 }
-        namePatterns = names.filter { !isLiteral($0) }
-        pathPatterns = paths.filter { !isLiteral($0) }
         literalNames = names.filter(isLiteral).map { NameCodec.bytes($0) }
         literalPaths = paths.filter(isLiteral).map { NameCodec.bytes($0) }
         func cString(_ p: String) -> [CChar] { NameCodec.bytes(p).map { CChar(bitPattern: $0) } + [0] }
-        globNames = namePatterns.map(cString)
-        globPaths = pathPatterns.map(cString)
+        globNames = names.filter { !isLiteral($0) }.map(cString)
+        globPaths = paths.filter { !isLiteral($0) }.map(cString)
     }
 
     /// Whether a pattern matches the archive path `bytes` (its last component for a pattern without `/`).
@@ -44,16 +40,6 @@ struct ExcludeRules: Sendable {
             globPaths.contains { fnmatch($0, p.baseAddress!, FNM_PATHNAME) == 0 }
                 || globNames.contains { fnmatch($0, p.baseAddress! + nameStart, 0) == 0 }
         }
-    }
-
-    func excludes(name: String, path: String) -> Bool {
-        guard !patterns.isEmpty else { return false }
-        if !literalNames.isEmpty && literalNames.contains(NameCodec.bytes(name)) { return true }
-        if !literalPaths.isEmpty && literalPaths.contains(NameCodec.bytes(path)) { return true }
-        guard !namePatterns.isEmpty || !pathPatterns.isEmpty else { return false }
-        // On the names' bytes (NameCodec), so '?' matches one byte, a Latin-1 one included.
-        return NameCodec.withCString(name) { n in namePatterns.contains { p in NameCodec.withCString(p) { fnmatch($0, n, 0) } == 0 } }
-            || NameCodec.withCString(path) { n in pathPatterns.contains { p in NameCodec.withCString(p) { fnmatch($0, n, FNM_PATHNAME) } == 0 } }
     }
 }
 

@@ -67,18 +67,6 @@ enum PathRules {
         }
         return false
     }
-
-    /// The canonical entry order: paths compared component by component, each component bytewise
-    /// (a pre-order walk with children in bytewise name order). Strictly increasing order means no
-    /// path can appear twice.
-    static func precedes(_ a: [String], _ b: [String]) -> Bool {
-        for (x, y) in zip(a, b) where !same(x, y) {
-            // By the names' bytes (NameCodec: an escaped byte's scalar does not sort as the byte does).
-            if NameCodec.hasEscapes(x) || NameCodec.hasEscapes(y) { return NameCodec.bytes(x).lexicographicallyPrecedes(NameCodec.bytes(y)) }
-            return x.utf8.lexicographicallyPrecedes(y.utf8)
-        }
-        return a.count < b.count
-    }
 }
 
 /// Checks, in O(depth) memory, that a sequence of entries is in canonical order, that no path

@@ -236,7 +236,7 @@ final class SourceWalker {
         if oneFileSystem, let sourceDevice, UInt64(st.st_dev) != sourceDevice { return }
         for (child, listedType) in try children(fd, diskPath) {
             let childPath = archivePath + "/" + child
-            if exclude.excludes(name: child, path: childPath) { continue }
+            if exclude.matches(path: NameCodec.bytes(childPath)) { continue }
             let childDisk = { diskPath.hasSuffix("/") ? diskPath + child : diskPath + "/" + child }
             var type = listedType
             if type == UInt8(DT_UNKNOWN) {

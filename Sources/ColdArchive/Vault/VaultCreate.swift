@@ -137,20 +137,19 @@ extension Vault {
                 let directory = ChangeIndex.directory(state: state, vaultID: self.settings.id, series: series)
                 do {
                     try FileSystem.makeDirectories(directory, mode: 0o700)
+                    indexDirectory = directory
                 } catch {
                     // A host whose state directory cannot be made (a system account without a home) still
                     // archives: a full, and the reason said.
                     stateProblem = "the state directory '\(directory)' cannot be made (\(error)); give another with --state or COLDARCHIVE_STATE"
                 }
             }
-            if let state = changes.state, stateProblem == nil {
-                let directory = ChangeIndex.directory(state: state, vaultID: self.settings.id, series: series)
-                indexDirectory = directory
+            if let directory = indexDirectory {
                 var reader: IndexReader?
                 if changes.mode != .full {
                     if let base = try backupBase(of: series, mode: changes.mode, last: last, trusting: trusted) {
                         do {
-                            reader = try IndexReader(path: ChangeIndex.path(state: state, vaultID: self.settings.id, series: series, archiveDigest: base.digest.hex),
+                            reader = try IndexReader(path: ChangeIndex.path(in: directory, archiveDigest: base.digest.hex),
                                                      archiveDigest: base.digest)
                             made.mode = changes.mode
                             made.base = (base.digest.hex, base.sequence)
@@ -185,7 +184,7 @@ extension Vault {
                 result.unchanged = tracker.unchanged
                 result.deleted = tracker.deleted
                 do {
-                    try tracker.writeIndex(to: "\(indexDirectory)/\(report.summary.archiveDigest).index", archiveDigest: digest,
+                    try tracker.writeIndex(to: ChangeIndex.path(in: indexDirectory, archiveDigest: report.summary.archiveDigest), archiveDigest: digest,
                                            sequence: sequence, mode: made.mode)
                     let full = made.mode == .full ? nil : try latestFull(of: series, trusting: trusted)?.digest.hex
                     try pruneIndexes(in: indexDirectory, keeping: [report.summary.archiveDigest] + [full].compactMap { $0 })

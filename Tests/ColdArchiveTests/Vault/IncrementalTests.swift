@@ -155,6 +155,59 @@ import Testing
         #expect(try s.restore("2025-02", to: "february").chain?.count == 2)
     }
 
+    /// The manifests are merged from each entry's head only, while another thread checks them whole:
+    /// what is wrong with a manifest (here the canonical order, then `tar_offset`s that do not
+    /// increase, which the merge's arithmetic relies on) must stop the restore before anything is
+    /// written, and never crash the merge.
+    @Test(arguments: [([512, 1536, 2560], "'crm/a.txt'"), ([0, 0, 0], "'crm/b.txt' (tar_offset 0 out of order)")])
+    func aManifestOutOfOrderStopsAChainRestoreBeforeItWrites(offsets: [UInt64], reason: String) throws {
+        let scratch = try Scratch()
+        let keys = try TestKeys(in: scratch)
+        let data = Array("x\n".utf8)
+        let names = ["crm/b.txt", "crm/a.txt", "crm/c.txt"]
+        let tar = names.reduce(HostileContentTests.crm) { $0 + HandTar.entry($1, .file, data: data) }
+        // (The right offsets: after the directory's header, each file a header and a block.)
+        let files = zip(names, offsets).map { name, offset in
+            var entry = ManifestEntry.file(name, data)
+            entry.tarOffset = offset
+            return entry
+        }
+        let archive = try craftArchive(scratch, keys: keys, tar: tar, manifest: [.directory("crm")] + files, formatVersion: FormatV1.version2)
+        try FileManager.default.createDirectory(atPath: scratch.sub("target"), withIntermediateDirectories: false)
+        #expect(throws: VaultError.self) {
+            do {
+                _ = try PointInTime.restore(chain: [archive], to: scratch.sub("target"), keyring: keys.keyring, force: true)
+            } catch let error as VaultError {
+                #expect(error.description.contains("archive 1 of the 1 the restore needs, is damaged") && error.description.contains(reason), "\(error)")
+                throw error
+            }
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: scratch.sub("target")).isEmpty)
+    }
+
+    /// What the merge does not look at — here a hardlink whose metadata differs from its file's — is
+    /// found by the whole check of each manifest, before anything is written.
+    @Test func aHardlinkUnlikeItsFileStopsAChainRestoreBeforeItWrites() throws {
+        let scratch = try Scratch()
+        let keys = try TestKeys(in: scratch)
+        let data = Array("x\n".utf8)
+        let tar = HostileContentTests.crm + HandTar.entry("crm/a.txt", .file, data: data) + HandTar.entry("crm/b.txt", .hardlink, mode: 0o600, link: "crm/a.txt")
+        var a = ManifestEntry.file("crm/a.txt", data), b = ManifestEntry.link(.hardlink, "crm/b.txt", to: "crm/a.txt")
+        (a.tarOffset, b.tarOffset, b.mode) = (512, 1536, 0o600)
+        let archive = try craftArchive(scratch, keys: keys, tar: tar, manifest: [.directory("crm"), a, b], formatVersion: FormatV1.version2)
+        try FileManager.default.createDirectory(atPath: scratch.sub("target"), withIntermediateDirectories: false)
+        #expect(throws: VaultError.self) {
+            do {
+                _ = try PointInTime.restore(chain: [archive], to: scratch.sub("target"), keyring: keys.keyring, force: true)
+            } catch let error as VaultError {
+                #expect(error.description.contains("archive 1 of the 1 the restore needs, is damaged")
+                        && error.description.contains("a hardlink whose mode, owner, times or attributes differ"), "\(error)")
+                throw error
+            }
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: scratch.sub("target")).isEmpty)
+    }
+
     @Test func withoutTheBaseIndexAFullIsMadeAndTheReasonSaid() throws {
         let s = try Series()
         try s.write("a.txt", "1\n")
