@@ -60,6 +60,11 @@ public enum Verifier {
     public static func damagedChunks(path: String, trusting trusted: [SigningPublicKey], workers: Int = defaultWorkers) throws -> [DamagedChunk] {
         let archive = try ArchiveFile(path: path)
         _ = try archive.checkSignature(trusting: trusted)
+        return try damagedChunks(archive: archive, workers: workers)
+    }
+
+    /// Every damaged chunk of an opened archive (its signature checked by the caller).
+    static func damagedChunks(archive: ArchiveFile, workers: Int) throws -> [DamagedChunk] {
         var found: [DamagedChunk] = []
         do {
             _ = try archive.checkChunkHashes(workers: workers) { found.append($0) }

@@ -1,0 +1,55 @@
+import ArgumentParser
+import ColdArchive
+import Foundation
+
+struct RepairCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "repair",
+        abstract: "Rebuild a damaged archive chunk by chunk from other copies of it.",
+        discussion: """
+        Checks every chunk of ARCHIVE against its signed chunk table (no secret key is needed), and takes \
+        each damaged one from a copy given with --from that holds it intact; a copy of another archive is \
+        refused, a rewrapped copy serves. When ARCHIVE's own header or trailer is damaged, or the file is \
+        gone, they are taken from a copy too. The result is verified whole — signature and every chunk, \
+        the same archive digest — before it replaces ARCHIVE; until then ARCHIVE is left as it was. \
+        Repair works even when every copy is damaged, as long as each chunk is intact in one of them; a \
+        chunk damaged everywhere is named and nothing is changed. \
+        Exit status: 0 repaired or already intact, 1 a chunk intact nowhere (or no usable copy), \
+        2 usage (a copy of another archive), 3 any other error.
+        """)
+
+    @Argument(help: "The archive to repair (it may be missing: it is then rebuilt from the copies).")
+    var archive: String
+
+    @Option(name: .long, parsing: .upToNextOption, help: "Other copies of the same archive (files on other disks, downloaded objects).")
+    var from: [String] = []
+
+    @OptionGroup var trust: TrustOption
+    @OptionGroup var keyring: KeyringOption
+
+    @Flag(name: .long, help: "Print the report as JSON.")
+    var json = false
+
+    func run() throws {
+        let trusted = try trust.keys(orFrom: keyring)
+        let report = try Repair.repair(archive, from: from, trusting: trusted)
+        if json {
+            try Output.jsonLine(report)
+            return
+        }
+        for (copy, why) in report.unusable.sorted(by: { $0.key < $1.key }) {
+            Output.warning("copy '\(copy)' was not used: \(why)")
+        }
+        if report.wasIntact {
+            print("OK \(archive): intact (\(report.chunks) chunks checked); nothing to repair")
+            return
+        }
+        if let from = report.structureFrom {
+            print("\(archive): header, recipient block and trailer taken from '\(from)' (\(report.structureProblem ?? "its own did not verify"))")
+        }
+        for chunk in report.repaired {
+            print("  chunk \(chunk.index) at byte \(chunk.offset): taken from '\(chunk.from)'")
+        }
+        print("REPAIRED \(archive): \(report.repaired.count) of \(report.chunks) chunks replaced; verified whole, archive digest \(report.archiveDigest)")
+    }
+}
