@@ -189,10 +189,14 @@ final class IndexReader {
         try ensure(4 + length)
         at = Int(offset - bufferStart)
         let record = try IndexRecord.decode(buffer, at: at + 4, length: length)
+        lastEncoded = buffer[at..<at + 4 + length]
         offset += UInt64(4 + length)
         read += 1
         return record
     }
+
+    /// The encoded bytes (length and body) of the record `next` returned last.
+    private(set) var lastEncoded: ArraySlice<UInt8> = []
 
     /// Makes the next `count` bytes from `offset` available in `buffer` (reading 1 MiB at a time).
     private func ensure(_ count: Int) throws {
@@ -239,6 +243,13 @@ final class IndexDraft {
         path = "\(directory)/\(Self.tempPrefix)\(getpid())-\(Sodium.randomBytes(6).hex)"
         file = try OpenFile.createNew(path, mode: 0o600, readWrite: true)
         try file.write([UInt8](repeating: 0, count: Self.headerBytes))
+    }
+
+    /// Appends a record already encoded (length and body), as an unchanged entry's was in the base index.
+    func append(encoded: ArraySlice<UInt8>) throws {
+        buffer.raw(encoded)
+        count += 1
+        if buffer.bytes.count >= 1 << 20 { try flush() }
     }
 
     func append(_ record: IndexRecord, _ role: Role = .plain) throws {
@@ -353,6 +364,8 @@ final class ChangeTracker: @unchecked Sendable {
     /// Content hashes of the files the archive stores, from its manifest as it is written, in order.
     private var hashes: [(hash: [UInt8], changed: Bool)] = []
     private var peeked: IndexRecord?
+    /// The peeked record's encoded bytes in the base index.
+    private var peekedEncoded: ArraySlice<UInt8> = []
     private var exhausted = false
     /// The last path found gone (or replaced by a non-directory): base paths below it are implied.
     private var cut: [UInt8]?
@@ -372,7 +385,7 @@ final class ChangeTracker: @unchecked Sendable {
     private func peek() throws -> IndexRecord? {
         if peeked == nil && !exhausted {
             peeked = try base?.next()
-            if peeked == nil { exhausted = true }
+            if peeked == nil { exhausted = true } else { peekedEncoded = base!.lastEncoded }
         }
         return peeked
     }
@@ -422,6 +435,18 @@ final class ChangeTracker: @unchecked Sendable {
     }
 
     func countUnchanged() { unchanged += 1 }
+
+    /// Takes the next base record, `path`'s, for an entry found unchanged (`isUnchanged`) and puts it
+    /// into the new index: as its bytes were, unless change times are ignored (then `now`, whose change
+    /// time may differ).
+    func keepUnchanged(_ path: [UInt8], now: IndexRecord) throws {
+        guard let old = try peek(), old.path == path else {
+            throw IntegrityError.inconsistent(what: "the change index's next record is not '\(DisplayName.escaped(NameCodec.decode(path)))'")
+        }
+        peeked = nil
+        if ignoreChangeTime { try draft.append(now) } else { try draft.append(encoded: peekedEncoded) }
+        unchanged += 1
+    }
 
     /// Whether `now` is as the base recorded it, by this tracker's rules.
     func isUnchanged(_ old: IndexRecord, _ now: IndexRecord) -> Bool { old.isUnchanged(as: now, ignoringChangeTime: ignoreChangeTime) }

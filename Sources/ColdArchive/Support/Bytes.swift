@@ -10,6 +10,7 @@ struct ByteWriter {
     mutating func u64(_ v: UInt64) { append(v) }
     mutating func i64(_ v: Int64) { append(UInt64(bitPattern: v)) }
     mutating func raw(_ v: [UInt8]) { bytes.append(contentsOf: v) }
+    mutating func raw(_ v: ArraySlice<UInt8>) { bytes.append(contentsOf: v) }
     mutating func utf8(_ v: String) { bytes.append(contentsOf: v.utf8) }
 
     private mutating func append<T: FixedWidthInteger>(_ v: T) {

@@ -300,9 +300,7 @@ final class SourceWalker {
               UInt32(st.st_mode) & 0o170000 == FileTypeBits.regular else { return false }
         let now = IndexRecord(kind: .file, st, path: bytes, contentHash: old.contentHash)
         guard tracker.isUnchanged(old, now) else { return false }
-        _ = try tracker.take(bytes, kind: .file)
-        try tracker.draft.append(now)
-        tracker.countUnchanged()
+        try tracker.keepUnchanged(bytes, now: now)
         return true
     }
 
