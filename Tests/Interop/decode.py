@@ -8,6 +8,7 @@ offset is exact. Where FORMAT.md left something open, Tests/Interop/SPEC_GAPS_v2
   decode.py --check VECTORS_DIR                          verify, decrypt and compare every vector-vN.car there
   decode.py --verify ARCHIVE --trust SIGNING_PUB         the keyless check of §11
   decode.py --extract ARCHIVE --keyring KEYDIR --to DIR  verify (§11, §12), then unpack the tar stream
+  decode.py --extract-chain ARCHIVE --keyring KEYDIR --to DIR   the same through a chain of archives (§20)
 
 --check opens each vector with every check of §§11-12, compares it with its .listing.json and .summary.json,
 reads each v2 entry from its tar_offset alone, and then shows that altered copies are refused: flipped bits,
@@ -1583,19 +1584,96 @@ def check_journal(path, trusted_pk):   # §19: RECORD_JSON TAB base64(Ed25519), 
     need(records and records[0]["event"] == "vault-created", f"§19: {path}: the first record is not vault-created")
     return records
 
+# ---------------------------------------------------------------------------------------------------------
+# §20: restoring a chain (a full and the incrementals after it, or a differential)
+
+def find_chain(target, trusted_pk, keys):
+    """§20.1: from the target, follow base_archive_digest among the archives beside it to a full; every one is
+    opened with all the checks of a restore (§11, §12). Returns [(a, buf, key, entries)], oldest first."""
+    by_digest, chain = {}, []
+    for path in sorted(glob.glob(os.path.join(os.path.dirname(os.path.abspath(target)), "*.car"))):
+        try:
+            a = verify(load(path), trusted_pk)
+        except (FormatError, OSError):
+            continue                     # a damaged neighbour matters only if the chain needs it: then it is missing
+        by_digest[a.archive_digest] = path
+    path = target
+    while True:
+        buf = load(path)
+        a, key, entries = open_archive(buf, trusted_pk, keys)
+        chain.insert(0, (a, buf, key, entries))
+        if a.backup_mode in (None, 1):
+            break
+        base = by_digest.get(a.base_digest)
+        need(base is not None, f"§20.1: the base of {path} (archive digest {a.base_digest.hex()[:16]}…) is not beside it, or does not verify")
+        b = verify(load(base), trusted_pk)
+        need(b.series == a.series and b.sequence < a.sequence, f"§20.1: {base} is not an earlier archive of {path}'s series")
+        need(a.backup_mode != 3 or b.backup_mode in (None, 1), f"§20.1: the base of the differential {path} is not a full")
+        path = base
+    return chain
+
+def merge_chain(chain):
+    """§20.2-3, applied archive by archive, oldest first (for each path the newest entry counts): a deleted entry
+    removes the path and what is below it; any other entry that is not a directory removes what is below it.
+    Returns {path: (archive index, entry)}."""
+    tree = {}
+    for i, (a, _, _, entries) in enumerate(chain):
+        for e in entries:
+            if e.type != "directory":
+                for p in [p for p in tree if p.startswith(e.path + b"/")]:
+                    del tree[p]
+            if e.type == "deleted":
+                tree.pop(e.path, None)
+            else:
+                tree[e.path] = (i, e)
+    for p, (i, e) in tree.items():     # §20.3: a hardlink's file is of its own archive, not replaced since
+        if e.type == "hardlink":
+            need(tree.get(e.link, (None, None))[0] == i, f"§20.3: {esc(p)} links to {esc(e.link)}, which a later archive replaced")
+    return tree
+
+class ChainSink:
+    """Writes through an Extractor only the entries the merged tree takes from this archive (directories are
+    made beforehand, from the merged tree)."""
+    def __init__(self, ext, tree, i):
+        self.ext, self.tree, self.i = ext, tree, i
+    def wanted(self, e):
+        return e.type != "directory" and self.tree.get(e.path, (None, None))[0] == self.i and self.tree[e.path][1] is e
+    def create(self, e):
+        return self.ext.create(e) if self.wanted(e) else None
+    def finish(self, e, out):
+        if self.wanted(e):
+            self.ext.finish(e, out)
+    def deleted(self, e):
+        pass
+
+def extract_chain(target, trusted_pk, keys, to):
+    chain = find_chain(target, trusted_pk, keys)             # every archive checked before anything is written
+    tree = merge_chain(chain)
+    ext = Extractor(to, 2)
+    order = sorted(tree, key=lambda p: p.replace(b"/", b"\0"))   # §8 canonical order: '/' sorts below every byte
+    for p in order:
+        if tree[p][1].type == "directory":
+            ext.finish(tree[p][1], None)
+    for i, (a, buf, key, entries) in enumerate(chain):
+        walk_tar(a, buf, key, entries, ChainSink(ext, tree, i))
+    ext.close()
+    return chain, tree, ext
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     mode = ap.add_mutually_exclusive_group(required=True)
     mode.add_argument("--check", metavar="VECTORS_DIR")
     mode.add_argument("--verify", metavar="ARCHIVE")
     mode.add_argument("--extract", metavar="ARCHIVE")
+    mode.add_argument("--extract-chain", metavar="ARCHIVE", help="restore the tree ARCHIVE leaves, through its chain (§20), "
+                      "finding its bases among the archives beside it")
     mode.add_argument("--journal", metavar="JOURNAL", help="check a vault journal (§19) against --trust")
     ap.add_argument("--trust", metavar="SIGNING_PUB", help="trusted signing key (default for --extract: KEYDIR/signing.pub)")
     ap.add_argument("--keyring", metavar="KEYDIR")
     ap.add_argument("--to", metavar="DIR")
     args = ap.parse_args()
-    if (args.verify or args.journal) and not args.trust or args.extract and not (args.keyring and args.to):
-        ap.error("--verify needs --trust; --extract needs --keyring and --to")
+    if (args.verify or args.journal) and not args.trust or (args.extract or args.extract_chain) and not (args.keyring and args.to):
+        ap.error("--verify needs --trust; --extract and --extract-chain need --keyring and --to")
     try:
         if args.check:
             passed, failed, skipped = check(args.check)
@@ -1609,8 +1687,13 @@ def main():
             a = verify(load(args.verify), read_public(args.trust), print)
             print(f"archive OK: format version {a.version}, archive_digest {a.archive_digest.hex()}")
             return 0
-        buf = load(args.extract)
         trusted = read_public(args.trust or os.path.join(args.keyring, "signing.pub"))
+        if args.extract_chain:
+            chain, tree, ext = extract_chain(args.extract_chain, trusted, read_keyring(args.keyring), args.to)
+            print("\n".join(["report: " + r for r in ext.reports]
+                            + [f"extracted {len(tree)} entries to {args.to} through a chain of {len(chain)} archives"]))
+            return 0
+        buf = load(args.extract)
         a, key, entries = open_archive(buf, trusted, read_keyring(args.keyring))   # all checks before writing
         sink = Extractor(args.to, a.version)
         walk_tar(a, buf, key, entries, sink)

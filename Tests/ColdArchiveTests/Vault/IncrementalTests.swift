@@ -126,6 +126,16 @@ import Testing
             let expectedChain = month == "2025-11" ? 2 : month == "2025-12" ? 3 : Int(month.suffix(2))!
             #expect(report.chain?.count == expectedChain, "\(month): \(report.chain ?? [])")
         }
+        // The independent decoder restores the chains from FORMAT.md §20 alone, to the same trees: through
+        // every incremental since the full, and through a differential.
+        let decoder = FidelityTests.support.replacingOccurrences(of: "/Support", with: "/Interop/decode.py")
+        for month in ["2025-10", "2025-11", "2025-12"] {
+            let out = s.v.scratch.sub("decoded-\(month)")
+            let decoded = try CLI.run([decoder, "--extract-chain", reports[month]!.path, "--keyring", s.v.keys.directory, "--to", out],
+                                      executable: "/usr/bin/python3")
+            #expect(decoded.status == 0, "\(decoded.stdout)\(decoded.stderr)")
+            #expect(try TreeSnapshot("\(out)/crm") == recorded[month], "\(month): decoded by decode.py")
+        }
     }
 
     @Test func aDamagedMiddleIncrementalBlocksLaterPeriodsAndLeavesTheTargetAlone() throws {
