@@ -13,8 +13,10 @@ extension ArchiveFile {
     }
 
     /// Reads the chunk at the cursor's position into a buffer from `pool`.
-    func readChunk(_ cursor: ChunkTableCursor, pool: BufferPool) throws -> StoredChunk? {
-        guard let (index, offset, record) = try cursor.next() else { return nil }
+    func readChunk(_ cursor: ChunkTableCursor, pool: BufferPool, selected: ((UInt64) -> Bool)? = nil) throws -> StoredChunk? {
+        var next = try cursor.next()
+        while let (index, _, _) = next, let selected, !selected(index) { next = try cursor.next() }
+        guard let (index, offset, record) = next else { return nil }
         let sealed = pool.take()
         // A reader sizes its buffers from the trailer's totals (a manifest chunk holds at most
         // manifest_bytes): a chunk that claims more does not fit and is refused, not read past.
@@ -30,8 +32,8 @@ extension ArchiveFile {
     /// The keyless pass: every chunk's ciphertext hashed (on `workers` threads) and compared with the
     /// signed chunk table. Returns the number of bytes hashed. Stops at the first damaged chunk, unless
     /// `damaged` is given: then every chunk is hashed, each damaged one is reported to it, and the error
-    /// for the first is thrown at the end.
-    func checkChunkHashes(workers: Int, damaged: ((DamagedChunk) -> Void)? = nil) throws -> UInt64 {
+    /// for the first is thrown at the end. With `selected`, only the chunks it selects are read.
+    func checkChunkHashes(workers: Int, selected: ((UInt64) -> Bool)? = nil, damaged: ((DamagedChunk) -> Void)? = nil) throws -> UInt64 {
         let cursor = chunkTable()
         let maxInFlight = workers * 2 + 2
         let pool = sealedPool(keep: maxInFlight)
@@ -50,7 +52,7 @@ extension ArchiveFile {
         defer { pipeline.shutdown() }
         var hashed: UInt64 = 0
         var first: DamagedChunk?
-        while let (n, bad) = try pipeline.next(refill: { try readChunk(cursor, pool: pool) }) {
+        while let (n, bad) = try pipeline.next(refill: { try readChunk(cursor, pool: pool, selected: selected) }) {
             hashed += n
             if let bad {
                 first = first ?? bad

@@ -67,7 +67,7 @@ public enum Verifier {
     static func damagedChunks(archive: ArchiveFile, workers: Int) throws -> [DamagedChunk] {
         var found: [DamagedChunk] = []
         do {
-            _ = try archive.checkChunkHashes(workers: workers) { found.append($0) }
+            _ = try archive.checkChunkHashes(workers: workers, damaged: { found.append($0) })
         } catch IntegrityError.chunkHashMismatch {
             // Reported chunk by chunk above.
         }
