@@ -33,6 +33,8 @@ struct RestoreCommand: ParsableCommand {
         through the chain the period needs — its full and the incrementals since, or one differential. Every \
         archive of the chain is verified whole first; a missing or damaged one is named and nothing is written. \
         'coldarchive plan' says beforehand which archives, how many bytes and how long (docs/OPERATIONS.md).
+
+        Salvage (--salvage FILE, never the default): out of a damaged archive with no intact copy to repair it         from ('coldarchive repair'), every entry whose bytes lie in intact chunks, each checked against the         manifest as always; a file touching a damaged chunk is not restored at all. Every entry left out is         named, with the damaged chunk that holds it, on stderr and in coldarchive-salvage-ID.txt in the target.         The archive's header, trailer, signature and manifest must be intact. Exit status 1 when anything was         left out (what could be restored is in place), 0 when the archive turned out intact.
         """)
 
     @Argument(help: "The archive file (or --vault DIR --series NAME).")
@@ -60,6 +62,9 @@ struct RestoreCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Restore only the entries this glob matches, and what they need (repeatable; see above).", valueName: "GLOB"))
     var include: [String] = []
 
+    @Flag(name: .long, help: "Restore what is intact of a damaged archive and list what is not (see above).")
+    var salvage = false
+
     @Flag(name: .long, help: "Restore into a non-empty directory (existing entries are still never replaced).")
     var force = false
 
@@ -77,6 +82,7 @@ struct RestoreCommand: ParsableCommand {
 
     func validate() throws {
         if noOwner && numericOwner { throw ValidationError("--no-owner and --numeric-owner exclude each other") }
+        if salvage && (vault != nil || !include.isEmpty) { throw ValidationError("--salvage restores one archive FILE whole: not with --vault or --include") }
         if vault == nil {
             if file == nil { throw ValidationError("name the archive FILE, or --vault DIR --series NAME [--period PERIOD]") }
             if series != nil || period != nil || archive != nil { throw ValidationError("--series, --period and --archive go with --vault DIR") }
@@ -103,6 +109,9 @@ struct RestoreCommand: ParsableCommand {
                 VaultRecords.restored(file: path, target: to, keyring: ring, bytes: path == chain.last ? report.contentBytes : nil,
                                       seconds: path == chain.last ? Date().timeIntervalSince(started) : nil)
             }
+        } else if let file, salvage {
+            report = try Salvage.restore(archivePath: file, to: to, keyring: ring, trusting: try trust.keys(), force: force,
+                                         checkContent: checkContent, owners: policy)
         } else if let file {
             report = try Restorer.restore(archivePath: file, to: to, keyring: ring,
                                           trusting: try trust.keys(), force: force, checkContent: checkContent, owners: policy,
@@ -112,6 +121,17 @@ struct RestoreCommand: ParsableCommand {
                                   seconds: include.isEmpty ? Date().timeIntervalSince(started) : nil)
         } else {
             return
+        }
+        if let salvage = report.salvage, salvage.lostCount > 0 || !salvage.damagedChunks.isEmpty {
+            if json {
+                try Output.json(report)
+            } else {
+                print("SALVAGE: restored \(report.entries) entries (\(Output.bytes(report.contentBytes)) of content) into \(report.target)")
+            }
+            Output.error("SALVAGE of a damaged archive: \(salvage.damagedChunks.count) damaged chunk\(salvage.damagedChunks.count == 1 ? "" : "s") (\(salvage.damagedChunks.map { "\($0.index)" }.joined(separator: ", "))); \(salvage.lostCount) entr\(salvage.lostCount == 1 ? "y was" : "ies were") NOT restored, listed in \(salvage.listFile ?? "-")")
+            for lost in salvage.lost { Output.error("not restored: '\(DisplayName.escaped(lost.path))': \(lost.reason)") }
+            if salvage.lostCount > salvage.lost.count { Output.error("… and \(salvage.lostCount - salvage.lost.count) more (see the list file)") }
+            throw ExitCode(1)
         }
         if json { return try Output.json(report) }
         print("restored \(report.entries) entries (\(Output.bytes(report.contentBytes)) of content) into \(report.target): \(report.topLevel.map(DisplayName.escaped).joined(separator: ", "))")

@@ -33,6 +33,8 @@ public struct RestoreReport: Sendable, Equatable, Codable {
     public var hardlinkTargets: [String]?
     /// A point-in-time restore: the archives it read, oldest (the full) first.
     public var chain: [String]?
+    /// A salvage (`restore --salvage`): what was damaged and what could not be restored.
+    public var salvage: SalvageSummary?
 }
 
 /// Restores an archive into a directory, only after the whole archive has been verified, and
