@@ -261,7 +261,10 @@ struct KeysCommand: ParsableCommand {
             archive at all — unless --no-archives-expected says that no archive wrapped to this key is meant to survive. \
             With --vault, the vault's archives are scanned too, every archive its journal ever recorded must be found \
             (in the vault, or as a copy under --archives: copies are told by their archive digest), and the \
-            retirement is recorded in its journal.
+            retirement is recorded in its journal. Every copy the vault's journal records ('push') is checked as well: \
+            one that is reachable is scanned like any archive (a copy made before a rewrap is still wrapped to the old \
+            key); one that is not (an offsite disk not mounted) and was wrapped to this key stops the retirement, \
+            named, unless --skip-unreachable-copies says it may become unreadable.
             """)
 
         @Argument(help: "The key id (see 'keys list').")
@@ -275,6 +278,9 @@ struct KeysCommand: ParsableCommand {
 
         @Flag(name: .long, help: "Retire even though no archive was named or found: no archive wrapped to this key is meant to survive.")
         var noArchivesExpected = false
+
+        @Flag(name: .long, help: "Retire although copies the vault's journal records as wrapped to this key cannot be reached (each is listed): they may become unreadable.")
+        var skipUnreachableCopies = false
 
         @Option(name: .long, help: "The key id again, to confirm without a terminal (for scripts).")
         var confirm: String?
@@ -309,7 +315,24 @@ struct KeysCommand: ParsableCommand {
                 try opened.checkJournal(trusting: trusted)
                 try opened.checkNotRevoked(signer!.publicKey, trusting: trusted, making: "the journal record of the retirement")
             }
-            let paths = archives + vaults.map { "\($0.root)/\(Vault.seriesFolder)" }.filter { FileManager.default.fileExists(atPath: $0) }
+            // The copies each vault's journal records: reachable ones are scanned; unreachable ones wrapped to the
+            // key stop the retirement unless the operator says they may go.
+            var copies: [String] = []
+            var unreachable: [JournalRecord] = []
+            for opened in vaults {
+                for record in try opened.recordedCopies(trusting: trusted) {
+                    guard let target = record.target else { continue }
+                    if FileManager.default.fileExists(atPath: target) { copies.append(target) } else if record.recipients?.contains(keyID) ?? true { unreachable.append(record) }
+                }
+            }
+            if !unreachable.isEmpty {
+                let named = unreachable.map { "\($0.target ?? "?") (a copy of \($0.file ?? "?"), wrapped to \(($0.recipients ?? []).joined(separator: ", ")))" }
+                if !skipUnreachableCopies {
+                    throw ValidationFailure("the vault's journal records \(unreachable.count) cop\(unreachable.count == 1 ? "y" : "ies") wrapped to \(keyID) that cannot be reached: \(named.joined(separator: "; ")). Mount them (or rewrap them and push again), or pass --skip-unreachable-copies if they may become unreadable; key \(keyID) was not retired")
+                }
+                if !json { for name in named { print("  not reachable, may become unreadable: \(name)") } }
+            }
+            let paths = archives + vaults.map { "\($0.root)/\(Vault.seriesFolder)" }.filter { FileManager.default.fileExists(atPath: $0) } + copies
             if !paths.isEmpty {
                 let scan = try KeyDependencies.scan(paths, wrappedTo: keyID, keyring: ring)
                 let dependents = scan.dependents

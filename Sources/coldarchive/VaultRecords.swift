@@ -47,6 +47,18 @@ enum VaultRecords {
         }
     }
 
+    /// After `push` of an archive that sits in a vault: a signed `copy-made` journal record (what `keys
+    /// retire` checks) and a catalog row.
+    static func copied(_ report: PushReport, keyring: Keyring) {
+        journal(file: report.archive, keyring: keyring, what: "copy") { vault, relative, _, signer in
+            try Push.journal(report, in: vault, file: relative, signer: signer)
+            if let catalog = Catalog.openIfWritable(vault: vault) {
+                try? catalog.record(CatalogCheck(file: relative, archiveDigest: report.archiveDigest, kind: "copy", result: "ok",
+                                                 detail: "verified copy at \(report.copy), wrapped to \(report.recipients.joined(separator: ", "))"))
+            }
+        }
+    }
+
     /// Appends with the keyring's signing key when it is one the archive's signer is trusted by (the
     /// site's own: an escrow holder's keyring signs nothing into the site's journal); warns otherwise.
     private static func journal(file: String, keyring: Keyring, what: String, _ append: (Vault, String, String, SigningKey) throws -> Void) {

@@ -25,6 +25,10 @@ public struct JournalRecord: Codable, Sendable, Equatable {
         /// incremental or differential that depends on it is kept longer. `file`, `archive_digest`,
         /// `retain_until`, `reason`.
         case retentionExtended = "retention-extended"
+        /// A verified copy of an archive was made (`push`): `file`, `archive_digest`, `target` (where the
+        /// copy is: an absolute path), `recipients` (the key ids the copy's file key is wrapped to).
+        /// `keys retire --vault` checks every copy recorded so before a key is destroyed.
+        case copyMade = "copy-made"
         /// An event this version does not know (a later version wrote it): its signature and chain are
         /// checked like any other's, and it changes nothing else (FORMAT.md §19).
         case unknown
@@ -63,9 +67,11 @@ public struct JournalRecord: Codable, Sendable, Equatable {
     public var key: String?
     /// For `retention-extended`: RFC 3339, UTC, the new date before which the archive must not be removed.
     public var retainUntil: String?
+    /// For `copy-made`: the key ids (hex) the copy's file key is wrapped to.
+    public var recipients: [String]?
 
     enum CodingKeys: String, CodingKey {
-        case n, prev, time, host, signer, event, vault, series, schedule, sequence, period, file, bytes, target, reason, purpose, key
+        case n, prev, time, host, signer, event, vault, series, schedule, sequence, period, file, bytes, target, reason, purpose, key, recipients
         case timeZone = "time_zone"
         case periodFromDate = "period_from_date"
         case archiveDigest = "archive_digest"

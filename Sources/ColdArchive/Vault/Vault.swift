@@ -220,6 +220,20 @@ public final class Vault: @unchecked Sendable {
         return added
     }
 
+    /// The copies the journal records (`copy-made`, verified signatures only): the latest record per
+    /// copy location, in the order they were first made.
+    public func recordedCopies(trusting trusted: [SigningPublicKey]) throws -> [JournalRecord] {
+        var latest: [String: JournalRecord] = [:]
+        var order: [String] = []
+        guard FileSystem.exists(journalPath) else { return [] }
+        try Journal.read(journalPath, trusting: trusted) { line in
+            guard let record = line.record ?? line.signed, record.event == .copyMade, let target = record.target else { return }
+            if latest[target] == nil { order.append(target) }
+            latest[target] = record
+        }
+        return order.compactMap { latest[$0] }
+    }
+
     /// The names of the vault's series, sorted.
     public func seriesNames() throws -> [String] {
         let folder = "\(root)/\(Self.seriesFolder)"

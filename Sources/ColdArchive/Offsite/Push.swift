@@ -1,0 +1,105 @@
+import Foundation
+
+/// What `push` did with one archive and one destination.
+public struct PushReport: Sendable, Codable, Equatable {
+    public var archive: String
+    public var archiveDigest: String
+    public var destination: String
+    /// Where the copy is: the destination, then the archive's path in its vault (`series/SERIES/NAME.car`)
+    /// or its file name.
+    public var copy: String
+    public var bytes: UInt64
+    /// True when the destination already held a verified copy of the same archive: nothing was written.
+    public var alreadyThere: Bool
+    /// The key ids (hex) the copy's file key is wrapped to.
+    public var recipients: [String]
+}
+
+/// Verified copies of archives on paths (issue 20; docs/OFFSITE.md): a USB disk, a second server's
+/// mount, a tape staging area. The archive is checked whole first (a damaged archive is not copied:
+/// `repair` it), written under a partial name, synced, dropped from the page cache, and read back from
+/// the medium — signature and every chunk, the same archive digest — before it takes its name. An
+/// existing copy of the same archive is verified and kept; a different file under that name is refused.
+public enum Push {
+    /// Copies the archive at `path` under `destination` (a directory, created if missing; a `file://` URL
+    /// names one too). An archive in a vault keeps its place in the vault's layout, so a destination is a
+    /// copy of the vault (`scrub --copy`, `audit` read it as one); another archive goes in as its file name.
+    /// Its minisign sidecar (`NAME.minisig`) goes along when there is one.
+    public static func push(_ path: String, to destination: String, trusting trusted: [SigningPublicKey],
+                            workers: Int = Verifier.defaultWorkers) throws -> PushReport {
+        let source = try ArchiveFile(path: path)
+        _ = try source.checkSignature(trusting: trusted)
+        do {
+            _ = try source.checkChunkHashes(workers: workers)
+        } catch let error as IntegrityError {
+            throw IntegrityError.inconsistent(what: "'\(path)' is damaged (\(error)); it was not copied. Repair it from another copy first ('coldarchive repair')")
+        }
+        let root = destination.hasPrefix("file://") ? String(destination.dropFirst("file://".count)) : destination
+        let relative = Vault.containing(file: path)?.file ?? FileSystem.baseName(of: path)
+        let copy = "\(root)/\(relative)"
+        _ = try FileSystem.makeDirectories(FileSystem.parent(of: copy))
+        var report = PushReport(archive: path, archiveDigest: source.archiveDigest.hex, destination: destination, copy: copy,
+                                bytes: source.fileSize, alreadyThere: false, recipients: source.recipientKeyIDs)
+        if FileSystem.exists(copy) {
+            let existing: ArchiveFile
+            do { existing = try ArchiveFile(path: copy) } catch {
+                throw OperationError("'\(copy)' exists and is not a readable archive (\(error)); move it away, or 'coldarchive repair \(copy) --from \(path)'", kind: .usage)
+            }
+            guard existing.archiveDigest == source.archiveDigest else {
+                throw OperationError("'\(copy)' exists and is another archive (archive digest \(existing.archiveDigest.hex.prefix(16))…); nothing was copied", kind: .usage)
+            }
+            _ = try existing.checkSignature(trusting: trusted)
+            do {
+                _ = try existing.checkChunkHashes(workers: workers)
+            } catch let error as IntegrityError {
+                throw IntegrityError.inconsistent(what: "the copy '\(copy)' is damaged (\(error)); 'coldarchive repair \(copy) --from \(path)' mends it")
+            }
+            report.alreadyThere = true
+            report.recipients = existing.recipientKeyIDs
+            return report
+        }
+        PartialFiles.removeStale(for: copy)
+        let partial = PartialFiles.name(for: copy)
+        do {
+            let out = try OpenFile.createNew(partial, mode: 0o644)
+            let buffer = ByteBuffer(capacity: 4 << 20)
+            var at: UInt64 = 0
+            while at < source.fileSize {
+                let count = Int(min(UInt64(buffer.capacity), source.fileSize - at))
+                let n = try source.file.read(into: UnsafeMutableRawBufferPointer(rebasing: buffer.storage[0..<count]), at: at)
+                guard n == count else { throw IntegrityError.truncated(what: "'\(path)'") }
+                try out.write(UnsafeRawBufferPointer(rebasing: buffer.storage[0..<count]))
+                at += UInt64(count)
+            }
+            try out.sync()
+            // Read back from the medium, not from the page cache the write left behind.
+            _ = posix_fadvise(out.fd, 0, 0, POSIX_FADV_DONTNEED)
+            let written = try ArchiveFile(path: partial)
+            guard written.archiveDigest == source.archiveDigest, written.fileSize == source.fileSize else {
+                throw IntegrityError.inconsistent(what: "the copy written to '\(partial)' is not the archive")
+            }
+            _ = try written.checkSignature(trusting: trusted)
+            _ = try written.checkChunkHashes(workers: workers)
+            try source.checkUnchanged()
+            _ = try PartialFiles.publish(partial, as: copy)
+        } catch {
+            FileSystem.remove(partial)
+            throw error
+        }
+        let sidecar = "\(path).minisig"
+        if FileSystem.exists(sidecar), !FileSystem.exists("\(copy).minisig") {
+            try FileSystem.writeAtomically(try FileSystem.readSmallFile(sidecar, limit: 1 << 16), to: "\(copy).minisig", mode: 0o644)
+        }
+        return report
+    }
+
+    /// Journals a verified copy of an archive of `vault` (`copy-made`, FORMAT.md §19).
+    public static func journal(_ report: PushReport, in vault: Vault, file: String, signer: SigningKey) throws {
+        var record = JournalRecord(event: .copyMade)
+        record.file = file
+        record.archiveDigest = report.archiveDigest
+        record.target = report.copy.hasPrefix("/") ? report.copy : FileManager.default.currentDirectoryPath + "/" + report.copy
+        record.recipients = report.recipients
+        _ = try Journal.append(record, to: vault.journalPath, signer: signer)
+    }
+}

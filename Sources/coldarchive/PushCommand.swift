@@ -1,0 +1,62 @@
+import ArgumentParser
+import ColdArchive
+import Foundation
+
+struct PushCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "push",
+        abstract: "Copy archives to other media, verified by reading them back.",
+        discussion: """
+        Each ARCHIVE is checked whole first (a damaged one is not copied: repair it), written under DEST in a \
+        hidden partial file, synced, and read back from the medium — signature and every chunk, the same \
+        archive digest — before it takes its name; a killed push leaves only the partial file, which the next \
+        one removes. An archive of a vault keeps its place in the vault's layout (DEST/series/SERIES/NAME.car), \
+        so DEST becomes a copy of the vault that 'scrub --copy' and 'audit' read. A DEST that already holds a \
+        verified copy of the same archive is left as it is; another file under that name is refused. The \
+        minisign sidecar goes along. For an archive of a vault, the copy is recorded in the vault's journal \
+        ('copy-made', signed with the keyring's signing key, with the key ids the copy is wrapped to: what \
+        'keys retire' checks) and catalog. Exit status: 0 every copy verified, 1 an archive or copy is damaged, \
+        2 usage (another archive in the way), 3 any other error. Destinations are directories (or file:// URLs) \
+        for now; object stores come later (docs/OFFSITE.md).
+        """)
+
+    @Argument(help: "The archives to copy.")
+    var archives: [String] = []
+
+    @Option(name: .long, parsing: .upToNextOption, help: "Destination directories (repeatable).")
+    var to: [String] = []
+
+    @OptionGroup var trust: TrustOption
+    @OptionGroup var keyring: KeyringOption
+
+    @Flag(name: .long, help: "Print one JSON object per copy (JSON Lines).")
+    var json = false
+
+    func validate() throws {
+        if archives.isEmpty { throw ValidationError("name at least one ARCHIVE") }
+        if to.isEmpty { throw ValidationError("name at least one destination with --to DIR") }
+        if let bad = to.first(where: { $0.contains("://") && !$0.hasPrefix("file://") }) {
+            throw ValidationError("'\(bad)': only directories and file:// destinations are supported by this version")
+        }
+    }
+
+    func run() throws {
+        let trusted = try trust.keys(orFrom: keyring)
+        let ring = FileManager.default.fileExists(atPath: "\(keyring.directory)/keyring.json") ? try? keyring.open() : nil
+        for archive in archives {
+            for destination in to {
+                let report = try Push.push(archive, to: destination, trusting: trusted)
+                if let ring { VaultRecords.copied(report, keyring: ring) } else if Vault.containing(file: archive) != nil {
+                    Output.warning("the copy of '\(archive)' was not recorded in its vault's journal: no keyring (pass --keyring)")
+                }
+                if json {
+                    try Output.jsonLine(report)
+                } else if report.alreadyThere {
+                    print("OK \(report.copy): already a verified copy of \(archive)")
+                } else {
+                    print("COPIED \(archive) -> \(report.copy) (\(Output.bytes(report.bytes))), read back and verified; wrapped to \(report.recipients.joined(separator: ", "))")
+                }
+            }
+        }
+    }
+}
