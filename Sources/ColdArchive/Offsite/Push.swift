@@ -62,15 +62,7 @@ public enum Push {
         let partial = PartialFiles.name(for: copy)
         do {
             let out = try OpenFile.createNew(partial, mode: 0o644)
-            let buffer = ByteBuffer(capacity: 4 << 20)
-            var at: UInt64 = 0
-            while at < source.fileSize {
-                let count = Int(min(UInt64(buffer.capacity), source.fileSize - at))
-                let n = try source.file.read(into: UnsafeMutableRawBufferPointer(rebasing: buffer.storage[0..<count]), at: at)
-                guard n == count else { throw IntegrityError.truncated(what: "'\(path)'") }
-                try out.write(UnsafeRawBufferPointer(rebasing: buffer.storage[0..<count]))
-                at += UInt64(count)
-            }
+            try source.copyBytes(0..<source.fileSize, to: out, buffer: ByteBuffer(capacity: 4 << 20))
             try out.sync()
             // Read back from the medium, not from the page cache the write left behind.
             _ = posix_fadvise(out.fd, 0, 0, POSIX_FADV_DONTNEED)

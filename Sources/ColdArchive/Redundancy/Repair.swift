@@ -100,7 +100,7 @@ public enum Repair {
             let table = skeleton.chunkTable()
             let maxSealed = ZstdFrameEncoder.bound(Int(skeleton.header.chunkRawSize)) + ChunkCipher.tagSize
             let buffer = ByteBuffer(capacity: max(maxSealed, 1 << 20))
-            try copyRange(from: skeleton, 0..<skeleton.footer.payloadOffset, to: out, buffer: buffer)
+            try skeleton.copyBytes(0..<skeleton.footer.payloadOffset, to: out, buffer: buffer)
             var pending = damaged[...]
             while let (index, offset, record) = try table.next() {
                 let length = Int(record.sealedLength)
@@ -117,7 +117,7 @@ public enum Repair {
                 }
                 try out.write(UnsafeRawBufferPointer(rebasing: buffer.storage[0..<length]))
             }
-            try copyRange(from: skeleton, skeleton.footer.trailerOffset..<skeleton.fileSize, to: out, buffer: buffer)
+            try skeleton.copyBytes(skeleton.footer.trailerOffset..<skeleton.fileSize, to: out, buffer: buffer)
             try out.sync()
             // The result must be the same archive, whole: structure, signature, every chunk.
             let repaired = try ArchiveFile(path: partial)
@@ -150,13 +150,16 @@ public enum Repair {
         }
         return nil
     }
+}
 
-    private static func copyRange(from archive: ArchiveFile, _ range: Range<UInt64>, to out: OpenFile, buffer: ByteBuffer) throws {
+extension ArchiveFile {
+    /// Copies the bytes `range` of the archive file to `out`, through `buffer`.
+    func copyBytes(_ range: Range<UInt64>, to out: OpenFile, buffer: ByteBuffer) throws {
         var at = range.lowerBound
         while at < range.upperBound {
             let count = Int(min(UInt64(buffer.capacity), range.upperBound - at))
-            let n = try archive.file.read(into: UnsafeMutableRawBufferPointer(rebasing: buffer.storage[0..<count]), at: at)
-            guard n == count else { throw IntegrityError.truncated(what: "'\(archive.path)'") }
+            let n = try file.read(into: UnsafeMutableRawBufferPointer(rebasing: buffer.storage[0..<count]), at: at)
+            guard n == count else { throw IntegrityError.truncated(what: "'\(path)'") }
             try out.write(UnsafeRawBufferPointer(rebasing: buffer.storage[0..<count]))
             at += UInt64(count)
         }

@@ -34,15 +34,22 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: v.scratch.sub("second")))
     }
 
-    /// Issue 16: an offsite copy made before a rewrap is still wrapped to the old key; retire finds it
-    /// through the journal, and refuses while it cannot be reached.
-    @Test func retireChecksEveryCopyTheJournalRecorded() throws {
+    /// A vault whose September archive was pushed to `usb`, then rewrapped to a new key: the copy is
+    /// still wrapped only to the old one.
+    func copiedThenRewrapped() throws -> (v: CLIVault, oldID: String, usb: String) {
         let v = try CLIVault(months: ["2026-09"])
         let oldID = try Keyring(directory: v.keyring).activeEncryptionKeyID
         let usb = v.scratch.sub("usb")
         #expect(try CLI.run(["push", v.archive("2026-09", 1), "--to", usb, "--keyring", v.keyring]).status == 0)
         #expect(try CLI.run(["keys", "rotate", "--keyring", v.keyring]).status == 0)
         #expect(try CLI.run(["rewrap", v.archive("2026-09", 1), "--keyring", v.keyring]).status == 0)
+        return (v, oldID, usb)
+    }
+
+    /// Issue 16: an offsite copy made before a rewrap is still wrapped to the old key; retire finds it
+    /// through the journal, and refuses while it cannot be reached.
+    @Test func retireChecksEveryCopyTheJournalRecorded() throws {
+        let (v, oldID, usb) = try copiedThenRewrapped()
         let keyFile = "\(v.keyring)/encryption/\(oldID).key"
         func retire(_ extra: [String] = []) throws -> CLIResult {
             try CLI.run(["keys", "retire", oldID, "--keyring", v.keyring, "--confirm", oldID, "--vault", v.vault] + extra)
@@ -63,12 +70,7 @@ import Testing
     }
 
     @Test func unreachableCopiesMayBeLetGoOnPurpose() throws {
-        let v = try CLIVault(months: ["2026-09"])
-        let oldID = try Keyring(directory: v.keyring).activeEncryptionKeyID
-        let usb = v.scratch.sub("usb")
-        #expect(try CLI.run(["push", v.archive("2026-09", 1), "--to", usb, "--keyring", v.keyring]).status == 0)
-        #expect(try CLI.run(["keys", "rotate", "--keyring", v.keyring]).status == 0)
-        #expect(try CLI.run(["rewrap", v.archive("2026-09", 1), "--keyring", v.keyring]).status == 0)
+        let (v, oldID, usb) = try copiedThenRewrapped()
         try FileManager.default.removeItem(atPath: usb)
         let retired = try CLI.run(["keys", "retire", oldID, "--keyring", v.keyring, "--confirm", oldID, "--vault", v.vault, "--skip-unreachable-copies"])
         #expect(retired.status == 0, "\(retired.stderr)")
