@@ -4,7 +4,7 @@
     seriesbench.py --bin .build/release/coldarchive [--size 1GB] [--runs 5] [--work .build-bench]
 
 On the 1 GB CRM tree of bench.py (Tests/Fixtures/crm_sample.py, made once in WORK/data-SIZE):
-  selective  restore ARCHIVE --include PATH of the file closest to 1 MB, to tmpfs and to a fresh ext4
+  selective  restore ARCHIVE --include PATH of a 1 MiB file (the tree and one 1 MiB file), to tmpfs and to a fresh ext4
              image: wall time (median), bytes and data chunks read (from the report), against a whole
              restore of the same archive to tmpfs. The keyring has no passphrase, so no key derivation is
              in the figure; the unlock of a passphrase-protected keyring (Argon2id, its own cost) is timed
@@ -137,8 +137,14 @@ def main():
     archive = os.path.join(args.work, f"series-{args.size}.car")
     if os.path.exists(archive):
         os.remove(archive)
-    sh(f"'{binary}' create --keyring '{keys}' --out '{archive}' '{data}' > /dev/null")
-    member, member_bytes = closest_file(data, 1 << 20)
+    # The tree's largest file is 0.6 MB; the issue asks for a 1 MB one: a scanned contract of 1 MiB goes in
+    # as a second source (its own top-level name), at the end of the archive's tar stream.
+    extra = os.path.join(args.work, "series-extra", "contracts")
+    os.makedirs(extra, exist_ok=True)
+    with open(os.path.join(extra, "contract-2026-0001.pdf"), "wb") as f:
+        f.write(os.urandom(1 << 20))
+    sh(f"'{binary}' create --keyring '{keys}' --out '{archive}' '{data}' '{extra}' > /dev/null")
+    member, member_bytes = closest_file(extra, 1 << 20)
     print(f"selective restore of {member} ({member_bytes} bytes)", file=sys.stderr)
 
     kinds = Target.usable(["tmpfs", "ext4"]) if "selective" in args.only else []
@@ -170,6 +176,7 @@ def main():
         protected = os.path.join(args.work, "series-protected-keys")
         passphrase = os.path.join(args.work, "series-passphrase")
         sh(f"rm -rf '{protected}'; printf 'correct horse battery staple\\n' > '{passphrase}'")
+        os.chmod(passphrase, 0o600)  # a passphrase file others can read is refused
         sh(f"'{binary}' keys init --keyring '{protected}' --passphrase-file '{passphrase}'")
         tiny = os.path.join(args.work, "series-tiny.car")
         sh(f"rm -f '{tiny}'; '{binary}' create --keyring '{protected}' --passphrase-file '{passphrase}' --out '{tiny}' '{os.path.join(HERE, 'seriesbench.py')}'")
