@@ -79,6 +79,9 @@ struct CreateCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("An RFC 3161 time-stamping authority to stamp the archive's digest: the token is kept in ARCHIVE.tsr, for audit. If it fails the archive stays, with exit status 4.", valueName: "URL"))
     var tsa: String?
 
+    @Option(name: .long, help: ArgumentHelp("With --vault: after the archive is made, copy it to this directory (repeatable) as 'push' does (read back, verified, journaled, with the vault's metadata). A failed copy leaves the archive in the vault, with exit status 4.", valueName: "DIR"))
+    var copies: [String] = []
+
     @Argument(help: "Directories or files to archive.")
     var sources: [String] = []
 
@@ -87,8 +90,8 @@ struct CreateCommand: ParsableCommand {
         if let tsa { _ = try TimestampClient.authority(tsa) }
         if vault == nil {
             if out == nil { throw ValidationError("pass --out FILE, or --vault DIR --series NAME") }
-            if series != nil || period != nil || wait || mode != .full || rehash || ignoreChangeTime || state != nil || retain != nil {
-                throw ValidationError("--series, --period, --wait, --mode, --rehash, --ignore-ctime, --state and --retain go with --vault DIR")
+            if series != nil || period != nil || wait || mode != .full || rehash || ignoreChangeTime || state != nil || retain != nil || !copies.isEmpty {
+                throw ValidationError("--series, --period, --wait, --mode, --rehash, --ignore-ctime, --state, --retain and --copies go with --vault DIR")
             }
         } else {
             if out != nil { throw ValidationError("--out and --vault exclude each other: a vault names its archives itself") }
@@ -162,7 +165,22 @@ struct CreateCommand: ParsableCommand {
             print("created \(path)")
             Output.summary(report.summary)
         }
-        if report.isInexact || !stamped { throw ExitCode(ExitStatus.inexact) }
+        // Copies to other media, each read back before it counts.
+        var copied = true
+        if let opened {
+            for destination in copies {
+                do {
+                    let pushed = try Push.push(path, to: destination, trusting: try ring.trustedSigningKeys())
+                    VaultRecords.copied(pushed, keyring: ring)
+                    try Push.copyMetadata(of: opened, to: destination)
+                    if !json { print("copied to \(pushed.copy), read back and verified") }
+                } catch {
+                    copied = false
+                    Output.warning("the archive is complete in the vault, but its copy to '\(destination)' failed: \(error). Copy it later: coldarchive push \(path) --to \(destination)")
+                }
+            }
+        }
+        if report.isInexact || !stamped || !copied { throw ExitCode(ExitStatus.inexact) }
     }
 
     /// `create --json`: the summary's fields, the archive's path and the warnings, in one object.

@@ -11,7 +11,8 @@ struct PushCommand: ParsableCommand {
         hidden partial file, synced, and read back from the medium — signature and every chunk, the same \
         archive digest — before it takes its name; a killed push leaves only the partial file, which the next \
         one removes. An archive of a vault keeps its place in the vault's layout (DEST/series/SERIES/NAME.car), \
-        so DEST becomes a copy of the vault that 'scrub --copy' and 'audit' read. A DEST that already holds a \
+        so DEST becomes a copy of the vault that 'scrub --copy' and 'audit' read: the vault's settings, journal, \
+        series settings and revocations go along (not its catalog, an index 'catalog rebuild' makes again). A DEST that already holds a \
         verified copy of the same archive is left as it is; another file under that name is refused. The \
         minisign sidecar goes along. For an archive of a vault, the copy is recorded in the vault's journal \
         ('copy-made', signed with the keyring's signing key, with the key ids the copy is wrapped to: what \
@@ -43,7 +44,9 @@ struct PushCommand: ParsableCommand {
     func run() throws {
         let trusted = try trust.keys(orFrom: keyring)
         let ring = FileManager.default.fileExists(atPath: "\(keyring.directory)/keyring.json") ? try? keyring.open() : nil
+        var vaults: [String: Vault] = [:]
         for archive in archives {
+            if let (vault, _) = Vault.containing(file: archive) { vaults[vault.root] = vault }
             for destination in to {
                 let report = try Push.push(archive, to: destination, trusting: trusted)
                 if let ring { VaultRecords.copied(report, keyring: ring) } else if Vault.containing(file: archive) != nil {
@@ -56,6 +59,14 @@ struct PushCommand: ParsableCommand {
                 } else {
                     print("COPIED \(archive) -> \(report.copy) (\(Output.bytes(report.bytes))), read back and verified; wrapped to \(report.recipients.joined(separator: ", "))")
                 }
+            }
+        }
+        // What the vault holds besides archives (settings, journal with the copies just recorded,
+        // revocations): a destination can then be audited and restored from on its own.
+        for vault in vaults.values.sorted(by: { $0.root < $1.root }) {
+            for destination in to {
+                try Push.copyMetadata(of: vault, to: destination)
+                if !json { print("vault metadata of \(vault.root) (settings, journal, series, revocations) -> \(destination)") }
             }
         }
     }

@@ -85,6 +85,39 @@ public enum Push {
         return report
     }
 
+    /// Copies what a vault holds besides its archives to `destination`, so that a copy of the vault can
+    /// be audited and restored from alone: `vault.json`, the journal, each series' `series.json` and the
+    /// signing-key revocations (FORMAT.md §19). Each is written atomically; a destination that is a copy
+    /// of another vault (another vault id) is refused; a journal there is replaced only by one it is the
+    /// beginning of (the journal only grows). The catalog is an index, rebuilt from the files
+    /// (`catalog rebuild`), and is not copied.
+    public static func copyMetadata(of vault: Vault, to destination: String) throws {
+        let root = destination.hasPrefix("file://") ? String(destination.dropFirst("file://".count)) : destination
+        let settings = "\(root)/\(Vault.settingsName)"
+        if FileSystem.exists(settings), let there = try? Vault.open(root), there.settings.id != vault.settings.id {
+            throw OperationError("'\(root)' is a copy of another vault (id \(there.settings.id)); its metadata was not replaced", kind: .usage)
+        }
+        var files = [Vault.settingsName, Journal.fileName]
+        for series in try vault.seriesNames() { files.append("\(Vault.seriesFolder)/\(series)/\(Vault.seriesSettingsName)") }
+        let revocations = "\(vault.root)/\(Vault.revocationsFolder)"
+        if FileSystem.isDirectory(revocations) {
+            for name in try FileSystem.directoryEntries(revocations) where !name.hasPrefix(".") { files.append("\(Vault.revocationsFolder)/\(name)") }
+        }
+        for file in files where FileSystem.exists("\(vault.root)/\(file)") {
+            let bytes = try FileSystem.readSmallFile("\(vault.root)/\(file)", limit: 1 << 30)
+            let target = "\(root)/\(file)"
+            if file == Journal.fileName, FileSystem.exists(target) {
+                let there = try FileSystem.readSmallFile(target, limit: 1 << 30)
+                guard bytes.starts(with: there) else {
+                    throw OperationError("the journal at '\(target)' is not the beginning of the vault's: it was not replaced (another history?); compare them with 'coldarchive vault log'", kind: .integrity)
+                }
+                if there.count == bytes.count { continue }
+            }
+            _ = try FileSystem.makeDirectories(FileSystem.parent(of: target))
+            try FileSystem.writeAtomically(bytes, to: target, mode: 0o644)
+        }
+    }
+
     /// Journals a verified copy of an archive of `vault` (`copy-made`, FORMAT.md §19).
     public static func journal(_ report: PushReport, in vault: Vault, file: String, signer: SigningKey) throws {
         var record = JournalRecord(event: .copyMade)

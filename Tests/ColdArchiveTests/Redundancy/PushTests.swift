@@ -19,6 +19,10 @@ import Testing
         #expect(made.count == 2 && made[0].target == copy && made[0].file == "series/crm/crm.2026-09.000001.car")
         #expect(made[0].recipients == (try ArchiveFile(path: september)).recipientKeyIDs)
         #expect(try CLI.run(["scrub", "--vault", v.vault, "--copy", usb, "--trust", v.trust]).status == 0)
+        // The destination is a vault of its own: its journal holds the copies, and the audit reads it alone.
+        #expect(try Vault.open(usb).recordedCopies(trusting: [try SigningPublicKey(contentsOf: v.trust)]).count == 2)
+        let audit = try CLI.run(["audit", "--vault", usb, "--trust", v.trust, "--to", "2026-10"])
+        #expect(audit.status == 0, "\(audit.stdout)\(audit.stderr)")
         // Again: the verified copy is kept; another archive under the name is refused; a damaged archive is not copied.
         let again = try CLI.run(["push", september, "--to", usb, "--keyring", v.keyring])
         #expect(again.status == 0 && again.stdout.contains("OK \(copy): already a verified copy"), "\(again.stdout)")
@@ -67,6 +71,26 @@ import Testing
         #expect(listed.status == 0, "\(listed.stderr)")
         #expect(listed.stdout.contains("\(usb)/series/crm/crm.2026-09.000001.car: UNRECOVERABLE after retirement"), "\(listed.stdout)")
         #expect(!FileManager.default.fileExists(atPath: keyFile))
+    }
+
+    @Test func createCopiesTheNewArchiveAndSaysWhenACopyFails() throws {
+        let v = try CLIVault(months: [])
+        let usb = v.scratch.sub("usb")
+        let made = try CLI.run(["create", "--vault", v.vault, "--series", "crm", "--period", "2026-09", "--keyring", v.keyring,
+                                "--copies", usb, v.scratch.sub("crm")])
+        #expect(made.status == 0, "\(made.stderr)")
+        let copy = "\(usb)/series/crm/crm.2026-09.000001.car"
+        #expect(made.stdout.contains("copied to \(copy), read back and verified"), "\(made.stdout)")
+        #expect(FileManager.default.contents(atPath: copy) == FileManager.default.contents(atPath: v.archive("2026-09", 1)))
+        // A destination that cannot be written: the archive stays in the vault, exit 4, and the way to copy it later.
+        let blocked = v.scratch.sub("blocked")
+        try TreeBuilder.write(blocked, "a file, not a directory\n")
+        try TreeBuilder.write(v.scratch.sub("crm/orders.csv"), "id,month\n1,2026-10\n")
+        let failed = try CLI.run(["create", "--vault", v.vault, "--series", "crm", "--period", "2026-10", "--keyring", v.keyring,
+                                  "--copies", blocked, v.scratch.sub("crm")])
+        #expect(failed.status == 4, "\(failed.stderr)")
+        #expect(failed.stderr.contains("its copy to '\(blocked)' failed") && failed.stderr.contains("coldarchive push \(v.archive("2026-10", 2)) --to \(blocked)"))
+        #expect(FileManager.default.fileExists(atPath: v.archive("2026-10", 2)))
     }
 
     @Test func unreachableCopiesMayBeLetGoOnPurpose() throws {
