@@ -322,13 +322,16 @@ struct KeysCommand: ParsableCommand {
             for opened in vaults {
                 for record in try opened.recordedCopies(trusting: trusted) {
                     guard let target = record.target else { continue }
-                    if FileManager.default.fileExists(atPath: target) { copies.append(target) } else if record.recipients?.contains(keyID) ?? true { unreachable.append(record) }
+                    // Reachable: there, an archive, and the one recorded (by archive digest); anything else
+                    // cannot be checked.
+                    let there = (try? ArchiveFile(path: target)).map { $0.summary.archiveDigest == record.archiveDigest } ?? false
+                    if there { copies.append(target) } else if record.recipients?.contains(keyID) ?? true { unreachable.append(record) }
                 }
             }
             if !unreachable.isEmpty {
                 let named = unreachable.map { "\($0.target ?? "?") (a copy of \($0.file ?? "?"), wrapped to \(($0.recipients ?? []).joined(separator: ", ")))" }
                 if !skipUnreachableCopies {
-                    throw ValidationFailure("the vault's journal records \(unreachable.count) cop\(unreachable.count == 1 ? "y" : "ies") wrapped to \(keyID) that cannot be reached: \(named.joined(separator: "; ")). Mount them (or rewrap them and push again), or pass --skip-unreachable-copies if they may become unreadable; key \(keyID) was not retired")
+                    throw ValidationFailure("the vault's journal records \(unreachable.count) cop\(unreachable.count == 1 ? "y" : "ies") wrapped to \(keyID) that cannot be reached: \(named.joined(separator: "; ")). Mount them (and, to keep them readable, rewrap them where they are: coldarchive rewrap COPY, then push again to record it), or pass --skip-unreachable-copies if they may become unreadable; key \(keyID) was not retired")
                 }
                 if !json { for name in named { print("  not reachable, may become unreadable: \(name)") } }
             }

@@ -44,11 +44,22 @@ struct PushCommand: ParsableCommand {
     func run() throws {
         let trusted = try trust.keys(orFrom: keyring)
         let ring = FileManager.default.fileExists(atPath: "\(keyring.directory)/keyring.json") ? try? keyring.open() : nil
-        var vaults: [String: Vault] = [:]
+        // The vaults whose archives reached each destination: their metadata goes along.
+        var reached: [String: (vault: Vault, destinations: Set<String>)] = [:]
+        var worst: Int32 = 0
         for archive in archives {
-            if let (vault, _) = Vault.containing(file: archive) { vaults[vault.root] = vault }
+            let vault = Vault.containing(file: archive)?.vault
             for destination in to {
-                let report = try Push.push(archive, to: destination, trusting: trusted)
+                // Each copy on its own: one that fails does not stop the others; the worst status is the exit's.
+                let report: PushReport
+                do {
+                    report = try Push.push(archive, to: destination, trusting: trusted)
+                } catch let error as ColdArchiveError {
+                    Output.error("\(archive) -> \(destination): \(error.description)")
+                    worst = error.kind == .integrity ? 1 : (worst == 1 ? 1 : max(worst, error.kind.rawValue))
+                    continue
+                }
+                if let vault { reached[vault.root, default: (vault, [])].destinations.insert(destination) }
                 if let ring { VaultRecords.copied(report, keyring: ring) } else if Vault.containing(file: archive) != nil {
                     Output.warning("the copy of '\(archive)' was not recorded in its vault's journal: no keyring (pass --keyring)")
                 }
@@ -63,11 +74,17 @@ struct PushCommand: ParsableCommand {
         }
         // What the vault holds besides archives (settings, journal with the copies just recorded,
         // revocations): a destination can then be audited and restored from on its own.
-        for vault in vaults.values.sorted(by: { $0.root < $1.root }) {
-            for destination in to {
-                try Push.copyMetadata(of: vault, to: destination)
-                if !json { print("vault metadata of \(vault.root) (settings, journal, series, revocations) -> \(destination)") }
+        for (vault, destinations) in reached.values.sorted(by: { $0.vault.root < $1.vault.root }) {
+            for destination in to where destinations.contains(destination) {
+                do {
+                    try Push.copyMetadata(of: vault, to: destination)
+                    if !json { print("vault metadata of \(vault.root) (settings, journal, series, revocations) -> \(destination)") }
+                } catch let error as ColdArchiveError {
+                    Output.error("vault metadata of \(vault.root) -> \(destination): \(error.description)")
+                    worst = error.kind == .integrity ? 1 : (worst == 1 ? 1 : max(worst, error.kind.rawValue))
+                }
             }
         }
+        if worst != 0 { throw ExitCode(worst) }
     }
 }

@@ -45,7 +45,7 @@ struct RepairCommand: ParsableCommand {
             return
         }
         if let from = report.structureFrom {
-            print("\(archive): header, recipient block and trailer taken from '\(from)' (\(report.structureProblem ?? "its own did not verify"))")
+            print("\(archive): header, recipient block and trailer taken from '\(from)' (\(report.structureProblem ?? "its own did not verify")); it is now wrapped to \(report.recipients.joined(separator: ", ")) as that copy is — rewrap it if that is not the current key")
         }
         for chunk in report.repaired {
             print("  chunk \(chunk.index) at byte \(chunk.offset): taken from '\(chunk.from)'")

@@ -34,7 +34,12 @@ struct RestoreCommand: ParsableCommand {
         archive of the chain is verified whole first; a missing or damaged one is named and nothing is written. \
         'coldarchive plan' says beforehand which archives, how many bytes and how long (docs/OPERATIONS.md).
 
-        Salvage (--salvage FILE, never the default): out of a damaged archive with no intact copy to repair it         from ('coldarchive repair'), every entry whose bytes lie in intact chunks, each checked against the         manifest as always; a file touching a damaged chunk is not restored at all. Every entry left out is         named, with the damaged chunk that holds it, on stderr and in coldarchive-salvage-ID.txt in the target.         The archive's header, trailer, signature and manifest must be intact. Exit status 1 when anything was         left out (what could be restored is in place), 0 when the archive turned out intact.
+        Salvage (--salvage FILE, never the default): out of a damaged archive with no intact copy to repair it \
+        from ('coldarchive repair'), every entry whose bytes lie in intact chunks, each checked against the \
+        manifest as always; a file touching a damaged chunk is not restored at all. Every entry left out is \
+        named, with the damaged chunk that holds it, on stderr and in coldarchive-salvage-ID.txt in the target. \
+        The archive's header, trailer, signature and manifest must be intact. Exit status 1 when anything was \
+        left out (what could be restored is in place), 0 when the archive turned out intact.
         """)
 
     @Argument(help: "The archive file (or --vault DIR --series NAME).")

@@ -1616,16 +1616,24 @@ def merge_chain(chain):
     """§20.2-3, applied archive by archive, oldest first (for each path the newest entry counts): a deleted entry
     removes the path and what is below it; any other entry that is not a directory removes what is below it.
     Returns {path: (archive index, entry)}."""
-    tree = {}
+    tree, children = {}, {}              # children: directory path -> the paths directly below it in tree
+    def drop_below(path):
+        stack = list(children.pop(path, ()))
+        while stack:
+            p = stack.pop()
+            tree.pop(p, None)
+            stack.extend(children.pop(p, ()))
     for i, (a, _, _, entries) in enumerate(chain):
         for e in entries:
             if e.type != "directory":
-                for p in [p for p in tree if p.startswith(e.path + b"/")]:
-                    del tree[p]
+                drop_below(e.path)
             if e.type == "deleted":
-                tree.pop(e.path, None)
+                if tree.pop(e.path, None) is not None:
+                    children.get(e.path.rpartition(b"/")[0], set()).discard(e.path)
             else:
                 tree[e.path] = (i, e)
+                if b"/" in e.path:
+                    children.setdefault(e.path.rpartition(b"/")[0], set()).add(e.path)
     for p, (i, e) in tree.items():     # §20.3: a hardlink's file is of its own archive, not replaced since
         if e.type == "hardlink":
             need(tree.get(e.link, (None, None))[0] == i, f"§20.3: {esc(p)} links to {esc(e.link)}, which a later archive replaced")

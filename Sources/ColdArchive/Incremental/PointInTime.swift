@@ -363,11 +363,14 @@ struct ManifestMerge {
             for older in candidates.dropLast() where older.head.kind == .file {
                 replaced.insert(Self.key(older.archive, path))
             }
+            // What lies below the path in archives older than the newest that deleted it or replaced it
+            // by a non-directory is gone — even when a later archive made the directory again.
+            let cutBy = candidates.last { $0.head.kind != .directory }?.archive
             if newest.head.kind == .deleted {
                 cuts.append((path, newest.archive))
                 continue
             }
-            if newest.head.kind != .directory { cuts.append((path, newest.archive)) }
+            if let cutBy { cuts.append((path, cutBy)) }
             if newest.head.kind == .hardlink, replaced.contains(Self.key(newest.archive, newest.head.link)) {
                 throw IntegrityError.inconsistent(what: "'\(DisplayName.escaped(NameCodec.decode(path)))' is a hardlink to '\(DisplayName.escaped(NameCodec.decode(newest.head.link)))', which a later archive of the chain replaced: the chain cannot be restored exactly")
             }

@@ -35,8 +35,16 @@ public enum Push {
             throw IntegrityError.inconsistent(what: "'\(path)' is damaged (\(error)); it was not copied. Repair it from another copy first ('coldarchive repair')")
         }
         let root = destination.hasPrefix("file://") ? String(destination.dropFirst("file://".count)) : destination
-        let relative = Vault.containing(file: path)?.file ?? FileSystem.baseName(of: path)
+        let inVault = Vault.containing(file: path)
+        if let vault = inVault?.vault { try checkDestination(root, for: vault) }
+        let relative = inVault?.file ?? FileSystem.baseName(of: path)
         let copy = "\(root)/\(relative)"
+        if let here = realpath(path, nil), let there = realpath(copy, nil) {
+            defer { free(here); free(there) }
+            guard strcmp(here, there) != 0 else {
+                throw OperationError("'\(destination)' is where '\(path)' already is: a copy must be on other media", kind: .usage)
+            }
+        }
         _ = try FileSystem.makeDirectories(FileSystem.parent(of: copy))
         var report = PushReport(archive: path, archiveDigest: source.archiveDigest.hex, destination: destination, copy: copy,
                                 bytes: source.fileSize, alreadyThere: false, recipients: source.recipientKeyIDs)
@@ -93,10 +101,7 @@ public enum Push {
     /// (`catalog rebuild`), and is not copied.
     public static func copyMetadata(of vault: Vault, to destination: String) throws {
         let root = destination.hasPrefix("file://") ? String(destination.dropFirst("file://".count)) : destination
-        let settings = "\(root)/\(Vault.settingsName)"
-        if FileSystem.exists(settings), let there = try? Vault.open(root), there.settings.id != vault.settings.id {
-            throw OperationError("'\(root)' is a copy of another vault (id \(there.settings.id)); its metadata was not replaced", kind: .usage)
-        }
+        try checkDestination(root, for: vault)
         var files = [Vault.settingsName, Journal.fileName]
         for series in try vault.seriesNames() { files.append("\(Vault.seriesFolder)/\(series)/\(Vault.seriesSettingsName)") }
         let revocations = "\(vault.root)/\(Vault.revocationsFolder)"
@@ -115,6 +120,18 @@ public enum Push {
             }
             _ = try FileSystem.makeDirectories(FileSystem.parent(of: target))
             try FileSystem.writeAtomically(bytes, to: target, mode: 0o644)
+        }
+    }
+
+    /// Refuses a destination that is a copy of another vault (another vault id in its `vault.json`),
+    /// before anything is written there.
+    static func checkDestination(_ root: String, for vault: Vault) throws {
+        guard FileSystem.exists("\(root)/\(Vault.settingsName)") else { return }
+        guard let there = try? Vault.open(root) else {
+            throw OperationError("'\(root)' holds a vault.json that cannot be read; nothing was copied there", kind: .usage)
+        }
+        guard there.settings.id == vault.settings.id else {
+            throw OperationError("'\(root)' is a copy of another vault (id \(there.settings.id), this one is \(vault.settings.id)); nothing was copied there", kind: .usage)
         }
     }
 

@@ -27,6 +27,9 @@ public enum Repair {
         public var structureFrom: String?
         /// Why the archive's own structure was not used.
         public var structureProblem: String?
+        /// The key ids the repaired file is wrapped to (a copy's recipient block, when its structure was
+        /// taken: after a rewrap of one of them, they may differ).
+        public var recipients: [String] = []
         /// Copies that could not be used, with the reason.
         public var unusable: [String: String] = [:]
         /// True when nothing needed repair: the file was left untouched.
@@ -59,16 +62,23 @@ public enum Repair {
         var sources: [ArchiveFile] = []
         var unusable: [String: String] = [:]
         for copy in copies {
+            // A copy that is missing, unreadable, damaged in its structure or signed by another key is not
+            // used (and said so); another copy may serve.
             do {
                 let file = try ArchiveFile(path: copy)
                 _ = try file.checkSignature(trusting: trusted)
                 sources.append(file)
-            } catch let error as IntegrityError {
-                if case .untrustedSigner = error { throw error }
+            } catch {
                 unusable[copy] = "\(error)"
             }
         }
-        guard let skeleton = own ?? sources.first else {
+        // Without a usable structure of its own, the first copy the file is a damaged copy of gives it.
+        var mismatch: Error?
+        let matching = own == nil ? sources.first { source in
+            do { try checkSameArchive(path, as: source, trusting: trusted); return true } catch { mismatch = mismatch ?? error; return false }
+        } : nil
+        if own == nil, matching == nil, let mismatch { throw mismatch }
+        guard let skeleton = own ?? matching else {
             throw OperationError("'\(path)' cannot be repaired: \(ownProblem ?? "it does not verify"), and no copy given is usable"
                                  + (unusable.isEmpty ? " (give copies with --from)" : " (\(unusable.map { "'\($0.key)': \($0.value)" }.sorted().joined(separator: "; ")))"),
                                  kind: .integrity)
@@ -77,7 +87,10 @@ public enum Repair {
             throw OperationError("'\(source.path)' is not a copy of '\(skeleton.path)': its archive digest is \(source.archiveDigest.hex.prefix(16))…, not \(skeleton.archiveDigest.hex.prefix(16))…", kind: .usage)
         }
         var report = Report(archive: path, archiveDigest: skeleton.archiveDigest.hex, chunks: skeleton.totals.chunkCount, unusable: unusable)
+        report.recipients = skeleton.recipientKeyIDs
         if own == nil {
+            // The structure comes from a copy the file was checked to be a damaged copy of (never another
+            // archive, whose intact chunks would all be lost).
             report.structureFrom = skeleton.path
             report.structureProblem = ownProblem
         }
@@ -108,7 +121,8 @@ public enum Repair {
                     pending.removeFirst()
                     guard let source = try intactCopy(of: index, at: offset - skeleton.footer.payloadOffset, record: record,
                                                       in: others, into: buffer) else {
-                        throw IntegrityError.inconsistent(what: "chunk \(index) (bytes \(offset)–\(offset + UInt64(length) - 1)) is damaged in '\(skeleton.path)' and in every copy given\(others.isEmpty ? " (none was usable)" : ""); nothing was changed. Find another copy, or restore what is intact with 'restore --salvage'")
+                        let why = unusable.isEmpty ? "" : " (not usable: \(unusable.map { "'\($0.key)': \($0.value)" }.sorted().joined(separator: "; ")))"
+                        throw IntegrityError.inconsistent(what: "chunk \(index) (bytes \(offset)–\(offset + UInt64(length) - 1)) is damaged in '\(skeleton.path)' and in every copy given\(why); nothing was changed. Find another copy, or restore what is intact with 'restore --salvage'")
                     }
                     report.repaired.append(RepairedChunk(index: index, offset: offset, from: source))
                 } else {
@@ -128,12 +142,43 @@ public enum Repair {
             _ = try repaired.checkChunkHashes(workers: workers)
             for archive in [own].compactMap({ $0 }) + sources { try archive.checkUnchanged() }
             try FileSystem.rename(partial, path)
+            // The structure came from a copy: the file's bytes are now the copy's (its recipient block too,
+            // which a rewrap may have changed), and so is what its minisign signature must cover.
+            if own == nil, FileSystem.exists("\(skeleton.path).minisig") {
+                try FileSystem.writeAtomically(try FileSystem.readSmallFile("\(skeleton.path).minisig", limit: 1 << 16), to: "\(path).minisig", mode: 0o644)
+            }
             try FileSystem.syncDirectory(FileSystem.parent(of: path))
         } catch {
             FileSystem.remove(partial)
             throw error
         }
         return report
+    }
+
+    /// Refuses to rebuild `path` from `skeleton` unless it is that archive: in a vault, the journal's
+    /// `archive-added` record of its file name names the skeleton's archive digest; and a file that is
+    /// there holds at least one of the skeleton's chunks intact at its place.
+    private static func checkSameArchive(_ path: String, as skeleton: ArchiveFile, trusting trusted: [SigningPublicKey]) throws {
+        func refuse(_ why: String) -> OperationError {
+            OperationError("'\(path)' was not rebuilt from '\(skeleton.path)': \(why); nothing was changed", kind: .usage)
+        }
+        if let (vault, file) = Vault.containing(file: path),
+           let recorded = try? vault.recordedArchives(trusting: trusted).last(where: { $0.file == file }),
+           let digest = recorded.archiveDigest, digest != skeleton.archiveDigest.hex {
+            throw refuse("the vault's journal records '\(file)' as archive digest \(digest.prefix(16))…, the copy is \(skeleton.archiveDigest.hex.prefix(16))…")
+        }
+        guard FileSystem.exists(path) else { return }
+        let file = try OpenFile.forReading(path)
+        let table = skeleton.chunkTable()
+        let buffer = ByteBuffer(capacity: ZstdFrameEncoder.bound(Int(skeleton.header.chunkRawSize)) + ChunkCipher.tagSize)
+        while let (_, offset, record) = try table.next() {
+            let space = UnsafeMutableRawBufferPointer(rebasing: buffer.storage[0..<Int(record.sealedLength)])
+            guard (try? file.read(into: space, at: offset)) == Int(record.sealedLength) else { continue }
+            let hash = Sodium.Blake2bState(outputBytes: 32)
+            hash.update(UnsafeRawBufferPointer(space))
+            if hash.finalize() == record.hash { return }
+        }
+        throw refuse("none of its chunks is one of that archive's (another archive, or nothing of it left)")
     }
 
     /// Finds chunk `index` intact in one of `copies` (at `relative` bytes into its payload); leaves it

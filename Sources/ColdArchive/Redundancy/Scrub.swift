@@ -58,6 +58,19 @@ public enum Scrub {
                 relatives.append("\(Vault.seriesFolder)/\(series)/\(name.fileName)")
             }
         }
+        // What the journal says the vault holds (added, not pruned) counts too: an archive lost from the
+        // vault is reported missing there, and its copies are still checked.
+        var recorded: [String] = []
+        var pruned = Set<String>()
+        if FileSystem.exists(vault.journalPath) {
+            try Journal.read(vault.journalPath, trusting: trusted) { line in
+                guard let record = line.record ?? line.signed, let file = record.file else { return }
+                if record.event == .archiveAdded { recorded.append(file) }
+                if record.event == .archivePruned { pruned.insert(file) }
+            }
+        }
+        let listed = Set(relatives)
+        relatives += recorded.filter { !listed.contains($0) && !pruned.contains($0) }
         var results: [ScrubResult] = []
         for root in [vault.root] + copies {
             for relative in relatives {
@@ -74,7 +87,7 @@ public enum Scrub {
                              workers: Int) -> ScrubResult {
         var result = ScrubResult(copy: copy, archive: archive)
         guard FileSystem.exists(path) else {
-            result.error = "missing: this copy has no '\(archive)'"
+            result.error = FileSystem.exists(copy) ? "missing: this copy has no '\(archive)'" : "missing: '\(copy)' does not exist (not mounted?)"
             return result
         }
         do {

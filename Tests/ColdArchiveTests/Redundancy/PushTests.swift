@@ -31,6 +31,14 @@ import Testing
         try FileManager.default.copyItem(atPath: v.archive("2026-10", 2), toPath: "\(other)/series/crm/crm.2026-09.000001.car")
         let clash = try CLI.run(["push", september, "--to", other, "--keyring", v.keyring])
         #expect(clash.status == 2 && clash.stderr.contains("exists and is another archive"), "\(clash.stderr)")
+        // Not onto itself, and not into a copy of another vault (nothing is written there).
+        let itself = try CLI.run(["push", september, "--to", v.vault, "--keyring", v.keyring])
+        #expect(itself.status == 2 && itself.stderr.contains("is where '\(september)' already is"), "\(itself.stderr)")
+        let foreign = try CLIVault(months: [])
+        let intoForeign = try CLI.run(["push", september, v.archive("2026-10", 2), "--to", foreign.vault, usb, "--keyring", v.keyring])
+        #expect(intoForeign.status == 2 && intoForeign.stderr.contains("is a copy of another vault"), "\(intoForeign.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: "\(foreign.vault)/series/crm/crm.2026-09.000001.car"))
+        #expect(intoForeign.stdout.contains("OK \(copy): already a verified copy"), "one failed copy does not stop the others")
         let file = try ArchiveFile(path: september)
         try flipBit(september, at: file.footer.payloadOffset + 3)
         let damaged = try CLI.run(["push", september, "--to", v.scratch.sub("second"), "--keyring", v.keyring])
@@ -64,6 +72,11 @@ import Testing
         let refused = try retire()
         #expect(refused.status == 2 && refused.stderr.contains("records 1 copy wrapped to \(oldID) that cannot be reached: \(usb)/series/crm/crm.2026-09.000001.car"),
                 "\(refused.stderr)")
+        // Another file where the copy was recorded is not the copy: it cannot be checked either.
+        try FileManager.default.createDirectory(atPath: "\(usb)/series/crm", withIntermediateDirectories: true)
+        try TreeBuilder.write("\(usb)/series/crm/crm.2026-09.000001.car", "not the copy\n")
+        #expect(try retire().status == 2)
+        try FileManager.default.removeItem(atPath: usb)
         #expect(FileManager.default.fileExists(atPath: keyFile))
         // Mounted again: scanned, and listed as what the retirement makes unreadable.
         try FileManager.default.moveItem(atPath: unmounted, toPath: usb)

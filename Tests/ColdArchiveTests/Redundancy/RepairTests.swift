@@ -98,6 +98,25 @@ import Testing
         #expect(try c.bytes(damaged) == c.original)
     }
 
+    /// A file whose header is damaged is rebuilt from a copy only if it is a damaged copy of that
+    /// archive: never replaced by another archive (found by review).
+    @Test func aDamagedHeaderIsNeverRebuiltFromAnotherArchive() throws {
+        let c = try Copies()
+        let other = try makeArchive(c.scratch, keys: c.keys, name: "other.car", chunkRawSize: 4096, attachmentBytes: 40_000)
+        let damaged = try c.copy("damaged.car", damaging: [])
+        try flipBit(damaged, at: 40)
+        let before = try c.bytes(damaged)
+        #expect(throws: OperationError.self) {
+            do { _ = try Repair.repair(damaged, from: [other], trusting: c.trusted) } catch let error as OperationError {
+                #expect(error.message.contains("none of its chunks is one of that archive's"), "\(error)")
+                throw error
+            }
+        }
+        #expect(try c.bytes(damaged) == before)
+        // A copy of the same archive still serves.
+        #expect(try Repair.repair(damaged, from: [c.path], trusting: c.trusted).structureFrom == c.path)
+    }
+
     @Test func aCopyOfAnotherArchiveIsRefused() throws {
         let c = try Copies()
         let other = try makeArchive(c.scratch, keys: c.keys, name: "other.car", chunkRawSize: 4096, attachmentBytes: 40_000)

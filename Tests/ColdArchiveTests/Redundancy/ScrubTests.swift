@@ -54,6 +54,12 @@ import Testing
         #expect(chunk.chunksChecked == chunk.chunks && chunk.chunks > 20)
         let missing = try #require(bad.first { $0.copy == c.copies[1] })
         #expect(missing.archive == march && missing.error == "missing: this copy has no '\(march)'")
+        // An archive lost from the vault itself is missing there (its journal records it), and its copies
+        // are still checked.
+        try FileManager.default.removeItem(atPath: "\(c.v.vault.root)/\(march)")
+        let lost = try Scrub.scrub(vault: c.v.vault, copies: [c.copies[0]], trusting: c.v.trusted, workers: 2)
+        #expect(lost.contains { $0.copy == c.v.vault.root && $0.archive == march && $0.error == "missing: this copy has no '\(march)'" })
+        #expect(lost.contains { $0.copy == c.copies[0] && $0.archive == march && $0.ok })
         // The damaged chunk is intact in the vault: repair takes it from there.
         let repaired = try Repair.repair("\(c.copies[0])/\(february)", from: ["\(c.v.vault.root)/\(february)"], trusting: c.v.trusted)
         #expect(repaired.repaired.map(\.index) == [5])
