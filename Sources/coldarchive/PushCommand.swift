@@ -43,7 +43,11 @@ struct PushCommand: ParsableCommand {
 
     func run() throws {
         let trusted = try trust.keys(orFrom: keyring)
-        let ring = FileManager.default.fileExists(atPath: "\(keyring.directory)/keyring.json") ? try? keyring.open() : nil
+        var ring: Keyring?
+        var noRing = "no keyring (pass --keyring)"
+        if FileManager.default.fileExists(atPath: "\(keyring.directory)/keyring.json") {
+            do { ring = try keyring.open() } catch { noRing = "the keyring could not be opened (\(error))" }
+        }
         // The vaults whose archives reached each destination: their metadata goes along.
         var reached: [String: (vault: Vault, destinations: Set<String>)] = [:]
         var worst: Int32 = 0
@@ -61,7 +65,7 @@ struct PushCommand: ParsableCommand {
                 }
                 if let vault { reached[vault.root, default: (vault, [])].destinations.insert(destination) }
                 if let ring { VaultRecords.copied(report, keyring: ring) } else if Vault.containing(file: archive) != nil {
-                    Output.warning("the copy of '\(archive)' was not recorded in its vault's journal: no keyring (pass --keyring)")
+                    Output.warning("the copy of '\(archive)' was not recorded in its vault's journal: \(noRing); 'keys retire' will not know of it")
                 }
                 if json {
                     try Output.jsonLine(report)

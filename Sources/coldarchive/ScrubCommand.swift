@@ -61,7 +61,7 @@ struct ScrubCommand: ParsableCommand {
             if let error = result.error {
                 print("FAILED \(place): \(error)")
             } else if !result.damaged.isEmpty {
-                print("DAMAGED \(place): \(result.damaged.count) of \(result.chunksChecked) chunks checked")
+                print("DAMAGED \(place): \(result.damaged.count) damaged of the \(result.chunksChecked) chunks checked")
                 for chunk in result.damaged {
                     print("  chunk \(chunk.index): bytes \(chunk.offset)–\(chunk.offset + chunk.length - 1)")
                 }

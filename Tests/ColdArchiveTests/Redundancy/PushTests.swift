@@ -26,6 +26,10 @@ import Testing
         // Again: the verified copy is kept; another archive under the name is refused; a damaged archive is not copied.
         let again = try CLI.run(["push", september, "--to", usb, "--keyring", v.keyring])
         #expect(again.status == 0 && again.stdout.contains("OK \(copy): already a verified copy"), "\(again.stdout)")
+        #expect(try Vault.open(v.vault).recordedCopies(trusting: [try SigningPublicKey(contentsOf: v.trust)]).count == 2, "not recorded twice")
+        let journalLines = try String(contentsOfFile: "\(v.vault)/journal.log", encoding: .utf8).split(separator: "\n").count
+        #expect(try CLI.run(["push", september, "--to", usb, "--keyring", v.keyring]).status == 0)
+        #expect(try String(contentsOfFile: "\(v.vault)/journal.log", encoding: .utf8).split(separator: "\n").count == journalLines)
         let other = v.scratch.sub("other")
         try FileManager.default.createDirectory(atPath: "\(other)/series/crm", withIntermediateDirectories: true)
         try FileManager.default.copyItem(atPath: v.archive("2026-10", 2), toPath: "\(other)/series/crm/crm.2026-09.000001.car")

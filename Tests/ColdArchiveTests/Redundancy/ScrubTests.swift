@@ -99,7 +99,7 @@ import Testing
         try flipBit("\(c.copies[1])/\(january)", at: at + 5)
         let scrub = try CLI.run(["scrub", "--vault", c.v.vault.root, "--copy", c.copies[0], "--copy", c.copies[1], "--trust", trust])
         #expect(scrub.status == 1, "\(scrub.stderr)")
-        #expect(scrub.stdout.contains("DAMAGED \(c.copies[1])/\(january): 1 of "), "\(scrub.stdout)")
+        #expect(scrub.stdout.contains("DAMAGED \(c.copies[1])/\(january): 1 damaged of the "), "\(scrub.stdout)")
         #expect(scrub.stdout.contains("  chunk 3: bytes \(at)–"))
         #expect(scrub.stdout.contains("9 archive files scrubbed") && scrub.stdout.contains("1 damaged or missing"))
         let repair = try CLI.run(["repair", "\(c.copies[1])/\(january)", "--from", "\(c.copies[0])/\(january)", "--trust", trust])
