@@ -77,6 +77,13 @@ demo: release
 	$$bin plan --vault $(DEMO)/vault --series crm --trust $(DEMO)/auditor/signing.pub; \
 	$$bin restore --vault $(DEMO)/vault --series crm --keyring keys --to $(DEMO)/restored-series | sed -n '1p;3p'; \
 	diff -r $(DEMO)/crm $(DEMO)/restored-series/crm && echo "identical, the late order included"; \
+	echo "== 11. a verified copy on another disk; the vault's copy rots; scrub finds it, repair mends it from the copy"; \
+	$$bin push $(DEMO)/vault/series/crm/*.car --to $(DEMO)/usb --keyring keys | grep -c COPIED | sed 's/$$/ archives copied, each read back and verified/'; \
+	first=$$(ls $(DEMO)/vault/series/crm/*.car | head -1); \
+	printf 'rot' | dd of=$$first bs=1 seek=100000 conv=notrunc status=none; \
+	$$bin scrub --vault $(DEMO)/vault --copy $(DEMO)/usb --trust $(DEMO)/auditor/signing.pub | grep -E "DAMAGED|chunk|scrubbed" || true; \
+	$$bin repair $$first --from $(DEMO)/usb/series/crm/$$(basename $$first) --trust $(DEMO)/auditor/signing.pub | tail -1; \
+	$$bin verify $$first --trust $(DEMO)/auditor/signing.pub | head -1; \
 	echo "demo files are in $(DEMO)/"
 
 # The tampering campaign at full size: every bit of every header and trailer byte, every payload byte.
