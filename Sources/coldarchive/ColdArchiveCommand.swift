@@ -9,7 +9,7 @@ struct ColdArchiveCommand: ParsableCommand {
         discussion: """
         Exit codes: 0 ok; 1 integrity failure (damaged, truncated, forged, or signed by an untrusted key); \
         2 usage; 3 any other error (I/O, missing key, wrong passphrase, target not empty); 4 (create) the archive \
-        is complete and valid, but some sources could not be archived exactly, or it could not be time-stamped.
+        is complete and valid, but some sources could not be archived exactly, it could not be time-stamped, or a copy (--copies) failed.
         The archive format is specified in docs/FORMAT.md; keys and custody in docs/KEYS.md.
         """,
         version: "\(ArchiveCreator.creatorName) (writes archive format version \(ArchiveCreator.formatVersion))",
