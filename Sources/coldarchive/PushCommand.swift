@@ -50,7 +50,12 @@ struct PushCommand: ParsableCommand {
         }
         // The vaults whose archives reached each destination: their metadata goes along.
         var reached: [String: (vault: Vault, destinations: Set<String>)] = [:]
+        // The exit status: 1 when any archive or copy failed a check, else the highest other failure's.
         var worst: Int32 = 0
+        func failed(_ what: String, _ error: ColdArchiveError) {
+            Output.error("\(what): \(error.description)")
+            worst = error.kind == .integrity ? 1 : (worst == 1 ? 1 : max(worst, error.kind.rawValue))
+        }
         for archive in archives {
             let vault = Vault.containing(file: archive)?.vault
             for destination in to {
@@ -59,8 +64,7 @@ struct PushCommand: ParsableCommand {
                 do {
                     report = try Push.push(archive, to: destination, trusting: trusted)
                 } catch let error as ColdArchiveError {
-                    Output.error("\(archive) -> \(destination): \(error.description)")
-                    worst = error.kind == .integrity ? 1 : (worst == 1 ? 1 : max(worst, error.kind.rawValue))
+                    failed("\(archive) -> \(destination)", error)
                     continue
                 }
                 if let vault { reached[vault.root, default: (vault, [])].destinations.insert(destination) }
@@ -84,8 +88,7 @@ struct PushCommand: ParsableCommand {
                     try Push.copyMetadata(of: vault, to: destination)
                     if !json { print("vault metadata of \(vault.root) (settings, journal, series, revocations) -> \(destination)") }
                 } catch let error as ColdArchiveError {
-                    Output.error("vault metadata of \(vault.root) -> \(destination): \(error.description)")
-                    worst = error.kind == .integrity ? 1 : (worst == 1 ? 1 : max(worst, error.kind.rawValue))
+                    failed("vault metadata of \(vault.root) -> \(destination)", error)
                 }
             }
         }

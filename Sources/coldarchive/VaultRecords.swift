@@ -53,7 +53,7 @@ enum VaultRecords {
         journal(file: report.archive, keyring: keyring, what: "copy") { vault, relative, _, signer in
             // A copy already recorded as it is (same archive, same recipients) is not recorded again: a
             // daily push of a whole vault must not grow the journal by a record per archive per day.
-            let known = try vault.recordedCopies(trusting: try keyring.trustedSigningKeys()).last { $0.target == (report.copy.hasPrefix("/") ? report.copy : FileManager.default.currentDirectoryPath + "/" + report.copy) }
+            let known = try vault.recordedCopies(trusting: try keyring.trustedSigningKeys()).last { $0.target == report.absoluteCopy }
             if let known, known.archiveDigest == report.archiveDigest, known.recipients == report.recipients { return }
             try Push.journal(report, in: vault, file: relative, signer: signer)
             if let catalog = Catalog.openIfWritable(vault: vault) {

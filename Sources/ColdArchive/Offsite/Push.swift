@@ -13,6 +13,9 @@ public struct PushReport: Sendable, Codable, Equatable {
     public var alreadyThere: Bool
     /// The key ids (hex) the copy's file key is wrapped to.
     public var recipients: [String]
+
+    /// `copy` as an absolute path: what the journal records as the copy's place.
+    public var absoluteCopy: String { copy.hasPrefix("/") ? copy : FileManager.default.currentDirectoryPath + "/" + copy }
 }
 
 /// Verified copies of archives on paths (issue 20; docs/OFFSITE.md): a USB disk, a second server's
@@ -34,7 +37,7 @@ public enum Push {
         } catch let error as IntegrityError {
             throw IntegrityError.inconsistent(what: "'\(path)' is damaged (\(error)); it was not copied. Repair it from another copy first ('coldarchive repair')")
         }
-        let root = destination.hasPrefix("file://") ? String(destination.dropFirst("file://".count)) : destination
+        let root = directory(of: destination)
         let inVault = Vault.containing(file: path)
         if let vault = inVault?.vault { try checkDestination(root, for: vault) }
         let relative = inVault?.file ?? FileSystem.baseName(of: path)
@@ -74,12 +77,7 @@ public enum Push {
             try out.sync()
             // Read back from the medium, not from the page cache the write left behind.
             _ = posix_fadvise(out.fd, 0, 0, POSIX_FADV_DONTNEED)
-            let written = try ArchiveFile(path: partial)
-            guard written.archiveDigest == source.archiveDigest, written.fileSize == source.fileSize else {
-                throw IntegrityError.inconsistent(what: "the copy written to '\(partial)' is not the archive")
-            }
-            _ = try written.checkSignature(trusting: trusted)
-            _ = try written.checkChunkHashes(workers: workers)
+            try source.checkWrittenCopy(at: partial, trusting: trusted, workers: workers)
             try source.checkUnchanged()
             _ = try PartialFiles.publish(partial, as: copy)
         } catch {
@@ -100,7 +98,7 @@ public enum Push {
     /// beginning of (the journal only grows). The catalog is an index, rebuilt from the files
     /// (`catalog rebuild`), and is not copied.
     public static func copyMetadata(of vault: Vault, to destination: String) throws {
-        let root = destination.hasPrefix("file://") ? String(destination.dropFirst("file://".count)) : destination
+        let root = directory(of: destination)
         try checkDestination(root, for: vault)
         var files = [Vault.settingsName, Journal.fileName]
         for series in try vault.seriesNames() { files.append("\(Vault.seriesFolder)/\(series)/\(Vault.seriesSettingsName)") }
@@ -123,6 +121,11 @@ public enum Push {
         }
     }
 
+    /// The directory a destination names: a path, or a `file://` URL.
+    static func directory(of destination: String) -> String {
+        destination.hasPrefix("file://") ? String(destination.dropFirst("file://".count)) : destination
+    }
+
     /// Refuses a destination that is a copy of another vault (another vault id in its `vault.json`),
     /// before anything is written there.
     static func checkDestination(_ root: String, for vault: Vault) throws {
@@ -140,7 +143,7 @@ public enum Push {
         var record = JournalRecord(event: .copyMade)
         record.file = file
         record.archiveDigest = report.archiveDigest
-        record.target = report.copy.hasPrefix("/") ? report.copy : FileManager.default.currentDirectoryPath + "/" + report.copy
+        record.target = report.absoluteCopy
         record.recipients = report.recipients
         _ = try Journal.append(record, to: vault.journalPath, signer: signer)
     }

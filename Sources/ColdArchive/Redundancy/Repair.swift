@@ -134,12 +134,7 @@ public enum Repair {
             try skeleton.copyBytes(skeleton.footer.trailerOffset..<skeleton.fileSize, to: out, buffer: buffer)
             try out.sync()
             // The result must be the same archive, whole: structure, signature, every chunk.
-            let repaired = try ArchiveFile(path: partial)
-            _ = try repaired.checkSignature(trusting: trusted)
-            guard repaired.archiveDigest == skeleton.archiveDigest else {
-                throw IntegrityError.inconsistent(what: "the repaired file is not the same archive")
-            }
-            _ = try repaired.checkChunkHashes(workers: workers)
+            try skeleton.checkWrittenCopy(at: partial, trusting: trusted, workers: workers)
             for archive in [own].compactMap({ $0 }) + sources { try archive.checkUnchanged() }
             try FileSystem.rename(partial, path)
             // The structure came from a copy: the file's bytes are now the copy's (its recipient block too,
@@ -172,11 +167,7 @@ public enum Repair {
         let table = skeleton.chunkTable()
         let buffer = ByteBuffer(capacity: ZstdFrameEncoder.bound(Int(skeleton.header.chunkRawSize)) + ChunkCipher.tagSize)
         while let (_, offset, record) = try table.next() {
-            let space = UnsafeMutableRawBufferPointer(rebasing: buffer.storage[0..<Int(record.sealedLength)])
-            guard (try? file.read(into: space, at: offset)) == Int(record.sealedLength) else { continue }
-            let hash = Sodium.Blake2bState(outputBytes: 32)
-            hash.update(UnsafeRawBufferPointer(space))
-            if hash.finalize() == record.hash { return }
+            if readIntact(file, at: offset, record: record, into: buffer) { return }
         }
         throw refuse("none of its chunks is one of that archive's (another archive, or nothing of it left)")
     }
@@ -185,19 +176,31 @@ public enum Repair {
     /// in `buffer` and returns the copy's path, or nil.
     private static func intactCopy(of index: UInt64, at relative: UInt64, record: ChunkRecord,
                                    in copies: [(path: String, file: OpenFile, payloadOffset: UInt64)], into buffer: ByteBuffer) throws -> String? {
-        let length = Int(record.sealedLength)
-        let space = UnsafeMutableRawBufferPointer(rebasing: buffer.storage[0..<length])
-        for copy in copies {
-            guard (try? copy.file.read(into: space, at: copy.payloadOffset + relative)) == length else { continue }
-            let hash = Sodium.Blake2bState(outputBytes: 32)
-            hash.update(UnsafeRawBufferPointer(space))
-            if hash.finalize() == record.hash { return copy.path }
-        }
-        return nil
+        copies.first { readIntact($0.file, at: $0.payloadOffset + relative, record: record, into: buffer) }?.path
+    }
+
+    /// Reads the chunk `record` describes from `file` at `offset` into `buffer`: true when it is there
+    /// whole and its BLAKE2b-256 is the signed chunk table's (a read error counts as not intact).
+    private static func readIntact(_ file: OpenFile, at offset: UInt64, record: ChunkRecord, into buffer: ByteBuffer) -> Bool {
+        let space = UnsafeMutableRawBufferPointer(rebasing: buffer.storage[0..<Int(record.sealedLength)])
+        guard (try? file.read(into: space, at: offset)) == space.count else { return false }
+        let hash = Sodium.Blake2bState(outputBytes: 32)
+        hash.update(UnsafeRawBufferPointer(space))
+        return hash.finalize() == record.hash
     }
 }
 
 extension ArchiveFile {
+    /// Checks that the file written at `path` (a copy, a repair) is this archive, whole: the same archive
+    /// digest and length, signed by one of `trusted`, and every chunk as the signed table says.
+    func checkWrittenCopy(at path: String, trusting trusted: [SigningPublicKey], workers: Int) throws {
+        let written = try ArchiveFile(path: path)
+        guard written.archiveDigest == archiveDigest, written.fileSize == fileSize else {
+            throw IntegrityError.inconsistent(what: "'\(path)' is not the archive it was written from")
+        }
+        _ = try Verifier.verify(archive: written, trusting: trusted, workers: workers)
+    }
+
     /// Copies the bytes `range` of the archive file to `out`, through `buffer`.
     func copyBytes(_ range: Range<UInt64>, to out: OpenFile, buffer: ByteBuffer) throws {
         var at = range.lowerBound

@@ -50,30 +50,26 @@ public enum Salvage {
         let plan = try plan(archive, cipher: cipher, damaged: bad, keep: true)
         var summary = SalvageSummary(damagedChunks: damaged, lost: plan.lost, lostCount: plan.lostCount)
 
-        let reader = plan.kept == nil ? try ManifestReader(archive: archive, cipher: cipher) : nil
-        var again = plan.kept == nil ? Decider(archive: archive, damaged: bad) : nil
+        var again = plan.kept == nil ? try Decisions(archive, cipher: cipher, damaged: bad) : nil
         var kept = plan.kept?[...]
-        var current: ManifestEntry?
-        var primed = false
         var report = try Restorer.place(archive: archive, topLevel: plan.topLevel, target: target, force: force, checkContent: checkContent,
                                         owners: owners, workers: workers) { sink in
             let (found, _) = try ArchiveFile.extract(runs: plan.runs.map { ArchiveRun(archive: 0, run: $0) }, from: [(archive, cipher)],
                                                      workers: workers, sink: sink, checkContent: checkContent, hashesChecked: true) {
                 if kept != nil { return kept!.popFirst() }
                 // Beyond the kept limit: the manifest again, the same decisions.
-                if !primed { (current, primed) = (try reader!.next(), true) }
-                while let entry = current {
-                    let next = try reader!.next()
-                    current = next
-                    if let taken = again!.decide(entry, end: next?.tarOffset ?? archive.totals.tarBytes) { return taken }
+                while let decided = try again!.next() {
+                    if let taken = decided.taken { return taken }
                 }
                 return nil
             }
             return found
         }
-        // The list of what was not restored, left in the target (never over an existing file).
+        // The list of what was not restored, left in the target (never over an existing file); the
+        // manifest is read again for it only when the first reading kept part of the list.
         if summary.lostCount > 0 || !damaged.isEmpty {
-            summary.listFile = try writeList(in: target, archive: archive, damaged: damaged, plan: try Self.plan(archive, cipher: cipher, damaged: bad, keep: false, listAll: true))
+            let listed = plan.lostCount > plan.lost.count ? try Self.plan(archive, cipher: cipher, damaged: bad, keep: false, listAll: true) : plan
+            summary.listFile = try writeList(in: target, archive: archive, damaged: damaged, plan: listed)
         }
         report.salvage = summary
         report.bytesRead = archive.file.bytesRead
@@ -129,14 +125,10 @@ public enum Salvage {
     static func plan(_ archive: ArchiveFile, cipher: ChunkCipher, damaged: Set<UInt64>, keep: Bool, listAll: Bool = false) throws -> Plan {
         var plan = Plan()
         if !keep { plan.kept = nil }
-        var decider = Decider(archive: archive, damaged: damaged)
-        let reader = try ManifestReader(archive: archive, cipher: cipher)
+        var decisions = try Decisions(archive, cipher: cipher, damaged: damaged)
         let rawSize = UInt64(archive.header.chunkRawSize)
-        var current = try reader.next()
-        while let entry = current {
-            let next = try reader.next()
-            let end = next?.tarOffset ?? archive.totals.tarBytes
-            if let taken = decider.decide(entry, end: end) {
+        while let (entry, end, taken, reason) = try decisions.next() {
+            if let taken {
                 if PathRules.isTopLevel(entry.path) { plan.topLevel.append(entry.path) }
                 if plan.kept != nil {
                     plan.kept!.append(taken)
@@ -145,13 +137,37 @@ public enum Salvage {
                 if !taken.direct, plan.runs.isEmpty || !plan.runs[plan.runs.count - 1].absorb(tarOffset: entry.tarOffset, end: end, chunkRawSize: rawSize) {
                     plan.runs.append(TarRun(start: entry.tarOffset, end: end, count: 1, firstOrdinal: taken.ordinal))
                 }
-            } else if let reason = decider.lastReason {
+            } else if let reason {
                 plan.lostCount += 1
                 if listAll || plan.lost.count < SalvageSummary.maxListed { plan.lost.append(LostEntry(path: entry.path, reason: reason)) }
             }
-            current = next
         }
         return plan
+    }
+
+    /// One reading of the manifest with the salvage's decision on each entry: where it ends in the tar
+    /// stream (the next entry's `tar_offset`), and either how it is taken or why it is not.
+    struct Decisions {
+        private let reader: ManifestReader
+        private let tarBytes: UInt64
+        private var decider: Decider
+        private var upcoming: ManifestEntry?
+        private var started = false
+
+        init(_ archive: ArchiveFile, cipher: ChunkCipher, damaged: Set<UInt64>) throws {
+            reader = try ManifestReader(archive: archive, cipher: cipher)
+            tarBytes = archive.totals.tarBytes
+            decider = Decider(archive: archive, damaged: damaged)
+        }
+
+        mutating func next() throws -> (entry: ManifestEntry, end: UInt64, taken: TakenEntry?, reason: String?)? {
+            if !started { (upcoming, started) = (try reader.next(), true) }
+            guard let entry = upcoming else { return nil }
+            upcoming = try reader.next()
+            let end = upcoming?.tarOffset ?? tarBytes
+            let taken = decider.decide(entry, end: end)
+            return (entry, end, taken, decider.lastReason)
+        }
     }
 
     /// Writes the list of lost entries into the target as `coldarchive-salvage-ARCHIVEID.txt` (or with
