@@ -1,7 +1,7 @@
 # coldarchive — build, test, demo. Run as root or with sudo available: `deps` installs Debian packages.
 SHELL := /bin/bash
 SWIFT ?= swift
-APT_PACKAGES := libsodium-dev libzstd-dev libarchive-dev pkg-config python3 python3-nacl python3-zstandard zstd zip diffutils attr acl minisign chromium poppler-utils
+APT_PACKAGES := libsodium-dev libzstd-dev libarchive-dev libisal-dev pkg-config python3 python3-nacl python3-zstandard zstd zip diffutils attr acl minisign chromium poppler-utils
 # Debian's own python3, which sees the python3-* packages above (a pyenv python on PATH would not).
 PYTHON := /usr/bin/python3
 DEMO := .build-demo

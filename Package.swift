@@ -9,6 +9,9 @@ let package = Package(
         // The vault's catalog: SQLite through GRDB, kept out of the core so that a reader of the format
         // links only libsodium, libzstd and libarchive.
         .library(name: "ColdArchiveCatalog", targets: ["ColdArchiveCatalog"]),
+        // Reed–Solomon parity sidecars through Intel ISA-L (docs/FORMAT.md §21), kept out of the core for
+        // the same reason: reading or restoring an archive needs no parity.
+        .library(name: "ColdArchiveParity", targets: ["ColdArchiveParity"]),
         .executable(name: "coldarchive", targets: ["coldarchive"]),
     ],
     dependencies: [
@@ -22,14 +25,18 @@ let package = Package(
                        providers: [.apt(["libzstd-dev"])]),
         .systemLibrary(name: "CArchive", pkgConfig: "libarchive",
                        providers: [.apt(["libarchive-dev"])]),
+        .systemLibrary(name: "CIsal", pkgConfig: "libisal",
+                       providers: [.apt(["libisal-dev"])]),
         .target(name: "ColdArchive", dependencies: ["CSodium", "CZstd", "CArchive"]),
+        .target(name: "ColdArchiveParity", dependencies: ["ColdArchive", "CIsal"]),
         .target(name: "ColdArchiveCatalog", dependencies: ["ColdArchive", .product(name: "GRDB", package: "GRDB.swift")]),
         .executableTarget(name: "coldarchive", dependencies: [
             "ColdArchive",
             "ColdArchiveCatalog",
+            "ColdArchiveParity",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
-        .testTarget(name: "ColdArchiveTests", dependencies: ["ColdArchive", "ColdArchiveCatalog", "coldarchive"],
+        .testTarget(name: "ColdArchiveTests", dependencies: ["ColdArchive", "ColdArchiveCatalog", "ColdArchiveParity", "coldarchive"],
                     exclude: ["Vectors"]),
     ]
 )

@@ -1,5 +1,6 @@
 import ArgumentParser
 import ColdArchive
+import ColdArchiveParity
 import Foundation
 
 struct CreateCommand: ParsableCommand {
@@ -82,12 +83,16 @@ struct CreateCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("With --vault: after the archive is made, copy it to this directory (repeatable) as 'push' does (read back, verified, journaled, with the vault's metadata). A failed copy leaves the archive in the vault, with exit status 4.", valueName: "DIR"))
     var copies: [String] = []
 
+    @Option(name: .long, help: ArgumentHelp("Also write Reed–Solomon parity of SHARE of the archive (1% to 100%, e.g. 5%) in a signed sidecar, ARCHIVE.parity, from which 'repair --parity' rebuilds a damaged archive alone (see 'coldarchive parity').", valueName: "SHARE"))
+    var parity: String?
+
     @Argument(help: "Directories or files to archive.")
     var sources: [String] = []
 
     func validate() throws {
         if sources.isEmpty && imports.isEmpty { throw ValidationError("name at least one SOURCE to archive, or --import FILE") }
         if let tsa { _ = try TimestampClient.authority(tsa) }
+        if let parity { _ = try Parity.basisPoints(parity) }
         if vault == nil {
             if out == nil { throw ValidationError("pass --out FILE, or --vault DIR --series NAME") }
             if series != nil || period != nil || wait || mode != .full || rehash || ignoreChangeTime || state != nil || retain != nil || !copies.isEmpty {
@@ -149,6 +154,18 @@ struct CreateCommand: ParsableCommand {
             report = try ArchiveCreator.create(options, signer: try ring.signingKey(), recipients: try ring.recipientPublicKeys())
         }
         for warning in report.warnings { Output.warning(escaped: warning.description) }
+        // Parity before the copies, so that they carry it. A failure leaves the archive, with exit status 4.
+        var protected = true
+        if let parity {
+            do {
+                let made = try Parity.create(for: path, basisPoints: try Parity.basisPoints(parity), signingKey: try ring.signingKey(),
+                                             trusting: try ring.trustedSigningKeys(), verifyFirst: false)
+                if !json { ParityCommand.describe(made) }
+            } catch {
+                protected = false
+                Output.warning("the archive is complete and valid, but its parity was not written: \(error). Make it later: coldarchive parity create \(path) --parity \(parity)")
+            }
+        }
         var stamped = true
         if let tsa, let authority = try? TimestampClient.authority(tsa) {
             do {
@@ -180,7 +197,7 @@ struct CreateCommand: ParsableCommand {
                 }
             }
         }
-        if report.isInexact || !stamped || !copied { throw ExitCode(ExitStatus.inexact) }
+        if report.isInexact || !stamped || !copied || !protected { throw ExitCode(ExitStatus.inexact) }
     }
 
     /// `create --json`: the summary's fields, the archive's path and the warnings, in one object.

@@ -2,7 +2,7 @@
 public struct SigningPublicKey: Sendable, Equatable, Hashable {
     public let bytes: [UInt8]
 
-    init(bytes: [UInt8]) throws {
+    package init(bytes: [UInt8]) throws {
         guard bytes.count == Sodium.signPublicKeyBytes else {
             throw KeyError.malformedKey(what: "signing public key", reason: "it has \(bytes.count) bytes, not 32")
         }
@@ -32,7 +32,7 @@ public final class SigningKey: Sendable {
         return key
     }
 
-    func sign(_ message: [UInt8]) -> [UInt8] { Sodium.sign(message, secretKey: secret) }
+    package func sign(_ message: [UInt8]) -> [UInt8] { Sodium.sign(message, secretKey: secret) }
 }
 
 /// An X25519 public key that archives are encrypted to.

@@ -2,7 +2,7 @@ internal import CSodium
 
 /// The only place that calls libsodium. Every function checks sizes at the boundary and
 /// turns libsodium's status codes into `CryptoError`.
-enum Sodium {
+package enum Sodium {
     static let aeadKeyBytes = 32
     static let aeadNonceBytes = 24
     static let aeadTagBytes = 16
@@ -41,7 +41,7 @@ enum Sodium {
     }
 
     /// `sodium_memcmp`: constant-time equality of two equal-length byte strings.
-    static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+    package static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
         guard a.count == b.count else { return false }
         return a.withUnsafeBytes { pa in
             b.withUnsafeBytes { pb in sodium_memcmp(pa.baseAddress!, pb.baseAddress!, pa.count) == 0 }
@@ -63,7 +63,7 @@ enum Sodium {
     // MARK: BLAKE2b
 
     /// `crypto_generichash` (BLAKE2b) in one call, optionally keyed.
-    static func blake2b(_ data: [UInt8], outputBytes: Int = 32, key: SecretBytes? = nil) -> [UInt8] {
+    package static func blake2b(_ data: [UInt8], outputBytes: Int = 32, key: SecretBytes? = nil) -> [UInt8] {
         let hasher = Blake2bState(outputBytes: outputBytes, key: key)
         hasher.update(data)
         return hasher.finalize()
@@ -71,11 +71,11 @@ enum Sodium {
 
     /// Incremental BLAKE2b (`crypto_generichash_init/update/final`). The state is allocated with the
     /// 64-byte alignment libsodium requires.
-    final class Blake2bState {
+    package final class Blake2bState {
         private let state: UnsafeMutableRawPointer
         private let outputBytes: Int
 
-        init(outputBytes: Int, key: SecretBytes? = nil) {
+        package init(outputBytes: Int, key: SecretBytes? = nil) {
             precondition(outputBytes >= 16 && outputBytes <= 64)
             Sodium.ensureInitialized()
             self.outputBytes = outputBytes
@@ -98,17 +98,17 @@ enum Sodium {
         }
 
         /// Starts over, unkeyed, for the next message (saves an allocation per file).
-        func reset() {
+        package func reset() {
             precondition(crypto_generichash_init(OpaquePointer(state), nil, 0, outputBytes) == 0)
         }
 
-        func update(_ bytes: UnsafeRawBufferPointer) {
+        package func update(_ bytes: UnsafeRawBufferPointer) {
             guard bytes.count > 0, let base = bytes.baseAddress else { return }
             _ = crypto_generichash_update(OpaquePointer(state),
                                           base.assumingMemoryBound(to: UInt8.self), UInt64(bytes.count))
         }
 
-        func update(_ bytes: [UInt8]) {
+        package func update(_ bytes: [UInt8]) {
             bytes.withUnsafeBytes { update($0) }
         }
 
@@ -122,7 +122,7 @@ enum Sodium {
             return out
         }
 
-        func finalize() -> [UInt8] {
+        package func finalize() -> [UInt8] {
             var out = [UInt8](repeating: 0, count: outputBytes)
             _ = out.withUnsafeMutableBufferPointer {
                 crypto_generichash_final(OpaquePointer(state), $0.baseAddress!, outputBytes)
@@ -263,7 +263,7 @@ enum Sodium {
     }
 
     /// `crypto_sign_verify_detached`.
-    static func verify(signature: [UInt8], message: [UInt8], publicKey: [UInt8]) -> Bool {
+    package static func verify(signature: [UInt8], message: [UInt8], publicKey: [UInt8]) -> Bool {
         guard signature.count == signatureBytes, publicKey.count == signPublicKeyBytes else { return false }
         ensureInitialized()
         return signature.withUnsafeBufferPointer { s in

@@ -360,12 +360,12 @@ public enum ArchiveCreator {
 }
 
 /// The temporary files an archive is written to before it is complete.
-enum PartialFiles {
+package enum PartialFiles {
     /// `DIR/.NAME.partial-PID-RANDOM-HOST`: hidden, never mistaken for an archive by name, and telling
     /// which process on which machine writes it (HOST: 8 hex digits of BLAKE2b of the host name), so
     /// that a later run removes it once that process is gone — and only then, and only on that machine:
     /// a vault on a shared disk may be written from several hosts.
-    static func name(for output: String) -> String {
+    package static func name(for output: String) -> String {
         "\(FileSystem.parent(of: output))/.\(FileSystem.baseName(of: output))\(marker)\(getpid())-\(Sodium.randomBytes(4).hex)-\(hostTag)"
     }
 
@@ -413,7 +413,7 @@ enum PartialFiles {
     /// gone): partial files of any archive (`.NAME.partial-PID-RANDOM[-HOST]`, written on this host;
     /// without HOST by version 0.2), and manifest spools and import workspaces killed before they were
     /// unlinked. A directory that `create` or `rewrap` writes into never accumulates them.
-    static func removeStale(for output: String) {
+    package static func removeStale(for output: String) {
         let directory = FileSystem.parent(of: output)
         guard let names = try? FileSystem.directoryEntries(directory) else { return }
         for name in names where name.hasPrefix(".") {

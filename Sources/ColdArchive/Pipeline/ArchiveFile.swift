@@ -73,9 +73,9 @@ public final class ArchiveFile {
     public let header: ArchiveHeader
     let headerDigest: [UInt8]
     let recipientBlock: RecipientBlock
-    let footer: Footer
+    package let footer: Footer
     let totals: TrailerTotals
-    let archiveDigest: [UInt8]
+    package let archiveDigest: [UInt8]
     let signature: [UInt8]
     /// Where the manifest's first chunk starts.
     let manifestOffset: UInt64
@@ -97,7 +97,7 @@ public final class ArchiveFile {
 
     /// Every later pass reads the same open file again; this refuses to go on (or to publish a
     /// restore) if the file was written to since it was opened and verified.
-    func checkUnchanged() throws {
+    package func checkUnchanged() throws {
         guard try FileSnapshot(file) == snapshot else {
             throw IntegrityError.inconsistent(what: "the archive file was modified while it was being read; nothing was restored — check who writes to it")
         }
@@ -215,7 +215,7 @@ public final class ArchiveFile {
     }
 
     /// A cursor over the chunk table, from the first chunk or from the manifest's first chunk.
-    func chunkTable(fromManifest: Bool = false) -> ChunkTableCursor {
+    package func chunkTable(fromManifest: Bool = false) -> ChunkTableCursor {
         ChunkTableCursor(file: file, trailerOffset: footer.trailerOffset, totals: totals,
                          payloadOffset: fromManifest ? manifestOffset : footer.payloadOffset, chunkRawSize: header.chunkRawSize,
                          firstIndex: fromManifest ? totals.manifestFirstChunk : 0)
@@ -268,7 +268,7 @@ public final class ArchiveFile {
 /// Reads the chunk table one record at a time (64 KiB at a time from disk), yielding each chunk's
 /// index, its byte offset in the file, and its record — each record checked against its limits every
 /// time it is read, so no pass allocates on the word of an unchecked length.
-final class ChunkTableCursor {
+package final class ChunkTableCursor {
     private let file: OpenFile
     private let chunkRawSize: UInt32
     private let maxSealed: UInt64
@@ -293,7 +293,7 @@ final class ChunkTableCursor {
     }
 
     /// The next record, or nil after the last. `rawTable` sees every table byte once, in order.
-    func next(rawTable: ([UInt8]) -> Void = { _ in }) throws -> (index: UInt64, offset: UInt64, record: ChunkRecord)? {
+    package func next(rawTable: ([UInt8]) -> Void = { _ in }) throws -> (index: UInt64, offset: UInt64, record: ChunkRecord)? {
         guard index < count else { return nil }
         let size = UInt64(FormatV1.chunkRecordSize)
         let position = index * size

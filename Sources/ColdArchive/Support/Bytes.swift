@@ -63,7 +63,7 @@ struct ByteReader {
 
 extension Array where Element == UInt8 {
     /// Lower-case hexadecimal.
-    var hex: String {
+    package var hex: String {
         let digits = Array("0123456789abcdef".utf8)
         var out = [UInt8]()
         out.reserveCapacity(count * 2)

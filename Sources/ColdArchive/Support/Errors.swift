@@ -195,6 +195,12 @@ public struct SystemError: ColdArchiveError, Equatable {
     public let path: String
     public let errno: Int32
 
+    package init(operation: String, path: String, errno: Int32) {
+        self.operation = operation
+        self.path = path
+        self.errno = errno
+    }
+
     public var kind: FailureKind { .other }
 
     public var description: String {

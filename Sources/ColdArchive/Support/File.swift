@@ -7,9 +7,9 @@ import Foundation
 
 /// An open POSIX file descriptor. Every call retries `EINTR` here and nowhere else, and failures
 /// become a `SystemError` that names the operation and the path.
-final class OpenFile {
-    let fd: Int32
-    let path: String
+package final class OpenFile {
+    package let fd: Int32
+    package let path: String
     private let counter = NSLock()
     private var positionalBytesRead: UInt64 = 0
 
@@ -29,25 +29,25 @@ final class OpenFile {
     }
 
     /// `open(path, O_RDONLY)`.
-    static func forReading(_ path: String) throws -> OpenFile {
+    package static func forReading(_ path: String) throws -> OpenFile {
         OpenFile(fd: try retrying("open", path) { NameCodec.withCString(path) { open($0, O_RDONLY | O_CLOEXEC) } }, path: path)
     }
 
     /// `open(path, O_WRONLY|O_CREAT|O_EXCL)`: a new file that must not exist yet.
-    static func createNew(_ path: String, mode: mode_t = 0o644, readWrite: Bool = false) throws -> OpenFile {
+    package static func createNew(_ path: String, mode: mode_t = 0o644, readWrite: Bool = false) throws -> OpenFile {
         let access = readWrite ? O_RDWR : O_WRONLY
         return OpenFile(fd: try retrying("create", path) { NameCodec.withCString(path) { open($0, access | O_CREAT | O_EXCL | O_CLOEXEC, mode) } }, path: path)
     }
 
     /// `fstat(2)`'s size.
-    func size() throws -> UInt64 {
+    package func size() throws -> UInt64 {
         var st = stat()
         guard fstat(fd, &st) == 0 else { throw SystemError(operation: "stat", path: path, errno: errno) }
         return UInt64(st.st_size)
     }
 
     /// `pread(2)` until `buffer` is full or the file ends; returns the bytes read.
-    func read(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws -> Int {
+    package func read(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws -> Int {
         let n = try transfer("read", count: buffer.count) { done in
             pread(fd, buffer.baseAddress! + done, buffer.count - done, off_t(offset) + off_t(done))
         }
@@ -56,7 +56,7 @@ final class OpenFile {
     }
 
     /// Reads exactly `count` bytes at `offset`; a short read means the named structure is truncated.
-    func readExactly(_ count: Int, at offset: UInt64, what: String) throws -> [UInt8] {
+    package func readExactly(_ count: Int, at offset: UInt64, what: String) throws -> [UInt8] {
         var out = [UInt8](repeating: 0, count: count)
         let n = try out.withUnsafeMutableBytes { try read(into: $0, at: offset) }
         guard n == count else { throw IntegrityError.truncated(what: what) }
@@ -113,14 +113,14 @@ final class OpenFile {
     }
 
     /// `pwrite(2)` of every byte at `offset`.
-    func write(_ buffer: UnsafeRawBufferPointer, at offset: UInt64) throws {
+    package func write(_ buffer: UnsafeRawBufferPointer, at offset: UInt64) throws {
         let written = try transfer("write", count: buffer.count) { done in
             pwrite(fd, buffer.baseAddress! + done, buffer.count - done, off_t(offset) + off_t(done))
         }
         guard written == buffer.count else { throw SystemError(operation: "write", path: path, errno: EIO) }
     }
 
-    func write(_ bytes: [UInt8], at offset: UInt64) throws {
+    package func write(_ bytes: [UInt8], at offset: UInt64) throws {
         try bytes.withUnsafeBytes { try write($0, at: offset) }
     }
 
@@ -131,7 +131,7 @@ final class OpenFile {
     }
 
     /// `fsync(2)`.
-    func sync() throws {
+    package func sync() throws {
         guard fsync(fd) == 0 else { throw SystemError(operation: "fsync", path: path, errno: errno) }
     }
 
@@ -145,8 +145,8 @@ final class OpenFile {
 }
 
 /// Small file-system operations used by the key store and the archive writer.
-enum FileSystem {
-    static func exists(_ path: String) -> Bool {
+package enum FileSystem {
+    package static func exists(_ path: String) -> Bool {
         var st = stat()
         return NameCodec.withCString(path) { lstat($0, &st) } == 0
     }
@@ -184,16 +184,16 @@ enum FileSystem {
         return created
     }
 
-    static func rename(_ from: String, _ to: String) throws {
+    package static func rename(_ from: String, _ to: String) throws {
         guard NameCodec.withCString(from, { f in NameCodec.withCString(to) { Glibc.rename(f, $0) } }) == 0 else { throw SystemError(operation: "rename", path: "\(from)' to '\(to)", errno: errno) }
     }
 
-    static func remove(_ path: String) {
+    package static func remove(_ path: String) {
         _ = NameCodec.withCString(path) { unlink($0) }
     }
 
     /// `fsync` on a directory, so that a rename in it survives a crash.
-    static func syncDirectory(_ path: String) throws {
+    package static func syncDirectory(_ path: String) throws {
         let fd = NameCodec.withCString(path) { open($0, O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
         guard fd >= 0 else { throw SystemError(operation: "open directory", path: path, errno: errno) }
         defer { close(fd) }
@@ -212,13 +212,13 @@ enum FileSystem {
         return names.sorted { NameCodec.bytes($0).lexicographicallyPrecedes(NameCodec.bytes($1)) }
     }
 
-    static func parent(of path: String) -> String {
+    package static func parent(of path: String) -> String {
         guard let slash = path.lastIndex(of: "/") else { return "." }
         if slash == path.startIndex { return "/" }
         return String(path[..<slash])
     }
 
-    static func baseName(of path: String) -> String {
+    package static func baseName(of path: String) -> String {
         var trimmed = path
         while trimmed.count > 1 && trimmed.hasSuffix("/") { trimmed.removeLast() }
         guard let slash = trimmed.lastIndex(of: "/") else { return trimmed }
@@ -227,7 +227,7 @@ enum FileSystem {
 
     /// Writes `bytes` to `path` atomically: a temporary file in the same directory, fsynced, then
     /// renamed over `path`, then the directory fsynced.
-    static func writeAtomically(_ bytes: [UInt8], to path: String, mode: mode_t) throws {
+    package static func writeAtomically(_ bytes: [UInt8], to path: String, mode: mode_t) throws {
         let temp = "\(parent(of: path))/.\(baseName(of: path)).tmp-\(getpid())-\(Sodium.randomBytes(4).hex)"
         do {
             let file = try OpenFile.createNew(temp, mode: mode)
@@ -271,7 +271,7 @@ enum FileSystem {
     }
 
     /// Reads a small file whole, refusing anything larger than `limit` bytes.
-    static func readSmallFile(_ path: String, limit: Int) throws -> [UInt8] {
+    package static func readSmallFile(_ path: String, limit: Int) throws -> [UInt8] {
         let file = try OpenFile.forReading(path)
         let size = try file.size()
         guard size <= UInt64(limit) else {

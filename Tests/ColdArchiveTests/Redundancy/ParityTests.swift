@@ -1,0 +1,231 @@
+import Foundation
+import Testing
+@testable import ColdArchive
+@testable import ColdArchiveParity
+
+/// Reed–Solomon parity sidecars (issue 20): the only copy rebuilt bit for bit from damage within the
+/// budget; damage beyond it named, with nothing changed; parity that is not this file's refused.
+@Suite struct ParityTests {
+    /// An archive of incompressible data in chunks of 64 KiB (about 100 of them), with 5 % parity.
+    struct Protected {
+        let scratch: Scratch
+        let keys: TestKeys
+        let path: String
+        let original: [UInt8]
+        /// Where each chunk starts and how long it is.
+        let chunks: [(offset: UInt64, length: UInt64)]
+        let made: Parity.Report
+
+        init(share: String = "5%", dataBytes: Int = 6_600_000, chunkRawSize: UInt32 = 64 << 10) throws {
+            scratch = try Scratch()
+            keys = try TestKeys(in: scratch)
+            let source = scratch.sub("src")
+            try FileManager.default.createDirectory(atPath: source, withIntermediateDirectories: true)
+            try TreeBuilder.write("\(source)/attachments.bin", bytes: TreeBuilder.noise(dataBytes, seed: 20))
+            try TreeBuilder.write("\(source)/customers.csv", "id,name\n1,Ada Lovelace\n2,Grace Hopper\n")
+            path = scratch.sub("a.car")
+            var options = CreateOptions(sources: [source], output: path, label: "parity test")
+            options.chunkRawSize = chunkRawSize
+            _ = try ArchiveCreator.create(options, signer: keys.signer, recipients: keys.recipients)
+            original = try Self.bytes(path)
+            let cursor = try ArchiveFile(path: path).chunkTable()
+            var chunks: [(UInt64, UInt64)] = []
+            while let (_, offset, record) = try cursor.next() { chunks.append((offset, UInt64(record.sealedLength))) }
+            self.chunks = chunks
+            made = try Parity.create(for: path, basisPoints: try Parity.basisPoints(share), signingKey: keys.signer,
+                                     trusting: [keys.signer.publicKey])
+        }
+
+        static func bytes(_ path: String) throws -> [UInt8] { Array(try Data(contentsOf: URL(fileURLWithPath: path))) }
+        var trusted: [SigningPublicKey] { [keys.signer.publicKey] }
+
+        /// Overwrites bytes [offset, offset + count) of `file` with other bytes.
+        func destroy(_ file: String, at offset: UInt64, count: UInt64, seed: UInt64 = 7) throws {
+            let handle = try FileHandle(forUpdating: URL(fileURLWithPath: file))
+            defer { try? handle.close() }
+            try handle.seek(toOffset: offset)
+            let old = try handle.read(upToCount: Int(count)) ?? Data()
+            let noise = TreeBuilder.noise(Int(count), seed: seed)
+            try handle.seek(toOffset: offset)
+            try handle.write(contentsOf: Data(zip(old, noise).map { $0 == $1 ? ~$0 : $1 }))
+        }
+
+        func destroyChunks(_ indexes: [Int]) throws {
+            for i in indexes { try destroy(path, at: chunks[i].offset, count: chunks[i].length, seed: UInt64(i)) }
+        }
+    }
+
+    @Test func threePercentOfTheChunksDestroyedAtRandomAreRebuiltFromFivePercentParity() throws {
+        let p = try Protected()
+        #expect(p.chunks.count >= 100)
+        #expect(p.made.overheadPercent <= 6.0, "parity is \(p.made.overheadPercent) %")
+        var generator = SplitMix64(seed: 3)
+        let lost = Array((0..<p.chunks.count).shuffled(using: &generator).prefix(p.chunks.count * 3 / 100))
+        #expect(lost.count == 3)
+        try p.destroyChunks(lost)
+        #expect(throws: (any Error).self) { try Verifier.verify(path: p.path, trusting: p.trusted) }
+        let check = try Parity.check(p.path, trusting: p.trusted)
+        #expect(check.damagedSlices > 0 && check.recoverable)
+        let report = try Parity.repair(p.path, trusting: p.trusted)
+        #expect(try Protected.bytes(p.path) == p.original)
+        #expect(report.damagedSlices == check.damagedSlices)
+        #expect(report.rebuiltBytes >= lost.map { p.chunks[$0].length }.reduce(0, +))
+        // Nothing is left beside it, and an intact archive is left as it is.
+        #expect(try FileManager.default.contentsOfDirectory(atPath: p.scratch.path).filter { $0.hasPrefix(".") }.isEmpty)
+        #expect(try Parity.repair(p.path, trusting: p.trusted).wasIntact)
+    }
+
+    @Test func oneContiguousRunOfThreePercentOfTheChunksIsRebuilt() throws {
+        let p = try Protected()
+        let first = p.chunks.count / 2
+        try p.destroyChunks(Array(first..<(first + 3)))
+        _ = try Parity.repair(p.path, trusting: p.trusted)
+        #expect(try Protected.bytes(p.path) == p.original)
+        // The longest region the report promises is rebuilt too, wherever it lies (here: from byte 0,
+        // the prelude, header and recipient block included).
+        try p.destroy(p.path, at: 0, count: p.made.contiguousBytesRecoverable)
+        #expect(throws: (any Error).self) { try ArchiveFile(path: p.path) }
+        _ = try Parity.repair(p.path, trusting: p.trusted)
+        #expect(try Protected.bytes(p.path) == p.original)
+    }
+
+    @Test func scatteredBitRotInMostChunksIsRebuiltSliceBySlice() throws {
+        let p = try Protected()
+        let index = try ParityIndex.read(from: try OpenFile.forReading(Parity.sidecarPath(for: p.path)), trusting: p.trusted)
+        // One flipped bit in each of `parityCount` different columns of every group: far more chunks damaged
+        // than whole-chunk erasures at 5 % could mend, but each flip costs only its own slice.
+        var flipped: [UInt64] = []
+        for g in 0..<index.slicesPerColumn {
+            for j in 0..<index.parityCount {
+                let column = (g * index.parityCount + j) % index.columnCount
+                let at = UInt64(column) * index.columnLength + UInt64(g * index.sliceSize + 100)
+                if at < index.archiveSize { flipped.append(at) }
+            }
+        }
+        for at in flipped { try flipBit(p.path, at: at) }
+        let chunksHit = Set(flipped.compactMap { at in p.chunks.firstIndex { $0.offset <= at && at < $0.offset + $0.length } })
+        #expect(chunksHit.count * 2 > p.chunks.count, "\(chunksHit.count) of \(p.chunks.count) chunks damaged")
+        let report = try Parity.repair(p.path, trusting: p.trusted)
+        #expect(report.damagedSlices == flipped.count)
+        #expect(try Protected.bytes(p.path) == p.original)
+    }
+
+    @Test func damageBeyondTheBudgetIsNamedAndNothingChanges() throws {
+        let p = try Protected()
+        // One region one column longer than the guarantee: every group loses more than its parity.
+        let index = try ParityIndex.read(from: try OpenFile.forReading(Parity.sidecarPath(for: p.path)), trusting: p.trusted)
+        let count = UInt64(index.parityCount + 1) * index.columnLength
+        try p.destroy(p.path, at: 1000, count: count)
+        let damaged = try Protected.bytes(p.path)
+        #expect(throws: ParityError.self) { try Parity.repair(p.path, trusting: p.trusted) }
+        do {
+            _ = try Parity.repair(p.path, trusting: p.trusted)
+        } catch let error as ParityError {
+            guard case .beyondBudget(let why) = error else { Issue.record("unexpected: \(error)"); return }
+            #expect(why.contains("lost more than their \(index.parityCount) parity slices"))
+            #expect(why.contains("nothing was changed"))
+        }
+        #expect(try Protected.bytes(p.path) == damaged)
+        #expect(try Parity.check(p.path, trusting: p.trusted).recoverable == false)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: p.scratch.path).filter { $0.hasPrefix(".") }.isEmpty)
+    }
+
+    @Test func damagedParityIsSeenAndTheRestStillServes() throws {
+        let p = try Protected()
+        let sidecar = Parity.sidecarPath(for: p.path)
+        let index = try ParityIndex.read(from: try OpenFile.forReading(sidecar), trusting: p.trusted)
+        try p.destroyChunks([10])
+        // The parity slice of row 0 for the groups chunk 10 touches is damaged too.
+        let column = Int(p.chunks[10].offset / index.columnLength)
+        let slice = Int((p.chunks[10].offset % index.columnLength) / UInt64(index.sliceSize))
+        try flipBit(sidecar, at: index.parityOffset(stripe: column % index.stripeCount, row: 0, slice: slice) + 9)
+        let report = try Parity.repair(p.path, trusting: p.trusted)
+        #expect(report.damagedParitySlices >= 1)
+        #expect(try Protected.bytes(p.path) == p.original)
+    }
+
+    @Test func aDamagedIndexIsReadFromItsSecondCopy() throws {
+        let p = try Protected()
+        let sidecar = Parity.sidecarPath(for: p.path)
+        let index = try ParityIndex.read(from: try OpenFile.forReading(sidecar), trusting: p.trusted)
+        try flipBit(sidecar, at: 200)
+        try p.destroyChunks([5])
+        _ = try Parity.repair(p.path, trusting: p.trusted)
+        #expect(try Protected.bytes(p.path) == p.original)
+        // Both copies damaged: the index cannot be trusted, and the reason says so.
+        try flipBit(sidecar, at: UInt64(index.indexLength) + index.parityBytes + 200)
+        #expect(throws: ParityError.self) { try ParityIndex.read(from: try OpenFile.forReading(sidecar), trusting: p.trusted) }
+        do {
+            _ = try ParityIndex.read(from: try OpenFile.forReading(sidecar), trusting: p.trusted)
+        } catch let error as ParityError {
+            guard case .bothIndexesDamaged(let problems) = error else { Issue.record("unexpected: \(error)"); return }
+            #expect(problems.count == 2 && problems.allSatisfy { $0.contains("signature is invalid") })
+        }
+    }
+
+    @Test func parityIsTrustedOnlyWhenSignedByATrustedKey() throws {
+        let p = try Protected()
+        let other = try TestKeys(in: p.scratch, name: "other-keys")
+        try p.destroyChunks([5])
+        let damaged = try Protected.bytes(p.path)
+        #expect(throws: ParityError.untrustedSigner(fingerprint: p.keys.signer.publicKey.fingerprint)) {
+            try Parity.repair(p.path, trusting: [other.signer.publicKey])
+        }
+        #expect(try Protected.bytes(p.path) == damaged)
+    }
+
+    @Test func parityOfAnotherArchiveIsRefused() throws {
+        let p = try Protected()
+        let q = try Protected(dataBytes: 300_000)
+        try copyFile(Parity.sidecarPath(for: q.path), Parity.sidecarPath(for: p.path) + ".q")
+        try p.destroyChunks([5])
+        do {
+            _ = try Parity.repair(p.path, sidecar: Parity.sidecarPath(for: p.path) + ".q", trusting: p.trusted + q.trusted)
+            Issue.record("parity of another archive was used")
+        } catch let error as ParityError {
+            guard case .otherArchive = error else { Issue.record("unexpected: \(error)"); return }
+        }
+    }
+
+    @Test func aRewrappedArchiveIsNeverTurnedBackByStaleParity() throws {
+        let p = try Protected()
+        // Rewrap to one more recipient: the payload is the same, the recipient block is not.
+        let extra = try TestKeys(in: p.scratch, name: "escrow")
+        _ = try p.keys.keyring.addRecipient(publicKeyFile: "\(extra.directory)/encryption/\(extra.keyring.activeEncryptionKeyID).pub", label: "escrow")
+        _ = try Rewrapper.rewrap(path: p.path, keyring: p.keys.keyring)
+        let rewrapped = try Protected.bytes(p.path)
+        #expect(rewrapped != p.original)
+        do {
+            _ = try Parity.repair(p.path, trusting: p.trusted)
+            Issue.record("stale parity was applied")
+        } catch let error as ParityError {
+            guard case .staleParity(let why) = error else { Issue.record("unexpected: \(error)"); return }
+            #expect(why.contains("rewrapped since"))
+        }
+        #expect(try Protected.bytes(p.path) == rewrapped)
+    }
+
+    @Test func anArchiveOfMoreColumnsThanAStripeHoldsIsStripedAndStillRebuilt() throws {
+        // 1 % parity over ~300 columns: two stripes, interleaved, so one contiguous region costs each half.
+        let p = try Protected(share: "1%", dataBytes: 3_600_000, chunkRawSize: 4096)
+        #expect(p.made.stripes == 2, "\(p.made)")
+        try p.destroy(p.path, at: 5000, count: p.made.contiguousBytesRecoverable)
+        _ = try Parity.repair(p.path, trusting: p.trusted)
+        #expect(try Protected.bytes(p.path) == p.original)
+        try p.destroyChunks([3, 200, 601])
+        _ = try Parity.repair(p.path, trusting: p.trusted)
+        #expect(try Protected.bytes(p.path) == p.original)
+    }
+
+    @Test func theGeometryKeepsEveryStripeWithin255Rows() throws {
+        for (size, largest, bp) in [(UInt64(1) << 40, UInt64(4 << 20), 500), (4096, 4096, 10_000), (1 << 30, 4 << 20, 100),
+                                    (5_000_000, 65_552, 500), (UInt64(3) << 32, 16 << 20, 2_000)] {
+            let g = Parity.geometry(size: size, largest: largest, basisPoints: bp)
+            let index = ParityIndex(archiveDigest: [UInt8](repeating: 0, count: 32), archiveSize: size, sliceSize: g.sliceSize,
+                                    parityCount: g.parity, columnLength: g.columnLength, columnCount: g.columns,
+                                    stripeCount: g.stripes, signer: [UInt8](repeating: 0, count: 32), dataHashes: [], parityHashes: [], signature: [])
+            try index.checkGeometry()
+            #expect(g.parity * g.stripes >= g.columns * bp / 10_000, "\(size) \(bp): \(g)")
+        }
+    }
+}
