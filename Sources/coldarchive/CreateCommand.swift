@@ -92,7 +92,7 @@ struct CreateCommand: ParsableCommand {
     func validate() throws {
         if sources.isEmpty && imports.isEmpty { throw ValidationError("name at least one SOURCE to archive, or --import FILE") }
         if let tsa { _ = try TimestampClient.authority(tsa) }
-        if let parity { _ = try Parity.basisPoints(parity) }
+        if let parity { try ParityCommand.validateShare(parity) }
         if vault == nil {
             if out == nil { throw ValidationError("pass --out FILE, or --vault DIR --series NAME") }
             if series != nil || period != nil || wait || mode != .full || rehash || ignoreChangeTime || state != nil || retain != nil || !copies.isEmpty {

@@ -38,7 +38,7 @@ struct ParityCommand: ParsableCommand {
 
         func validate() throws {
             if archives.isEmpty { throw ValidationError("name at least one ARCHIVE") }
-            _ = try Parity.basisPoints(parity)
+            try ParityCommand.validateShare(parity)
         }
 
         func run() throws {
@@ -90,8 +90,15 @@ struct ParityCommand: ParsableCommand {
         }
     }
 
+    /// A share the argument parser reports as a usage error.
+    static func validateShare(_ share: String) throws {
+        do { _ = try Parity.basisPoints(share) } catch { throw ValidationError("\(error)") }
+    }
+
     static func describe(_ report: Parity.Report) {
-        let mib = { (bytes: UInt64) in String(format: "%.1f MiB", Double(bytes) / 1_048_576) }
+        let mib = { (bytes: UInt64) in
+            bytes < 1 << 20 ? String(format: "%.1f KiB", Double(bytes) / 1024) : String(format: "%.1f MiB", Double(bytes) / 1_048_576)
+        }
         print("parity \(report.sidecar): \(mib(report.parityBytes)) (\(String(format: "%.1f", report.overheadPercent)) % of \(mib(report.archiveBytes))), \(report.parityColumns) parity columns per stripe of \(report.columns / report.stripes)\(report.stripes > 1 ? " (\(report.stripes) stripes)" : "")")
         print("  recovers any \(report.chunksRecoverable) damaged chunks, or one damaged region of up to \(mib(report.contiguousBytesRecoverable)), or scattered damage of up to \(report.parityColumns) slices of \(report.sliceSize / 1024) KiB per group")
     }

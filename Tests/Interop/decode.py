@@ -9,6 +9,7 @@ offset is exact. Where FORMAT.md left something open, Tests/Interop/SPEC_GAPS_v2
   decode.py --verify ARCHIVE --trust SIGNING_PUB         the keyless check of §11
   decode.py --extract ARCHIVE --keyring KEYDIR --to DIR  verify (§11, §12), then unpack the tar stream
   decode.py --extract-chain ARCHIVE --keyring KEYDIR --to DIR   the same through a chain of archives (§20)
+  decode.py --check-parity ARCHIVE --trust SIGNING_PUB   check ARCHIVE.parity (§21): every parity column recomputed
 
 --check opens each vector with every check of §§11-12, compares it with its .listing.json and .summary.json,
 reads each v2 entry from its tar_offset alone, and then shows that altered copies are refused: flipped bits,
@@ -1534,6 +1535,25 @@ def check(vdir):
         check_one(vdir, car, line, skip)
     if cars:
         check_synthetic(vdir, cars[-1], line)
+    parity = os.path.join(vdir, "vector-v2.car.parity")
+    if os.path.exists(parity):
+        pk = read_public(os.path.join(vdir, "keys", "signing.pub"))
+        try:
+            x = check_parity(os.path.join(vdir, "vector-v2.car"), parity, pk, say=lambda msg: line(True, "vector-v2.car.parity: " + msg))
+            side = load(parity)
+            damaged = bytearray(side)
+            damaged[100] ^= 1                        # the first index copy: the second must serve
+            line(parse_parity(bytes(damaged), pk).digest == x.digest, "vector-v2.car.parity: a damaged first index, read from its second copy")
+            damaged[x.index_length + x.T * x.m * x.L + 100] ^= 1
+            try:
+                parse_parity(bytes(damaged), pk)
+                line(False, "vector-v2.car.parity: both index copies damaged, yet accepted")
+            except FormatError as e:
+                line("signature" in str(e), f"vector-v2.car.parity: both index copies damaged, refused ({e})")
+        except FormatError as e:
+            line(False, f"vector-v2.car.parity: {e}")
+    else:
+        skip("vector-v2.car.parity not found")
     journal = os.path.join(vdir, "journal-v1.log")
     if os.path.exists(journal):
         pk = read_public(os.path.join(vdir, "keys", "signing.pub"))
@@ -1667,6 +1687,173 @@ def extract_chain(target, trusted_pk, keys, to):
     ext.close()
     return chain, tree, ext
 
+# --check-parity: a parity sidecar (§21), from that section alone
+GF_EXP, GF_LOG = [0] * 512, [0] * 256
+_x = 1
+for _i in range(255):                    # GF(2^8), x^8 + x^4 + x^3 + x^2 + 1
+    GF_EXP[_i], GF_LOG[_x] = _x, _i
+    _x <<= 1
+    if _x & 0x100:
+        _x ^= 0x11D
+for _i in range(255, 512):
+    GF_EXP[_i] = GF_EXP[_i - 255]
+
+def gf_mul(a, b):
+    return 0 if a == 0 or b == 0 else GF_EXP[GF_LOG[a] + GF_LOG[b]]
+
+def gf_inv(a):
+    if a == 0:
+        raise FormatError("the inverse of 0 was asked for")
+    return GF_EXP[255 - GF_LOG[a]]
+
+_MUL_TABLES = {}
+def gf_scale(c, data):                   # c · data, bytewise, through a 256-entry table
+    if c not in _MUL_TABLES:
+        _MUL_TABLES[c] = bytes(gf_mul(c, v) for v in range(256))
+    return data.translate(_MUL_TABLES[c])
+
+def xor_bytes(a, b):
+    return (int.from_bytes(a, "little") ^ int.from_bytes(b, "little")).to_bytes(len(a), "little")
+
+def cauchy_row(k, r):                    # row k + r of [I; A]: A[r][c] = inverse((k + r) XOR c)
+    return [gf_inv((k + r) ^ c) for c in range(k)]
+
+def gf_invert(m):                        # Gauss-Jordan over GF(2^8)
+    n = len(m)
+    a = [row[:] + [int(i == j) for j in range(n)] for i, row in enumerate(m)]
+    for col in range(n):
+        pivot = next((r for r in range(col, n) if a[r][col]), None)
+        if pivot is None:
+            raise FormatError("a singular matrix: the rows chosen are not independent")
+        a[col], a[pivot] = a[pivot], a[col]
+        inv = gf_inv(a[col][col])
+        a[col] = [gf_mul(inv, v) for v in a[col]]
+        for r in range(n):
+            if r != col and a[r][col]:
+                f = a[r][col]
+                a[r] = [v ^ gf_mul(f, w) for v, w in zip(a[r], a[col])]
+    return [row[n:] for row in a]
+
+def parse_parity(side, trusted_pk):
+    """§21: the first index copy that passes every rule and whose signature verifies (else the second)."""
+    def index_at(off):
+        h = side[off:off + 112]
+        if len(h) < 112 or h[:8] != b"CAPARIT1":
+            raise FormatError("parity index: bad magic")
+        version, flags, reserved = struct.unpack_from("<HHI", h, 8)
+        if version != 1:
+            raise FormatError(f"parity version {version} is not 1")
+        if flags or reserved:
+            raise FormatError("parity index: flags or reserved bytes not zero")
+        x = argparse.Namespace(digest=h[16:48])
+        x.size, x.S, x.m, x.L, x.n, x.T = struct.unpack_from("<QIIQII", h, 48)
+        x.signer = h[80:112]
+        if not (x.S & (x.S - 1) == 0 and 4096 <= x.S <= 1 << 20):
+            raise FormatError(f"slice_size {x.S}")
+        if not (x.L % x.S == 0 and x.S <= x.L <= 1 << 30):
+            raise FormatError(f"column_length {x.L}")
+        if not (1 <= x.size <= 1 << 52) or x.n != -(-x.size // x.L):
+            raise FormatError("archive_size or column_count out of range")
+        if not (1 <= x.T <= x.n):
+            raise FormatError(f"stripe_count {x.T}")
+        x.k = lambda t: -(-(x.n - t) // x.T)
+        if not (x.m >= 1 and x.k(0) + x.m <= 255):
+            raise FormatError("parity_count breaks k + m <= 255")
+        x.G = x.L // x.S
+        x.D = -(-x.size // x.S)
+        x.index_length = 112 + 16 * (x.D + x.T * x.m * x.G) + 64
+        if len(side) != 2 * x.index_length + x.T * x.m * x.L + 16:
+            raise FormatError("the sidecar's length does not match its index")
+        body = side[off:off + x.index_length]
+        try:
+            nacl.signing.VerifyKey(trusted_pk).verify(b"coldarchive/v1/parity-signature" + b2(body[:-64]), body[-64:])
+        except nacl.exceptions.BadSignatureError:
+            raise FormatError("parity index signature does not verify with the trusted key")
+        if x.signer != trusted_pk:
+            raise FormatError("parity index names another signer")
+        x.data_hashes = [body[112 + 16 * j:128 + 16 * j] for j in range(x.D)]
+        p0 = 112 + 16 * x.D
+        x.parity_hashes = [body[p0 + 16 * j:p0 + 16 * j + 16] for j in range(x.T * x.m * x.G)]
+        return x
+    try:
+        return index_at(0)
+    except FormatError as first:
+        if side[-16:-8] != b"CAPARTL1":
+            raise
+        length = struct.unpack("<Q", side[-8:])[0]
+        if length > len(side):
+            raise first
+        return index_at(len(side) - 16 - length)
+
+def parity_column(x, buf, i):            # column i, zero-padded to L
+    c = buf[i * x.L:(i + 1) * x.L]
+    return c + bytes(x.L - len(c))
+
+def parity_stripe(x, buf, t):            # the data columns of stripe t, by position
+    return [parity_column(x, buf, c * x.T + t) for c in range(x.k(t))]
+
+def parity_rows(x, cols):                # the m parity columns of one stripe
+    k = len(cols)
+    rows = []
+    for r in range(x.m):
+        acc = bytes(x.L)
+        for c, a in enumerate(cauchy_row(k, r)):
+            acc = xor_bytes(acc, gf_scale(a, cols[c]))
+        rows.append(acc)
+    return rows
+
+def parity_of(x, side, t, r):
+    off = x.index_length + (t * x.m + r) * x.G * x.S
+    return side[off:off + x.L]
+
+def rebuild_columns(x, buf, side, t, lost):
+    """Rebuilds the data columns at positions `lost` of stripe t from k intact rows (§21 "Code")."""
+    cols = parity_stripe(x, buf, t)
+    k = len(cols)
+    if len(lost) > x.m:
+        raise FormatError(f"{len(lost)} lost columns, {x.m} parity columns")
+    rows = [(c, cols[c]) for c in range(k) if c not in lost] + [(k + r, parity_of(x, side, t, r)) for r in range(x.m)]
+    rows = rows[:k]
+    matrix = [[int(row == c) for c in range(k)] if row < k else cauchy_row(k, row - k) for row, _ in rows]
+    inverse = gf_invert(matrix)
+    out = {}
+    for e in lost:
+        acc = bytes(x.L)
+        for coef, (_, data) in zip(inverse[e], rows):
+            acc = xor_bytes(acc, gf_scale(coef, data))
+        out[e] = acc
+    return out
+
+def check_parity(archive_path, side_path, trusted_pk, say=print):
+    """Checks a sidecar against its archive: index, signature, every slice hash, every parity slice
+    recomputed; then rebuilds up to m lost columns of every stripe from the parity and compares."""
+    buf, side = load(archive_path), load(side_path)
+    x = parse_parity(side, trusted_pk)
+    a = verify(buf, trusted_pk)
+    if a.archive_digest != x.digest or len(buf) != x.size:
+        raise FormatError("the parity was made for another archive (digest or size)")
+    for j in range(x.D):
+        if b2(buf[j * x.S:(j + 1) * x.S], 16) != x.data_hashes[j]:
+            raise FormatError(f"data slice {j} does not match its hash")
+    say(f"index OK: {x.D} slices of {x.S} bytes, {x.n} columns of {x.L} bytes, {x.T} stripes, {x.m} parity columns each")
+    for t in range(x.T):
+        for r, row in enumerate(parity_rows(x, parity_stripe(x, buf, t))):
+            if row != parity_of(x, side, t, r):
+                raise FormatError(f"parity column {r} of stripe {t} is not the Cauchy code of its stripe")
+            for g in range(x.G):
+                if b2(row[g * x.S:(g + 1) * x.S], 16) != x.parity_hashes[(t * x.m + r) * x.G + g]:
+                    raise FormatError(f"parity slice {g} of column {r}, stripe {t} does not match its hash")
+    say("parity OK: every parity column recomputed from the archive")
+    for t in range(x.T):
+        k = x.k(t)
+        lost = list(range(0, k, max(1, k // x.m)))[:x.m]
+        cols = parity_stripe(x, buf, t)
+        for e, col in rebuild_columns(x, buf, side, t, lost).items():
+            if col != cols[e]:
+                raise FormatError(f"column {e} of stripe {t} was not rebuilt")
+    say(f"rebuild OK: {x.m} lost columns of each stripe rebuilt from the parity")
+    return x
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     mode = ap.add_mutually_exclusive_group(required=True)
@@ -1676,17 +1863,22 @@ def main():
     mode.add_argument("--extract-chain", metavar="ARCHIVE", help="restore the tree ARCHIVE leaves, through its chain (§20), "
                       "finding its bases among the archives beside it")
     mode.add_argument("--journal", metavar="JOURNAL", help="check a vault journal (§19) against --trust")
+    mode.add_argument("--check-parity", metavar="ARCHIVE", help="check ARCHIVE.parity (§21) against ARCHIVE and --trust: "
+                      "index, signature, every parity column recomputed, lost columns rebuilt")
     ap.add_argument("--trust", metavar="SIGNING_PUB", help="trusted signing key (default for --extract: KEYDIR/signing.pub)")
     ap.add_argument("--keyring", metavar="KEYDIR")
     ap.add_argument("--to", metavar="DIR")
     args = ap.parse_args()
-    if (args.verify or args.journal) and not args.trust or (args.extract or args.extract_chain) and not (args.keyring and args.to):
+    if (args.verify or args.journal or args.check_parity) and not args.trust or (args.extract or args.extract_chain) and not (args.keyring and args.to):
         ap.error("--verify needs --trust; --extract and --extract-chain need --keyring and --to")
     try:
         if args.check:
             passed, failed, skipped = check(args.check)
             print(f"{passed} passed, {failed} failed" + (f", {skipped} skipped" if skipped else ""))
             return int(failed > 0)
+        if args.check_parity:
+            check_parity(args.check_parity, args.check_parity + ".parity", read_public(args.trust))
+            return 0
         if args.journal:
             records = check_journal(args.journal, read_public(args.trust))
             print(f"journal OK: {len(records)} records, events: {', '.join(r['event'] for r in records)}")

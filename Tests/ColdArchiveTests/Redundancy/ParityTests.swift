@@ -39,8 +39,12 @@ import Testing
         static func bytes(_ path: String) throws -> [UInt8] { Array(try Data(contentsOf: URL(fileURLWithPath: path))) }
         var trusted: [SigningPublicKey] { [keys.signer.publicKey] }
 
-        /// Overwrites bytes [offset, offset + count) of `file` with other bytes.
         func destroy(_ file: String, at offset: UInt64, count: UInt64, seed: UInt64 = 7) throws {
+            try Self.overwrite(file, at: offset, count: count, seed: seed)
+        }
+
+        /// Overwrites bytes [offset, offset + count) of `file` with other bytes (every one changed).
+        static func overwrite(_ file: String, at offset: UInt64, count: UInt64, seed: UInt64 = 7) throws {
             let handle = try FileHandle(forUpdating: URL(fileURLWithPath: file))
             defer { try? handle.close() }
             try handle.seek(toOffset: offset)
@@ -215,6 +219,58 @@ import Testing
         try p.destroyChunks([3, 200, 601])
         _ = try Parity.repair(p.path, trusting: p.trusted)
         #expect(try Protected.bytes(p.path) == p.original)
+    }
+
+    @Test func theIndependentDecoderRecomputesTheParityFromFormatMDAlone() throws {
+        // 5 % over one stripe (m = 5), and 1 % over two stripes: decode.py (§21 alone) checks the index and
+        // signature, recomputes every parity column from the archive, and rebuilds lost columns.
+        let decoder = FidelityTests.support.replacingOccurrences(of: "/Support", with: "/Interop/decode.py")
+        for p in [try Protected(), try Protected(share: "1%", dataBytes: 3_600_000, chunkRawSize: 4096)] {
+            let pub = p.scratch.sub("signing.pub")
+            try FileManager.default.copyItem(atPath: "\(p.keys.directory)/signing.pub", toPath: pub)
+            let checked = try CLI.run([decoder, "--check-parity", p.path, "--trust", pub], executable: "/usr/bin/python3")
+            #expect(checked.status == 0, "\(checked.stdout)\(checked.stderr)")
+            #expect(checked.stdout.contains("\(p.made.stripes) stripes, \(p.made.parityColumns) parity columns each"), "\(checked.stdout)")
+            #expect(checked.stdout.contains("rebuild OK"))
+            // A parity column changed in one byte is not the code of its stripe.
+            let index = try ParityIndex.read(from: try OpenFile.forReading(Parity.sidecarPath(for: p.path)), trusting: p.trusted)
+            try flipBit(Parity.sidecarPath(for: p.path), at: index.parityOffset(stripe: 0, row: 0, slice: 0) + 1)
+            let refused = try CLI.run([decoder, "--check-parity", p.path, "--trust", pub], executable: "/usr/bin/python3")
+            #expect(refused.status == 1 && refused.stderr.contains("parity column 0 of stripe 0 is not the Cauchy code"), "\(refused.stderr)")
+        }
+    }
+
+    @Test func theWholeStoryThroughTheBinary() throws {
+        let scratch = try Scratch()
+        let keyring = scratch.sub("keys")
+        #expect(try CLI.run(["keys", "init", "--no-passphrase", "--keyring", keyring]).status == 0)
+        let source = scratch.sub("src")
+        try FileManager.default.createDirectory(atPath: source, withIntermediateDirectories: true)
+        try TreeBuilder.write("\(source)/scan.bin", bytes: TreeBuilder.noise(2_000_000, seed: 4))
+        let archive = scratch.sub("a.car")
+        let create = try CLI.run(["create", "--keyring", keyring, "--out", archive, "--parity", "5%", source])
+        #expect(create.status == 0, "\(create.stderr)")
+        #expect(create.stdout.contains("parity \(archive).parity:"), "\(create.stdout)")
+        #expect(FileManager.default.fileExists(atPath: "\(archive).parity"))
+        let trust = ["--trust", "\(keyring)/signing.pub"]
+        #expect(try CLI.run(["parity", "check", archive] + trust).status == 0)
+        try flipBit(archive, at: 300_000)
+        try flipBit(archive, at: 1_500_000)
+        let check = try CLI.run(["parity", "check", archive] + trust)
+        #expect(check.status == 1 && check.stdout.contains("DAMAGED") && check.stdout.contains("recoverable: coldarchive repair"), "\(check.stdout)")
+        let repair = try CLI.run(["repair", archive, "--parity"] + trust)
+        #expect(repair.status == 0, "\(repair.stderr)")
+        #expect(repair.stdout.contains("REPAIRED \(archive): 2 slices"), "\(repair.stdout)")
+        #expect(try CLI.run(["verify", archive] + trust).status == 0)
+        // Damage beyond the budget: exit 1, named, nothing changed.
+        try ParityTests.Protected.overwrite(archive, at: 0, count: 1_000_000)
+        let before = try Protected.bytes(archive)
+        let beyond = try CLI.run(["repair", archive, "--parity"] + trust)
+        #expect(beyond.status == 1 && beyond.stderr.contains("beyond what the parity can recover"), "\(beyond.stderr)")
+        #expect(try Protected.bytes(archive) == before)
+        // A bad share is a usage error.
+        let bad = try CLI.run(["create", "--keyring", keyring, "--out", scratch.sub("b.car"), "--parity", "0.1%", source])
+        #expect(bad.status == 2 && bad.stderr.contains("--parity takes a share"), "\(bad.stderr)")
     }
 
     @Test func theGeometryKeepsEveryStripeWithin255Rows() throws {
