@@ -114,6 +114,19 @@ public enum Parity {
         return report(index, archive: path, sidecar: sidecar, largest: largest)
     }
 
+    /// Makes the parity of the archive at `path` again, at the share the sidecar there has (after a
+    /// rewrap changed the archive's recipient block, so the old parity no longer fits its bytes). The
+    /// old sidecar's index must verify against `trusted`; returns nil when there is no sidecar.
+    public static func remake(for path: String, signingKey: SigningKey, trusting trusted: [SigningPublicKey],
+                              workers: Int = Verifier.defaultWorkers) throws -> Report? {
+        let sidecar = sidecarPath(for: path)
+        guard FileSystem.exists(sidecar) else { return nil }
+        let old = try ParityIndex.read(from: try OpenFile.forReading(sidecar), trusting: trusted)
+        // The share that gave m parity columns over the largest stripe.
+        let share = max(100, min(10_000, (old.parityCount * 10_000) / old.largestStripe))
+        return try create(for: path, basisPoints: share, signingKey: signingKey, trusting: trusted, workers: workers)
+    }
+
     static func report(_ index: ParityIndex, archive: String, sidecar: String, largest: UInt64) -> Report {
         let s = UInt64(index.sliceSize)
         // A region of R bytes touches at most ⌈R/S⌉+1 consecutive slices; q consecutive slices put at most

@@ -76,7 +76,7 @@ struct PushCommand: ParsableCommand {
                 } else if report.alreadyThere {
                     print("OK \(report.copy): already a verified copy of \(archive)")
                 } else {
-                    print("COPIED \(archive) -> \(report.copy) (\(Output.bytes(report.bytes))), read back and verified; wrapped to \(report.recipients.joined(separator: ", "))")
+                    print("COPIED \(archive) -> \(report.copy) (\(Output.bytes(report.bytes))), read back and verified; wrapped to \(report.recipients.joined(separator: ", "))\(report.parityCopied ? "; its parity too" : "")")
                 }
             }
         }

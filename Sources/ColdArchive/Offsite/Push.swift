@@ -13,6 +13,8 @@ public struct PushReport: Sendable, Codable, Equatable {
     public var alreadyThere: Bool
     /// The key ids (hex) the copy's file key is wrapped to.
     public var recipients: [String]
+    /// True when the archive's parity sidecar (`NAME.car.parity`) went along, read back byte for byte.
+    public var parityCopied: Bool = false
 
     /// `copy` as an absolute path: what the journal records as the copy's place.
     public var absoluteCopy: String { copy.hasPrefix("/") ? copy : FileManager.default.currentDirectoryPath + "/" + copy }
@@ -27,7 +29,7 @@ public enum Push {
     /// Copies the archive at `path` under `destination` (a directory, created if missing; a `file://` URL
     /// names one too). An archive in a vault keeps its place in the vault's layout, so a destination is a
     /// copy of the vault (`scrub --copy`, `audit` read it as one); another archive goes in as its file name.
-    /// Its minisign sidecar (`NAME.minisig`) goes along when there is one.
+    /// Its minisign sidecar (`NAME.minisig`) and parity sidecar (`NAME.parity`) go along with a new copy.
     public static func push(_ path: String, to destination: String, trusting trusted: [SigningPublicKey],
                             workers: Int = Verifier.defaultWorkers) throws -> PushReport {
         let source = try ArchiveFile(path: path)
@@ -88,7 +90,54 @@ public enum Push {
         if FileSystem.exists(sidecar), !FileSystem.exists("\(copy).minisig") {
             try FileSystem.writeAtomically(try FileSystem.readSmallFile(sidecar, limit: 1 << 16), to: "\(copy).minisig", mode: 0o644)
         }
+        // The parity fits these bytes, which the new copy has: it goes along (its index is signed, so a
+        // byte-for-byte read-back is all the check it needs here; `parity check` reads it whole).
+        if FileSystem.exists("\(path).parity") {
+            try copyFile("\(path).parity", to: "\(copy).parity")
+            report.parityCopied = true
+        }
         return report
+    }
+
+    /// Copies a file under a partial name, syncs it, reads it back from the medium and compares its
+    /// BLAKE2b-256 with the source's, then renames it into place.
+    static func copyFile(_ from: String, to: String) throws {
+        PartialFiles.removeStale(for: to)
+        let partial = PartialFiles.name(for: to)
+        do {
+            let source = try OpenFile.forReading(from)
+            let out = try OpenFile.createNew(partial, mode: 0o644, readWrite: true)
+            let buffer = ByteBuffer(capacity: 4 << 20)
+            let size = try source.size()
+            let written = Sodium.Blake2bState(outputBytes: 32)
+            var at: UInt64 = 0
+            while at < size {
+                let n = try source.read(into: buffer.storage, at: at)
+                guard n > 0 else { throw IntegrityError.truncated(what: "'\(from)'") }
+                let bytes = UnsafeRawBufferPointer(rebasing: buffer.storage[0..<n])
+                written.update(bytes)
+                try out.write(bytes)
+                at += UInt64(n)
+            }
+            try out.sync()
+            _ = posix_fadvise(out.fd, 0, 0, POSIX_FADV_DONTNEED)
+            let readBack = Sodium.Blake2bState(outputBytes: 32)
+            at = 0
+            while at < size {
+                let n = try out.read(into: buffer.storage, at: at)
+                guard n > 0 else { break }
+                readBack.update(UnsafeRawBufferPointer(rebasing: buffer.storage[0..<n]))
+                at += UInt64(n)
+            }
+            guard at == size, readBack.finalize() == written.finalize() else {
+                throw IntegrityError.inconsistent(what: "the copy '\(to)' does not read back as it was written")
+            }
+            try FileSystem.rename(partial, to)
+            try FileSystem.syncDirectory(FileSystem.parent(of: to))
+        } catch {
+            FileSystem.remove(partial)
+            throw error
+        }
     }
 
     /// Copies what a vault holds besides its archives to `destination`, so that a copy of the vault can

@@ -273,6 +273,27 @@ import Testing
         #expect(bad.status == 2 && bad.stderr.contains("--parity takes a share"), "\(bad.stderr)")
     }
 
+    @Test func pushCarriesTheParityAndRewrapMakesItAgain() throws {
+        let p = try Protected(dataBytes: 1_000_000)
+        // The copy on another disk gets the parity, read back byte for byte, and can be mended by it alone.
+        let pushed = try Push.push(p.path, to: p.scratch.sub("usb"), trusting: p.trusted)
+        #expect(pushed.parityCopied)
+        #expect(try Protected.bytes(pushed.copy + ".parity") == Protected.bytes(Parity.sidecarPath(for: p.path)))
+        try flipBit(pushed.copy, at: 5000)
+        _ = try Parity.repair(pushed.copy, trusting: p.trusted)
+        #expect(try Protected.bytes(pushed.copy) == p.original)
+        // A rewrap changes the bytes; the parity is made again at the same share and mends the new bytes.
+        let extra = try TestKeys(in: p.scratch, name: "escrow")
+        _ = try p.keys.keyring.addRecipient(publicKeyFile: "\(extra.directory)/encryption/\(extra.keyring.activeEncryptionKeyID).pub", label: "escrow")
+        _ = try Rewrapper.rewrap(path: p.path, keyring: p.keys.keyring)
+        let remade = try #require(try Parity.remake(for: p.path, signingKey: p.keys.signer, trusting: p.trusted))
+        #expect(remade.parityColumns == p.made.parityColumns)
+        let rewrapped = try Protected.bytes(p.path)
+        try flipBit(p.path, at: 300)
+        _ = try Parity.repair(p.path, trusting: p.trusted)
+        #expect(try Protected.bytes(p.path) == rewrapped)
+    }
+
     @Test func theGeometryKeepsEveryStripeWithin255Rows() throws {
         for (size, largest, bp) in [(UInt64(1) << 40, UInt64(4 << 20), 500), (4096, 4096, 10_000), (1 << 30, 4 << 20, 100),
                                     (5_000_000, 65_552, 500), (UInt64(3) << 32, 16 << 20, 2_000)] {
