@@ -192,21 +192,87 @@ import Testing
     }
 
     @Test func aRewrappedArchiveIsNeverTurnedBackByStaleParity() throws {
-        let p = try Protected()
-        // Rewrap to one more recipient: the payload is the same, the recipient block is not.
+        let p = try Protected(dataBytes: 1_000_000)
+        // Rewrap to one more recipient: the payload is the same, the recipient block longer.
         let extra = try TestKeys(in: p.scratch, name: "escrow")
         _ = try p.keys.keyring.addRecipient(publicKeyFile: "\(extra.directory)/encryption/\(extra.keyring.activeEncryptionKeyID).pub", label: "escrow")
         _ = try Rewrapper.rewrap(path: p.path, keyring: p.keys.keyring)
         let rewrapped = try Protected.bytes(p.path)
-        #expect(rewrapped != p.original)
-        do {
+        #expect(rewrapped.count != p.original.count)
+        expectStale(containing: "it was made for a file of \(p.original.count) bytes and this one has \(rewrapped.count)") {
             _ = try Parity.repair(p.path, trusting: p.trusted)
-            Issue.record("stale parity was applied")
-        } catch let error as ParityError {
-            guard case .staleParity(let why) = error else { Issue.record("unexpected: \(error)"); return }
-            #expect(why.contains("rewrapped since"))
         }
         #expect(try Protected.bytes(p.path) == rewrapped)
+    }
+
+    @Test func aRewrapOfTheSameSizeIsNeverTurnedBackEither() throws {
+        let p = try Protected(dataBytes: 1_000_000)
+        // A new active encryption key: as many recipients, so the same length, other bytes.
+        _ = try p.keys.keyring.rotateEncryptionKey()
+        _ = try Rewrapper.rewrap(path: p.path, keyring: p.keys.keyring)
+        let rewrapped = try Protected.bytes(p.path)
+        #expect(rewrapped.count == p.original.count && rewrapped != p.original)
+        expectStale(containing: "the archive verifies, yet 1 of its slices (bytes 0–4095) differ") {
+            _ = try Parity.repair(p.path, trusting: p.trusted)
+        }
+        #expect(try Protected.bytes(p.path) == rewrapped)
+    }
+
+    func expectStale(containing text: String, sourceLocation: SourceLocation = #_sourceLocation, _ body: () throws -> Void) {
+        do {
+            try body()
+            Issue.record("stale parity was applied", sourceLocation: sourceLocation)
+        } catch let error as ParityError {
+            guard case .staleParity(let why) = error else { Issue.record("unexpected: \(error)", sourceLocation: sourceLocation); return }
+            #expect(why.contains(text), "\(why)", sourceLocation: sourceLocation)
+        } catch {
+            Issue.record("unexpected: \(error)", sourceLocation: sourceLocation)
+        }
+    }
+
+    @Test func aRebuiltSliceMustMatchItsRecordedHash() throws {
+        // Parity data altered by whoever holds the signing key, its hash and signature made to fit: the
+        // rebuilt bytes are wrong, and repair says so before it writes anything.
+        let p = try Protected(dataBytes: 1_000_000)
+        let sidecar = Parity.sidecarPath(for: p.path)
+        var index = try ParityIndex.read(from: try OpenFile.forReading(sidecar), trusting: p.trusted)
+        var side = try Protected.bytes(sidecar)
+        let at = Int(index.parityOffset(stripe: 0, row: 0, slice: 0))
+        side[at] ^= 0xFF
+        let state = Sodium.Blake2bState(outputBytes: 16)
+        side[at..<(at + index.sliceSize)].withUnsafeBytes { state.update($0) }
+        index.parityHashes.replaceSubrange(0..<16, with: state.finalize())
+        index.signature = p.keys.signer.sign(index.signedMessage(index.encodedUnsigned()))
+        let encoded = index.encoded()
+        side.replaceSubrange(0..<encoded.count, with: encoded)
+        side.replaceSubrange((side.count - 16 - encoded.count)..<(side.count - 16), with: encoded)
+        try TreeBuilder.write(sidecar, bytes: side)
+        try p.destroy(p.path, at: 0, count: UInt64(index.sliceSize))
+        let damaged = try Protected.bytes(p.path)
+        do {
+            _ = try Parity.repair(p.path, trusting: p.trusted)
+            Issue.record("wrong parity was applied")
+        } catch let error as ParityError {
+            #expect(error == .malformed("slice 0 rebuilt from the parity does not match its recorded hash"), "\(error)")
+        }
+        #expect(try Protected.bytes(p.path) == damaged)
+    }
+
+    @Test func anIndexIsCheckedBeforeAnythingIsAllocatedFromIt() throws {
+        let p = try Protected(share: "1%", dataBytes: 3_600_000, chunkRawSize: 4096)
+        let sidecar = Parity.sidecarPath(for: p.path)
+        let side = try Protected.bytes(sidecar)
+        // One stripe of ~300 columns cannot be a GF(2^8) code.
+        var oneStripe = side
+        oneStripe.replaceSubrange(76..<80, with: [1, 0, 0, 0])
+        #expect(throws: ParityError.malformed("a stripe of \(p.made.columns) columns with \(p.made.parityColumns) parity columns exceeds 255 rows")) {
+            _ = try ParityIndex.decode(Array(oneStripe[0..<(try ParityIndex.read(from: try OpenFile.forReading(sidecar), trusting: p.trusted).indexLength)]))
+        }
+        // A sidecar cut short is refused for its length, not read past its end.
+        try TreeBuilder.write(sidecar, bytes: Array(side.dropLast()))
+        #expect(throws: ParityError.malformed("the file is \(side.count - 1) bytes long, its index says \(side.count)")) {
+            _ = try ParityIndex.read(from: try OpenFile.forReading(sidecar), trusting: p.trusted)
+        }
     }
 
     @Test func anArchiveOfMoreColumnsThanAStripeHoldsIsStripedAndStillRebuilt() throws {
