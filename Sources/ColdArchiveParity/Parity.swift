@@ -44,21 +44,25 @@ public enum Parity {
     /// The geometry chosen for an archive of `size` bytes whose largest chunk (or other region that
     /// should cost a group one slice) is `largest` bytes, at `basisPoints` of parity (§21 "Choosing
     /// the geometry": not normative, a reader takes any that the rules allow).
-    static func geometry(size: UInt64, largest: UInt64, basisPoints: Int) -> (sliceSize: Int, columnLength: UInt64, columns: Int, stripes: Int, parity: Int) {
+    static func geometry(size: UInt64, largest: UInt64, basisPoints: Int, maxColumnLength: UInt64 = ParityIndex.maxColumnLength)
+        -> (sliceSize: Int, columnLength: UInt64, columns: Int, stripes: Int, parity: Int) {
         func parity(_ k: Int) -> Int { max(1, (basisPoints * k + 9_999) / 10_000) }
         var slice = ParityIndex.minSliceSize
         while slice < ParityIndex.maxSliceSize, (size + UInt64(slice) - 1) / UInt64(slice) > 1 << 17 { slice <<= 1 }
         let s = UInt64(slice)
         func roundUp(_ x: UInt64) -> UInt64 { (x + s - 1) / s * s }
+        var kMax = ReedSolomon.maxRows - 1
+        while kMax + parity(kMax) > ReedSolomon.maxRows { kMax -= 1 }
         // A column one slice longer than the largest chunk: a chunk then costs each group one slice.
         var length = roundUp(max(largest, 1)) + s
         // Enough columns that the parity is near its share (a column per 1/share at least).
         let wanted = UInt64(max(1, (10_000 + basisPoints - 1) / basisPoints))
         length = min(length, max(s, roundUp((size + wanted - 1) / wanted)))
-        length = min(length, ParityIndex.maxColumnLength)
+        // No more columns than one stripe holds: every group then spans the whole archive, and any m
+        // whole chunks are rebuilt wherever they lie.
+        length = max(length, roundUp((size + UInt64(kMax) - 1) / UInt64(kMax)))
+        length = max(s, min(length, maxColumnLength / s * s))
         let columns = Int((size + length - 1) / length)
-        var kMax = ReedSolomon.maxRows - 1
-        while kMax + parity(kMax) > ReedSolomon.maxRows { kMax -= 1 }
         let stripes = (columns + kMax - 1) / kMax
         let k = (columns + stripes - 1) / stripes
         return (slice, length, columns, stripes, parity(k))
@@ -71,6 +75,14 @@ public enum Parity {
     /// `SystemError` for I/O; a failed or killed run leaves no sidecar that looks complete.
     public static func create(for path: String, basisPoints: Int, signingKey: SigningKey, trusting trusted: [SigningPublicKey],
                               verifyFirst: Bool = true, workers: Int = Verifier.defaultWorkers) throws -> Report {
+        try create(for: path, basisPoints: basisPoints, signingKey: signingKey, trusting: trusted, verifyFirst: verifyFirst,
+                   workers: workers, maxColumnLength: ParityIndex.maxColumnLength)
+    }
+
+    /// `maxColumnLength` below 2^30 makes a small archive take several stripes, as one of over
+    /// 242 GiB does (for the tests).
+    static func create(for path: String, basisPoints: Int, signingKey: SigningKey, trusting trusted: [SigningPublicKey],
+                       verifyFirst: Bool, workers: Int, maxColumnLength: UInt64) throws -> Report {
         let archive = try ArchiveFile(path: path)
         _ = try archive.checkSignature(trusting: trusted)
         if verifyFirst { _ = try Verifier.verify(path: path, trusting: trusted, workers: workers) }
@@ -79,7 +91,7 @@ public enum Parity {
         while let (_, _, record) = try table.next() { largest = max(largest, UInt64(record.sealedLength)) }
 
         let size = archive.fileSize
-        let g = geometry(size: size, largest: largest, basisPoints: basisPoints)
+        let g = geometry(size: size, largest: largest, basisPoints: basisPoints, maxColumnLength: maxColumnLength)
         var index = ParityIndex(archiveDigest: archive.archiveDigest, archiveSize: size, sliceSize: g.sliceSize,
                                 parityCount: g.parity, columnLength: g.columnLength, columnCount: g.columns,
                                 stripeCount: g.stripes, signer: signingKey.publicKey.bytes,

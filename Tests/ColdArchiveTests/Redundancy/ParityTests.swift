@@ -16,7 +16,8 @@ import Testing
         let chunks: [(offset: UInt64, length: UInt64)]
         let made: Parity.Report
 
-        init(share: String = "5%", dataBytes: Int = 6_600_000, chunkRawSize: UInt32 = 64 << 10) throws {
+        init(share: String = "5%", dataBytes: Int = 6_600_000, chunkRawSize: UInt32 = 64 << 10,
+             maxColumnLength: UInt64 = ParityIndex.maxColumnLength) throws {
             scratch = try Scratch()
             keys = try TestKeys(in: scratch)
             let source = scratch.sub("src")
@@ -33,7 +34,7 @@ import Testing
             while let (_, offset, record) = try cursor.next() { chunks.append((offset, UInt64(record.sealedLength))) }
             self.chunks = chunks
             made = try Parity.create(for: path, basisPoints: try Parity.basisPoints(share), signingKey: keys.signer,
-                                     trusting: [keys.signer.publicKey])
+                                     trusting: [keys.signer.publicKey], verifyFirst: true, workers: 2, maxColumnLength: maxColumnLength)
         }
 
         static func bytes(_ path: String) throws -> [UInt8] { Array(try Data(contentsOf: URL(fileURLWithPath: path))) }
@@ -259,7 +260,7 @@ import Testing
     }
 
     @Test func anIndexIsCheckedBeforeAnythingIsAllocatedFromIt() throws {
-        let p = try Protected(share: "1%", dataBytes: 3_600_000, chunkRawSize: 4096)
+        let p = try Protected(share: "1%", dataBytes: 3_600_000, chunkRawSize: 4096, maxColumnLength: 12_288)
         let sidecar = Parity.sidecarPath(for: p.path)
         let side = try Protected.bytes(sidecar)
         // One stripe of ~300 columns cannot be a GF(2^8) code.
@@ -276,8 +277,9 @@ import Testing
     }
 
     @Test func anArchiveOfMoreColumnsThanAStripeHoldsIsStripedAndStillRebuilt() throws {
-        // 1 % parity over ~300 columns: two stripes, interleaved, so one contiguous region costs each half.
-        let p = try Protected(share: "1%", dataBytes: 3_600_000, chunkRawSize: 4096)
+        // 1 % parity over ~300 columns (as an archive of over 242 GiB has: columns of at most 2^30 bytes):
+        // two stripes, interleaved, so one contiguous region costs each half.
+        let p = try Protected(share: "1%", dataBytes: 3_600_000, chunkRawSize: 4096, maxColumnLength: 12_288)
         #expect(p.made.stripes == 2, "\(p.made)")
         try p.destroy(p.path, at: 5000, count: p.made.contiguousBytesRecoverable)
         _ = try Parity.repair(p.path, trusting: p.trusted)
@@ -291,7 +293,7 @@ import Testing
         // 5 % over one stripe (m = 5), and 1 % over two stripes: decode.py (§21 alone) checks the index and
         // signature, recomputes every parity column from the archive, and rebuilds lost columns.
         let decoder = FidelityTests.support.replacingOccurrences(of: "/Support", with: "/Interop/decode.py")
-        for p in [try Protected(), try Protected(share: "1%", dataBytes: 3_600_000, chunkRawSize: 4096)] {
+        for p in [try Protected(), try Protected(share: "1%", dataBytes: 3_600_000, chunkRawSize: 4096, maxColumnLength: 12_288)] {
             let pub = p.scratch.sub("signing.pub")
             try FileManager.default.copyItem(atPath: "\(p.keys.directory)/signing.pub", toPath: pub)
             let checked = try CLI.run([decoder, "--check-parity", p.path, "--trust", pub], executable: "/usr/bin/python3")
