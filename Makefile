@@ -44,7 +44,8 @@ mutants: deps
 	$(PYTHON) Tests/Mutants/mutants.py $(if $(MUTANTS),--only $(MUTANTS))
 
 # A sample CRM data set, a keyring in keys/, an archive, an auditor's verify, a restore and a comparison;
-# then a vault with a monthly series, the auditor's audit of it, an incremental and a restore through the chain.
+# then a vault with a monthly series, the auditor's audit of it, an incremental and a restore through the chain,
+# a verified copy, scrub and repair from it, and parity that mends the only copy.
 demo: release
 	@set -euo pipefail; bin=$$($(SWIFT) build -c release --show-bin-path)/coldarchive; \
 	rm -rf $(DEMO); mkdir -p $(DEMO); \
@@ -84,6 +85,12 @@ demo: release
 	$$bin scrub --vault $(DEMO)/vault --copy $(DEMO)/usb --trust $(DEMO)/auditor/signing.pub | grep -E "DAMAGED|chunk|scrubbed" || true; \
 	$$bin repair $$first --from $(DEMO)/usb/series/crm/$$(basename $$first) --trust $(DEMO)/auditor/signing.pub | tail -1; \
 	$$bin verify $$first --trust $(DEMO)/auditor/signing.pub | head -1; \
+	echo "== 12. parity: the only copy mends itself (5 % Reed-Solomon in a signed sidecar; 512 KiB of it destroyed)"; \
+	$$bin parity create $$first --keyring keys --parity 5% | head -1; \
+	head -c 524288 /dev/urandom | dd of=$$first bs=64k seek=2000000 oflag=seek_bytes conv=notrunc status=none; \
+	$$bin parity check $$first --trust $(DEMO)/auditor/signing.pub || true; \
+	$$bin repair $$first --parity --trust $(DEMO)/auditor/signing.pub | tail -1; \
+	$$bin verify $$first --trust $(DEMO)/auditor/signing.pub | head -1; \
 	echo "demo files are in $(DEMO)/"
 
 # The tampering campaign at full size: every bit of every header and trailer byte, every payload byte.
@@ -112,12 +119,14 @@ fuzz: deps
 # to ext4 after a mass deletion and to tmpfs; list; create) into .build-bench/results-smallfiles.*;
 # then the audit series (Tests/Bench/auditbench.py: audit --quick of 120 monthly archives, the full audit
 # against b2sum) into .build-bench/results-audit.*; then the series benchmark (Tests/Bench/seriesbench.py:
-# selective restore of one 1 MB file of the 1 GB archive) into .build-bench/results-series.*;
-# BENCH_SERIES=1GB (or smallfiles, audit, series) runs one.
+# selective restore of one 1 MB file of the 1 GB archive) into .build-bench/results-series.*; then the
+# parity benchmark (Tests/Bench/paritybench.py: create with and without --parity 5%, repair of 3 % of the
+# chunks destroyed, the simulated odds of random loss) into .build-bench/results-parity.*;
+# BENCH_SERIES=1GB (or smallfiles, audit, series, parity) runs one.
 BENCH_SIZES ?= 1GB
 BENCH_RUNS ?= 3
 BENCH_FILES ?= 600000
-BENCH_SERIES ?= 1GB,smallfiles,audit,series
+BENCH_SERIES ?= 1GB,smallfiles,audit,series,parity
 BENCH_PACKAGES := age restic borgbackup time xfsprogs zstd
 bench: release
 	@missing=""; for p in $(BENCH_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -132,6 +141,8 @@ bench: release
 	@if [[ ",$(BENCH_SERIES)," == *,audit,* ]]; then $(PYTHON) Tests/Bench/auditbench.py --bin $$($(SWIFT) build -c release --show-bin-path)/coldarchive \
 	  --runs $(BENCH_RUNS); fi
 	@if [[ ",$(BENCH_SERIES)," == *,series,* ]]; then $(PYTHON) Tests/Bench/seriesbench.py --bin $$($(SWIFT) build -c release --show-bin-path)/coldarchive \
+	  --runs $(BENCH_RUNS); fi
+	@if [[ ",$(BENCH_SERIES)," == *,parity,* ]]; then $(PYTHON) Tests/Bench/paritybench.py --bin $$($(SWIFT) build -c release --show-bin-path)/coldarchive \
 	  --runs $(BENCH_RUNS); fi
 
 # Writes the committed version 2 test vector with the committed test keys (run as root: it sets owners).

@@ -100,7 +100,7 @@ def main():
     keys = keyring(args.bin, args.work)
     kind = Target.usable(["ext4"])[0] if Target.usable(["ext4"]) else "tmpfs"
     target = Target(kind, args.work, "parity", "4G")
-    sh(f"cat $(find '{data}' -type f) > /dev/null")           # the tree in the page cache, for both
+    sh(f"find '{data}' -type f -exec cat {{}} + > /dev/null")    # the tree in the page cache, for both
 
     plain, protected, ratios = [], [], []
     for run in range(args.runs):

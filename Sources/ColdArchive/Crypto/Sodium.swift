@@ -51,12 +51,27 @@ package enum Sodium {
     // MARK: SHA-256
 
     /// `crypto_hash_sha256` (FIPS 180-4) in one call: for RFC 3161 message imprints, which time-stamping
-    /// authorities take in SHA-2, not BLAKE2b.
-    static func sha256(_ data: [UInt8]) -> [UInt8] {
+    /// authorities take in SHA-2, not BLAKE2b, and for S3's payload hashes and checksums.
+    package static func sha256(_ data: [UInt8]) -> [UInt8] {
+        data.withUnsafeBytes { sha256($0) }
+    }
+
+    package static func sha256(_ data: UnsafeRawBufferPointer) -> [UInt8] {
         var out = [UInt8](repeating: 0, count: Int(crypto_hash_sha256_BYTES))
         _ = out.withUnsafeMutableBufferPointer { o in
-            data.withUnsafeBufferPointer { crypto_hash_sha256(o.baseAddress!, $0.baseAddress, UInt64($0.count)) }
+            crypto_hash_sha256(o.baseAddress!, data.baseAddress?.assumingMemoryBound(to: UInt8.self), UInt64(data.count))
         }
+        return out
+    }
+
+    /// HMAC-SHA-256 (RFC 2104) with a key of any length (`crypto_auth_hmacsha256_init` hashes a long
+    /// one): what AWS Signature Version 4 derives its keys and signatures with.
+    package static func hmacSHA256(key: [UInt8], _ message: [UInt8]) -> [UInt8] {
+        var state = crypto_auth_hmacsha256_state()
+        var out = [UInt8](repeating: 0, count: Int(crypto_auth_hmacsha256_BYTES))
+        _ = key.withUnsafeBufferPointer { crypto_auth_hmacsha256_init(&state, $0.baseAddress, $0.count) }
+        _ = message.withUnsafeBufferPointer { crypto_auth_hmacsha256_update(&state, $0.baseAddress, UInt64($0.count)) }
+        _ = out.withUnsafeMutableBufferPointer { crypto_auth_hmacsha256_final(&state, $0.baseAddress!) }
         return out
     }
 
