@@ -65,8 +65,9 @@ struct SigV4 {
     }
 
     static func canonicalQuery(_ query: [(String, String)]) -> String {
-        query.map { (encode($0.0), encode($0.1)) }.sorted { $0.0 == $1.0 ? $0.1 < $1.1 : $0.0 < $1.0 }
-            .map { "\($0.0)=\($0.1)" }.joined(separator: "&")
+        let encoded: [(String, String)] = query.map { (encode($0.0), encode($0.1)) }
+        let sorted = encoded.sorted { (a: (String, String), b: (String, String)) -> Bool in a.0 == b.0 ? a.1 < b.1 : a.0 < b.0 }
+        return sorted.map { (pair: (String, String)) -> String in pair.0 + "=" + pair.1 }.joined(separator: "&")
     }
 }
 

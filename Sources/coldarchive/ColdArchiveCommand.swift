@@ -13,7 +13,7 @@ struct ColdArchiveCommand: ParsableCommand {
         The archive format is specified in docs/FORMAT.md; keys and custody in docs/KEYS.md.
         """,
         version: "\(ArchiveCreator.creatorName) (writes archive format version \(ArchiveCreator.formatVersion))",
-        subcommands: [KeysCommand.self, CreateCommand.self, StampCommand.self, InspectCommand.self, VerifyCommand.self, PushCommand.self, ScrubCommand.self, RepairCommand.self, ParityCommand.self,
+        subcommands: [KeysCommand.self, CreateCommand.self, StampCommand.self, InspectCommand.self, VerifyCommand.self, PushCommand.self, ScrubCommand.self, RepairCommand.self, ParityCommand.self, OffsiteCommand.self,
                       ListCommand.self, RestoreCommand.self, PlanCommand.self, PruneCommand.self, RewrapCommand.self, VaultCommand.self, AuditCommand.self,
                       CatalogCommand.self])
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import ColdArchive
+import ColdArchiveS3
 import Foundation
 
 struct PushCommand: ParsableCommand {
@@ -16,16 +17,27 @@ struct PushCommand: ParsableCommand {
         verified copy of the same archive is left as it is; another file under that name is refused. The \
         minisign sidecar goes along. For an archive of a vault, the copy is recorded in the vault's journal \
         ('copy-made', signed with the keyring's signing key, with the key ids the copy is wrapped to: what \
-        'keys retire' checks) and catalog. Exit status: 0 every copy verified, 1 an archive or copy is damaged, \
-        2 usage (another archive in the way), 3 any other error. Destinations are directories (or file:// URLs) \
-        for now; object stores come later (docs/OFFSITE.md).
+        'keys retire' checks) and catalog.
+
+        A DEST of the form s3://BUCKET/PREFIX is an S3-compatible object store (credentials from \
+        AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY or ~/.aws/credentials; --endpoint for a store other than \
+        AWS). The archive goes up in parts of at least 8 MiB in parallel, each with its SHA-256 checksum; a push \
+        that was interrupted resumes without sending its finished parts again. The object version is then read \
+        back in full and compared with the verified archive, and its Object Lock retention (--lock-mode, \
+        --retain-until; default: the archive's own signed retain-until) is read back: a store that does not \
+        report the lock asked for fails the push (exit 1). See docs/OFFSITE.md "Object stores".
+
+        Exit status: 0 every copy verified, 1 an archive or copy is damaged (or a lock not enforced), \
+        2 usage (another archive in the way), 3 any other error (a store that could not be reached).
         """)
 
     @Argument(help: "The archives to copy.")
     var archives: [String] = []
 
-    @Option(name: .long, parsing: .upToNextOption, help: "Destination directories (repeatable).")
+    @Option(name: .long, parsing: .upToNextOption, help: "Destinations (repeatable): directories, file:// URLs, s3://BUCKET/PREFIX.")
     var to: [String] = []
+
+    @OptionGroup var s3: S3Options
 
     @OptionGroup var trust: TrustOption
     @OptionGroup var keyring: KeyringOption
@@ -36,9 +48,10 @@ struct PushCommand: ParsableCommand {
     func validate() throws {
         if archives.isEmpty { throw ValidationError("name at least one ARCHIVE") }
         if to.isEmpty { throw ValidationError("name at least one destination with --to DIR") }
-        if let bad = to.first(where: { $0.contains("://") && !$0.hasPrefix("file://") }) {
-            throw ValidationError("'\(bad)': only directories and file:// destinations are supported by this version")
+        if let bad = to.first(where: { $0.contains("://") && !$0.hasPrefix("file://") && S3Location(url: $0) == nil }) {
+            throw ValidationError("'\(bad)': a destination is a directory, a file:// URL or s3://BUCKET/PREFIX")
         }
+        try s3.validate()
     }
 
     func run() throws {
@@ -62,6 +75,23 @@ struct PushCommand: ParsableCommand {
                 // Each copy on its own: one that fails does not stop the others; the worst status is the exit's.
                 let report: PushReport
                 do {
+                    if let location = S3Location(url: destination) {
+                        let pushed = try S3Push.push(archive, to: location, client: try s3.client(), options: try s3.pushOptions(for: archive),
+                                                     trusting: trusted)
+                        report = PushReport(archive: archive, archiveDigest: pushed.archiveDigest, destination: destination,
+                                            copy: pushed.url + (pushed.versionID.map { "?versionId=\($0)" } ?? ""), bytes: pushed.bytes,
+                                            alreadyThere: pushed.alreadyThere, recipients: pushed.recipients)
+                        if json {
+                            try Output.jsonLine(pushed)
+                        } else if pushed.alreadyThere {
+                            print("OK \(pushed.url): already a copy of \(archive) (version \(pushed.versionID ?? "-"), read back)\(S3Options.describeLock(pushed))")
+                        } else {
+                            print("COPIED \(archive) -> \(pushed.url) (\(Output.bytes(pushed.bytes)), \(pushed.parts == 0 ? "one PUT" : "\(pushed.parts) parts\(pushed.resumedParts > 0 ? ", \(pushed.resumedParts) resumed" : "")"), version \(pushed.versionID ?? "-")), read back and compared\(S3Options.describeLock(pushed))")
+                        }
+                        if let vault { reached[vault.root, default: (vault, [])].destinations.insert(destination) }
+                        if let ring { VaultRecords.copied(report, keyring: ring) }
+                        continue
+                    }
                     report = try Push.push(archive, to: destination, trusting: trusted)
                 } catch let error as ColdArchiveError {
                     failed("\(archive) -> \(destination)", error)
@@ -85,6 +115,11 @@ struct PushCommand: ParsableCommand {
         for (vault, destinations) in reached.values.sorted(by: { $0.vault.root < $1.vault.root }) {
             for destination in to where destinations.contains(destination) {
                 do {
+                    if let location = S3Location(url: destination) {
+                        _ = try S3Push.copyMetadata(of: vault, to: location, client: try s3.client())
+                        if !json { print("vault metadata of \(vault.root) (settings, journal, series, revocations) -> \(destination)") }
+                        continue
+                    }
                     try Push.copyMetadata(of: vault, to: destination)
                     if !json { print("vault metadata of \(vault.root) (settings, journal, series, revocations) -> \(destination)") }
                 } catch let error as ColdArchiveError {
@@ -93,5 +128,75 @@ struct PushCommand: ParsableCommand {
             }
         }
         if worst != 0 { throw ExitCode(worst) }
+    }
+}
+
+/// The options of an S3 destination, shared by push and offsite.
+struct S3Options: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("The S3 endpoint (default: $AWS_ENDPOINT_URL_S3, $AWS_ENDPOINT_URL, else AWS's for the region).", valueName: "URL"))
+    var endpoint: String?
+
+    @Option(name: .long, help: "The S3 region (default: $AWS_REGION, $AWS_DEFAULT_REGION, else us-east-1).")
+    var region: String?
+
+    @Option(name: .customLong("lock-mode"), help: ArgumentHelp("Object Lock for new S3 copies: compliance (no one can delete or shorten it, not even the account root) or governance (users with s3:BypassGovernanceRetention can).", valueName: "MODE"))
+    var lockMode: String?
+
+    @Option(name: .customLong("retain-until"), help: ArgumentHelp("With --lock-mode: a date (YYYY-MM-DD) or a span from now (10y, 18m, 90d). Default: the archive's signed retain-until.", valueName: "WHEN"))
+    var retainUntil: String?
+
+    @Flag(name: .customLong("legal-hold"), help: "Put a legal hold on new S3 copies (no deletion until it is lifted, whatever the retention).")
+    var legalHold = false
+
+    @Option(name: .customLong("storage-class"), help: ArgumentHelp("The S3 storage class of new copies (STANDARD, STANDARD_IA, GLACIER_IR, GLACIER, DEEP_ARCHIVE, …).", valueName: "CLASS"))
+    var storageClass: String?
+
+    func validate() throws {
+        if let lockMode, !["compliance", "governance"].contains(lockMode.lowercased()) {
+            throw ValidationError("--lock-mode is compliance or governance, not '\(lockMode)'")
+        }
+        if retainUntil != nil && lockMode == nil { throw ValidationError("--retain-until goes with --lock-mode") }
+        if let retainUntil, Self.date(retainUntil) == nil { throw ValidationError("--retain-until '\(retainUntil)' is not a date (YYYY-MM-DD) or a span (10y, 18m, 90d)") }
+    }
+
+    static func date(_ text: String, from now: Date = Date()) -> Date? {
+        if let span = RetentionPolicy.span(text) {
+            var c = DateComponents()
+            (c.year, c.month, c.day) = (span.years, span.months, span.days)
+            var calendar = Calendar(identifier: .gregorian)
+            calendar.timeZone = TimeZone(identifier: "UTC")!
+            return calendar.date(byAdding: c, to: now)
+        }
+        let f = DateFormatter()
+        f.locale = Locale(identifier: "en_US_POSIX")
+        f.timeZone = TimeZone(identifier: "UTC")
+        f.dateFormat = "yyyy-MM-dd"
+        return f.date(from: text)
+    }
+
+    func client() throws -> S3Client { try S3Client(endpoint: endpoint, region: region) }
+
+    func pushOptions(for archive: String) throws -> S3Push.Options {
+        var options = S3Push.Options()
+        options.lockMode = lockMode?.uppercased()
+        options.legalHold = legalHold
+        options.storageClass = storageClass
+        if lockMode != nil {
+            if let retainUntil { options.retainUntil = Self.date(retainUntil) } else {
+                guard let signed = try ArchiveFile(path: archive).header.retainUntil else {
+                    throw OperationError("'\(archive)' has no retain-until of its own: give --retain-until with --lock-mode", kind: .usage)
+                }
+                options.retainUntil = Date(timeIntervalSince1970: TimeInterval(signed))
+            }
+        }
+        return options
+    }
+
+    static func describeLock(_ report: S3Push.Report) -> String {
+        var parts: [String] = []
+        if let mode = report.lockMode { parts.append("locked \(mode)\(report.retainUntil.map { " until \(ISO8601DateFormatter().string(from: $0))" } ?? "")") }
+        if report.legalHold { parts.append("legal hold on") }
+        if let storageClass = report.storageClass { parts.append("storage class \(storageClass)") }
+        return parts.isEmpty ? "" : "; " + parts.joined(separator: ", ")
     }
 }

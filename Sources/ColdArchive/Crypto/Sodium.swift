@@ -23,7 +23,7 @@ package enum Sodium {
     }
 
     /// `randombytes_buf`.
-    static func randomBytes(_ count: Int) -> [UInt8] {
+    package static func randomBytes(_ count: Int) -> [UInt8] {
         ensureInitialized()
         var out = [UInt8](repeating: 0, count: count)
         out.withUnsafeMutableBytes { randombytes_buf($0.baseAddress!, $0.count) }
@@ -69,8 +69,9 @@ package enum Sodium {
     package static func hmacSHA256(key: [UInt8], _ message: [UInt8]) -> [UInt8] {
         var state = crypto_auth_hmacsha256_state()
         var out = [UInt8](repeating: 0, count: Int(crypto_auth_hmacsha256_BYTES))
-        _ = key.withUnsafeBufferPointer { crypto_auth_hmacsha256_init(&state, $0.baseAddress, $0.count) }
-        _ = message.withUnsafeBufferPointer { crypto_auth_hmacsha256_update(&state, $0.baseAddress, UInt64($0.count)) }
+        // An empty array may have no base address: pass a byte that is not read.
+        _ = (key.isEmpty ? [0] : key).withUnsafeBufferPointer { crypto_auth_hmacsha256_init(&state, $0.baseAddress!, key.count) }
+        _ = (message.isEmpty ? [0] : message).withUnsafeBufferPointer { crypto_auth_hmacsha256_update(&state, $0.baseAddress!, UInt64(message.count)) }
         _ = out.withUnsafeMutableBufferPointer { crypto_auth_hmacsha256_final(&state, $0.baseAddress!) }
         return out
     }

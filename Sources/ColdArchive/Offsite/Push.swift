@@ -17,7 +17,15 @@ public struct PushReport: Sendable, Codable, Equatable {
     public var parityCopied: Bool = false
 
     /// `copy` as an absolute path: what the journal records as the copy's place.
-    public var absoluteCopy: String { copy.hasPrefix("/") ? copy : FileManager.default.currentDirectoryPath + "/" + copy }
+    public var absoluteCopy: String {
+        copy.hasPrefix("/") || copy.contains("://") ? copy : FileManager.default.currentDirectoryPath + "/" + copy
+    }
+
+    public init(archive: String, archiveDigest: String, destination: String, copy: String, bytes: UInt64, alreadyThere: Bool,
+                recipients: [String]) {
+        (self.archive, self.archiveDigest, self.destination, self.copy) = (archive, archiveDigest, destination, copy)
+        (self.bytes, self.alreadyThere, self.recipients) = (bytes, alreadyThere, recipients)
+    }
 }
 
 /// Verified copies of archives on paths (issue 20; docs/OFFSITE.md): a USB disk, a second server's
@@ -149,13 +157,7 @@ public enum Push {
     public static func copyMetadata(of vault: Vault, to destination: String) throws {
         let root = directory(of: destination)
         try checkDestination(root, for: vault)
-        var files = [Vault.settingsName, Journal.fileName]
-        for series in try vault.seriesNames() { files.append("\(Vault.seriesFolder)/\(series)/\(Vault.seriesSettingsName)") }
-        let revocations = "\(vault.root)/\(Vault.revocationsFolder)"
-        if FileSystem.isDirectory(revocations) {
-            for name in try FileSystem.directoryEntries(revocations) where !name.hasPrefix(".") { files.append("\(Vault.revocationsFolder)/\(name)") }
-        }
-        for file in files where FileSystem.exists("\(vault.root)/\(file)") {
+        for file in try metadataFiles(of: vault) {
             let bytes = try FileSystem.readSmallFile("\(vault.root)/\(file)", limit: 1 << 30)
             let target = "\(root)/\(file)"
             if file == Journal.fileName, FileSystem.exists(target) {
@@ -168,6 +170,18 @@ public enum Push {
             _ = try FileSystem.makeDirectories(FileSystem.parent(of: target))
             try FileSystem.writeAtomically(bytes, to: target, mode: 0o644)
         }
+    }
+
+    /// What a vault holds besides its archives and catalog, as paths relative to its root (those that
+    /// exist): `vault.json`, the journal, each series' `series.json`, the signing-key revocations.
+    public static func metadataFiles(of vault: Vault) throws -> [String] {
+        var files = [Vault.settingsName, Journal.fileName]
+        for series in try vault.seriesNames() { files.append("\(Vault.seriesFolder)/\(series)/\(Vault.seriesSettingsName)") }
+        let revocations = "\(vault.root)/\(Vault.revocationsFolder)"
+        if FileSystem.isDirectory(revocations) {
+            for name in try FileSystem.directoryEntries(revocations) where !name.hasPrefix(".") { files.append("\(Vault.revocationsFolder)/\(name)") }
+        }
+        return files.filter { FileSystem.exists("\(vault.root)/\($0)") }
     }
 
     /// The directory a destination names: a path, or a `file://` URL.
