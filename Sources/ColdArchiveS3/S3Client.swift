@@ -317,14 +317,18 @@ public final class S3Client: @unchecked Sendable {
     public func getObject(bucket: String, key: String, versionID: String?, range: Range<UInt64>) async throws -> [UInt8] {
         let response = try await send("GetObject", method: .GET, bucket: bucket, key: key, query: versionID.map { [("versionId", $0)] } ?? [],
                                       headers: [("range", "bytes=\(range.lowerBound)-\(range.upperBound - 1)")], accept: [200, 206],
-                                      maxBody: Int(range.count) + 1)
+                                      maxBody: max(Int(range.count) + 1, 1 << 16))   // an error document may be longer than the range
+        guard response.body.count == Int(range.count) else {
+            throw S3Error.notACopy("GetObject of bytes \(range.lowerBound)–\(range.upperBound - 1) of '\(key)' returned \(response.body.count) bytes")
+        }
         return response.body
     }
 
-    /// GetObjectRetention of a version: (mode, retain-until), nil when it has none.
+    /// GetObjectRetention of a version: (mode, retain-until), nil when it has none (S3 answers 400
+    /// InvalidRequest on a bucket without Object Lock, 404 for a version without retention).
     public func objectRetention(bucket: String, key: String, versionID: String?) async throws -> (mode: String, until: Date?)? {
         let response = try await send("GetObjectRetention", method: .GET, bucket: bucket, key: key,
-                                      query: [("retention", "")] + (versionID.map { [("versionId", $0)] } ?? []), accept: [200, 404])
+                                      query: [("retention", "")] + (versionID.map { [("versionId", $0)] } ?? []), accept: [200, 400, 404])
         let doc = XMLFields(response.body)
         guard response.status == 200, let mode = doc.first("Mode") else { return nil }
         return (mode, doc.first("RetainUntilDate").flatMap(Self.parseDate))
@@ -332,7 +336,7 @@ public final class S3Client: @unchecked Sendable {
 
     public func objectLegalHold(bucket: String, key: String, versionID: String?) async throws -> Bool {
         let response = try await send("GetObjectLegalHold", method: .GET, bucket: bucket, key: key,
-                                      query: [("legal-hold", "")] + (versionID.map { [("versionId", $0)] } ?? []), accept: [200, 404])
+                                      query: [("legal-hold", "")] + (versionID.map { [("versionId", $0)] } ?? []), accept: [200, 400, 404])
         return response.status == 200 && XMLFields(response.body).first("Status") == "ON"
     }
 

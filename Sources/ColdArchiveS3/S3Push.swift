@@ -42,6 +42,10 @@ public enum S3Push {
         public var recipients: [String]
     }
 
+    /// The one test seam: `COLDARCHIVE_TEST_KILL_AFTER_PARTS=N` makes a push kill itself with SIGKILL once
+    /// it has sent N parts, as a crash or a pulled cable would, so that a test can resume it deterministically.
+    static let killAfterParts: Int? = ProcessInfo.processInfo.environment["COLDARCHIVE_TEST_KILL_AFTER_PARTS"].flatMap(Int.init)
+
     /// The minimum part size S3 allows (except for the last part), and its most parts.
     static let minimumPart = 8 << 20
     static let maxParts = 10_000
@@ -59,6 +63,12 @@ public enum S3Push {
     /// it holds does not read back as the archive or its lock is not what was asked.
     public static func push(_ path: String, to location: S3Location, client: S3Client, options: Options,
                             trusting trusted: [SigningPublicKey]) throws -> Report {
+        try blocking { try await push(path, to: location, client: client, options: options, trusting: trusted) }
+    }
+
+    /// The same, for async callers.
+    public static func push(_ path: String, to location: S3Location, client: S3Client, options: Options,
+                            trusting trusted: [SigningPublicKey]) async throws -> Report {
         let archive = try ArchiveFile(path: path)
         _ = try archive.checkSignature(trusting: trusted)
         do {
@@ -70,9 +80,7 @@ public enum S3Push {
         let key = location.key(relative)
         let box = Box(file: try OpenFile.forReading(path))
         let facts = Facts(path: path, size: archive.fileSize, digest: archive.summary.archiveDigest, recipients: archive.recipientKeyIDs)
-        let report = try blocking {
-            try await upload(facts, file: box, key: key, location: location, client: client, options: options)
-        }
+        let report = try await upload(facts, file: box, key: key, location: location, client: client, options: options)
         try archive.checkUnchanged()
         return report
     }
@@ -183,6 +191,7 @@ public enum S3Push {
             for _ in 0..<max(1, concurrency) { try start() }
             while let part = try await group.next() {
                 done[part.number] = part
+                if let stop = killAfterParts, done.count - resumed >= stop { kill(getpid(), SIGKILL) }
                 try start()
             }
         }
@@ -253,10 +262,10 @@ public enum OffsiteCheck {
     }
 
     public static func check(_ location: S3Location, client: S3Client, lockFor seconds: TimeInterval = 86_400, now: Date = Date()) throws -> Report {
-        try blocking { try await run(location, client: client, lockFor: seconds, now: now) }
+        try blocking { try await check(location, client: client, lockFor: seconds, now: now) }
     }
 
-    private static func run(_ location: S3Location, client: S3Client, lockFor seconds: TimeInterval, now: Date) async throws -> Report {
+    public static func check(_ location: S3Location, client: S3Client, lockFor seconds: TimeInterval, now: Date) async throws -> Report {
         let bucket = location.bucket
         let key = location.key(".coldarchive-canary/\(Int(now.timeIntervalSince1970))-\(Sodium.randomBytes(4).hex)")
         var report = Report(location: location.description, bucketLockEnabled: (try? await client.objectLockEnabled(bucket: bucket)) ?? false,

@@ -1,0 +1,244 @@
+import Foundation
+import Testing
+@testable import ColdArchive
+@testable import ColdArchiveS3
+
+/// The S3 store of the tests: SeaweedFS on loopback, started by `make test` (Tests/Support/with-seaweedfs),
+/// which passes its endpoint and key in the environment.
+struct S3Store {
+    let endpoint: String
+    let credentials: S3Credentials
+
+    init() throws {
+        let env = ProcessInfo.processInfo.environment
+        guard let endpoint = env["COLDARCHIVE_TEST_S3_ENDPOINT"], let key = env["COLDARCHIVE_TEST_S3_KEY"], let secret = env["COLDARCHIVE_TEST_S3_SECRET"] else {
+            throw OperationError("no S3 store for the tests: run them through 'make test', which starts SeaweedFS (Tests/Support/with-seaweedfs)")
+        }
+        self.endpoint = endpoint
+        credentials = S3Credentials(accessKeyID: key, secretAccessKey: secret)
+    }
+
+    func client(endpoint: String? = nil) throws -> S3Client {
+        try S3Client(endpoint: endpoint ?? self.endpoint, region: "us-east-1", credentials: credentials)
+    }
+
+    /// A new bucket of its own for a test, with Object Lock (and so versioning) or without.
+    func bucket(locked: Bool) async throws -> String {
+        let name = "t-\(UUID().uuidString.prefix(12).lowercased())"
+        try await client().createBucket(name, objectLock: locked)
+        return name
+    }
+
+    /// The environment for the binary and for awscli.
+    var environment: [String: String] {
+        ["AWS_ACCESS_KEY_ID": credentials.accessKeyID, "AWS_SECRET_ACCESS_KEY": credentials.secretAccessKey, "AWS_DEFAULT_REGION": "us-east-1",
+         "AWS_ENDPOINT_URL": endpoint]
+    }
+}
+
+/// A fault-injecting proxy between the tool and the store (Tests/Support/faultproxy.py).
+final class FaultProxy {
+    let process = Process()
+    let input = Pipe()
+    let endpoint: String
+    let stats: String
+
+    init(upstream: String, faults: String, stall: Double = 5) throws {
+        let support = FidelityTests.support
+        stats = FileManager.default.temporaryDirectory.appendingPathComponent("faultproxy-\(UUID().uuidString).json").path
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        process.arguments = ["\(support)/faultproxy.py", "--upstream", String(upstream.dropFirst("http://".count)), "--faults", faults,
+                             "--stall", "\(stall)", "--stats", stats]
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardInput = input
+        try process.run()
+        var line = [UInt8]()
+        while true {
+            let byte = output.fileHandleForReading.readData(ofLength: 1)
+            guard let b = byte.first, b != UInt8(ascii: "\n") else { break }
+            line.append(b)
+        }
+        endpoint = "http://127.0.0.1:\(String(decoding: line, as: UTF8.self))"
+    }
+
+    /// Stops the proxy; returns how many faults of each rule it injected.
+    func stop() throws -> [String: Int] {
+        try input.fileHandleForWriting.close()
+        process.waitUntilExit()
+        defer { try? FileManager.default.removeItem(atPath: stats) }
+        return try JSONDecoder().decode([String: Int].self, from: Data(contentsOf: URL(fileURLWithPath: stats)))
+    }
+}
+
+@Suite(.serialized) struct S3Tests {
+    /// An archive of incompressible data, `bytes` long or so, and its keys.
+    func archive(_ scratch: Scratch, keys: TestKeys, bytes: Int, name: String = "a.car") throws -> String {
+        let source = scratch.sub("src-\(name)")
+        try FileManager.default.createDirectory(atPath: source, withIntermediateDirectories: true)
+        try TreeBuilder.write("\(source)/attachments.bin", bytes: TreeBuilder.noise(bytes, seed: UInt64(bytes)))
+        let path = scratch.sub(name)
+        _ = try ArchiveCreator.create(CreateOptions(sources: [source], output: path, label: "s3 test"), signer: keys.signer, recipients: keys.recipients)
+        return path
+    }
+
+    @Test func signatureVersion4MatchesAWSsOwnExample() {
+        // "Example: GET Object" of the AWS S3 API Reference, sig-v4-header-based-auth.
+        let signer = SigV4(credentials: S3Credentials(accessKeyID: "AKIAIOSFODNN7EXAMPLE", secretAccessKey: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"),
+                           region: "us-east-1")
+        let headers = signer.sign(method: "GET", host: "examplebucket.s3.amazonaws.com", path: "/test.txt", query: [],
+                                  headers: [("Range", "bytes=0-9")],
+                                  payloadHash: "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+                                  date: Date(timeIntervalSince1970: 1_369_353_600))
+        let authorization = headers.first { $0.0 == "authorization" }?.1
+        #expect(authorization == "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request, SignedHeaders=host;range;x-amz-content-sha256;x-amz-date, Signature=f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41")
+    }
+
+    @Test func aLockedCopyIsReadBackAndItsVersionCannotBeDeleted() async throws {
+        let store = try S3Store()
+        let scratch = try Scratch()
+        let keys = try TestKeys(in: scratch)
+        let path = try archive(scratch, keys: keys, bytes: 20_000_000)
+        let bucket = try await store.bucket(locked: true)
+        let client = try store.client()
+        var options = S3Push.Options()
+        options.lockMode = "COMPLIANCE"
+        options.retainUntil = Date().addingTimeInterval(3 * 86_400)
+        options.storageClass = "GLACIER"
+        let report = try await S3Push.push(path, to: S3Location(bucket: bucket, prefix: "vault"), client: client, options: options,
+                                           trusting: [keys.signer.publicKey])
+        #expect(report.parts == 3 && report.resumedParts == 0)
+        #expect(report.lockMode == "COMPLIANCE")
+        #expect(abs(report.retainUntil!.timeIntervalSince(options.retainUntil!)) < 2)
+        let version = try #require(report.versionID)
+        #expect(try await client.headObject(bucket: bucket, key: "vault/a.car", versionID: version)?.storageClass == "GLACIER")
+        // awscli fetches what push wrote, bit-identical. (As root, where make deps installed it: the
+        // unprivileged rerun of the suite cannot reach root's Python.)
+        if let aws = awsCLI() {
+            let fetched = scratch.sub("fetched.car")
+            let got = try CLI.run(["s3api", "get-object", "--bucket", bucket, "--key", "vault/a.car", fetched], environment: store.environment,
+                                  executable: aws)
+            #expect(got.status == 0, "\(got.stderr)")
+            #expect(try Data(contentsOf: URL(fileURLWithPath: fetched)) == Data(contentsOf: URL(fileURLWithPath: path)))
+        } else {
+            #expect(getuid() != 0, "awscli is missing: pip install awscli")
+        }
+        // A second push finds the same bytes there, reads them back, and writes nothing.
+        let again = try await S3Push.push(path, to: S3Location(bucket: bucket, prefix: "vault"), client: client, options: S3Push.Options(),
+                                          trusting: [keys.signer.publicKey])
+        #expect(again.alreadyThere && again.versionID == version && again.lockMode == "COMPLIANCE")
+        // The locked version cannot be deleted; a plain delete only adds a marker, the version stays.
+        let refused = try await client.deleteObject(bucket: bucket, key: "vault/a.car", versionID: version)
+        #expect(refused.status == 403, "\(refused)")
+        _ = try await client.deleteObject(bucket: bucket, key: "vault/a.car", versionID: nil)
+        #expect(try await client.headObject(bucket: bucket, key: "vault/a.car", versionID: version) != nil)
+    }
+
+    @Test func offsiteCheckPassesWhereTheLockHoldsAndFailsWhereThereIsNone() async throws {
+        let store = try S3Store()
+        let client = try store.client()
+        let locked = try await OffsiteCheck.check(S3Location(bucket: try await store.bucket(locked: true), prefix: "x"), client: client, lockFor: 3600)
+        #expect(locked.enforced && locked.deleteRefused && locked.versionStillThere, "\(locked)")
+        #expect(locked.retention?.hasPrefix("COMPLIANCE until") == true)
+        let plain = try await OffsiteCheck.check(S3Location(bucket: try await store.bucket(locked: false), prefix: "x"), client: client, lockFor: 3600)
+        #expect(!plain.enforced)
+        #expect(plain.problem?.contains("the bucket has no Object Lock configuration") == true, "\(plain)")
+        // Through the binary: exit 1 and the reason.
+        let bucket = try await store.bucket(locked: false)
+        let result = try CLI.run(["offsite", "check", "s3://\(bucket)/p", "--endpoint", store.endpoint, "--lock-for", "60"], environment: store.environment)
+        #expect(result.status == 1 && result.stdout.contains("NOT ENFORCED"), "\(result.stdout)\(result.stderr)")
+    }
+
+    @Test func aPushKilledHalfwayResumesWithoutSendingItsFinishedPartsAgain() async throws {
+        let store = try S3Store()
+        let scratch = try Scratch()
+        let keys = try TestKeys(in: scratch)
+        let path = try archive(scratch, keys: keys, bytes: 60_000_000)
+        let bucket = try await store.bucket(locked: false)
+        let killed = try CLI.run(["push", path, "--to", "s3://\(bucket)/v", "--endpoint", store.endpoint, "--keyring", keys.directory],
+                                 environment: store.environment.merging(["COLDARCHIVE_TEST_KILL_AFTER_PARTS": "3"]) { $1 })
+        #expect(killed.status == SIGKILL, "\(killed.status) \(killed.stderr)")
+        let client = try store.client()
+        // Nothing that counts as a copy: no object, an unfinished upload with the parts sent.
+        #expect(try await client.headObject(bucket: bucket, key: "v/a.car") == nil)
+        let uploads = try await client.listMultipartUploads(bucket: bucket, key: "v/a.car")
+        #expect(uploads.count == 1)
+        let sent = try await client.listParts(bucket: bucket, key: "v/a.car", uploadID: uploads[0].id).count
+        #expect(sent >= 3)
+        let report = try await S3Push.push(path, to: S3Location(bucket: bucket, prefix: "v"), client: client, options: S3Push.Options(),
+                                           trusting: [keys.signer.publicKey])
+        #expect(report.parts == 8 && report.resumedParts == sent, "\(report)")
+        #expect(try await client.listMultipartUploads(bucket: bucket, key: "v/a.car").isEmpty)
+    }
+
+    @Test func resetsErrorsAndStallsAreRetriedAndTheCopyIsBitIdentical() async throws {
+        let store = try S3Store()
+        let scratch = try Scratch()
+        let keys = try TestKeys(in: scratch)
+        let path = try archive(scratch, keys: keys, bytes: 30_000_000)
+        let bucket = try await store.bucket(locked: false)
+        let proxy = try FaultProxy(upstream: store.endpoint, faults: "reset-part=1,500-part=1,503=2,stall-get=1,reset-get=1", stall: 8)
+        let client = try store.client(endpoint: proxy.endpoint)
+        client.requestTimeout = .seconds(4)
+        client.backoff = .milliseconds(50)
+        let report = try await S3Push.push(path, to: S3Location(bucket: bucket, prefix: ""), client: client, options: S3Push.Options(),
+                                           trusting: [keys.signer.publicKey])
+        let injected = try proxy.stop()
+        #expect(injected == ["reset-part": 1, "500-part": 1, "503": 2, "stall-get": 1, "reset-get": 1], "\(injected)")
+        #expect(report.parts == 4)
+        let direct = try store.client()
+        var fetched = [UInt8]()
+        for start in stride(from: UInt64(0), to: report.bytes, by: 8 << 20) {
+            fetched += try await direct.getObject(bucket: bucket, key: "a.car", versionID: nil, range: start..<min(start + (8 << 20), report.bytes))
+        }
+        #expect(fetched == Array(try Data(contentsOf: URL(fileURLWithPath: path))))
+    }
+
+    @Test func aPushThatCannotFinishSaysSoAndLeavesNoCopy() async throws {
+        let store = try S3Store()
+        let scratch = try Scratch()
+        let keys = try TestKeys(in: scratch)
+        let path = try archive(scratch, keys: keys, bytes: 20_000_000)
+        let bucket = try await store.bucket(locked: false)
+        let proxy = try FaultProxy(upstream: store.endpoint, faults: "always-503-part=1")
+        let client = try store.client(endpoint: proxy.endpoint)
+        client.backoff = .milliseconds(20)
+        do {
+            _ = try await S3Push.push(path, to: S3Location(bucket: bucket, prefix: ""), client: client, options: S3Push.Options(),
+                                      trusting: [keys.signer.publicKey])
+            Issue.record("a push through a store that always answers SlowDown succeeded")
+        } catch let error as S3Error {
+            guard case .unavailable(let operation, let attempts, let last) = error else { Issue.record("unexpected: \(error)"); return }
+            #expect(operation == "UploadPart" && attempts == client.attempts && last.contains("503 SlowDown"), "\(error)")
+            #expect(error.description.contains("nothing that counts as a copy"))
+        }
+        _ = try proxy.stop()
+        #expect(try await store.client().headObject(bucket: bucket, key: "a.car") == nil)
+    }
+
+    @Test func anArchivedObjectIsNamedWithHowToBringItBack() async throws {
+        let store = try S3Store()
+        let scratch = try Scratch()
+        let keys = try TestKeys(in: scratch)
+        let path = try archive(scratch, keys: keys, bytes: 1_000_000)
+        let bucket = try await store.bucket(locked: false)
+        _ = try await S3Push.push(path, to: S3Location(bucket: bucket, prefix: ""), client: try store.client(), options: S3Push.Options(),
+                                  trusting: [keys.signer.publicKey])
+        // SeaweedFS has no archive tier: the proxy answers as S3 does for an object in Glacier.
+        let proxy = try FaultProxy(upstream: store.endpoint, faults: "archived-get=1")
+        do {
+            _ = try await store.client(endpoint: proxy.endpoint).getObject(bucket: bucket, key: "a.car", versionID: nil, range: 0..<100)
+            Issue.record("an archived object was read")
+        } catch let error as S3Error {
+            #expect(error == .archived(key: "a.car", storageClass: "archive"))
+            #expect(error.description.contains("restore-object"))
+        }
+        _ = try proxy.stop()
+    }
+}
+
+/// awscli, from PyPI (make deps installs it), found on PATH by this user; nil when there is none.
+func awsCLI() -> String? {
+    let path = ProcessInfo.processInfo.environment["PATH"] ?? ""
+    return path.split(separator: ":").map { "\($0)/aws" }.first { FileManager.default.isExecutableFile(atPath: $0) }
+}
