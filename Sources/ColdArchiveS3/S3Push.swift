@@ -317,3 +317,57 @@ extension S3Push {
         }
     }
 }
+
+/// Reading a copy back out of an object store: the object version is fetched with parallel ranged GETs
+/// into a spool file (written under a partial name, synced, then renamed), which restore then verifies
+/// whole before it writes a byte, as it does any archive. The cost: disk space for the archive beside
+/// the target, one download, one local write (docs/OFFSITE.md "Restoring from an object store").
+public enum S3Pull {
+    public struct Report: Sendable, Codable, Equatable {
+        public var url: String
+        public var versionID: String?
+        public var path: String
+        public var bytes: UInt64
+        public var storageClass: String?
+    }
+
+    /// Downloads `key` (its newest version, or `versionID`) of `bucket` to `path`, which must not exist.
+    /// Throws `S3Error.archived` for an object in an archive tier (with how to bring it back).
+    public static func download(bucket: String, key: String, versionID: String? = nil, to path: String, client: S3Client,
+                                concurrency: Int = 4) throws -> Report {
+        try blocking { try await download(bucket: bucket, key: key, versionID: versionID, to: path, client: client, concurrency: concurrency) }
+    }
+
+    public static func download(bucket: String, key: String, versionID: String? = nil, to path: String, client: S3Client,
+                                concurrency: Int = 4) async throws -> Report {
+        guard let info = try await client.headObject(bucket: bucket, key: key, versionID: versionID) else {
+            throw S3Error.service(operation: "HeadObject", status: 404, code: "NoSuchKey", message: "s3://\(bucket)/\(key)\(versionID.map { " version \($0)" } ?? "") is not there")
+        }
+        let version = versionID ?? info.versionID
+        PartialFiles.removeStale(for: path)
+        let partial = PartialFiles.name(for: path)
+        let out = S3Push.Box(file: try OpenFile.createNew(partial, mode: 0o600))
+        do {
+            let step = UInt64(8 << 20)
+            let ranges = stride(from: UInt64(0), to: info.size, by: Int(step)).map { $0..<min($0 + step, info.size) }
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                var next = ranges.makeIterator()
+                func start() {
+                    guard let range = next.next() else { return }
+                    group.addTask {
+                        let bytes = try await client.getObject(bucket: bucket, key: key, versionID: version, range: range)
+                        try bytes.withUnsafeBytes { try out.file.write($0, at: range.lowerBound) }
+                    }
+                }
+                for _ in 0..<max(1, concurrency) { start() }
+                while try await group.next() != nil { start() }
+            }
+            try out.file.sync()
+            try FileSystem.rename(partial, path)
+        } catch {
+            FileSystem.remove(partial)
+            throw error
+        }
+        return Report(url: "s3://\(bucket)/\(key)", versionID: version, path: path, bytes: info.size, storageClass: info.storageClass)
+    }
+}

@@ -1,5 +1,6 @@
 import ArgumentParser
 import ColdArchive
+import ColdArchiveS3
 import Foundation
 
 struct RestoreCommand: ParsableCommand {
@@ -40,10 +41,23 @@ struct RestoreCommand: ParsableCommand {
         named, with the damaged chunk that holds it, on stderr and in coldarchive-salvage-ID.txt in the target. \
         The archive's header, trailer, signature and manifest must be intact. Exit status 1 when anything was \
         left out (what could be restored is in place), 0 when the archive turned out intact.
+
+        From an object store (FILE is s3://BUCKET/KEY, with --endpoint for a store other than AWS, --version-id \
+        for an older version): the object is fetched with parallel ranged GETs into a spool file (--spool DIR, \
+        default the target's parent directory), then verified whole and restored as any archive; the spool file \
+        is removed afterwards. An object in an archive tier (Glacier) is named with how to bring it back.
         """)
 
-    @Argument(help: "The archive file (or --vault DIR --series NAME).")
+    @Argument(help: "The archive file, or s3://BUCKET/KEY (or --vault DIR --series NAME).")
     var file: String?
+
+    @OptionGroup var s3: S3Options
+
+    @Option(name: .customLong("version-id"), help: ArgumentHelp("With s3://: the object version to restore (default: the newest).", valueName: "ID"))
+    var versionID: String?
+
+    @Option(name: .long, help: ArgumentHelp("With s3://: where the fetched archive is kept while it is verified and restored.", valueName: "DIR"))
+    var spool: String?
 
     @Option(name: .long, help: ArgumentHelp("Restore from this vault's series, through the chain of archives the period needs: its full, then the incrementals after it (or one differential).", valueName: "DIR"))
     var vault: String?
@@ -117,6 +131,15 @@ struct RestoreCommand: ParsableCommand {
         } else if let file, salvage {
             report = try Salvage.restore(archivePath: file, to: to, keyring: ring, trusting: try trust.keys(), force: force,
                                          checkContent: checkContent, owners: policy)
+        } else if let file, let location = S3Location(url: file) {
+            // The object, spooled to local disk, then verified whole and restored like any archive file.
+            let directory = spool ?? (URL(fileURLWithPath: to).deletingLastPathComponent().path)
+            let local = "\(directory)/.coldarchive-spool-\(getpid())-\(URL(fileURLWithPath: location.prefix).lastPathComponent)"
+            let pulled = try S3Pull.download(bucket: location.bucket, key: location.prefix, versionID: versionID, to: local, client: try s3.client())
+            defer { try? FileManager.default.removeItem(atPath: local) }
+            if !json { print("fetched \(pulled.url) (version \(pulled.versionID ?? "-"), \(Output.bytes(pulled.bytes))) to \(local)") }
+            report = try Restorer.restore(archivePath: local, to: to, keyring: ring, trusting: try trust.keys(), force: force,
+                                          checkContent: checkContent, owners: policy, include: include)
         } else if let file {
             report = try Restorer.restore(archivePath: file, to: to, keyring: ring,
                                           trusting: try trust.keys(), force: force, checkContent: checkContent, owners: policy,

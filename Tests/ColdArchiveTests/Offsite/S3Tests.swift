@@ -149,6 +149,38 @@ final class FaultProxy {
         #expect(result.status == 1 && result.stdout.contains("NOT ENFORCED"), "\(result.stdout)\(result.stderr)")
     }
 
+    @Test func aVaultArchiveInABucketIsJournaledAndRestoresFromTheBucketAlone() async throws {
+        let store = try S3Store()
+        let scratch = try Scratch()
+        let keyring = scratch.sub("keys")
+        #expect(try CLI.run(["keys", "init", "--no-passphrase", "--keyring", keyring]).status == 0)
+        let source = try TreeBuilder.crmTree(at: scratch.sub("src"))
+        let vault = scratch.sub("vault")
+        #expect(try CLI.run(["vault", "init", vault, "--series", "crm", "--keyring", keyring]).status == 0)
+        let made = try CLI.run(["create", "--vault", vault, "--series", "crm", "--keyring", keyring, "--retain", "1y", source])
+        #expect(made.status == 0, "\(made.stderr)")
+        let archive = try #require(try FileManager.default.subpathsOfDirectory(atPath: vault).first { $0.hasSuffix(".car") })
+        let bucket = try await store.bucket(locked: true)
+        let push = try CLI.run(["push", "\(vault)/\(archive)", "--to", "s3://\(bucket)/vault", "--endpoint", store.endpoint, "--lock-mode", "compliance",
+                                "--keyring", keyring], environment: store.environment)
+        #expect(push.status == 0, "\(push.stderr)")
+        #expect(push.stdout.contains("COPIED") && push.stdout.contains("locked COMPLIANCE until"), "\(push.stdout)")
+        // The lock lasts as long as the archive's own signed retain-until (a year from now).
+        let info = try #require(try await store.client().headObject(bucket: bucket, key: "vault/\(archive)"))
+        #expect(info.retainUntil.map { $0.timeIntervalSinceNow > 360 * 86_400 } == true, "\(info)")
+        // The copy is in the vault's journal, by URL and version, and the vault's metadata is in the bucket.
+        let copies = try Vault.open(vault).recordedCopies(trusting: [try SigningPublicKey(contentsOf: "\(keyring)/signing.pub")])
+        #expect(copies.count == 1 && copies[0].target?.hasPrefix("s3://\(bucket)/vault/\(archive)?versionId=") == true, "\(copies)")
+        #expect(try await store.client().headObject(bucket: bucket, key: "vault/journal.log") != nil)
+        // Restore from the bucket alone.
+        let out = scratch.sub("restored")
+        let restore = try CLI.run(["restore", "s3://\(bucket)/vault/\(archive)", "--endpoint", store.endpoint, "--keyring", keyring, "--to", out],
+                                  environment: store.environment)
+        #expect(restore.status == 0, "\(restore.stderr)")
+        #expect(try TreeSnapshot(source) == TreeSnapshot("\(out)/crm"))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: scratch.path).filter { $0.contains("spool") }.isEmpty)
+    }
+
     @Test func aPushKilledHalfwayResumesWithoutSendingItsFinishedPartsAgain() async throws {
         let store = try S3Store()
         let scratch = try Scratch()
