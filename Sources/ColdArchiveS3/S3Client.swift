@@ -334,6 +334,14 @@ public final class S3Client: @unchecked Sendable {
         return (mode, doc.first("RetainUntilDate").flatMap(Self.parseDate))
     }
 
+    /// PutObjectRetention of a version (extending a lock; COMPLIANCE retention can be lengthened, never shortened).
+    public func putObjectRetention(bucket: String, key: String, versionID: String?, mode: String, until: Date) async throws {
+        let xml = "<Retention xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Mode>\(mode)</Mode><RetainUntilDate>\(Self.iso8601(until))</RetainUntilDate></Retention>"
+        _ = try await send("PutObjectRetention", method: .PUT, bucket: bucket, key: key,
+                           query: [("retention", "")] + (versionID.map { [("versionId", $0)] } ?? []),
+                           headers: [("x-amz-checksum-sha256", Self.base64(Sodium.sha256(Array(xml.utf8))))], body: Array(xml.utf8))
+    }
+
     public func objectLegalHold(bucket: String, key: String, versionID: String?) async throws -> Bool {
         let response = try await send("GetObjectLegalHold", method: .GET, bucket: bucket, key: key,
                                       query: [("legal-hold", "")] + (versionID.map { [("versionId", $0)] } ?? []), accept: [200, 400, 404])

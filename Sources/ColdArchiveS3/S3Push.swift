@@ -371,3 +371,26 @@ public enum S3Pull {
         return Report(url: "s3://\(bucket)/\(key)", versionID: version, path: path, bytes: info.size, storageClass: info.storageClass)
     }
 }
+
+extension S3Push {
+    /// A base's lock must last as long as every archive resting on it: for each `key` of a base (its full,
+    /// and for an incremental the archives between), the newest version's retention is extended to `until`
+    /// when it ends earlier (read back after). Returns the keys extended.
+    public static func extendBaseLocks(keys: [String], in bucket: String, until: Date, client: S3Client) throws -> [String] {
+        try blocking {
+            var extended: [String] = []
+            for key in keys {
+                guard let info = try await client.headObject(bucket: bucket, key: key),
+                      let current = try await client.objectRetention(bucket: bucket, key: key, versionID: info.versionID) else { continue }
+                guard (current.until ?? .distantPast) < until else { continue }
+                try await client.putObjectRetention(bucket: bucket, key: key, versionID: info.versionID, mode: current.mode, until: until)
+                guard let after = try await client.objectRetention(bucket: bucket, key: key, versionID: info.versionID),
+                      let held = after.until, held >= until.addingTimeInterval(-1) else {
+                    throw S3Error.lockNotEnforced("the retention of base s3://\(bucket)/\(key) was extended to \(S3Client.iso8601(until)), but the store does not report it")
+                }
+                extended.append("s3://\(bucket)/\(key)")
+            }
+            return extended
+        }
+    }
+}

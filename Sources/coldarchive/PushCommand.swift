@@ -90,6 +90,13 @@ struct PushCommand: ParsableCommand {
                         }
                         if let vault { reached[vault.root, default: (vault, [])].destinations.insert(destination) }
                         if let ring { VaultRecords.copied(report, keyring: ring) }
+                        // The bases an incremental rests on stay locked at least as long as it is.
+                        if let vault, let until = pushed.retainUntil, pushed.lockMode != nil {
+                            let bases = try S3Options.bases(of: archive, in: vault, trusting: trusted).map { location.key($0) }
+                            for key in try S3Push.extendBaseLocks(keys: bases, in: location.bucket, until: until, client: try s3.client()) where !json {
+                                print("  the base \(key) is now locked until \(ISO8601DateFormatter().string(from: until)), as long as what rests on it")
+                            }
+                        }
                         continue
                     }
                     report = try Push.push(archive, to: destination, trusting: trusted)
@@ -190,6 +197,21 @@ struct S3Options: ParsableArguments {
             }
         }
         return options
+    }
+
+    /// The vault files of the archives `archive` rests on (its base, the base's base, … to the full), by
+    /// the signed base links of their headers and the journal's record of each archive digest.
+    static func bases(of archive: String, in vault: Vault, trusting trusted: [SigningPublicKey]) throws -> [String] {
+        let recorded = try vault.recordedArchives(trusting: trusted)
+        var out: [String] = []
+        var header = try ArchiveFile(path: archive).header
+        while let base = header.baseArchiveDigest?.hex, out.count < 10_000,
+              let file = recorded.last(where: { $0.archiveDigest == base })?.file {
+            out.append(file)
+            guard let next = try? ArchiveFile(path: "\(vault.root)/\(file)") else { break }
+            header = next.header
+        }
+        return out
     }
 
     static func describeLock(_ report: S3Push.Report) -> String {

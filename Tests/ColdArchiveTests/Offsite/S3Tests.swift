@@ -181,6 +181,33 @@ final class FaultProxy {
         #expect(try FileManager.default.contentsOfDirectory(atPath: scratch.path).filter { $0.contains("spool") }.isEmpty)
     }
 
+    @Test func aBaseStaysLockedAsLongAsTheIncrementalThatRestsOnIt() async throws {
+        let store = try S3Store()
+        let scratch = try Scratch()
+        let keyring = scratch.sub("keys")
+        #expect(try CLI.run(["keys", "init", "--no-passphrase", "--keyring", keyring]).status == 0)
+        let source = try TreeBuilder.crmTree(at: scratch.sub("src"))
+        let vault = scratch.sub("vault")
+        #expect(try CLI.run(["vault", "init", vault, "--series", "crm", "--keyring", keyring]).status == 0)
+        let state = ["--state", scratch.sub("state")]
+        #expect(try CLI.run(["create", "--vault", vault, "--series", "crm", "--keyring", keyring, "--retain", "1y", "--period", "2026-10"] + state + [source]).status == 0)
+        try TreeBuilder.write("\(source)/late.csv", "late order\n")
+        let incremental = try CLI.run(["create", "--vault", vault, "--series", "crm", "--keyring", keyring, "--retain", "2y", "--period", "2026-11",
+                                       "--mode", "incremental"] + state + [source])
+        #expect(incremental.status == 0, "\(incremental.stderr)")
+        let archives = try FileManager.default.subpathsOfDirectory(atPath: vault).filter { $0.hasSuffix(".car") }.sorted()
+        #expect(archives.count == 2)
+        let bucket = try await store.bucket(locked: true)
+        let push = try CLI.run(["push"] + archives.map { "\(vault)/\($0)" } + ["--to", "s3://\(bucket)/v", "--endpoint", store.endpoint,
+                                "--lock-mode", "compliance", "--keyring", keyring], environment: store.environment)
+        #expect(push.status == 0, "\(push.stderr)")
+        #expect(push.stdout.contains("the base s3://\(bucket)/v/\(archives[0]) is now locked until"), "\(push.stdout)")
+        let client = try store.client()
+        let full = try #require(try await client.headObject(bucket: bucket, key: "v/\(archives[0])"))
+        let last = try #require(try await client.headObject(bucket: bucket, key: "v/\(archives[1])"))
+        #expect(full.retainUntil == last.retainUntil && (full.retainUntil?.timeIntervalSinceNow ?? 0) > 700 * 86_400, "\(full) \(last)")
+    }
+
     @Test func aPushKilledHalfwayResumesWithoutSendingItsFinishedPartsAgain() async throws {
         let store = try S3Store()
         let scratch = try Scratch()
@@ -199,7 +226,8 @@ final class FaultProxy {
         #expect(sent >= 3)
         let report = try await S3Push.push(path, to: S3Location(bucket: bucket, prefix: "v"), client: client, options: S3Push.Options(),
                                            trusting: [keys.signer.publicKey])
-        #expect(report.parts == 8 && report.resumedParts == sent, "\(report)")
+        // Parts in flight when it was killed may still have landed after the listing: at least those listed.
+        #expect(report.parts == 8 && report.resumedParts >= max(3, sent) && report.resumedParts < 8, "\(report)")
         #expect(try await client.listMultipartUploads(bucket: bucket, key: "v/a.car").isEmpty)
     }
 
