@@ -45,7 +45,7 @@ test: deps
 # Every security check proven by a test: each defect in Tests/Mutants/defects.toml is applied alone to
 # a scratch copy (.build-mutants/src) and must make its named tests fail. MUTANTS=id,id runs some.
 mutants: deps
-	$(PYTHON) Tests/Mutants/mutants.py $(if $(MUTANTS),--only $(MUTANTS))
+	Tests/Support/with-seaweedfs $(PYTHON) Tests/Mutants/mutants.py $(if $(MUTANTS),--only $(MUTANTS))
 
 # A sample CRM data set, a keyring in keys/, an archive, an auditor's verify, a restore and a comparison;
 # then a vault with a monthly series, the auditor's audit of it, an incremental and a restore through the chain,

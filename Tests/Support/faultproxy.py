@@ -12,6 +12,9 @@ order of arrival), RULE one of:
   reset-get       a ranged GetObject: the upstream answer cut in the middle of its body, connection closed
   archived-get    a ranged GetObject answered 403 InvalidObjectState (an object in an archive tier)
   always-503-part every UploadPart answered 503 SlowDown (N is ignored)
+  flip-get        a ranged GetObject forwarded, one byte of its body changed (a store returning bad bytes)
+  no-retention    a GetObjectRetention answered 404 NoSuchObjectLockConfiguration (a store that drops locks)
+  accept-delete   a DELETE of a version answered 204 without forwarding (a store that ignores locks)
 It prints its port on the first line of stdout, and on SIGTERM (or stdin closing) writes how many faults
 of each rule it injected, as JSON, to --stats.
 """
@@ -91,6 +94,12 @@ def serve(conn, upstream, stall):
                 else:
                     answer(conn, "500 Internal Server Error", "InternalError", "We encountered an internal error. Please try again.")
                 continue
+            if method == "GET" and "retention" in target and take("no-retention"):
+                answer(conn, "404 Not Found", "NoSuchObjectLockConfiguration", "The specified object does not have a ObjectLock configuration")
+                continue
+            if method == "DELETE" and "versionId=" in target and take("accept-delete"):
+                conn.sendall(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n")
+                continue
             if take("503"):
                 answer(conn, "503 Slow Down", "SlowDown", "Please reduce your request rate.")
                 continue
@@ -116,6 +125,8 @@ def serve(conn, upstream, stall):
                 conn.close()
                 return
             rhead, _, rbody = response.partition(b"\r\n\r\n")
+            if is_get and rbody and take("flip-get"):
+                rbody = bytes([rbody[0] ^ 0x01]) + rbody[1:]
             rlines = [l for l in rhead.split(b"\r\n") if not l.lower().startswith(b"connection:")]
             conn.sendall(b"\r\n".join(rlines) + b"\r\n\r\n" + rbody)
     except OSError:

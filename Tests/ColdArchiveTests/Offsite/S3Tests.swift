@@ -276,6 +276,51 @@ final class FaultProxy {
         #expect(try await store.client().headObject(bucket: bucket, key: "a.car") == nil)
     }
 
+    @Test func aStoreThatReturnsOtherBytesOrDropsTheLockGivesNoCopy() async throws {
+        let store = try S3Store()
+        let scratch = try Scratch()
+        let keys = try TestKeys(in: scratch)
+        let path = try archive(scratch, keys: keys, bytes: 3_000_000)
+        let trusted = [keys.signer.publicKey]
+        // One byte different in what the store gives back: not a copy.
+        var proxy = try FaultProxy(upstream: store.endpoint, faults: "flip-get=1")
+        do {
+            _ = try await S3Push.push(path, to: S3Location(bucket: try await store.bucket(locked: false), prefix: ""),
+                                      client: try store.client(endpoint: proxy.endpoint), options: S3Push.Options(), trusting: trusted)
+            Issue.record("an object that read back different counted as a copy")
+        } catch let error as S3Error {
+            guard case .notACopy(let why) = error else { Issue.record("unexpected: \(error)"); return }
+            #expect(why.contains("read back differ from the archive"))
+        }
+        _ = try proxy.stop()
+        // A store that accepts the lock and then does not report it: the push fails.
+        proxy = try FaultProxy(upstream: store.endpoint, faults: "no-retention=1")
+        var options = S3Push.Options()
+        options.lockMode = "COMPLIANCE"
+        options.retainUntil = Date().addingTimeInterval(86_400)
+        do {
+            _ = try await S3Push.push(path, to: S3Location(bucket: try await store.bucket(locked: true), prefix: ""),
+                                      client: try store.client(endpoint: proxy.endpoint), options: options, trusting: trusted)
+            Issue.record("a lock the store does not report was taken as enforced")
+        } catch let error as S3Error {
+            guard case .lockNotEnforced(let why) = error else { Issue.record("unexpected: \(error)"); return }
+            #expect(why.contains("but the store reports no lock"))
+        }
+        _ = try proxy.stop()
+        // A store that accepts the delete of a locked version: offsite check says it is not enforced.
+        proxy = try FaultProxy(upstream: store.endpoint, faults: "accept-delete=1")
+        let check = try await OffsiteCheck.check(S3Location(bucket: try await store.bucket(locked: true), prefix: ""),
+                                                 client: try store.client(endpoint: proxy.endpoint), lockFor: 600)
+        _ = try proxy.stop()
+        #expect(!check.enforced && check.problem?.contains("was accepted (HTTP 204)") == true, "\(check)")
+        // A store that takes the lock settings and reports no retention: not enforced either.
+        proxy = try FaultProxy(upstream: store.endpoint, faults: "no-retention=1")
+        let silent = try await OffsiteCheck.check(S3Location(bucket: try await store.bucket(locked: true), prefix: ""),
+                                                  client: try store.client(endpoint: proxy.endpoint), lockFor: 600)
+        _ = try proxy.stop()
+        #expect(!silent.enforced && silent.problem?.contains("reports no retention") == true, "\(silent)")
+    }
+
     @Test func anArchivedObjectIsNamedWithHowToBringItBack() async throws {
         let store = try S3Store()
         let scratch = try Scratch()
