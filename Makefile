@@ -110,7 +110,7 @@ FUZZ_RUNS ?= 200000
 FUZZ_SECONDS ?= 0
 fuzz: deps
 	@mkdir -p .build-fuzz/corpus
-	swiftc -O -g -sanitize=fuzzer,address -parse-as-library -D FUZZ_STANDALONE -module-name ColdArchiveFuzz \
+	swiftc -O -g -sanitize=fuzzer,address -parse-as-library -D FUZZ_STANDALONE -module-name ColdArchiveFuzz -package-name coldarchive \
 	  -I Sources/CSodium -I Sources/CZstd -I Sources/CArchive \
 	  $$(find Sources/ColdArchive -name '*.swift' | sort) Tests/ColdArchiveTests/Hostile/FuzzHarness.swift \
 	  -o .build-fuzz/fuzz-coldarchive
@@ -126,12 +126,14 @@ fuzz: deps
 # selective restore of one 1 MB file of the 1 GB archive) into .build-bench/results-series.*; then the
 # parity benchmark (Tests/Bench/paritybench.py: create with and without --parity 5%, repair of 3 % of the
 # chunks destroyed, the simulated odds of random loss) into .build-bench/results-parity.*;
-# BENCH_SERIES=1GB (or smallfiles, audit, series, parity) runs one.
+# then the offsite benchmark (Tests/Bench/offsitebench.py under with-seaweedfs: push to S3 against rclone copy,
+# scrub against b2sum) into .build-bench/results-offsite.*;
+# BENCH_SERIES=1GB (or smallfiles, audit, series, parity, offsite) runs one.
 BENCH_SIZES ?= 1GB
 BENCH_RUNS ?= 3
 BENCH_FILES ?= 600000
-BENCH_SERIES ?= 1GB,smallfiles,audit,series,parity
-BENCH_PACKAGES := age restic borgbackup time xfsprogs zstd
+BENCH_SERIES ?= 1GB,smallfiles,audit,series,parity,offsite
+BENCH_PACKAGES := age restic borgbackup time xfsprogs zstd rclone
 bench: release
 	@missing=""; for p in $(BENCH_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
@@ -148,6 +150,8 @@ bench: release
 	  --runs $(BENCH_RUNS); fi
 	@if [[ ",$(BENCH_SERIES)," == *,parity,* ]]; then $(PYTHON) Tests/Bench/paritybench.py --bin $$($(SWIFT) build -c release --show-bin-path)/coldarchive \
 	  --runs $(BENCH_RUNS); fi
+	@if [[ ",$(BENCH_SERIES)," == *,offsite,* ]]; then Tests/Support/with-seaweedfs $(PYTHON) Tests/Bench/offsitebench.py \
+	  --bin $$($(SWIFT) build -c release --show-bin-path)/coldarchive --runs $(BENCH_RUNS); fi
 
 # Writes the committed version 2 test vector with the committed test keys (run as root: it sets owners).
 # Vectors are made once per format version and never regenerated: vector-v1.car (coldarchive 0.1) must
