@@ -122,12 +122,13 @@ public final class S3Client: @unchecked Sendable {
     /// One S3 request, retried as the class says; throws `S3Error.service` for an S3 error answer that
     /// is not worth retrying (`accept` lists the statuses that are not errors).
     func send(_ operation: String, method: HTTPMethod, bucket: String, key: String? = nil, query: [(String, String)] = [],
-              headers: [(String, String)] = [], body: [UInt8] = [], accept: Set<Int> = [200], maxBody: Int = 1 << 26) async throws -> Response {
+              headers: [(String, String)] = [], body: [UInt8] = [], bodySHA256: [UInt8]? = nil, accept: Set<Int> = [200],
+              maxBody: Int = 1 << 26) async throws -> Response {
         var path = "/" + SigV4.encode(bucket)
         if let key { path += "/" + SigV4.encode(key, path: true) }
         let queryString = SigV4.canonicalQuery(query)
         let url = "\(scheme)://\(hostHeader)\(path)\(queryString.isEmpty ? "" : "?\(queryString)")"
-        let payloadHash = Sodium.sha256(body).hex
+        let payloadHash = (bodySHA256 ?? Sodium.sha256(body)).hex
         var last = ""
         for attempt in 1...attempts {
             if attempt > 1 {
@@ -219,7 +220,7 @@ public final class S3Client: @unchecked Sendable {
     public func putObject(bucket: String, key: String, body: [UInt8], settings: WriteSettings = WriteSettings()) async throws -> String? {
         let sha = Sodium.sha256(body)
         let response = try await send("PutObject", method: .PUT, bucket: bucket, key: key,
-                                      headers: [("x-amz-checksum-sha256", Self.base64(sha))] + settings.headers, body: body)
+                                      headers: [("x-amz-checksum-sha256", Self.base64(sha))] + settings.headers, body: body, bodySHA256: sha)
         return response.header("x-amz-version-id")
     }
 
@@ -236,7 +237,7 @@ public final class S3Client: @unchecked Sendable {
     public func uploadPart(bucket: String, key: String, uploadID: String, number: Int, body: [UInt8], sha256: [UInt8]) async throws -> String {
         let response = try await send("UploadPart", method: .PUT, bucket: bucket, key: key,
                                       query: [("partNumber", "\(number)"), ("uploadId", uploadID)],
-                                      headers: [("x-amz-checksum-sha256", Self.base64(sha256))], body: body)
+                                      headers: [("x-amz-checksum-sha256", Self.base64(sha256))], body: body, bodySHA256: sha256)
         return response.header("etag") ?? ""
     }
 
