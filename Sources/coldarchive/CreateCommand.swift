@@ -1,6 +1,7 @@
 import ArgumentParser
 import ColdArchive
 import ColdArchiveParity
+import ColdArchiveS3
 import Foundation
 
 struct CreateCommand: ParsableCommand {
@@ -80,8 +81,10 @@ struct CreateCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("An RFC 3161 time-stamping authority to stamp the archive's digest: the token is kept in ARCHIVE.tsr, for audit. If it fails the archive stays, with exit status 4.", valueName: "URL"))
     var tsa: String?
 
-    @Option(name: .long, help: ArgumentHelp("With --vault: after the archive is made, copy it to this directory (repeatable) as 'push' does (read back, verified, journaled, with the vault's metadata). A failed copy leaves the archive in the vault, with exit status 4.", valueName: "DIR"))
+    @Option(name: .long, help: ArgumentHelp("With --vault: after the archive is made, copy it to this directory or s3://BUCKET/PREFIX (repeatable) as 'push' does (read back, verified, journaled, with the vault's metadata; for S3 the lock options below). A failed copy leaves the archive in the vault, with exit status 4.", valueName: "DEST"))
     var copies: [String] = []
+
+    @OptionGroup var s3: S3Options
 
     @Option(name: .long, help: ArgumentHelp("Also write Reed–Solomon parity of SHARE of the archive (1% to 100%, e.g. 5%) in a signed sidecar, ARCHIVE.parity, from which 'repair --parity' rebuilds a damaged archive alone (see 'coldarchive parity').", valueName: "SHARE"))
     var parity: String?
@@ -187,6 +190,12 @@ struct CreateCommand: ParsableCommand {
         if let opened {
             for destination in copies {
                 do {
+                    if let location = S3Location(url: destination) {
+                        let (pushed, _) = try s3.push(path, to: location, vault: opened, keyring: ring, trusting: try ring.trustedSigningKeys())
+                        _ = try S3Push.copyMetadata(of: opened, to: location, client: try s3.client())
+                        if !json { print("copied to \(pushed.url) (version \(pushed.versionID ?? "-")), read back and compared\(S3Options.describeLock(pushed))") }
+                        continue
+                    }
                     let pushed = try Push.push(path, to: destination, trusting: try ring.trustedSigningKeys())
                     VaultRecords.copied(pushed, keyring: ring)
                     try Push.copyMetadata(of: opened, to: destination)

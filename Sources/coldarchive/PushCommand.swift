@@ -76,11 +76,7 @@ struct PushCommand: ParsableCommand {
                 let report: PushReport
                 do {
                     if let location = S3Location(url: destination) {
-                        let pushed = try S3Push.push(archive, to: location, client: try s3.client(), options: try s3.pushOptions(for: archive),
-                                                     trusting: trusted)
-                        report = PushReport(archive: archive, archiveDigest: pushed.archiveDigest, destination: destination,
-                                            copy: pushed.url + (pushed.versionID.map { "?versionId=\($0)" } ?? ""), bytes: pushed.bytes,
-                                            alreadyThere: pushed.alreadyThere, recipients: pushed.recipients)
+                        let (pushed, extended) = try s3.push(archive, to: location, vault: vault, keyring: ring, trusting: trusted)
                         if json {
                             try Output.jsonLine(pushed)
                         } else if pushed.alreadyThere {
@@ -89,13 +85,8 @@ struct PushCommand: ParsableCommand {
                             print("COPIED \(archive) -> \(pushed.url) (\(Output.bytes(pushed.bytes)), \(pushed.parts == 0 ? "one PUT" : "\(pushed.parts) parts\(pushed.resumedParts > 0 ? ", \(pushed.resumedParts) resumed" : "")"), version \(pushed.versionID ?? "-")), read back and compared\(S3Options.describeLock(pushed))")
                         }
                         if let vault { reached[vault.root, default: (vault, [])].destinations.insert(destination) }
-                        if let ring { VaultRecords.copied(report, keyring: ring) }
-                        // The bases an incremental rests on stay locked at least as long as it is.
-                        if let vault, let until = pushed.retainUntil, pushed.lockMode != nil {
-                            let bases = try S3Options.bases(of: archive, in: vault, trusting: trusted).map { location.key($0) }
-                            for key in try S3Push.extendBaseLocks(keys: bases, in: location.bucket, until: until, client: try s3.client()) where !json {
-                                print("  the base \(key) is now locked until \(ISO8601DateFormatter().string(from: until)), as long as what rests on it")
-                            }
+                        for key in extended where !json {
+                            print("  the base \(key) is now locked until \(pushed.retainUntil.map { ISO8601DateFormatter().string(from: $0) } ?? "-"), as long as what rests on it")
                         }
                         continue
                     }
@@ -155,6 +146,9 @@ struct S3Options: ParsableArguments {
     @Flag(name: .customLong("legal-hold"), help: "Put a legal hold on new S3 copies (no deletion until it is lifted, whatever the retention).")
     var legalHold = false
 
+    @Option(name: .customLong("parts-in-flight"), help: ArgumentHelp("S3 parts uploaded (and ranges read back) at once; fewer on a slow uplink.", valueName: "N"))
+    var partsInFlight: Int = 8
+
     @Option(name: .customLong("storage-class"), help: ArgumentHelp("The S3 storage class of new copies (STANDARD, STANDARD_IA, GLACIER_IR, GLACIER, DEEP_ARCHIVE, …).", valueName: "CLASS"))
     var storageClass: String?
 
@@ -163,6 +157,7 @@ struct S3Options: ParsableArguments {
             throw ValidationError("--lock-mode is compliance or governance, not '\(lockMode)'")
         }
         if retainUntil != nil && lockMode == nil { throw ValidationError("--retain-until goes with --lock-mode") }
+        if partsInFlight < 1 || partsInFlight > 64 { throw ValidationError("--parts-in-flight takes 1 to 64") }
         if let retainUntil, Self.date(retainUntil) == nil { throw ValidationError("--retain-until '\(retainUntil)' is not a date (YYYY-MM-DD) or a span (10y, 18m, 90d)") }
     }
 
@@ -188,6 +183,7 @@ struct S3Options: ParsableArguments {
         options.lockMode = lockMode?.uppercased()
         options.legalHold = legalHold
         options.storageClass = storageClass
+        options.concurrency = partsInFlight
         if lockMode != nil {
             if let retainUntil { options.retainUntil = Self.date(retainUntil) } else {
                 guard let signed = try ArchiveFile(path: archive).header.retainUntil else {
@@ -212,6 +208,25 @@ struct S3Options: ParsableArguments {
             header = next.header
         }
         return out
+    }
+
+    /// Pushes to S3 as `push` does: the copy, its journal record (by URL and version id, when `keyring`
+    /// is given and the archive is a vault's), and for a locked incremental its bases' locks extended.
+    /// Returns the report and the base copies whose lock was extended.
+    func push(_ archive: String, to location: S3Location, vault: Vault?, keyring: Keyring?,
+              trusting trusted: [SigningPublicKey]) throws -> (S3Push.Report, [String]) {
+        let pushed = try S3Push.push(archive, to: location, client: try client(), options: try pushOptions(for: archive), trusting: trusted)
+        if let keyring {
+            VaultRecords.copied(PushReport(archive: archive, archiveDigest: pushed.archiveDigest, destination: location.description,
+                                           copy: pushed.url + (pushed.versionID.map { "?versionId=\($0)" } ?? ""), bytes: pushed.bytes,
+                                           alreadyThere: pushed.alreadyThere, recipients: pushed.recipients), keyring: keyring)
+        }
+        var extended: [String] = []
+        if let vault, let until = pushed.retainUntil, pushed.lockMode != nil {
+            let bases = try Self.bases(of: archive, in: vault, trusting: trusted).map { location.key($0) }
+            extended = try S3Push.extendBaseLocks(keys: bases, in: location.bucket, until: until, client: try client())
+        }
+        return (pushed, extended)
     }
 
     static func describeLock(_ report: S3Push.Report) -> String {
