@@ -89,9 +89,9 @@ demo: release
 	$$bin scrub --vault $(DEMO)/vault --copy $(DEMO)/usb --trust $(DEMO)/auditor/signing.pub | grep -E "DAMAGED|chunk|scrubbed" || true; \
 	$$bin repair $$first --from $(DEMO)/usb/series/crm/$$(basename $$first) --trust $(DEMO)/auditor/signing.pub | tail -1; \
 	$$bin verify $$first --trust $(DEMO)/auditor/signing.pub | head -1; \
-	echo "== 12. parity: the only copy mends itself (5 % Reed-Solomon in a signed sidecar; 512 KiB of it destroyed)"; \
+	echo "== 12. parity: the only copy mends itself (5 % Reed-Solomon in a signed sidecar; 256 KiB of it destroyed)"; \
 	$$bin parity create $$first --keyring keys --parity 5% | head -1; \
-	head -c 524288 /dev/urandom | dd of=$$first bs=64k seek=2000000 oflag=seek_bytes conv=notrunc status=none; \
+	head -c 262144 /dev/urandom | dd of=$$first bs=64k seek=2000000 oflag=seek_bytes conv=notrunc status=none; \
 	$$bin parity check $$first --trust $(DEMO)/auditor/signing.pub || true; \
 	$$bin repair $$first --parity --trust $(DEMO)/auditor/signing.pub | tail -1; \
 	$$bin verify $$first --trust $(DEMO)/auditor/signing.pub | head -1; \
