@@ -46,6 +46,11 @@ struct RestoreCommand: ParsableCommand {
         for an older version): the object is fetched with parallel ranged GETs into a spool file (--spool DIR, \
         default the target's parent directory), then verified whole and restored as any archive; the spool file \
         is removed afterwards. An object in an archive tier (Glacier) is named with how to bring it back.
+
+        From several copies (--copy PATH, repeatable): when FILE does not verify, its damaged chunks (or its \
+        header and trailer, or the whole file when it is gone) are taken from the copies that hold them intact, \
+        as 'repair' does, but into a spool file (--spool DIR, default the target's parent directory): FILE and \
+        the copies are not changed; the spool file is verified whole, restored and removed.
         """)
 
     @Argument(help: "The archive file, or s3://BUCKET/KEY (or --vault DIR --series NAME).")
@@ -56,8 +61,11 @@ struct RestoreCommand: ParsableCommand {
     @Option(name: .customLong("version-id"), help: ArgumentHelp("With s3://: the object version to restore (default: the newest).", valueName: "ID"))
     var versionID: String?
 
-    @Option(name: .long, help: ArgumentHelp("With s3://: where the fetched archive is kept while it is verified and restored.", valueName: "DIR"))
+    @Option(name: .long, help: ArgumentHelp("With s3:// or --copy: where the fetched or mended archive is kept while it is verified and restored.", valueName: "DIR"))
     var spool: String?
+
+    @Option(name: .long, help: ArgumentHelp("Other copies of FILE (repeatable): when FILE is damaged, each damaged chunk is taken from a copy that holds it intact, into a spool file that is then verified whole and restored; FILE and the copies are left as they are.", valueName: "PATH"))
+    var copy: [String] = []
 
     @Option(name: .long, help: ArgumentHelp("Restore from this vault's series, through the chain of archives the period needs: its full, then the incrementals after it (or one differential).", valueName: "DIR"))
     var vault: String?
@@ -102,6 +110,9 @@ struct RestoreCommand: ParsableCommand {
     func validate() throws {
         if noOwner && numericOwner { throw ValidationError("--no-owner and --numeric-owner exclude each other") }
         if salvage && (vault != nil || !include.isEmpty) { throw ValidationError("--salvage restores one archive FILE whole: not with --vault or --include") }
+        if !copy.isEmpty && (vault != nil || salvage || file.map { S3Location(url: $0) != nil } == true) {
+            throw ValidationError("--copy mends one archive FILE from its copies: not with --vault, --salvage or s3://")
+        }
         if vault == nil {
             if file == nil { throw ValidationError("name the archive FILE, or --vault DIR --series NAME [--period PERIOD]") }
             if series != nil || period != nil || archive != nil { throw ValidationError("--series, --period and --archive go with --vault DIR") }
@@ -131,6 +142,19 @@ struct RestoreCommand: ParsableCommand {
         } else if let file, salvage {
             report = try Salvage.restore(archivePath: file, to: to, keyring: ring, trusting: try trust.keys(), force: force,
                                          checkContent: checkContent, owners: policy)
+        } else if let file, !copy.isEmpty, (try? Verifier.verify(path: file, trusting: try trust.keys() ?? ring.trustedSigningKeys())) == nil {
+            // FILE does not verify: mend a spool copy of it from the copies, chunk by chunk; restore that.
+            let directory = spool ?? (URL(fileURLWithPath: to).deletingLastPathComponent().path)
+            let local = "\(directory)/.coldarchive-spool-\(getpid())-\(URL(fileURLWithPath: file).lastPathComponent)"
+            if FileManager.default.fileExists(atPath: file) { try FileManager.default.copyItem(atPath: file, toPath: local) }
+            defer { try? FileManager.default.removeItem(atPath: local) }
+            let trusted = try trust.keys() ?? ring.trustedSigningKeys()
+            let mended = try Repair.repair(local, from: copy, trusting: trusted)
+            if !json && !mended.wasIntact {
+                print("\(mended.repaired.count) damaged chunk\(mended.repaired.count == 1 ? "" : "s") taken from the copies\(mended.structureFrom != nil ? " (and the header and trailer)" : ""); \(file) itself was not changed")
+            }
+            report = try Restorer.restore(archivePath: local, to: to, keyring: ring, trusting: try trust.keys(), force: force,
+                                          checkContent: checkContent, owners: policy, include: include)
         } else if let file, let location = S3Location(url: file) {
             // The object, spooled to local disk, then verified whole and restored like any archive file.
             let directory = spool ?? (URL(fileURLWithPath: to).deletingLastPathComponent().path)

@@ -55,6 +55,26 @@ import Testing
         #expect(again.wasIntact)
     }
 
+    @Test func restoreTakesDamagedChunksFromTheCopiesAndChangesNone() throws {
+        let c = try Copies()
+        let damaged = try c.copy("damaged.car", damaging: [1, 4])
+        let b = try c.copy("b.car", damaging: [1])
+        let d = try c.copy("d.car", damaging: [4])
+        let before = try [damaged, b, d].map(c.bytes)
+        let out = c.scratch.sub("out")
+        let restore = try CLI.run(["restore", damaged, "--copy", b, "--copy", d, "--keyring", c.keys.directory, "--to", out])
+        #expect(restore.status == 0, "\(restore.stderr)")
+        #expect(restore.stdout.contains("2 damaged chunks taken from the copies; \(damaged) itself was not changed"), "\(restore.stdout)")
+        #expect(try TreeSnapshot(c.scratch.sub("src-a.car/crm")) == TreeSnapshot("\(out)/crm"))
+        #expect(try [damaged, b, d].map(c.bytes) == before)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: c.scratch.path).filter { $0.contains("spool") }.isEmpty)
+        // A chunk damaged everywhere: named, nothing restored.
+        let e = try c.copy("e.car", damaging: [1])
+        let refused = try CLI.run(["restore", damaged, "--copy", e, "--keyring", c.keys.directory, "--to", c.scratch.sub("out2")])
+        #expect(refused.status == 1 && refused.stderr.contains("chunk 1") && refused.stderr.contains("every copy given"), "\(refused.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: c.scratch.sub("out2/crm")))
+    }
+
     @Test func aChunkDamagedInEveryCopyIsNamedAndNothingChanges() throws {
         let c = try Copies()
         let damaged = try c.copy("damaged.car", damaging: [2, 3])
