@@ -206,19 +206,24 @@ public enum S3Push {
         guard let info = try await client.headObject(bucket: bucket, key: key, versionID: versionID), info.size == size else {
             throw S3Error.notACopy("s3://\(bucket)/\(key) is not there with \(size) bytes after it was written")
         }
+        try await forEachRange(of: size, concurrency: concurrency) { range in
+            let remote = try await client.getObject(bucket: bucket, key: key, versionID: versionID, range: range)
+            let local = try file.read(range)
+            guard remote == local else {
+                throw S3Error.notACopy("bytes \(range.lowerBound)–\(range.upperBound - 1) of s3://\(bucket)/\(key) read back differ from the archive")
+            }
+        }
+    }
+
+    /// Runs `body` on each 8 MiB range of `size` bytes, `concurrency` at a time (the first error stops the rest).
+    static func forEachRange(of size: UInt64, concurrency: Int, _ body: @escaping @Sendable (Range<UInt64>) async throws -> Void) async throws {
         let step = UInt64(8 << 20)
         let ranges = stride(from: UInt64(0), to: size, by: Int(step)).map { $0..<min($0 + step, size) }
         try await withThrowingTaskGroup(of: Void.self) { group in
             var next = ranges.makeIterator()
             func start() {
                 guard let range = next.next() else { return }
-                group.addTask {
-                    let remote = try await client.getObject(bucket: bucket, key: key, versionID: versionID, range: range)
-                    let local = try file.read(range)
-                    guard remote == local else {
-                        throw S3Error.notACopy("bytes \(range.lowerBound)–\(range.upperBound - 1) of s3://\(bucket)/\(key) read back differ from the archive")
-                    }
-                }
+                group.addTask { try await body(range) }
             }
             for _ in 0..<max(1, concurrency) { start() }
             while try await group.next() != nil { start() }
@@ -348,19 +353,9 @@ public enum S3Pull {
         let partial = PartialFiles.name(for: path)
         let out = S3Push.Box(file: try OpenFile.createNew(partial, mode: 0o600))
         do {
-            let step = UInt64(8 << 20)
-            let ranges = stride(from: UInt64(0), to: info.size, by: Int(step)).map { $0..<min($0 + step, info.size) }
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                var next = ranges.makeIterator()
-                func start() {
-                    guard let range = next.next() else { return }
-                    group.addTask {
-                        let bytes = try await client.getObject(bucket: bucket, key: key, versionID: version, range: range)
-                        try bytes.withUnsafeBytes { try out.file.write($0, at: range.lowerBound) }
-                    }
-                }
-                for _ in 0..<max(1, concurrency) { start() }
-                while try await group.next() != nil { start() }
+            try await S3Push.forEachRange(of: info.size, concurrency: concurrency) { range in
+                let bytes = try await client.getObject(bucket: bucket, key: key, versionID: version, range: range)
+                try bytes.withUnsafeBytes { try out.file.write($0, at: range.lowerBound) }
             }
             try out.file.sync()
             try FileSystem.rename(partial, path)

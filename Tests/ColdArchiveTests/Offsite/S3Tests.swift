@@ -82,6 +82,26 @@ final class FaultProxy {
         return path
     }
 
+    /// The store, a scratch directory, a keyring and an archive of about `bytes` bytes in it.
+    func setUp(bytes: Int) throws -> (S3Store, Scratch, TestKeys, String) {
+        let store = try S3Store()
+        let scratch = try Scratch()
+        let keys = try TestKeys(in: scratch)
+        return (store, scratch, keys, try archive(scratch, keys: keys, bytes: bytes))
+    }
+
+    /// The store, a scratch directory, a keyring made by the binary, a CRM tree and a vault with a series.
+    func setUpVault() throws -> (S3Store, Scratch, String, String, String) {
+        let store = try S3Store()
+        let scratch = try Scratch()
+        let keyring = scratch.sub("keys")
+        #expect(try CLI.run(["keys", "init", "--no-passphrase", "--keyring", keyring]).status == 0)
+        let source = try TreeBuilder.crmTree(at: scratch.sub("src"))
+        let vault = scratch.sub("vault")
+        #expect(try CLI.run(["vault", "init", vault, "--series", "crm", "--keyring", keyring]).status == 0)
+        return (store, scratch, keyring, source, vault)
+    }
+
     @Test func signatureVersion4MatchesAWSsOwnExample() {
         // "Example: GET Object" of the AWS S3 API Reference, sig-v4-header-based-auth.
         let signer = SigV4(credentials: S3Credentials(accessKeyID: "AKIAIOSFODNN7EXAMPLE", secretAccessKey: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"),
@@ -95,10 +115,7 @@ final class FaultProxy {
     }
 
     @Test func aLockedCopyIsReadBackAndItsVersionCannotBeDeleted() async throws {
-        let store = try S3Store()
-        let scratch = try Scratch()
-        let keys = try TestKeys(in: scratch)
-        let path = try archive(scratch, keys: keys, bytes: 20_000_000)
+        let (store, scratch, keys, path) = try setUp(bytes: 20_000_000)
         let bucket = try await store.bucket(locked: true)
         let client = try store.client()
         var options = S3Push.Options()
@@ -150,13 +167,7 @@ final class FaultProxy {
     }
 
     @Test func aVaultArchiveInABucketIsJournaledAndRestoresFromTheBucketAlone() async throws {
-        let store = try S3Store()
-        let scratch = try Scratch()
-        let keyring = scratch.sub("keys")
-        #expect(try CLI.run(["keys", "init", "--no-passphrase", "--keyring", keyring]).status == 0)
-        let source = try TreeBuilder.crmTree(at: scratch.sub("src"))
-        let vault = scratch.sub("vault")
-        #expect(try CLI.run(["vault", "init", vault, "--series", "crm", "--keyring", keyring]).status == 0)
+        let (store, scratch, keyring, source, vault) = try setUpVault()
         let made = try CLI.run(["create", "--vault", vault, "--series", "crm", "--keyring", keyring, "--retain", "1y", source])
         #expect(made.status == 0, "\(made.stderr)")
         let archive = try #require(try FileManager.default.subpathsOfDirectory(atPath: vault).first { $0.hasSuffix(".car") })
@@ -192,13 +203,7 @@ final class FaultProxy {
     }
 
     @Test func aBaseStaysLockedAsLongAsTheIncrementalThatRestsOnIt() async throws {
-        let store = try S3Store()
-        let scratch = try Scratch()
-        let keyring = scratch.sub("keys")
-        #expect(try CLI.run(["keys", "init", "--no-passphrase", "--keyring", keyring]).status == 0)
-        let source = try TreeBuilder.crmTree(at: scratch.sub("src"))
-        let vault = scratch.sub("vault")
-        #expect(try CLI.run(["vault", "init", vault, "--series", "crm", "--keyring", keyring]).status == 0)
+        let (store, scratch, keyring, source, vault) = try setUpVault()
         let state = ["--state", scratch.sub("state")]
         #expect(try CLI.run(["create", "--vault", vault, "--series", "crm", "--keyring", keyring, "--retain", "1y", "--period", "2026-10"] + state + [source]).status == 0)
         try TreeBuilder.write("\(source)/late.csv", "late order\n")
@@ -219,10 +224,7 @@ final class FaultProxy {
     }
 
     @Test func aPushKilledHalfwayResumesWithoutSendingItsFinishedPartsAgain() async throws {
-        let store = try S3Store()
-        let scratch = try Scratch()
-        let keys = try TestKeys(in: scratch)
-        let path = try archive(scratch, keys: keys, bytes: 60_000_000)
+        let (store, scratch, keys, path) = try setUp(bytes: 60_000_000)
         let bucket = try await store.bucket(locked: false)
         // Two parts in flight: when the third is done, at most four were ever started.
         let killed = try CLI.run(["push", path, "--to", "s3://\(bucket)/v", "--endpoint", store.endpoint, "--keyring", keys.directory,
@@ -244,10 +246,7 @@ final class FaultProxy {
     }
 
     @Test func resetsErrorsAndStallsAreRetriedAndTheCopyIsBitIdentical() async throws {
-        let store = try S3Store()
-        let scratch = try Scratch()
-        let keys = try TestKeys(in: scratch)
-        let path = try archive(scratch, keys: keys, bytes: 30_000_000)
+        let (store, scratch, keys, path) = try setUp(bytes: 30_000_000)
         let bucket = try await store.bucket(locked: false)
         let proxy = try FaultProxy(upstream: store.endpoint, faults: "reset-part=1,500-part=1,503=2,stall-get=1,reset-get=1", stall: 8)
         let client = try store.client(endpoint: proxy.endpoint)
@@ -267,10 +266,7 @@ final class FaultProxy {
     }
 
     @Test func aPushThatCannotFinishSaysSoAndLeavesNoCopy() async throws {
-        let store = try S3Store()
-        let scratch = try Scratch()
-        let keys = try TestKeys(in: scratch)
-        let path = try archive(scratch, keys: keys, bytes: 20_000_000)
+        let (store, scratch, keys, path) = try setUp(bytes: 20_000_000)
         let bucket = try await store.bucket(locked: false)
         let proxy = try FaultProxy(upstream: store.endpoint, faults: "always-503-part=1")
         let client = try store.client(endpoint: proxy.endpoint)
@@ -289,10 +285,7 @@ final class FaultProxy {
     }
 
     @Test func aStoreThatReturnsOtherBytesOrDropsTheLockGivesNoCopy() async throws {
-        let store = try S3Store()
-        let scratch = try Scratch()
-        let keys = try TestKeys(in: scratch)
-        let path = try archive(scratch, keys: keys, bytes: 3_000_000)
+        let (store, scratch, keys, path) = try setUp(bytes: 3_000_000)
         let trusted = [keys.signer.publicKey]
         // One byte different in what the store gives back: not a copy.
         var proxy = try FaultProxy(upstream: store.endpoint, faults: "flip-get=1")
@@ -334,10 +327,7 @@ final class FaultProxy {
     }
 
     @Test func anArchivedObjectIsNamedWithHowToBringItBack() async throws {
-        let store = try S3Store()
-        let scratch = try Scratch()
-        let keys = try TestKeys(in: scratch)
-        let path = try archive(scratch, keys: keys, bytes: 1_000_000)
+        let (store, scratch, keys, path) = try setUp(bytes: 1_000_000)
         let bucket = try await store.bucket(locked: false)
         _ = try await S3Push.push(path, to: S3Location(bucket: bucket, prefix: ""), client: try store.client(), options: S3Push.Options(),
                                   trusting: [keys.signer.publicKey])
