@@ -225,6 +225,7 @@ final class FaultProxy {
 
     @Test func aPushKilledHalfwayResumesWithoutSendingItsFinishedPartsAgain() async throws {
         let (store, scratch, keys, path) = try setUp(bytes: 60_000_000)
+        defer { withExtendedLifetime(scratch) {} }   // the scratch directory holds the archive
         let bucket = try await store.bucket(locked: false)
         // Two parts in flight: when the third is done, at most four were ever started.
         let killed = try CLI.run(["push", path, "--to", "s3://\(bucket)/v", "--endpoint", store.endpoint, "--keyring", keys.directory,
@@ -247,6 +248,7 @@ final class FaultProxy {
 
     @Test func resetsErrorsAndStallsAreRetriedAndTheCopyIsBitIdentical() async throws {
         let (store, scratch, keys, path) = try setUp(bytes: 30_000_000)
+        defer { withExtendedLifetime(scratch) {} }   // the scratch directory holds the archive
         let bucket = try await store.bucket(locked: false)
         let proxy = try FaultProxy(upstream: store.endpoint, faults: "reset-part=1,500-part=1,503=2,stall-get=1,reset-get=1", stall: 8)
         let client = try store.client(endpoint: proxy.endpoint)
@@ -267,6 +269,7 @@ final class FaultProxy {
 
     @Test func aPushThatCannotFinishSaysSoAndLeavesNoCopy() async throws {
         let (store, scratch, keys, path) = try setUp(bytes: 20_000_000)
+        defer { withExtendedLifetime(scratch) {} }   // the scratch directory holds the archive
         let bucket = try await store.bucket(locked: false)
         let proxy = try FaultProxy(upstream: store.endpoint, faults: "always-503-part=1")
         let client = try store.client(endpoint: proxy.endpoint)
@@ -286,6 +289,7 @@ final class FaultProxy {
 
     @Test func aStoreThatReturnsOtherBytesOrDropsTheLockGivesNoCopy() async throws {
         let (store, scratch, keys, path) = try setUp(bytes: 3_000_000)
+        defer { withExtendedLifetime(scratch) {} }   // the scratch directory holds the archive
         let trusted = [keys.signer.publicKey]
         // One byte different in what the store gives back: not a copy.
         var proxy = try FaultProxy(upstream: store.endpoint, faults: "flip-get=1")
