@@ -332,6 +332,7 @@ final class FaultProxy {
 
     @Test func anArchivedObjectIsNamedWithHowToBringItBack() async throws {
         let (store, scratch, keys, path) = try setUp(bytes: 1_000_000)
+        defer { withExtendedLifetime(scratch) {} }   // the scratch directory holds the archive
         let bucket = try await store.bucket(locked: false)
         _ = try await S3Push.push(path, to: S3Location(bucket: bucket, prefix: ""), client: try store.client(), options: S3Push.Options(),
                                   trusting: [keys.signer.publicKey])
