@@ -85,7 +85,7 @@ public enum Parity {
                        verifyFirst: Bool, workers: Int, maxColumnLength: UInt64) throws -> Report {
         let archive = try ArchiveFile(path: path)
         _ = try archive.checkSignature(trusting: trusted)
-        if verifyFirst { _ = try Verifier.verify(path: path, trusting: trusted, workers: workers) }
+        if verifyFirst { _ = try archive.checkChunkHashes(workers: workers) }
         var largest: UInt64 = 0
         let table = archive.chunkTable()
         while let (_, _, record) = try table.next() { largest = max(largest, UInt64(record.sealedLength)) }

@@ -34,6 +34,7 @@ extension Parity {
     /// left as it was and nothing else remains.
     public static func repair(_ path: String, sidecar: String? = nil, trusting trusted: [SigningPublicKey],
                               workers: Int = Verifier.defaultWorkers) throws -> RepairReport {
+        PartialFiles.removeStale(for: path)
         let found = try analyze(path, sidecar: sidecar, trusting: trusted, workers: workers)
         let index = found.index
         var report = RepairReport(archive: path, sidecar: found.sidecar, archiveDigest: index.archiveDigest.hex, damagedSlices: found.damaged.count,
@@ -123,7 +124,6 @@ extension Parity {
         let sidecar = sidecar ?? sidecarPath(for: path)
         let parityFile = try OpenFile.forReading(sidecar)
         let index = try ParityIndex.read(from: parityFile, trusting: trusted)
-        PartialFiles.removeStale(for: path)
 
         // The archive's own structure, when it still opens: it must be the archive the parity was made for.
         let file = FileSystem.exists(path) ? try OpenFile.forReading(path) : nil

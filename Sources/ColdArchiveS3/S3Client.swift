@@ -72,7 +72,7 @@ public enum S3Error: ColdArchiveError, Equatable {
 /// A minimal S3 client over async-http-client: the operations coldarchive needs (AWS S3 API Reference:
 /// PutObject, CreateMultipartUpload, UploadPart, CompleteMultipartUpload, ListParts,
 /// ListMultipartUploads, AbortMultipartUpload, HeadObject, GetObject, GetObjectRetention,
-/// PutObjectLegalHold, GetObjectLegalHold, DeleteObject, GetObjectLockConfiguration, CreateBucket),
+/// GetObjectLegalHold, PutObjectRetention, DeleteObject, GetObjectLockConfiguration, CreateBucket),
 /// path-style addressing, Signature V4 with signed payloads, and retries with exponential backoff and
 /// jitter on connection failures, timeouts, HTTP 500, 502, 503 (SlowDown) and 504.
 public final class S3Client: @unchecked Sendable {
@@ -347,13 +347,6 @@ public final class S3Client: @unchecked Sendable {
         let response = try await send("GetObjectLegalHold", method: .GET, bucket: bucket, key: key,
                                       query: [("legal-hold", "")] + (versionID.map { [("versionId", $0)] } ?? []), accept: [200, 400, 404])
         return response.status == 200 && XMLFields(response.body).first("Status") == "ON"
-    }
-
-    public func putObjectLegalHold(bucket: String, key: String, versionID: String?, on: Bool) async throws {
-        let xml = "<LegalHold xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Status>\(on ? "ON" : "OFF")</Status></LegalHold>"
-        _ = try await send("PutObjectLegalHold", method: .PUT, bucket: bucket, key: key,
-                           query: [("legal-hold", "")] + (versionID.map { [("versionId", $0)] } ?? []),
-                           headers: [("x-amz-checksum-sha256", Self.base64(Sodium.sha256(Array(xml.utf8))))], body: Array(xml.utf8))
     }
 
     /// DeleteObject of one version: the HTTP status (204 deleted; 403 refused by a lock), and the code.

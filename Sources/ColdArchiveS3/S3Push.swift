@@ -72,7 +72,7 @@ public enum S3Push {
         let archive = try ArchiveFile(path: path)
         _ = try archive.checkSignature(trusting: trusted)
         do {
-            _ = try Verifier.verify(path: path, trusting: trusted)
+            _ = try archive.checkChunkHashes(workers: Verifier.defaultWorkers)
         } catch let error as IntegrityError {
             throw IntegrityError.inconsistent(what: "'\(path)' is damaged (\(error)); it was not copied. Repair it first ('coldarchive repair')")
         }

@@ -191,8 +191,9 @@ struct CreateCommand: ParsableCommand {
             for destination in copies {
                 do {
                     if let location = S3Location(url: destination) {
-                        let (pushed, _) = try s3.push(path, to: location, vault: opened, keyring: ring, trusting: try ring.trustedSigningKeys())
-                        _ = try S3Push.copyMetadata(of: opened, to: location, client: try s3.client())
+                        let client = try s3.client()
+                        let (pushed, _) = try s3.push(path, to: location, client: client, vault: opened, keyring: ring, trusting: try ring.trustedSigningKeys())
+                        _ = try S3Push.copyMetadata(of: opened, to: location, client: client)
                         if !json { print("copied to \(pushed.url) (version \(pushed.versionID ?? "-")), read back and compared\(S3Options.describeLock(pushed))") }
                         continue
                     }

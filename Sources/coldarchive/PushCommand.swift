@@ -61,6 +61,14 @@ struct PushCommand: ParsableCommand {
         if FileManager.default.fileExists(atPath: "\(keyring.directory)/keyring.json") {
             do { ring = try keyring.open() } catch { noRing = "the keyring could not be opened (\(error))" }
         }
+        // One S3 client (one connection pool) for every S3 destination, made when the first is reached.
+        var s3Client: S3Client?
+        func client() throws -> S3Client {
+            if let s3Client { return s3Client }
+            let made = try s3.client()
+            s3Client = made
+            return made
+        }
         // The vaults whose archives reached each destination: their metadata goes along.
         var reached: [String: (vault: Vault, destinations: Set<String>)] = [:]
         // The exit status: 1 when any archive or copy failed a check, else the highest other failure's.
@@ -76,7 +84,7 @@ struct PushCommand: ParsableCommand {
                 let report: PushReport
                 do {
                     if let location = S3Location(url: destination) {
-                        let (pushed, extended) = try s3.push(archive, to: location, vault: vault, keyring: ring, trusting: trusted)
+                        let (pushed, extended) = try s3.push(archive, to: location, client: try client(), vault: vault, keyring: ring, trusting: trusted)
                         if json {
                             try Output.jsonLine(pushed)
                         } else if pushed.alreadyThere {
@@ -114,7 +122,7 @@ struct PushCommand: ParsableCommand {
             for destination in to where destinations.contains(destination) {
                 do {
                     if let location = S3Location(url: destination) {
-                        _ = try S3Push.copyMetadata(of: vault, to: location, client: try s3.client())
+                        _ = try S3Push.copyMetadata(of: vault, to: location, client: try client())
                         if !json { print("vault metadata of \(vault.root) (settings, journal, series, revocations) -> \(destination)") }
                         continue
                     }
@@ -213,9 +221,9 @@ struct S3Options: ParsableArguments {
     /// Pushes to S3 as `push` does: the copy, its journal record (by URL and version id, when `keyring`
     /// is given and the archive is a vault's), and for a locked incremental its bases' locks extended.
     /// Returns the report and the base copies whose lock was extended.
-    func push(_ archive: String, to location: S3Location, vault: Vault?, keyring: Keyring?,
+    func push(_ archive: String, to location: S3Location, client: S3Client, vault: Vault?, keyring: Keyring?,
               trusting trusted: [SigningPublicKey]) throws -> (S3Push.Report, [String]) {
-        let pushed = try S3Push.push(archive, to: location, client: try client(), options: try pushOptions(for: archive), trusting: trusted)
+        let pushed = try S3Push.push(archive, to: location, client: client, options: try pushOptions(for: archive), trusting: trusted)
         if let keyring {
             VaultRecords.copied(PushReport(archive: archive, archiveDigest: pushed.archiveDigest, destination: location.description,
                                            copy: pushed.url + (pushed.versionID.map { "?versionId=\($0)" } ?? ""), bytes: pushed.bytes,
@@ -224,7 +232,7 @@ struct S3Options: ParsableArguments {
         var extended: [String] = []
         if let vault, let until = pushed.retainUntil, pushed.lockMode != nil {
             let bases = try Self.bases(of: archive, in: vault, trusting: trusted).map { location.key($0) }
-            extended = try S3Push.extendBaseLocks(keys: bases, in: location.bucket, until: until, client: try client())
+            extended = try S3Push.extendBaseLocks(keys: bases, in: location.bucket, until: until, client: client)
         }
         return (pushed, extended)
     }

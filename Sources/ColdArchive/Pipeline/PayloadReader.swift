@@ -33,7 +33,7 @@ extension ArchiveFile {
     /// signed chunk table. Returns the number of bytes hashed. Stops at the first damaged chunk, unless
     /// `damaged` is given: then every chunk is hashed, each damaged one is reported to it, and the error
     /// for the first is thrown at the end. With `selected`, only the chunks it selects are read.
-    func checkChunkHashes(workers: Int, selected: ((UInt64) -> Bool)? = nil, damaged: ((DamagedChunk) -> Void)? = nil) throws -> UInt64 {
+    package func checkChunkHashes(workers: Int, selected: ((UInt64) -> Bool)? = nil, damaged: ((DamagedChunk) -> Void)? = nil) throws -> UInt64 {
         let cursor = chunkTable()
         let maxInFlight = workers * 2 + 2
         let pool = sealedPool(keep: maxInFlight)
